@@ -1,0 +1,79 @@
+"""Settings: one typed object, from the environment (``ALSQL_*``) and ``alsql.toml``.
+
+Precedence (highest first): explicit keyword arguments (the CLI's ``--db``),
+environment variables, ``alsql.toml`` in the current folder, defaults.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "get_settings", "set_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything alsql reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ALSQL_", toml_file="alsql.toml", extra="ignore"
+    )
+
+    database_url: str = Field(
+        default="sqlite:///alsql.db",
+        description="SQLAlchemy URL: sqlite:///file.db, postgresql://..., mssql://...",
+    )
+    artifacts: str = Field(
+        default="alsql-artifacts", description="folder or az:// prefix for model artifacts"
+    )
+    azure_connection_string: str | None = Field(
+        default=None, description="Azure Blob connection string (else DefaultAzureCredential)"
+    )
+    azure_account_url: str | None = Field(
+        default=None, description="https://ACCOUNT.blob.core.windows.net when no connection string"
+    )
+    batch_size: int = Field(default=1000, gt=0, description="rows per bulk insert")
+    secret_key: str | None = Field(default=None, description="signs web sessions")
+    watch: dict = Field(default_factory=dict, description="[watch] rules for `alsql watch`")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if Path("alsql.toml").is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls))
+        return tuple(sources)
+
+
+_override: Settings | None = None
+
+
+@lru_cache(maxsize=1)
+def _load() -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    """The settings in force (an override set by the CLI wins)."""
+    return _override if _override is not None else _load()
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Install settings for this process (``None`` goes back to the environment)."""
+    global _override
+    _override = settings
+    _load.cache_clear()

@@ -1,0 +1,284 @@
+"""The tables of DESIGN.md, each with its clustered key named explicitly.
+
+SQLite: single integer keys are ``INTEGER PRIMARY KEY`` (the rowid b-tree), composite
+keys are ``WITHOUT ROWID`` tables. SQL Server: ``PRIMARY KEY CLUSTERED``.
+PostgreSQL: the same key as a btree primary key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Table,
+)
+
+from alsql.schema.base import (
+    Blob,
+    Id,
+    Json,
+    LongText,
+    Name,
+    Real,
+    SmallId,
+    Timestamp,
+    Uri,
+    metadata,
+)
+
+__all__ = [
+    "utcnow",
+    "projects",
+    "classes",
+    "items",
+    "annotations",
+    "model_versions",
+    "predictions",
+    "embeddings",
+    "rounds",
+    "round_items",
+    "runs",
+    "users",
+    "alerts",
+    "ITEM_STATUSES",
+    "ROUND_PURPOSES",
+    "ROUND_ITEM_STATUSES",
+    "ROLES",
+    "ANNOTATION_SOURCES",
+]
+
+ITEM_STATUSES = ("ok", "corrupt", "missing")
+ROUND_PURPOSES = ("train", "evaluation")
+ROUND_ITEM_STATUSES = ("pending", "labeled", "skipped")
+ROLES = ("annotator", "admin")
+ANNOTATION_SOURCES = ("ui", "import", "review", "oracle")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _clustered(*cols: str) -> PrimaryKeyConstraint:
+    return PrimaryKeyConstraint(*cols, mssql_clustered=True)
+
+
+COMPOSITE = {"sqlite_with_rowid": False}
+
+projects = Table(
+    "projects",
+    metadata,
+    Id("project_id", autoincrement=True),
+    Name("name", 200, unique=True),
+    LongText("description"),
+    Timestamp("created_at", default=utcnow, nullable=False),
+    _clustered("project_id"),
+)
+
+classes = Table(
+    "classes",
+    metadata,
+    Id("project_id", ForeignKey("projects.project_id", ondelete="CASCADE")),
+    SmallId("class_id", autoincrement=False),
+    Name("name", 200),
+    Name("key", 8, nullable=True),
+    SmallId("display_order", default=0),
+    _clustered("project_id", "class_id"),
+    Index(None, "project_id", "name", unique=True),
+    **COMPOSITE,
+)
+
+items = Table(
+    "items",
+    metadata,
+    Id("item_id", autoincrement=True),
+    Uri("uri"),
+    Name("sha256", 64, nullable=True),
+    Name("media_type", 100, nullable=True),
+    SmallId("width", nullable=True),
+    SmallId("height", nullable=True),
+    Real("duration"),
+    Name("entity", 200, nullable=True),
+    Timestamp("captured_at"),
+    Real("latitude"),
+    Real("longitude"),
+    Json("attributes"),
+    Name("status", 16, default="ok"),
+    LongText("error"),
+    Timestamp("ingested_at", default=utcnow, nullable=False),
+    _clustered("item_id"),
+    Index(None, "uri", unique=True),
+    # NULL sha256 (unreadable file) may repeat: filtered on SQL Server, where a
+    # plain unique index admits one NULL only.
+    Index(None, "sha256", unique=True, mssql_where="sha256 IS NOT NULL"),
+    Index(None, "entity"),
+    CheckConstraint(_in("status", ITEM_STATUSES), name="status"),
+)
+
+annotations = Table(
+    "annotations",
+    metadata,
+    Id("project_id"),
+    Id("item_id", ForeignKey("items.item_id")),
+    # Grows with insertion: an identity on PostgreSQL / SQL Server, assigned under
+    # the write lock on SQLite (see alsql.loaders.labels.insert_annotations).
+    Id("annotation_id", Identity(start=1)),
+    SmallId("class_id"),
+    Name("annotator", 200, nullable=True),
+    Timestamp("created_at", default=utcnow, nullable=False),
+    Real("seconds"),
+    Name("source", 16, default="ui"),
+    _clustered("project_id", "item_id", "annotation_id"),
+    ForeignKeyConstraint(
+        ["project_id", "class_id"], ["classes.project_id", "classes.class_id"]
+    ),
+    Index(None, "project_id", "created_at"),
+    Index(None, "annotation_id", unique=True),
+    CheckConstraint(_in("source", ANNOTATION_SOURCES), name="source"),
+    **COMPOSITE,
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Id("model_id", autoincrement=True),
+    Id("project_id", ForeignKey("projects.project_id")),
+    Name("name", 200, nullable=True),
+    Name("architecture", 100),
+    Json("params"),
+    Column("label_count", Integer, nullable=True),
+    # The newest annotation the model saw: "labels since training" is one range query.
+    Id("trained_on_annotation_id", nullable=True),
+    Json("metrics"),
+    Uri("artifact_uri", nullable=True),
+    Name("status", 16, default="ready"),
+    Timestamp("created_at", default=utcnow, nullable=False),
+    _clustered("model_id"),
+    Index(None, "project_id", "created_at"),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Id("model_id", ForeignKey("model_versions.model_id", ondelete="CASCADE")),
+    Id("item_id", ForeignKey("items.item_id")),
+    SmallId("class_id"),
+    Real("confidence", nullable=False),
+    Real("margin", nullable=False),
+    Real("entropy", nullable=False),
+    Real("bald"),
+    Blob("probs"),
+    _clustered("model_id", "item_id"),
+    Index(None, "model_id", "margin"),
+    Index(None, "model_id", "entropy"),
+    Index(None, "model_id", "confidence"),
+    **COMPOSITE,
+)
+
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Id("model_id", ForeignKey("model_versions.model_id", ondelete="CASCADE")),
+    Id("item_id", ForeignKey("items.item_id")),
+    Blob("vector"),
+    Real("x"),
+    Real("y"),
+    _clustered("model_id", "item_id"),
+    **COMPOSITE,
+)
+
+rounds = Table(
+    "rounds",
+    metadata,
+    Id("round_id", autoincrement=True),
+    Id("project_id", ForeignKey("projects.project_id")),
+    Id("model_id", ForeignKey("model_versions.model_id"), nullable=True),
+    Name("strategy", 50),
+    Name("purpose", 16, default="train"),
+    Column("budget", Integer, nullable=False),
+    Json("params"),
+    Name("status", 16, default="open"),
+    Timestamp("created_at", default=utcnow, nullable=False),
+    Timestamp("closed_at"),
+    _clustered("round_id"),
+    Index(None, "project_id", "purpose"),
+    CheckConstraint(_in("purpose", ROUND_PURPOSES), name="purpose"),
+)
+
+round_items = Table(
+    "round_items",
+    metadata,
+    Id("round_id", ForeignKey("rounds.round_id", ondelete="CASCADE")),
+    SmallId("rank", autoincrement=False),
+    Id("item_id", ForeignKey("items.item_id")),
+    Real("score"),
+    Name("status", 16, default="pending"),
+    Name("assigned_to", 200, nullable=True),
+    Timestamp("lease_expires_at"),
+    Timestamp("labeled_at"),
+    _clustered("round_id", "rank"),
+    Index(None, "item_id"),
+    CheckConstraint(_in("status", ROUND_ITEM_STATUSES), name="status"),
+    **COMPOSITE,
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Id("run_id", autoincrement=True),
+    Id("project_id", ForeignKey("projects.project_id"), nullable=True),
+    Name("step", 50),
+    Name("trigger", 200, default="manual"),
+    Name("status", 16, default="running"),
+    Json("params"),
+    Json("metrics"),
+    LongText("error"),
+    Name("worker", 200, nullable=True),
+    Id("retry_of", nullable=True),
+    Timestamp("started_at", default=utcnow),
+    Timestamp("finished_at"),
+    Timestamp("heartbeat_at", default=utcnow),
+    _clustered("run_id"),
+    Index(None, "step", "status"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Id("user_id", autoincrement=True),
+    Name("name", 200, unique=True),
+    Name("role", 16, default="annotator"),
+    LongText("password_hash"),
+    Name("token_hash", 128, nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Timestamp("created_at", default=utcnow, nullable=False),
+    _clustered("user_id"),
+    CheckConstraint(_in("role", ROLES), name="role"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Id("alert_id", autoincrement=True),
+    Id("project_id", ForeignKey("projects.project_id"), nullable=True),
+    Id("model_id", ForeignKey("model_versions.model_id"), nullable=True),
+    Id("run_id", nullable=True),
+    Name("kind", 50),
+    LongText("message", nullable=False),
+    Real("value"),
+    Timestamp("created_at", default=utcnow, nullable=False),
+    _clustered("alert_id"),
+    Index(None, "project_id", "created_at"),
+)
