@@ -1,0 +1,54 @@
+"""Appending human labels: the one way rows enter ``annotations``.
+
+Annotations are append-only; a correction is a new row. ``annotation_id`` grows
+with insertion: PostgreSQL and SQL Server assign it from an identity; on SQLite it
+is assigned here under the write lock (``BEGIN IMMEDIATE``, see
+``alsql.db.write_transaction``), so call this inside such a transaction there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from alsql.schema import annotations
+from alsql.schema.tables import utcnow
+
+__all__ = ["insert_annotations"]
+
+
+def insert_annotations(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert label rows; return their annotation ids in the order given.
+
+    Each row: project_id, item_id, class_id, and optionally annotator, created_at,
+    seconds, source. Validation (class and item exist) is the caller's: the
+    foreign keys refuse what slips through.
+    """
+    if not rows:
+        return []
+    now = utcnow()
+    clean = [
+        {
+            "project_id": r["project_id"],
+            "item_id": r["item_id"],
+            "class_id": r["class_id"],
+            "annotator": r.get("annotator"),
+            "created_at": r.get("created_at") or now,
+            "seconds": r.get("seconds"),
+            "source": r.get("source") or "ui",
+        }
+        for r in rows
+    ]
+    if conn.dialect.name == "sqlite":
+        start = conn.execute(select(func.coalesce(func.max(annotations.c.annotation_id), 0))).scalar_one()
+        for i, r in enumerate(clean, start=1):
+            r["annotation_id"] = start + i
+        conn.execute(insert(annotations), clean)
+        return [r["annotation_id"] for r in clean]
+    result = conn.execute(
+        insert(annotations).returning(annotations.c.annotation_id, sort_by_parameter_order=True),
+        clean,
+    )
+    return list(result.scalars())
