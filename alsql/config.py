@@ -7,8 +7,6 @@ environment variables, ``alsql.toml`` in the current folder, defaults.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
@@ -53,10 +51,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if Path("alsql.toml").is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls))
-        return tuple(sources)
+        # A missing alsql.toml reads as empty.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
 
 
 _override: Settings | None = None

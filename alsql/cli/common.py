@@ -26,7 +26,21 @@ def set_database(url: str) -> None:
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    return make_engine(get_settings().database_url)
+    """The configured database, initialised on first use when it is an embedded SQLite file.
+
+    A server database that was never initialised is refused with the command to run.
+    """
+    from alsql import migrations
+    from alsql.db import redact
+    from alsql.errors import AlsqlError
+
+    url = get_settings().database_url
+    engine = make_engine(url)
+    if migrations.current(url) is None:
+        if engine.dialect.name != "sqlite":
+            raise AlsqlError(f"database {redact(url)} is not initialised: run `alsql init` first")
+        migrations.upgrade(url)
+    return engine
 
 
 def show_progress() -> bool:

@@ -1,0 +1,50 @@
+"""``alsql ingest FOLDER|az://container/prefix``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from alsql.cli.common import console, get_engine, show_progress
+from alsql.loaders.ingest import ingest as run_ingest
+
+__all__ = ["register"]
+
+
+def ingest(
+    source: Annotated[str, typer.Argument(help="Folder (searched recursively) or az://container/prefix")],
+    entity_regex: Annotated[
+        Optional[str],
+        typer.Option(help="Regex on the relative path; group 'entity' (or the first group) is the entity"),
+    ] = None,
+    attributes: Annotated[
+        Optional[Path],
+        typer.Option(help="CSV with a 'path' column: entity, captured_at, latitude, longitude, more"),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per bulk insert")] = 1000,
+    workers: Annotated[int, typer.Option(min=1, help="Concurrent reads")] = 4,
+) -> None:
+    """Index every image (png, jpg, jpeg, bmp, gif, webp, tif) under SOURCE."""
+    engine = get_engine()
+    if show_progress():
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+        ) as progress:
+            task = progress.add_task("ingesting", total=None)
+            report = run_ingest(
+                engine, source, entity_regex=entity_regex, attributes_csv=attributes, batch_size=batch_size,
+                workers=workers, on_progress=lambda r: progress.update(task, description=f"ingesting: {r}"),
+            )
+    else:
+        report = run_ingest(
+            engine, source, entity_regex=entity_regex, attributes_csv=attributes, batch_size=batch_size,
+            workers=workers,
+        )
+    console.print(str(report))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)

@@ -1,0 +1,58 @@
+"""``alsql project create|list|show``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from alsql.catalog import create_project, get_project, list_projects, parse_classes
+from alsql.cli.common import console, get_engine
+from alsql.db import write_transaction
+from alsql.report import status_summary
+
+__all__ = ["register"]
+
+project_app = typer.Typer(help="Labeling projects and their classes.", no_args_is_help=True)
+
+
+@project_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Project name")],
+    classes: Annotated[str, typer.Option("--classes", help="Comma-separated class names, e.g. cat,dog")],
+    description: Annotated[Optional[str], typer.Option(help="What the project labels")] = None,
+) -> None:
+    """Create a project with its classes (keys 1..9, 0, then letters)."""
+    names = parse_classes(classes)
+    with write_transaction(get_engine()) as conn:
+        proj = create_project(conn, name, names, description)
+    console.print(f"project [bold]{proj.name}[/bold] (id {proj.project_id}): {len(proj.classes)} classes")
+
+
+@project_app.command("list")
+def list_() -> None:
+    """List projects with their class and label counts."""
+    with get_engine().connect() as conn:
+        rows = list_projects(conn)
+    table = Table("id", "name", "classes", "labels")
+    for proj, labels in rows:
+        table.add_row(str(proj.project_id), proj.name, str(len(proj.classes)), str(labels))
+    console.print(table)
+
+
+@project_app.command("show")
+def show(name: Annotated[str, typer.Argument(help="Project name or id")]) -> None:
+    """Show a project's classes with their keys and label counts."""
+    with get_engine().connect() as conn:
+        proj = get_project(conn, name)
+    summary = status_summary(get_engine(), proj.project_id)["projects"][0]
+    console.print(f"[bold]{proj.name}[/bold] (id {proj.project_id}) {proj.description or ''}")
+    table = Table("class_id", "class", "key", "labels")
+    for i, (cls, key) in enumerate(zip(proj.classes, proj.keys)):
+        table.add_row(str(i), cls, key or "", str(summary["labels_per_class"].get(cls, 0)))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(project_app, name="project")

@@ -1,0 +1,55 @@
+"""``alsql status [--project NAME]``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from alsql.cli.common import console, get_engine
+from alsql.report import status_summary
+
+__all__ = ["register", "print_status"]
+
+
+def print_status(summary: dict) -> None:
+    items = summary["items"]
+    console.print(
+        f"items: {sum(items.values())} ({items['ok']} ok, {items['corrupt']} corrupt, {items['missing']} missing)"
+    )
+    for p in summary["projects"]:
+        table = Table(title=f"{p['project']}: {p['labels']} labels", title_justify="left")
+        table.add_column("class")
+        table.add_column("labels", justify="right")
+        for cls, n in p["labels_per_class"].items():
+            table.add_row(cls, str(n))
+        console.print(table)
+        if p["models"]:
+            m = Table("model", "architecture", "labels", "accuracy", title="models", title_justify="left")
+            for r in p["models"]:
+                acc = "" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+                m.add_row(str(r["model_id"]), r["architecture"], str(r["label_count"] or ""), acc)
+            console.print(m)
+        if p["rounds"]:
+            t = Table("round", "strategy", "purpose", "budget", "pending", title="rounds", title_justify="left")
+            for r in p["rounds"]:
+                t.add_row(str(r["round_id"]), r["strategy"], r["purpose"], str(r["budget"]), str(r["pending"]))
+            console.print(t)
+
+
+def status(
+    project: Annotated[Optional[str], typer.Option(help="Project name or id (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Items by status, labels per class, models and rounds."""
+    summary = status_summary(get_engine(), project)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        print_status(summary)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)

@@ -1,0 +1,1 @@
+"""The steps (ingest, train, infer, select, marts, drift) as recorded runs, and event triggers."""
