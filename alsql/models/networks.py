@@ -1,0 +1,133 @@
+"""Networks: a small CNN (default, fast on CPU) and a ResNet-18-style net.
+
+Both take ``(B, C_in, H, W)`` float32 images in [0, 1] of any size (global average
+pooling before the head) and return ``(B, num_classes)`` logits. ``embed(x)`` returns
+the penultimate layer ``(B, embedding_dim)``; ``head(embedding)`` the logits. A dropout
+layer sits between them, so MC-dropout (``mc_dropout(True)``) samples the head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from alsql.errors import AlsqlError
+
+__all__ = ["SmallCNN", "ResNet18", "ARCHITECTURES", "build_network", "load_weights"]
+
+
+class _Net(nn.Module):
+    embedding_dim: int
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+    def mc_dropout(self, on: bool) -> None:
+        """Dropout active (MC sampling) or not, leaving batch norm in eval mode."""
+        self.dropout.train(on)
+
+
+class SmallCNN(_Net):
+    """Three conv blocks, global pooling, a 128-d embedding: ~0.1 M parameters."""
+
+    def __init__(self, num_classes: int, in_channels: int = 1, embedding_dim: int = 128,
+                 dropout: float = 0.3, width: int = 32):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(2),
+        )
+        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(8 * w, embedding_dim), nn.ReLU(inplace=True))
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(embedding_dim, num_classes)
+        self.embedding_dim = embedding_dim
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.features(x))
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.short(x))
+
+
+class ResNet18(_Net):
+    """ResNet-18 layout (2-2-2-2 basic blocks, 64..512 channels), 3x3 stem for small images."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.3):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
+        layers, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            layers += [_Block(cin, cout, stride), _Block(cout, cout, 1)]
+            cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(512, num_classes)
+        self.embedding_dim = 512
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.layers(self.stem(x)))
+
+
+ARCHITECTURES = {"cnn": SmallCNN, "resnet18": ResNet18}
+
+
+def build_network(arch: str, num_classes: int, in_channels: int) -> _Net:
+    """A fresh network of ``arch`` (``cnn`` or ``resnet18``)."""
+    if arch not in ARCHITECTURES:
+        raise AlsqlError(f"--arch {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
+    if num_classes < 1:
+        raise AlsqlError(f"num_classes {num_classes}: expected at least 1")
+    return ARCHITECTURES[arch](num_classes=num_classes, in_channels=in_channels)
+
+
+def load_weights(net: nn.Module, path: str | Path) -> list[str]:
+    """Load a state dict from a local file into ``net``, skipping shape mismatches.
+
+    The file may hold a bare state dict or ``{"state_dict": ...}`` (an alsql artifact).
+    Tensors whose name or shape do not fit (e.g. a head for another class count) are
+    left as initialised; their names are returned.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise AlsqlError(f"--weights {str(path)!r}: expected an existing weights file")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file
+        raise AlsqlError(f"--weights {str(path)!r}: not a PyTorch state dict ({exc})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = net.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fit:
+        raise AlsqlError(f"--weights {str(path)!r}: no tensor matches the network's layers")
+    net.load_state_dict(fit, strict=False)
+    return sorted(set(own) - set(fit))
