@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from alsql.cli.common import console, set_database
+from alsql.cli.common import err_console, set_database
 
 __all__ = ["app", "main"]
 
@@ -55,10 +55,12 @@ _register_all()
 
 
 def main() -> None:
+    from rich.markup import escape
+
     from alsql.errors import AlsqlError
 
     try:
         app()
     except AlsqlError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
