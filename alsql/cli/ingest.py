@@ -25,7 +25,9 @@ def ingest(
         typer.Option(help="CSV with a 'path' column: entity, captured_at, latitude, longitude, more"),
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Rows per bulk insert")] = 1000,
-    workers: Annotated[int, typer.Option(min=1, help="Concurrent reads")] = 4,
+    workers: Annotated[
+        Optional[int], typer.Option(min=1, help="Concurrent reads (default: 1 local, 16 remote)")
+    ] = None,
 ) -> None:
     """Index every image (png, jpg, jpeg, bmp, gif, webp, tif) under SOURCE."""
     engine = get_engine()

@@ -122,7 +122,7 @@ def ingest(
     entity_regex: str | None = None,
     attributes_csv: str | Path | None = None,
     batch_size: int = 1000,
-    workers: int = 4,
+    workers: int | None = None,
     on_progress: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
     """Index every image under ``source`` (a folder or ``az://container/prefix``).
@@ -131,6 +131,7 @@ def ingest(
     ``entity`` (or first group, or whole match) becomes the entity.
     ``attributes_csv`` has a ``path`` column (relative to ``source``) and optional
     entity, captured_at, latitude, longitude; other columns go to ``attributes``.
+    ``workers`` reads run at once (default: 1 for a local folder, 16 for a remote store).
     """
     prefix = source_uri(source)
     store = store_for(prefix)
@@ -161,6 +162,8 @@ def ingest(
             return {"uri": uri, "sha256": None, "status": "corrupt", "error": f"unreadable: {exc}"[:500]}
         return {"uri": uri, **probe_image(data)}
 
+    if workers is None:  # local disks answer in microseconds; remote stores need reads in flight
+        workers = 1 if prefix.startswith("file:") else 16
     listing = (u for u in store.list(prefix) if Path(u.rsplit("?", 1)[0]).suffix.lower() in IMAGE_EXTENSIONS)
     report = IngestReport()
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None

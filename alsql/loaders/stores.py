@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 from alsql.errors import AlsqlError
 
@@ -48,6 +48,8 @@ def path_to_uri(path: str | os.PathLike) -> str:
 
 
 def uri_to_path(uri: str) -> Path:
+    if uri.startswith("file:///"):
+        return Path(unquote(uri[7:]))
     parsed = urlparse(uri)
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
@@ -61,7 +63,8 @@ class LocalStore:
 
     def open(self, uri: str) -> bytes:
         try:
-            return uri_to_path(uri).read_bytes()
+            with open(uri_to_path(uri), "rb") as fh:
+                return fh.read()
         except FileNotFoundError as exc:
             raise BlobMissing(uri) from exc
 
@@ -73,16 +76,20 @@ class LocalStore:
         os.replace(tmp, path)
 
     def list(self, prefix: str) -> Iterator[str]:
-        root = uri_to_path(prefix)
+        root = uri_to_path(prefix).resolve()
         if root.is_file():
-            yield root.resolve().as_uri()
+            yield root.as_uri()
             return
         if not root.is_dir():
             raise AlsqlError(f"{prefix!r} is not a folder")
-        for dirpath, dirnames, filenames in os.walk(root):
+        base = root.as_uri().rstrip("/") + "/"
+        top = str(root)
+        for dirpath, dirnames, filenames in os.walk(top):
             dirnames.sort()
+            rel = os.path.relpath(dirpath, top)
+            head = base if rel == "." else base + quote(rel.replace(os.sep, "/")) + "/"
             for name in sorted(filenames):
-                yield Path(dirpath, name).resolve().as_uri()
+                yield head + quote(name)
 
 
 _FACTORIES: dict[str, Callable[[], BlobStore]] = {"file": LocalStore, "": LocalStore}
