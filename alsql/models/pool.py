@@ -1,0 +1,176 @@
+"""Reading the selectable pool from SQL in bounded memory.
+
+An item is selectable for a project when it is ``ok``, has no annotation in the
+project, and is not pending in an open round of the project. Everything here
+streams: a seeded random sample is a reservoir over the streamed ids (``O(k)``
+memory), and embeddings are read in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from sqlalchemy import Connection, and_, exists, func, literal, select
+
+from alsql.errors import AlsqlError
+from alsql.schema import annotations, embeddings, items, model_versions, predictions, round_items, rounds
+from alsql.schema.views import training_set
+
+__all__ = [
+    "selectable",
+    "latest_model_id",
+    "random_sample",
+    "read_candidates",
+    "labeled_embedding_chunks",
+    "unpack_vectors",
+    "require_model",
+]
+
+_STREAM = 10_000
+_IN_CHUNK = 500
+
+
+def selectable(project_id: int, item_col):
+    """SQL condition: ``item_col`` may be selected for ``project_id``."""
+    labeled = exists(
+        select(literal(1)).where(annotations.c.project_id == project_id, annotations.c.item_id == item_col)
+    )
+    pending = exists(
+        select(literal(1))
+        .select_from(round_items.join(rounds, rounds.c.round_id == round_items.c.round_id))
+        .where(
+            round_items.c.item_id == item_col,
+            round_items.c.status == literal("pending"),
+            rounds.c.status == literal("open"),
+            rounds.c.project_id == project_id,
+        )
+    )
+    ok = exists(select(literal(1)).where(items.c.item_id == item_col, items.c.status == literal("ok")))
+    return and_(ok, ~labeled, ~pending)
+
+
+def latest_model_id(conn: Connection, project_id: int) -> int | None:
+    """The newest ready model of the project, or None."""
+    return conn.execute(
+        select(func.max(model_versions.c.model_id)).where(
+            model_versions.c.project_id == project_id, model_versions.c.status == literal("ready")
+        )
+    ).scalar()
+
+
+def random_sample(conn: Connection, query, k: int, seed: int) -> np.ndarray:
+    """A seeded uniform sample of ``k`` ids from ``query`` (one integer column), streamed.
+
+    Each id gets a random key from ``seed``; the ``k`` smallest keys win (a reservoir).
+    Memory is ``O(k + stream chunk)``. Returned in key order (the rank order).
+    """
+    rng = np.random.default_rng(seed)
+    best_ids = np.zeros(0, dtype=np.int64)
+    best_keys = np.zeros(0)
+    result = conn.execution_options(yield_per=_STREAM).execute(query)
+    for part in result.partitions():
+        ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
+        keys = rng.random(len(ids))
+        best_ids = np.concatenate([best_ids, ids])
+        best_keys = np.concatenate([best_keys, keys])
+        if len(best_ids) > k:
+            keep = np.argpartition(best_keys, k)[:k]
+            best_ids, best_keys = best_ids[keep], best_keys[keep]
+    order = np.argsort(best_keys, kind="stable")
+    return best_ids[order]
+
+
+def unpack_vectors(blobs: list[bytes], width: int | None = None) -> np.ndarray:
+    """Packed float16 blobs -> ``(N, D)`` float32."""
+    from alsql.loaders.datasets import unpack_f16
+
+    rows = [np.asarray(unpack_f16(b), dtype=np.float32).reshape(-1) for b in blobs]
+    if not rows:
+        return np.zeros((0, width or 0), dtype=np.float32)
+    return np.stack(rows)
+
+
+def read_candidates(conn: Connection, model_id: int, item_ids: np.ndarray, need_probs: bool,
+                    need_embeddings: bool) -> dict[str, np.ndarray]:
+    """Stored scores (and probs / embeddings when asked) of ``item_ids``, sorted by item id.
+
+    Items lacking a prediction (or an embedding, when needed) are dropped. Returns
+    ``item_ids (M,)``, ``confidence``, ``margin``, ``entropy``, ``bald`` ``(M,)``
+    (bald NaN when absent), ``probs (M, C)``, ``embeddings (M, D)``.
+    """
+    ids = np.sort(np.asarray(item_ids, dtype=np.int64))
+    cols = [predictions.c.item_id, predictions.c.confidence, predictions.c.margin,
+            predictions.c.entropy, predictions.c.bald]
+    if need_probs:
+        cols.append(predictions.c.probs)
+    if need_embeddings:
+        cols.append(embeddings.c.vector)
+    src = predictions
+    if need_embeddings:
+        src = predictions.join(
+            embeddings,
+            and_(embeddings.c.model_id == predictions.c.model_id, embeddings.c.item_id == predictions.c.item_id),
+        )
+    rows = []
+    for s in range(0, len(ids), _IN_CHUNK):
+        part = [int(i) for i in ids[s : s + _IN_CHUNK]]
+        rows += conn.execute(
+            select(*cols).select_from(src).where(
+                predictions.c.model_id == model_id, predictions.c.item_id.in_(part)
+            ).order_by(predictions.c.item_id)
+        ).all()
+    out = {
+        "item_ids": np.array([r.item_id for r in rows], dtype=np.int64),
+        "confidence": np.array([r.confidence for r in rows], dtype=np.float64),
+        "margin": np.array([r.margin for r in rows], dtype=np.float64),
+        "entropy": np.array([r.entropy for r in rows], dtype=np.float64),
+        "bald": np.array([np.nan if r.bald is None else r.bald for r in rows], dtype=np.float64),
+    }
+    if need_probs:
+        out["probs"] = unpack_vectors([r.probs for r in rows])
+    if need_embeddings:
+        out["embeddings"] = unpack_vectors([r.vector for r in rows])
+    return out
+
+
+def labeled_embedding_chunks(conn: Connection, project_id: int, model_id: int,
+                             chunk: int = 4096) -> Iterator[np.ndarray]:
+    """Embeddings ``(L_i, D)`` of the project's training items, keyset-paged by item id."""
+    last = 0
+    while True:
+        rows = conn.execute(
+            select(embeddings.c.item_id, embeddings.c.vector)
+            .select_from(
+                embeddings.join(training_set, training_set.c.item_id == embeddings.c.item_id)
+            )
+            .where(
+                embeddings.c.model_id == model_id,
+                training_set.c.project_id == project_id,
+                embeddings.c.item_id > last,
+            )
+            .order_by(embeddings.c.item_id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            return
+        last = rows[-1].item_id
+        yield unpack_vectors([r.vector for r in rows])
+
+
+def require_model(conn: Connection, project_id: int, model_id: int | None) -> int:
+    """``model_id`` checked to belong to the project, or the latest model."""
+    if model_id is None:
+        model_id = latest_model_id(conn, project_id)
+        if model_id is None:
+            raise AlsqlError(
+                f"project {project_id} has no trained model; run `alsql train` and `alsql infer` "
+                f"first, or use --strategy random"
+            )
+        return model_id
+    owner = conn.execute(
+        select(model_versions.c.project_id).where(model_versions.c.model_id == model_id)
+    ).scalar()
+    if owner != project_id:
+        raise AlsqlError(f"--model {model_id}: expected a model of project {project_id}")
+    return model_id

@@ -1,0 +1,171 @@
+"""``create_round``: a strategy picks ``budget`` items; they become a round to label.
+
+What is written: one ``rounds`` row (project, model, strategy, purpose, budget,
+params with the seed and candidate count) and one ``round_items`` row per pick
+(``rank`` 0.., ``item_id``, ``score``: higher = more worth labeling, status pending).
+
+Never selected: labeled items, items pending in an open round of the project, items
+whose status is not ok. Evaluation rounds are always random, so the accuracy measured
+on their labels is unbiased, and the ``training_set`` view keeps those labels out of
+training.
+
+Memory: scalar strategies are one ``ORDER BY <score> LIMIT k`` query on the
+``predictions (model_id, <score>)`` index; random is a streamed reservoir (``O(k)``);
+batch strategies read at most ``candidates`` rows (pre-filtered by SQL score, or a
+seeded random sample) and the labeled embeddings in chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import Engine, func, insert, select
+
+from alsql.db import write_transaction
+from alsql.errors import AlsqlError
+from alsql.models.pool import (
+    labeled_embedding_chunks,
+    random_sample,
+    read_candidates,
+    require_model,
+    selectable,
+)
+from alsql.models.strategies import Candidates, Strategy, get_strategy
+from alsql.schema import items, predictions, projects, round_items, rounds
+from alsql.schema.tables import ROUND_PURPOSES
+from alsql.schema.views import training_set
+
+__all__ = ["create_round", "select_items", "DEFAULT_CANDIDATES"]
+
+DEFAULT_CANDIDATES = 20_000
+MAX_BUDGET = 1_000_000
+
+
+def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int):
+    col = predictions.c[s.column]
+    order = col.desc() if s.descending else col.asc()
+    q = (
+        select(predictions.c.item_id, col)
+        .where(predictions.c.model_id == model_id, col.is_not(None), selectable(project_id, predictions.c.item_id))
+        .order_by(order, predictions.c.item_id)
+        .limit(k)
+    )
+    rows = conn.execute(q).all()
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    vals = np.array([r[1] for r in rows], dtype=np.float64)
+    if not len(ids):
+        has_any = conn.execute(
+            select(func.count()).select_from(
+                select(predictions.c.item_id).where(predictions.c.model_id == model_id, col.is_not(None)).limit(1).subquery()
+            )
+        ).scalar()
+        if not has_any:
+            hint = "`alsql infer --bald 10`" if s.column == "bald" else "`alsql infer`"
+            raise AlsqlError(f"strategy {s.name!r}: model {model_id} has no stored {s.column} scores; run {hint}")
+    return ids, (vals if s.descending else 1.0 - vals)
+
+
+def _pool_query(project_id: int, model_id: int | None):
+    if model_id is None:
+        return select(items.c.item_id).where(selectable(project_id, items.c.item_id)).order_by(items.c.item_id)
+    return (
+        select(predictions.c.item_id)
+        .where(predictions.c.model_id == model_id, selectable(project_id, predictions.c.item_id))
+        .order_by(predictions.c.item_id)
+    )
+
+
+def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int, candidates: int):
+    m = max(k, candidates)
+    if s.prefilter:
+        pre = get_strategy(s.prefilter)
+        ids, _ = _scalar(conn, project_id, model_id, pre, m)
+    else:
+        ids = random_sample(conn, _pool_query(project_id, model_id), m, seed)
+    data = read_candidates(conn, model_id, ids, "probs" in s.needs, "embeddings" in s.needs)
+    labeled, count = None, 0
+    if "labeled" in s.needs:
+        count = conn.execute(
+            select(func.count()).select_from(training_set).where(training_set.c.project_id == project_id)
+        ).scalar_one()
+        if count:
+            def labeled():
+                with conn.engine.connect() as c2:
+                    yield from labeled_embedding_chunks(c2, project_id, model_id)
+    cands = Candidates(
+        data["item_ids"], data.get("probs"), data.get("embeddings"),
+        {c: data[c] for c in ("confidence", "margin", "entropy", "bald")}, labeled, count,
+    )
+    if len(cands) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    idx, score = s.select(cands, k, np.random.default_rng(seed))
+    return cands.item_ids[idx], score
+
+
+def select_items(engine: Engine, project_id: int, strategy: str, budget: int,
+                 model_id: int | None = None, seed: int = 0,
+                 candidates: int = DEFAULT_CANDIDATES) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """Rank ``budget`` selectable items by ``strategy``: ``(item_ids, scores, model_id)``."""
+    s = get_strategy(strategy)
+    with engine.connect() as conn:
+        if s.kind == "random":
+            ids = random_sample(conn, _pool_query(project_id, None), budget, seed)
+            return ids, np.zeros(len(ids)), model_id
+        model_id = require_model(conn, project_id, model_id)
+        if s.kind == "scalar":
+            ids, score = _scalar(conn, project_id, model_id, s, budget)
+        else:
+            ids, score = _batch(conn, project_id, model_id, s, budget, seed, candidates)
+    return ids, score, model_id
+
+
+def create_round(engine: Engine, project_id: int, strategy: str, budget: int,
+                 purpose: str = "train", model_id: int | None = None,
+                 seed: int | None = None, candidates: int = DEFAULT_CANDIDATES) -> int:
+    """Create a round of up to ``budget`` items chosen by ``strategy``; return its ``round_id``.
+
+    ``model_id`` None means the project's latest model (ignored by random). ``seed``
+    None draws one (recorded in the round's params). Fewer than ``budget`` items are
+    chosen when the pool is smaller. Raises AlsqlError for an unknown project or
+    strategy, a budget outside 1..1,000,000, a purpose other than train / evaluation,
+    or a non-random evaluation round; nothing is written then.
+    """
+    if purpose not in ROUND_PURPOSES:
+        raise AlsqlError(f"--purpose {purpose!r}: expected one of {', '.join(ROUND_PURPOSES)}")
+    if not isinstance(budget, (int, np.integer)) or not 1 <= int(budget) <= MAX_BUDGET:
+        raise AlsqlError(f"--budget {budget!r}: expected an integer from 1 to {MAX_BUDGET:,}")
+    get_strategy(strategy)
+    if purpose == "evaluation" and strategy != "random":
+        raise AlsqlError(
+            f"--strategy {strategy!r} with --purpose evaluation: evaluation rounds are random "
+            f"(so accuracy estimates stay unbiased); use --strategy random"
+        )
+    with engine.connect() as conn:
+        if conn.execute(select(projects.c.project_id).where(projects.c.project_id == project_id)).first() is None:
+            raise AlsqlError(f"project {project_id}: no such project")
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31 - 1))
+    ids, score, model_id = select_items(engine, project_id, strategy, int(budget), model_id, seed, candidates)
+    with write_transaction(engine) as conn:
+        # Re-check under the write lock: a round created meanwhile may have taken some.
+        still = set()
+        for s in range(0, len(ids), 500):
+            part = [int(i) for i in ids[s : s + 500]]
+            still.update(conn.execute(
+                select(items.c.item_id).where(items.c.item_id.in_(part), selectable(project_id, items.c.item_id))
+            ).scalars())
+        keep = [i for i, item in enumerate(ids) if int(item) in still]
+        round_id = conn.execute(
+            insert(rounds).values(
+                project_id=project_id, model_id=model_id, strategy=strategy, purpose=purpose,
+                budget=int(budget), status="open",
+                params={"seed": seed, "candidates": candidates, "selected": len(keep)},
+            ).returning(rounds.c.round_id)
+        ).scalar_one()
+        rows = [
+            {"round_id": round_id, "rank": r, "item_id": int(ids[i]),
+             "score": float(score[i]) if np.isfinite(score[i]) else None, "status": "pending"}
+            for r, i in enumerate(keep)
+        ]
+        for s in range(0, len(rows), 5000):
+            conn.execute(insert(round_items), rows[s : s + 5000])
+    return int(round_id)
