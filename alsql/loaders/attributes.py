@@ -15,7 +15,7 @@ from typing import Any
 
 from alsql.errors import AlsqlError
 
-__all__ = ["read_attributes"]
+__all__ = ["read_attributes", "parse_timestamp"]
 
 _KNOWN = ("path", "entity", "captured_at", "latitude", "longitude")
 
@@ -32,13 +32,14 @@ def _coord(value: str, name: str, limit: float, where: str) -> float | None:
     return x
 
 
-def _when(value: str, where: str) -> datetime | None:
+def parse_timestamp(value: str, where: str, name: str) -> datetime | None:
+    """An ISO 8601 date-time (UTC when no zone is given); '' is None."""
     if value == "":
         return None
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise AlsqlError(f"{where}: captured_at {value!r} is not an ISO 8601 date-time") from None
+        raise AlsqlError(f"{where}: {name} {value!r} is not an ISO 8601 date-time") from None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
@@ -62,7 +63,7 @@ def read_attributes(csv_path: str | Path) -> dict[str, dict[str, Any]]:
                 raise AlsqlError(f"{where}: empty path")
             out[rel] = {
                 "entity": (rec.get("entity") or "").strip() or None,
-                "captured_at": _when((rec.get("captured_at") or "").strip(), where),
+                "captured_at": parse_timestamp((rec.get("captured_at") or "").strip(), where, "captured_at"),
                 "latitude": _coord((rec.get("latitude") or "").strip(), "latitude", 90, where),
                 "longitude": _coord((rec.get("longitude") or "").strip(), "longitude", 180, where),
                 "attributes": {c: rec[c] for c in extra if rec.get(c) not in (None, "")} or None,

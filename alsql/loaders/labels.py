@@ -13,7 +13,7 @@ import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +23,7 @@ from alsql.annotate import insert_annotations
 from alsql.catalog import Project, get_project
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
+from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.stores import path_to_uri
 from alsql.schema import classes, current_labels, items
 
@@ -38,16 +39,6 @@ class ImportReport:
     written: int = 0
     dry_run: bool = False
     per_class: dict[str, int] = field(default_factory=dict)
-
-
-def _parse_time(value: str, where: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise AlsqlError(f"{where}: created_at {value!r} is not an ISO 8601 date-time") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def _resolve_items(engine: Engine, key: str, values: list[Any]) -> dict[Any, int]:
@@ -111,7 +102,7 @@ def import_labels(
             else:
                 ref = path_to_uri(base / raw) if raw else ""
             try:
-                when = _parse_time((rec.get("created_at") or "").strip(), where)
+                when = parse_timestamp((rec.get("created_at") or "").strip(), where, "created_at")
             except AlsqlError as exc:
                 errors.append(str(exc))
                 continue
