@@ -1,0 +1,184 @@
+"""The training loop: epochs over batch iterables, early stopping, checkpoints, DDP.
+
+``fit`` knows nothing of SQL: ``train_batches(epoch)`` yields ``(x (B,C,H,W) float32,
+y (B,) int64)``; ``eval_batches()`` the same for evaluation. The same loop trains from
+the SQL views (``alsql.models.train``) and from in-memory tensors (the benchmark).
+
+Under ``torch.distributed`` (torchrun) the network is wrapped in DDP, ranks may see
+different batch counts (``Join`` shadows the missing all-reduces), and evaluation
+confusion matrices are summed over ranks, so every rank takes the same early-stopping
+decision and ends with identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from alsql.errors import AlsqlError
+from alsql.models.metrics import accuracy
+
+__all__ = ["TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed"]
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters (recorded with the model version)."""
+
+    arch: str = "cnn"
+    epochs: int = 30
+    min_steps: int = 200  # small label sets: enough epochs for this many optimizer steps
+    max_epochs: int = 300
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 8  # epochs without a better evaluation before stopping
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    image_size: int | None = None
+    num_workers: int = 0
+
+    def as_params(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    state_dict: dict
+    confusion: np.ndarray | None
+    epochs_run: int
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+
+
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)``; ``(0, 1)`` outside torch.distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise AlsqlError(f"--device {name!r}: expected auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise AlsqlError("--device cuda: no CUDA device is available (use --device cpu)")
+    if name == "cuda" and dist.is_available() and dist.is_initialized():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    if amp and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, batches: Batches, num_classes: int, device: torch.device,
+             amp: bool = False) -> tuple[np.ndarray, float]:
+    """``(confusion (C, C), summed loss)`` over ``batches``, summed over DDP ranks."""
+    net.eval()
+    cm = torch.zeros(num_classes * num_classes, dtype=torch.float64, device=device)
+    loss = torch.zeros(1, dtype=torch.float64, device=device)
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with _autocast(device, amp):
+            logits = net(x)
+        loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").double()
+        cm += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2).double()
+    if distributed()[1] > 1:
+        dist.all_reduce(cm)
+        dist.all_reduce(loss)
+    return cm.cpu().numpy().astype(np.int64).reshape(num_classes, num_classes), float(loss.item())
+
+
+def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: Callable[[], Batches] | None,
+        cfg: TrainConfig, num_classes: int, steps_per_epoch: int,
+        resume: dict | None = None, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Train ``net`` in place and return the best state (by evaluation accuracy, then loss).
+
+    ``steps_per_epoch`` (this rank's batches) sets the epoch count: at least
+    ``cfg.epochs`` and enough for ``cfg.min_steps`` steps, at most ``cfg.max_epochs``.
+    ``resume``: a checkpoint dict from an earlier ``on_epoch`` call; ``on_epoch`` gets
+    one after every epoch (model, optimizer, epoch, best state, patience).
+    """
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    net.to(device)
+    rank, world = distributed()
+    model: nn.Module = net
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    epochs = min(cfg.max_epochs, max(cfg.epochs, math.ceil(cfg.min_steps / max(1, steps_per_epoch))))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    start, best, best_key, best_epoch, stale, history = 0, None, (-1.0, -math.inf), -1, 0, []
+    best_cm = None
+    if resume:
+        net.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        start, best, best_epoch, stale = resume["epoch"] + 1, resume["best"], resume["best_epoch"], resume["stale"]
+        best_key, history = tuple(resume["best_key"]), resume["history"]
+        best_cm = None if resume.get("best_cm") is None else np.asarray(resume["best_cm"])
+    join = getattr(nn.parallel.DistributedDataParallel, "join", None)
+    for epoch in range(start, epochs):
+        model.train()
+        total, n = 0.0, 0
+        ctx = model.join() if world > 1 and join is not None else nullcontext()
+        with ctx:
+            for x, y in train_batches(epoch):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                opt.zero_grad(set_to_none=True)
+                with _autocast(device, cfg.amp):
+                    loss = nn.functional.cross_entropy(model(x).float(), y)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                total += float(loss.detach()) * len(y)
+                n += len(y)
+        sched.step()
+        row = {"epoch": epoch, "train_loss": total / max(n, 1)}
+        if eval_batches is not None:
+            cm, eval_loss = evaluate(net, eval_batches(), num_classes, device, cfg.amp)
+            acc = accuracy(cm)
+            key = (acc if not math.isnan(acc) else -1.0, -eval_loss)
+            row.update(eval_accuracy=acc, eval_loss=eval_loss / max(cm.sum(), 1))
+        else:
+            cm, key = None, (-1.0, -row["train_loss"])
+        history.append(row)
+        if key > best_key:
+            best_key, best, best_epoch, best_cm, stale = key, copy.deepcopy(net.state_dict()), epoch, cm, 0
+        else:
+            stale += 1
+        if on_epoch is not None and rank == 0:
+            on_epoch({
+                "model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "epoch": epoch, "best": best, "best_epoch": best_epoch, "stale": stale,
+                "best_key": list(best_key), "history": history,
+                "best_cm": None if best_cm is None else best_cm.tolist(),
+            })
+        if stale >= cfg.patience and epoch + 1 >= cfg.epochs:
+            break
+    if best is not None:
+        net.load_state_dict(best)
+    return FitResult({k: v.detach().cpu() for k, v in net.state_dict().items()}, best_cm,
+                     len(history), best_epoch, history)
