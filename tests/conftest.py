@@ -119,3 +119,21 @@ def add_items(engine, n: int, start: int = 0, status: str = "ok", entity: str | 
     with write_transaction(engine) as conn:
         result = conn.execute(insert(items).returning(items.c.item_id, sort_by_parameter_order=True), rows)
         return list(result.scalars())
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say how many tests per backend marker ran, so a CI log shows PostgreSQL ran for real."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            if outcome == "passed" and report.when != "call":
+                continue
+            for marker in ("postgres", "azure", "browser", "mssql"):
+                if marker in getattr(report, "keywords", {}):
+                    counts.setdefault(marker, {}).setdefault(outcome, 0)
+                    counts[marker][outcome] += 1
+    for marker, c in sorted(counts.items()):
+        parts = ", ".join(f"{n} {o}" for o, n in sorted(c.items()))
+        terminalreporter.write_line(f"{marker} tests: {parts}")
