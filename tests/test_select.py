@@ -188,3 +188,27 @@ def test_select_over_a_million_predictions_keeps_memory_flat(sqlite_url, tmp_pat
         ).scalars().all()
     assert first == ref
     engine.dispose()
+
+
+@pytest.mark.sqlite
+def test_cli_select(sqlite_url):
+    from typer.testing import CliRunner
+
+    from alsql.catalog import create_project
+    from alsql.cli import app
+    from alsql.cli.common import set_database
+    from alsql.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    with write_transaction(engine) as conn:
+        create_project(conn, "cli", ["a", "b"])
+    add_items(engine, 6)
+    result = CliRunner().invoke(app, ["--db", sqlite_url, "select", "--project", "cli", "--strategy", "random",
+                                      "--budget", "4", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert "round 1: 4 items" in result.output
+    bad = CliRunner().invoke(app, ["--db", sqlite_url, "select", "--project", "cli", "--strategy", "margin",
+                                   "--budget", "4"])
+    assert bad.exit_code != 0 and "no trained model" in str(bad.exception)
+    set_database(sqlite_url)
+    engine.dispose()

@@ -1,0 +1,50 @@
+"""``alsql select``: a strategy picks the next items to label (a round)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from alsql.cli.common import console, get_engine
+
+__all__ = ["register"]
+
+
+def select_(
+    project: Annotated[str, typer.Option(help="Project name or id")],
+    strategy: Annotated[str, typer.Option(help="random, least_confidence, margin, entropy, bald, coreset, badge, cluster_margin, typiclust")],
+    budget: Annotated[int, typer.Option(help="How many items to pick")],
+    purpose: Annotated[str, typer.Option(help="train, or evaluation (random only; never trained on)")] = "train",
+    model: Annotated[Optional[int], typer.Option(help="Model id (default: the latest)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and recorded)")] = None,
+    show: Annotated[int, typer.Option(help="Print the first N picks")] = 10,
+) -> None:
+    """Create a round of up to BUDGET items, ranked by the strategy."""
+    from sqlalchemy import select
+
+    from alsql.catalog import get_project
+    from alsql.models.select import create_round
+    from alsql.schema import items, round_items
+
+    engine = get_engine()
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+    rid = create_round(engine, proj.project_id, strategy, budget, purpose=purpose, model_id=model, seed=seed)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(round_items.c.rank, round_items.c.item_id, round_items.c.score, items.c.uri)
+            .join(items, items.c.item_id == round_items.c.item_id)
+            .where(round_items.c.round_id == rid).order_by(round_items.c.rank)
+        ).all()
+    console.print(f"round {rid}: {len(rows)} items ({strategy}, {purpose})")
+    if show and rows:
+        t = Table("rank", "item", "score", "uri")
+        for r in rows[:show]:
+            t.add_row(str(r.rank), str(r.item_id), "" if r.score is None else f"{r.score:.4f}", r.uri)
+        console.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("select")(select_)
