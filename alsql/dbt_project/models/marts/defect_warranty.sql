@@ -1,0 +1,58 @@
+-- One row per project x product serial (the items' entity): is any image of the
+-- product predicted defective by the latest model (a class outside
+-- var('normal_classes')), and the warranty claims filed for that serial.
+-- Only projects whose serials appear in the claims are kept.
+with images as (
+    select
+        project_id,
+        entity,
+        predicted_label,
+        prediction_confidence,
+        1 - {{ is_normal_class('predicted_label') }} as is_defect
+    from {{ ref('item_index') }}
+    where predicted_class_id is not null and entity is not null
+),
+
+products as (
+    select
+        project_id,
+        entity,
+        count(*) as images,
+        sum(is_defect) as defect_images,
+        max(is_defect) as is_predicted_defective,
+        max(case when is_defect = 1 then prediction_confidence end) as defect_confidence
+    from images
+    group by project_id, entity
+),
+
+claims as (
+    select
+        entity,
+        count(*) as claims,
+        sum(cost_usd) as claim_cost_usd,
+        min(claimed_at) as first_claim_at
+    from {{ ref('stg_warranty_claims') }}
+    group by entity
+),
+
+product_projects as (
+    select distinct p.project_id
+    from products as p
+    inner join claims as c on c.entity = p.entity
+)
+
+select
+    {{ grain_key(['p.project_id', 'p.entity']) }} as product_key,
+    p.project_id,
+    p.entity as serial,
+    p.images,
+    p.defect_images,
+    p.is_predicted_defective,
+    p.defect_confidence,
+    coalesce(c.claims, 0) as claims,
+    coalesce(c.claim_cost_usd, 0) as claim_cost_usd,
+    c.first_claim_at,
+    case when c.entity is null then 0 else 1 end as has_claim
+from products as p
+inner join product_projects as pp on pp.project_id = p.project_id
+left join claims as c on c.entity = p.entity

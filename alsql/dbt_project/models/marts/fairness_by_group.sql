@@ -1,0 +1,149 @@
+-- The latest model of each project, per group of items and class: evaluation
+-- accuracy, recall, prediction rate, and each one's gap to the whole project
+-- (group minus overall). Groups: group_kind 'entity' (the item's entity) and one
+-- group_kind per key of var('fairness_attributes') in items.attributes; a missing
+-- value is the group '(none)'.
+--   accuracy        = correct / evaluated items of the group (same on each class row)
+--   recall          = evaluated items of the class predicted right / evaluated items of the class
+--   prediction_rate = items predicted as the class / items the model predicted in the group
+with ranked_models as (
+    select
+        project_id,
+        model_id,
+        row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
+    from {{ ref('stg_model_versions') }}
+),
+
+scored as (
+    select
+        m.project_id,
+        m.model_id,
+        p.item_id,
+        p.predicted_class_id,
+        e.true_class_id,
+        i.entity,
+        i.attributes
+    from ranked_models as m
+    inner join {{ ref('stg_predictions') }} as p on p.model_id = m.model_id
+    inner join {{ ref('stg_items') }} as i on i.item_id = p.item_id
+    left join {{ ref('stg_evaluation_set') }} as e
+        on e.project_id = m.project_id and e.item_id = p.item_id
+    where m.recency = 1
+),
+
+grouped as (
+    select
+        project_id, model_id, item_id, predicted_class_id, true_class_id,
+        cast('entity' as {{ dbt.type_string() }}) as group_kind,
+        cast(coalesce(entity, '(none)') as {{ dbt.type_string() }}) as group_value
+    from scored
+    {%- for key in var('fairness_attributes') %}
+    union all
+    select
+        project_id, model_id, item_id, predicted_class_id, true_class_id,
+        cast('{{ key }}' as {{ dbt.type_string() }}) as group_kind,
+        cast(coalesce({{ json_attr('attributes', key) }}, '(none)') as {{ dbt.type_string() }}) as group_value
+    from scored
+    {%- endfor %}
+),
+
+classes as (
+    select * from {{ ref('stg_classes') }}
+),
+
+group_totals as (
+    select
+        project_id, model_id, group_kind, group_value,
+        count(*) as items,
+        sum(case when true_class_id is not null then 1 else 0 end) as eval_items,
+        sum(case when true_class_id = predicted_class_id then 1 else 0 end) as correct
+    from grouped
+    group by project_id, model_id, group_kind, group_value
+),
+
+group_classes as (
+    select
+        g.project_id, g.model_id, g.group_kind, g.group_value, c.class_id,
+        sum(case when gr.predicted_class_id = c.class_id then 1 else 0 end) as predicted,
+        sum(case when gr.true_class_id = c.class_id then 1 else 0 end) as support,
+        sum(case when gr.true_class_id = c.class_id and gr.predicted_class_id = c.class_id then 1 else 0 end)
+            as true_positives
+    from group_totals as g
+    inner join classes as c on c.project_id = g.project_id
+    left join grouped as gr
+        on gr.project_id = g.project_id
+        and gr.group_kind = g.group_kind
+        and gr.group_value = g.group_value
+    group by g.project_id, g.model_id, g.group_kind, g.group_value, c.class_id
+),
+
+overall_totals as (
+    select
+        project_id,
+        count(*) as items,
+        sum(case when true_class_id is not null then 1 else 0 end) as eval_items,
+        sum(case when true_class_id = predicted_class_id then 1 else 0 end) as correct
+    from scored
+    group by project_id
+),
+
+overall_classes as (
+    select
+        c.project_id, c.class_id,
+        sum(case when s.predicted_class_id = c.class_id then 1 else 0 end) as predicted,
+        sum(case when s.true_class_id = c.class_id then 1 else 0 end) as support,
+        sum(case when s.true_class_id = c.class_id and s.predicted_class_id = c.class_id then 1 else 0 end)
+            as true_positives
+    from classes as c
+    inner join scored as s on s.project_id = c.project_id
+    group by c.project_id, c.class_id
+),
+
+metrics as (
+    select
+        gc.project_id,
+        gc.model_id,
+        gc.group_kind,
+        gc.group_value,
+        gc.class_id,
+        gt.items,
+        gt.eval_items,
+        gc.support,
+        {{ ratio('gt.correct', 'gt.eval_items') }} as accuracy,
+        {{ ratio('ot.correct', 'ot.eval_items') }} as overall_accuracy,
+        {{ ratio('gc.true_positives', 'gc.support') }} as recall,
+        {{ ratio('oc.true_positives', 'oc.support') }} as overall_recall,
+        {{ ratio('gc.predicted', 'gt.items') }} as prediction_rate,
+        {{ ratio('oc.predicted', 'ot.items') }} as overall_prediction_rate
+    from group_classes as gc
+    inner join group_totals as gt
+        on gt.project_id = gc.project_id
+        and gt.group_kind = gc.group_kind
+        and gt.group_value = gc.group_value
+    inner join overall_totals as ot on ot.project_id = gc.project_id
+    inner join overall_classes as oc
+        on oc.project_id = gc.project_id and oc.class_id = gc.class_id
+)
+
+select
+    {{ grain_key(['m.project_id', 'm.group_kind', 'm.group_value', 'm.class_id']) }} as fairness_key,
+    m.project_id,
+    m.model_id,
+    m.group_kind,
+    m.group_value,
+    m.class_id,
+    c.class_name,
+    m.items,
+    m.eval_items,
+    m.support,
+    m.accuracy,
+    m.accuracy - m.overall_accuracy as accuracy_gap,
+    m.recall,
+    m.recall - m.overall_recall as recall_gap,
+    m.prediction_rate,
+    m.prediction_rate - m.overall_prediction_rate as prediction_rate_gap,
+    m.overall_accuracy,
+    m.overall_recall,
+    m.overall_prediction_rate
+from metrics as m
+inner join classes as c on c.project_id = m.project_id and c.class_id = m.class_id

@@ -1,0 +1,67 @@
+-- One row per project x machine image (item) with a capture time: the latest
+-- model's call (anomaly = a class outside var('normal_classes')) and what the
+-- maintenance log recorded for that machine (the items' entity) in the
+-- var('maintenance_window_days') days after the image was captured.
+-- Only projects whose machines appear in the log are kept.
+{% set window_days = var('maintenance_window_days') | int %}
+with images as (
+    select
+        project_item_key,
+        project_id,
+        item_id,
+        entity,
+        captured_at,
+        predicted_label,
+        prediction_confidence,
+        1 - {{ is_normal_class('predicted_label') }} as is_predicted_anomaly
+    from {{ ref('item_index') }}
+    where predicted_class_id is not null and entity is not null and captured_at is not null
+),
+
+logs as (
+    select * from {{ ref('stg_maintenance_logs') }}
+),
+
+machine_projects as (
+    select distinct i.project_id
+    from images as i
+    inner join logs as l on l.entity = i.entity
+),
+
+in_window as (
+    select
+        i.project_id,
+        i.item_id,
+        count(*) as events_in_window,
+        sum(case when l.event_type = 'failure' then 1 else 0 end) as failures_in_window,
+        min(case when l.event_type = 'failure' then l.logged_at end) as first_failure_at,
+        sum(l.downtime_hours) as downtime_hours,
+        sum(l.cost_usd) as maintenance_cost_usd
+    from images as i
+    inner join logs as l
+        on l.entity = i.entity
+        and l.logged_at > i.captured_at
+        and l.logged_at <= {{ add_days('i.captured_at', window_days) }}
+    group by i.project_id, i.item_id
+)
+
+select
+    i.project_item_key,
+    i.project_id,
+    i.item_id,
+    i.entity as machine,
+    i.captured_at,
+    i.predicted_label,
+    i.prediction_confidence,
+    i.is_predicted_anomaly,
+    {{ window_days }} as window_days,
+    coalesce(w.events_in_window, 0) as events_in_window,
+    coalesce(w.failures_in_window, 0) as failures_in_window,
+    case when coalesce(w.failures_in_window, 0) > 0 then 1 else 0 end as failed_in_window,
+    w.first_failure_at,
+    {{ days_between('i.captured_at', 'w.first_failure_at') }} as days_to_failure,
+    coalesce(w.downtime_hours, 0) as downtime_hours,
+    coalesce(w.maintenance_cost_usd, 0) as maintenance_cost_usd
+from images as i
+inner join machine_projects as mp on mp.project_id = i.project_id
+left join in_window as w on w.project_id = i.project_id and w.item_id = i.item_id

@@ -1,0 +1,156 @@
+-- Class distribution of predictions compared between neighbours, one row per
+-- comparison x class, with the Population Stability Index per class and in total:
+--   comparison = 'model_version':  each model version against the one before it
+--                                  (same project), over all the items each predicted;
+--   comparison = 'captured_month': the latest model's predictions on items captured in
+--                                  one month against the month before (months with data).
+-- PSI = sum over classes of (compared - baseline) * ln(compared / baseline), shares
+-- floored at var('psi_epsilon'). Rule of thumb: < 0.1 stable, > 0.25 shifted.
+{% set eps = var('psi_epsilon') %}
+with classes as (
+    select * from {{ ref('stg_classes') }}
+),
+
+predictions as (
+    select * from {{ ref('stg_predictions') }}
+),
+
+models as (
+    select
+        model_id,
+        project_id,
+        row_number() over (partition by project_id order by created_at, model_id) as version_number,
+        row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
+    from {{ ref('stg_model_versions') }}
+),
+
+model_counts as (
+    select m.project_id, m.model_id, m.version_number, c.class_id, count(p.item_id) as n_items
+    from models as m
+    inner join classes as c on c.project_id = m.project_id
+    left join predictions as p
+        on p.model_id = m.model_id and p.predicted_class_id = c.class_id
+    group by m.project_id, m.model_id, m.version_number, c.class_id
+),
+
+model_shares as (
+    select
+        *,
+        {{ ratio('n_items', 'sum(n_items) over (partition by model_id)') }} as share
+    from model_counts
+),
+
+model_pairs as (
+    select
+        'model_version' as comparison,
+        b.project_id,
+        {{ dbt.safe_cast('b.model_id', dbt.type_string()) }} as baseline,
+        {{ dbt.safe_cast('c.model_id', dbt.type_string()) }} as compared,
+        b.model_id as baseline_model_id,
+        c.model_id as compared_model_id,
+        b.class_id,
+        b.n_items as baseline_items,
+        c.n_items as compared_items,
+        b.share as baseline_share,
+        c.share as compared_share
+    from model_shares as b
+    inner join model_shares as c
+        on c.project_id = b.project_id
+        and c.version_number = b.version_number + 1
+        and c.class_id = b.class_id
+),
+
+latest_predictions as (
+    select m.project_id, m.model_id, p.predicted_class_id, {{ to_month('i.captured_at') }} as captured_month
+    from models as m
+    inner join predictions as p on p.model_id = m.model_id
+    inner join {{ ref('stg_items') }} as i on i.item_id = p.item_id
+    where m.recency = 1 and i.captured_at is not null
+),
+
+months as (
+    select
+        project_id,
+        model_id,
+        captured_month,
+        dense_rank() over (partition by project_id order by captured_month) as month_number
+    from (select distinct project_id, model_id, captured_month from latest_predictions) as distinct_months
+),
+
+month_counts as (
+    select mo.project_id, mo.model_id, mo.captured_month, mo.month_number, c.class_id, count(lp.model_id) as n_items
+    from months as mo
+    inner join classes as c on c.project_id = mo.project_id
+    left join latest_predictions as lp
+        on lp.project_id = mo.project_id
+        and lp.captured_month = mo.captured_month
+        and lp.predicted_class_id = c.class_id
+    group by mo.project_id, mo.model_id, mo.captured_month, mo.month_number, c.class_id
+),
+
+month_shares as (
+    select
+        *,
+        {{ ratio('n_items', 'sum(n_items) over (partition by project_id, captured_month)') }} as share
+    from month_counts
+),
+
+month_pairs as (
+    select
+        'captured_month' as comparison,
+        b.project_id,
+        b.captured_month as baseline,
+        c.captured_month as compared,
+        b.model_id as baseline_model_id,
+        c.model_id as compared_model_id,
+        b.class_id,
+        b.n_items as baseline_items,
+        c.n_items as compared_items,
+        b.share as baseline_share,
+        c.share as compared_share
+    from month_shares as b
+    inner join month_shares as c
+        on c.project_id = b.project_id
+        and c.month_number = b.month_number + 1
+        and c.class_id = b.class_id
+),
+
+pairs as (
+    select * from model_pairs
+    union all
+    select * from month_pairs
+),
+
+floored as (
+    select
+        *,
+        case when coalesce(baseline_share, 0) < {{ eps }} then {{ eps }} else baseline_share end as b_share,
+        case when coalesce(compared_share, 0) < {{ eps }} then {{ eps }} else compared_share end as c_share
+    from pairs
+),
+
+scored as (
+    select
+        *,
+        (c_share - b_share) * {{ ln('c_share / b_share') }} as psi
+    from floored
+)
+
+select
+    {{ grain_key(['s.comparison', 's.project_id', 's.baseline', 's.compared', 's.class_id']) }} as drift_key,
+    s.comparison,
+    s.project_id,
+    s.baseline,
+    s.compared,
+    s.baseline_model_id,
+    s.compared_model_id,
+    s.class_id,
+    c.class_name,
+    s.baseline_items,
+    s.compared_items,
+    s.baseline_share,
+    s.compared_share,
+    s.psi,
+    sum(s.psi) over (partition by s.comparison, s.project_id, s.baseline, s.compared) as psi_total
+from scored as s
+inner join classes as c on c.project_id = s.project_id and c.class_id = s.class_id

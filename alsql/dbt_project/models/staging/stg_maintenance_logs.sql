@@ -1,0 +1,8 @@
+select
+    log_id,
+    machine as entity,
+    {{ seed_timestamp('logged_at') }} as logged_at,
+    event_type,
+    cast(downtime_hours as {{ dbt.type_float() }}) as downtime_hours,
+    cast(cost_usd as {{ dbt.type_float() }}) as cost_usd
+from {{ ref('maintenance_logs') }}
