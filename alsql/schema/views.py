@@ -87,7 +87,7 @@ def _labeled(evaluation: bool) -> Select:
     return (
         select(
             cl.c.project_id,
-            items.c.item_id,
+            cl.c.item_id,  # the annotations key: ORDER BY item_id rides the clustered index
             items.c.uri,
             cl.c.class_id,
             cl.c.annotation_id,
