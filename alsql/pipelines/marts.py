@@ -38,6 +38,7 @@ __all__ = [
     "run_dbt",
     "build",
     "docs",
+    "compile_offline",
 ]
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
@@ -201,3 +202,12 @@ def build(url: str | URL, select: list[str] | None = None, **kw: Any) -> DbtResu
 def docs(url: str | URL, **kw: Any) -> DbtResult:
     """``dbt docs generate``: ``index.html`` and the catalog under ``<work_dir>/target``."""
     return run_dbt(url, ["docs", "generate"], **kw)
+
+
+def compile_offline(url: str | URL, **kw: Any) -> DbtResult:
+    """``dbt compile`` without touching the database: SQL under ``<work_dir>/target/compiled``.
+
+    ``--no-introspect`` and ``--no-populate-cache`` keep dbt from opening a connection,
+    so a SQL Server (or any) profile compiles where no server is reachable.
+    """
+    return run_dbt(url, ["compile", "--no-introspect", "--no-populate-cache"], **kw)

@@ -1,0 +1,85 @@
+"""``alsql marts build|docs|compile``: the packaged dbt project on the configured database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from alsql.cli.common import console, err_console, get_engine
+from alsql.config import get_settings
+from alsql.pipelines.marts import DbtResult, build, compile_offline, docs
+
+__all__ = ["register", "print_result"]
+
+marts_app = typer.Typer(help="dbt marts for analysts: the item index joined with your data.", no_args_is_help=True)
+
+WorkDir = Annotated[Path, typer.Option("--work-dir", help="Where dbt writes target/ and logs/")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show dbt's own log")]
+
+_STYLE = {"success": "green", "pass": "green", "warn": "yellow", "skipped": "dim"}
+
+
+def print_result(result: DbtResult) -> None:
+    """A table of node results (failures first), then the verdict."""
+    if result.nodes:
+        table = Table("node", "type", "status", "seconds", "message", title=f"dbt {' '.join(result.command)}",
+                      title_justify="left")
+        order = sorted(result.nodes, key=lambda n: (n.status in _STYLE, n.resource_type, n.name))
+        for n in order:
+            style = _STYLE.get(n.status, "red")
+            table.add_row(escape(n.name), n.resource_type, f"[{style}]{n.status}[/{style}]", f"{n.seconds:.2f}",
+                          escape((n.message or "")[:200]))
+        console.print(table)
+        counts: dict[str, int] = {}
+        for n in result.nodes:
+            counts[n.status] = counts.get(n.status, 0) + 1
+        console.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    if result.error:
+        err_console.print(f"[red]dbt error:[/red] {escape(result.error)}", soft_wrap=True)
+
+
+def _finish(result: DbtResult) -> None:
+    print_result(result)
+    if not result.success:
+        err_console.print(f"[red]dbt {' '.join(result.command)} failed[/red]: {len(result.failed)} node(s) failed")
+        raise typer.Exit(1)
+
+
+@marts_app.command("build")
+def build_(
+    select: Annotated[Optional[list[str]], typer.Option("--select", "-s", help="dbt node selection")] = None,
+    work_dir: WorkDir = Path("alsql-dbt"),
+    verbose: Verbose = False,
+) -> None:
+    """Seed, build and test the marts (`dbt build`); exits 1 when any node fails."""
+    get_engine()  # refuses an uninitialised server database, initialises a new SQLite file
+    _finish(build(get_settings().database_url, select, work_dir=work_dir, quiet=not verbose))
+
+
+@marts_app.command("docs")
+def docs_(work_dir: WorkDir = Path("alsql-dbt"), verbose: Verbose = False) -> None:
+    """Generate the dbt docs site (index.html and catalog) under WORK_DIR/target."""
+    get_engine()
+    result = docs(get_settings().database_url, work_dir=work_dir, quiet=not verbose)
+    print_result(result)
+    if not result.success:
+        raise typer.Exit(1)
+    console.print(f"docs: {result.target_path / 'index.html'} (serve the folder, or `dbt docs serve`)")
+
+
+@marts_app.command("compile")
+def compile_(work_dir: WorkDir = Path("alsql-dbt"), verbose: Verbose = False) -> None:
+    """Compile the marts to this backend's SQL without connecting (e.g. to review T-SQL)."""
+    result = compile_offline(get_settings().database_url, work_dir=work_dir, quiet=not verbose)
+    if not result.success:
+        print_result(result)
+        raise typer.Exit(1)
+    console.print(f"compiled {len(result.nodes)} nodes under {result.target_path / 'compiled'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(marts_app, name="marts")
