@@ -1,0 +1,257 @@
+"""PyTorch datasets over the training views, in flat memory.
+
+``SqlViewDataset`` yields metadata rows ``(item_id, uri, label)``; ``SqlImageDataset``
+fetches and decodes each row's blob and yields ``(tensor CxHxW float32, label, item_id)``,
+``label`` being the class id or -1 where the view has none.
+
+How a consumer (one DataLoader worker of one torchrun rank, see ``World``) reads:
+the key space of ``item_id`` (bounds read once, when the dataset is built; rank 0's
+bounds are broadcast under torch.distributed) is cut into chunks of ``chunk_rows``
+keys; each epoch a permutation from ``(seed, epoch)`` deals the chunks to consumers
+(``alsql.loaders.partition``); each chunk is read by keyset pages
+(``alsql.loaders.pager``); a bounded buffer of ``shuffle_buffer`` rows mixes them.
+Memory per consumer: one int64 per chunk, one page and the shuffle buffer; never the
+id list. Each process opens its own engine on first use (after the DataLoader fork).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+from PIL import Image
+from sqlalchemy import func, select, update
+from torch.utils.data import IterableDataset
+
+from alsql.db import make_engine, write_transaction
+from alsql.errors import AlsqlError
+from alsql.loaders import pager
+from alsql.loaders.fetch import fetch_decoded
+from alsql.loaders.partition import KeySpace, chunk_count, chunk_range, chunks_for, shuffle_rng
+from alsql.loaders.world import World
+from alsql.schema import items
+
+__all__ = ["SqlViewDataset", "SqlImageDataset", "pack_f16", "unpack_f16", "to_tensor", "shuffled"]
+
+log = logging.getLogger(__name__)
+
+
+def pack_f16(a: np.ndarray) -> bytes:
+    """A float array -> float16 little-endian bytes (what ``probs`` and ``vector`` store)."""
+    return np.ascontiguousarray(np.asarray(a), dtype="<f2").tobytes()
+
+
+def unpack_f16(b: bytes | memoryview | None) -> np.ndarray | None:
+    """float16 bytes -> a 1-D float16 array (read-only view of ``b``); None stays None."""
+    return None if b is None else np.frombuffer(b, dtype="<f2")
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL image -> float32 tensor ``(C, H, W)`` in [0, 1]."""
+    a = np.asarray(img, dtype=np.uint8)
+    t = torch.from_numpy(a.reshape(a.shape[0], a.shape[1], -1).transpose(2, 0, 1).copy())
+    return t.float().div_(255.0)
+
+
+def shuffled(rows: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
+    """Rows in a bounded-buffer shuffle: at most ``size`` rows held at once."""
+    if size <= 1:
+        yield from rows
+        return
+    buf: list = []
+    draws = iter(())
+    for row in rows:
+        if len(buf) < size:
+            buf.append(row)
+            continue
+        i = next(draws, None)
+        if i is None:
+            draws = iter(rng.integers(0, size, 4096).tolist())
+            i = next(draws)
+        yield buf[i]
+        buf[i] = row
+    rng.shuffle(buf)
+    yield from buf
+
+
+class SqlViewDataset(IterableDataset):
+    """Metadata rows ``(item_id, uri, label)`` of a view, dealt to consumers by key chunk.
+
+    ``rank`` / ``world_size`` override torch.distributed (tests simulate ranks so).
+    Every row of the view is yielded exactly once per epoch across all consumers,
+    in an order fixed by ``(seed, epoch)`` and the number of consumers.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        project_id: int,
+        view: str = "training_set",
+        model_id: int | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_buffer: int = 1024,
+        chunk_rows: int = 4096,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        page_rows: int | None = None,
+    ) -> None:
+        if chunk_rows < 1:
+            raise AlsqlError(f"chunk_rows {chunk_rows}: expected a positive number of keys per chunk")
+        self.url, self.project_id, self.view, self.model_id = str(url), int(project_id), view, model_id
+        self.seed, self.shuffle, self.shuffle_buffer = int(seed), bool(shuffle), int(shuffle_buffer)
+        self.chunk_rows = int(chunk_rows)
+        self.page_rows = int(page_rows or min(self.chunk_rows, 8192))
+        self.rank, self.world_size = rank, world_size
+        World.detect(rank, world_size)  # validates the override now, not in a worker
+        self.epoch = 0
+        self._engine = None
+        self._pid = None
+        engine = make_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                pager.check_source(conn, self.project_id, view, model_id)
+                lo, hi = pager.key_bounds(conn)
+        finally:
+            engine.dispose()
+        self.space = KeySpace(*self._agree((lo, hi)), self.chunk_rows)
+
+    def _agree(self, bounds: tuple) -> tuple:
+        """Rank 0's key bounds on every rank under torch.distributed (same chunks everywhere)."""
+        if self.rank is not None:
+            return bounds
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            box = [bounds]
+            dist.broadcast_object_list(box, src=0)
+            return tuple(box[0])
+        return bounds
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_engine"], state["_pid"] = None, None
+        return state
+
+    @property
+    def engine(self):
+        """This process's engine, opened on first use (so after a DataLoader fork)."""
+        if self._engine is None or self._pid != os.getpid():
+            self._engine = make_engine(self.url)
+            self._pid = os.getpid()
+        return self._engine
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose permutation the next iteration follows."""
+        self.epoch = int(epoch)
+
+    @property
+    def n_chunks(self) -> int:
+        return chunk_count(self.space)
+
+    def world(self) -> World:
+        return World.detect(self.rank, self.world_size)
+
+    def count(self) -> int:
+        """Rows in the view now (one COUNT query)."""
+        q = pager.page_query(self.view, bounded=False).limit(None).order_by(None).subquery()
+        params = {"p": self.project_id, "m": self.model_id, "last": self.space.lo - 1 if self.space.lo else 0}
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(q), params).scalar())
+
+    def rows(self) -> Iterator[tuple[int, str, int]]:
+        """This consumer's rows of the current epoch, shuffled within the bounded buffer."""
+        w = self.world()
+        mine = chunks_for(self.n_chunks, w.consumer, w.consumers, self.seed, self.epoch, self.shuffle)
+
+        def sequential() -> Iterator[tuple[int, str, int]]:
+            for k in mine.tolist():
+                after, upto = chunk_range(self.space, k)
+                for page in pager.iter_pages(
+                    self.engine, self.project_id, self.view,
+                    after=after, upto=upto, page_rows=self.page_rows, model_id=self.model_id,
+                ):
+                    yield from page
+
+        if not self.shuffle:
+            return sequential()
+        return shuffled(sequential(), self.shuffle_buffer, shuffle_rng(self.seed, self.epoch, w.consumer))
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.rows()
+
+
+class SqlImageDataset(SqlViewDataset):
+    """``(tensor CxHxW float32, label, item_id)`` for each item of a view whose blob decodes.
+
+    A missing blob sets the item's status to ``missing``, undecodable bytes to
+    ``corrupt`` (with the error in ``items.error``); the item is skipped and reading goes
+    on. ``fetch_workers`` reads are in flight per consumer for remote stores; local
+    files are read inline (a disk answers in microseconds; threads would only add cost).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        project_id: int,
+        view: str = "training_set",
+        model_id: int | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+        shuffle_buffer: int = 1024,
+        chunk_rows: int = 4096,
+        image_size: int | None = None,
+        grayscale: bool = False,
+        transform: Callable[[Image.Image], Any] | None = None,
+        fetch_workers: int = 16,
+        *,
+        retries: int = 3,
+        backoff: float = 0.05,
+        **kw: Any,
+    ) -> None:
+        super().__init__(url, project_id, view, model_id, seed, shuffle, shuffle_buffer, chunk_rows, **kw)
+        if image_size is not None and image_size < 1:
+            raise AlsqlError(f"image_size {image_size}: expected a positive number of pixels or None")
+        self.image_size, self.grayscale = image_size, bool(grayscale)
+        self.transform = transform or to_tensor
+        self.fetch_workers, self.retries, self.backoff = int(fetch_workers), int(retries), float(backoff)
+
+    def decode(self, data: bytes) -> Image.Image:
+        """Bytes -> a loaded PIL image in the dataset's mode and size (raises on bad bytes)."""
+        with Image.open(io.BytesIO(data)) as im:
+            img = im.convert("L" if self.grayscale else "RGB")
+        if self.image_size is not None and img.size != (self.image_size, self.image_size):
+            img = img.resize((self.image_size, self.image_size), Image.BILINEAR)
+        return img
+
+    def record_bad(self, item_id: int, status: str, error: str) -> None:
+        """Write ``status`` (missing / corrupt) and the error on the item."""
+        log.warning("item %s is %s: %s", item_id, status, error)
+        with write_transaction(self.engine) as conn:
+            conn.execute(update(items).where(items.c.item_id == item_id).values(status=status, error=error))
+
+    def __iter__(self) -> Iterator[tuple[Any, int, int]]:
+        rows = self.rows()
+        first = next(rows, None)
+        if first is None:
+            return
+        local = urlparse(first[1]).scheme in ("file", "") or len(urlparse(first[1]).scheme) == 1
+
+        def chained():
+            yield first
+            yield from rows
+
+        decoded = fetch_decoded(
+            chained(), self.decode, workers=1 if local else self.fetch_workers,
+            retries=self.retries, backoff=self.backoff, on_bad=self.record_bad,
+        )
+        transform = self.transform
+        for (item_id, _uri, label), img in decoded:
+            yield transform(img), int(label), int(item_id)
