@@ -1,0 +1,204 @@
+"""Data-quality checks with Great Expectations, run inside the database.
+
+Each suite reads one asset of a SQL datasource on alsql's own database URL; Great
+Expectations computes every metric as a SQL query there, so nothing but counts and a
+few sample rows (``sample`` per failing expectation) comes back to Python.
+
+Suites (asset -> expectations):
+
+- ``items`` (table): ``uri`` and ``sha256`` unique, ``status`` in ok / corrupt /
+  missing, ``width`` and ``height`` > 0 (NULLs are allowed: not every medium has them).
+- ``annotations`` (query: annotations left-joined to their project's classes):
+  the class exists in the annotation's project.
+- ``predictions`` (query: predictions joined to their model's project and its class
+  count): ``confidence`` and ``margin`` in [0, 1], the predicted class exists in the
+  project, and ``probs`` holds one float16 (2 bytes) per class.
+
+Each failing expectation reports its suite, expectation, column, how many rows
+failed out of how many, and the ids of up to ``sample`` of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, and_, func, literal, select
+from sqlalchemy.engine import URL, Dialect
+
+from alsql.db import normalize_url
+from alsql.schema import annotations, classes, items, model_versions, predictions
+from alsql.schema.tables import ITEM_STATUSES
+
+__all__ = ["CheckResult", "ValidationReport", "SUITES", "annotations_query", "predictions_query", "validate"]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One expectation's outcome. ``samples``: id columns (and the bad value) of failing rows."""
+
+    suite: str
+    expectation: str
+    column: str
+    success: bool
+    unexpected_count: int
+    element_count: int
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ValidationReport:
+    checks: list[CheckResult]
+
+    @property
+    def success(self) -> bool:
+        return all(c.success for c in self.checks)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.success]
+
+
+def annotations_query() -> Select:
+    """Every annotation with its class's name in its own project (NULL when that class is not there)."""
+    return select(
+        annotations.c.annotation_id,
+        annotations.c.project_id,
+        annotations.c.item_id,
+        annotations.c.class_id,
+        classes.c.name.label("class_name"),
+    ).select_from(
+        annotations.outerjoin(
+            classes,
+            and_(classes.c.project_id == annotations.c.project_id, classes.c.class_id == annotations.c.class_id),
+        )
+    )
+
+
+def predictions_query(dialect: Dialect) -> Select:
+    """Every prediction with its probs length in bytes and the bytes its project's classes call for."""
+    counts = (
+        select(classes.c.project_id, func.count().label("n_classes"))
+        .group_by(classes.c.project_id)
+        .subquery("class_counts")
+    )
+    length = func.datalength if dialect.name == "mssql" else func.length
+    predicted = classes.alias("predicted_class")
+    return select(
+        predictions.c.model_id,
+        predictions.c.item_id,
+        predictions.c.class_id,
+        predictions.c.confidence,
+        predictions.c.margin,
+        predicted.c.name.label("class_name"),
+        length(predictions.c.probs).label("probs_bytes"),
+        (func.coalesce(counts.c.n_classes, 0) * literal(2)).label("expected_probs_bytes"),
+    ).select_from(
+        predictions.join(model_versions, model_versions.c.model_id == predictions.c.model_id)
+        .outerjoin(counts, counts.c.project_id == model_versions.c.project_id)
+        .outerjoin(
+            predicted,
+            and_(predicted.c.project_id == model_versions.c.project_id, predicted.c.class_id == predictions.c.class_id),
+        )
+    )
+
+
+def _expectations():
+    import great_expectations as gx
+
+    E = gx.expectations
+    return {
+        "items": (
+            ["item_id"],
+            [
+                E.ExpectColumnValuesToBeUnique(column="uri"),
+                E.ExpectColumnValuesToBeUnique(column="sha256"),
+                E.ExpectColumnValuesToBeInSet(column="status", value_set=list(ITEM_STATUSES)),
+                E.ExpectColumnValuesToBeBetween(column="width", min_value=0, strict_min=True),
+                E.ExpectColumnValuesToBeBetween(column="height", min_value=0, strict_min=True),
+            ],
+        ),
+        "annotations": (
+            ["annotation_id", "project_id", "item_id", "class_id"],
+            [E.ExpectColumnValuesToNotBeNull(column="class_name")],
+        ),
+        "predictions": (
+            ["model_id", "item_id"],
+            [
+                E.ExpectColumnValuesToBeBetween(column="confidence", min_value=0, max_value=1),
+                E.ExpectColumnValuesToBeBetween(column="margin", min_value=0, max_value=1),
+                E.ExpectColumnValuesToNotBeNull(column="class_name"),
+                E.ExpectColumnPairValuesToBeEqual(column_A="probs_bytes", column_B="expected_probs_bytes"),
+            ],
+        ),
+    }
+
+
+SUITES = ("items", "annotations", "predictions")
+
+
+def _column(config: Any) -> str:
+    kw = config.kwargs
+    if "column" in kw:
+        return kw["column"]
+    return " = ".join(str(kw[k]) for k in ("column_A", "column_B") if k in kw)
+
+
+def validate(url: str | URL, suites: tuple[str, ...] = SUITES, sample: int = 5) -> ValidationReport:
+    """Run the suites against the database at ``url``; return every expectation's outcome."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        # "a more specific SqliteDatasource may be more appropriate": one generic source serves every backend.
+        warnings.simplefilter("ignore")
+        return _validate(url, suites, sample)
+
+
+def _validate(url: str | URL, suites: tuple[str, ...], sample: int) -> ValidationReport:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    u = normalize_url(url)
+    dialect = u.get_dialect()()
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    source = context.data_sources.add_sql(name="alsql", connection_string=u.render_as_string(hide_password=False))
+
+    def sql(q: Select) -> str:
+        return str(q.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+    assets = {
+        "items": lambda: source.add_table_asset(name="items", table_name=items.name),
+        "annotations": lambda: source.add_query_asset(name="annotations", query=sql(annotations_query())),
+        "predictions": lambda: source.add_query_asset(name="predictions", query=sql(predictions_query(dialect))),
+    }
+    checks: list[CheckResult] = []
+    for name, (id_columns, expectations) in _expectations().items():
+        if name not in suites:
+            continue
+        batch = assets[name]().add_batch_definition_whole_table(f"{name}_all")
+        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
+        definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+        result = definition.run(result_format={
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": id_columns,
+            "partial_unexpected_count": sample,
+        })
+        for r in result.results:
+            res = r.result or {}
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                raise RuntimeError(f"{name}: {r.expectation_config.type} raised {r.exception_info.get('exception_message')}")
+            checks.append(CheckResult(
+                suite=name,
+                expectation=r.expectation_config.type,
+                column=_column(r.expectation_config),
+                success=bool(r.success),
+                unexpected_count=int(res.get("unexpected_count") or 0),
+                element_count=int(res.get("element_count") or 0),
+                samples=list(res.get("partial_unexpected_index_list") or [])[:sample],
+            ))
+    return ValidationReport(checks)
