@@ -41,7 +41,7 @@ REPORTS = Path(__file__).parent / "reports"
 BUDGETS = [20, 40, 60, 80, 100, 140, 180, 220, 260, 300, 350, 400]
 LONGTAIL_BUDGETS = [20, 40, 60, 80, 100, 140, 180, 220]
 RARE = list(range(5, 10))
-console = Console(highlight=False)
+console = Console(highlight=False, width=200)
 
 
 def load_digits_tensors():

@@ -156,6 +156,9 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
                 total += float(loss.detach()) * len(y)
                 n += len(y)
         sched.step()
+        if world > 1:  # batch-norm statistics drift per rank after the last step: take rank 0's
+            for buf in net.buffers():
+                dist.broadcast(buf, 0)
         row = {"epoch": epoch, "train_loss": total / max(n, 1)}
         if eval_batches is not None:
             cm, eval_loss = evaluate(net, eval_batches(), num_classes, device, cfg.amp)
