@@ -148,9 +148,6 @@ def _column(config: Any) -> str:
 
 def validate(url: str | URL, suites: tuple[str, ...] = SUITES, sample: int = 5) -> ValidationReport:
     """Run the suites against the database at ``url``; return every expectation's outcome."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         # "a more specific SqliteDatasource may be more appropriate": one generic source serves every backend.
