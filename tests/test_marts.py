@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import math
+import re
+from pathlib import Path
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
@@ -34,6 +36,7 @@ KEYS = {"item_index": "project_item_key", "label_progress": "progress_key", "mod
         "defect_warranty": "product_key", "maintenance_risk": "project_item_key"}
 MSSQL_URL = "mssql+pyodbc://alsql:secret@sql.example.invalid:1433/alsql?driver=ODBC+Driver+18+for+SQL+Server"
 runner = CliRunner()
+ANALYST_SQL = re.findall(r"```sql\n(.*?)```", (Path(__file__).parent.parent / "docs" / "analysts.md").read_text(), re.S)
 
 
 def _built(url, work_dir):
@@ -181,6 +184,35 @@ def test_build_postgres_matches_sqlite(pg_marts, sqlite_marts):
                     assert str(x)[:19] == str(y)[:19], (mart, col, x, y)
                 else:
                     assert str(x) == str(y), (mart, col, x, y)
+
+
+def _answers(engine, search_path=None):
+    """Each example query of docs/analysts.md, run as written; its rows."""
+    with engine.connect() as conn:
+        if search_path:
+            conn.execute(text(f"set search_path to {search_path}"))
+        return [conn.execute(text(q)).all() for q in ANALYST_SQL]
+
+
+@pytest.mark.sqlite
+@pytest.mark.slow
+def test_analyst_questions_answer_on_sqlite(sqlite_marts):
+    assert len(ANALYST_SQL) == 5
+    safety, per_camera, warranty, by_confidence, maintenance = _answers(sqlite_marts[1])
+    assert [r[0] for r in safety] and all(r[1] > 0 for r in safety)
+    assert {r[0] for r in per_camera} <= {f"cam-{n:03d}" for n in range(11, 23)} and per_camera
+    assert sorted(r[0] for r in warranty) == [0, 1] and sorted(r[0] for r in maintenance) == [0, 1]
+    assert by_confidence
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_analyst_questions_agree_on_postgres(pg_marts, sqlite_marts):
+    pg, lite = _answers(pg_marts[1], "marts, public"), _answers(sqlite_marts[1])
+    for got, want in zip(pg, lite):
+        norm = lambda rows: sorted(tuple(round(float(v), 6) if isinstance(v, (int, float)) or hasattr(v, "as_integer_ratio")
+                                         else v for v in r) for r in rows)
+        assert norm(got) == norm(want)
 
 
 def test_sqlserver_parse_and_offline_compile(tmp_path):
