@@ -3,6 +3,7 @@
 from alsql.schema.base import NAMING_CONVENTION, metadata
 from alsql.schema.tables import *  # noqa: F403
 from alsql.schema.tables import __all__ as _tables
+from alsql.schema.pipelines import CHUNK_STATUSES, leases, work_chunks  # noqa: F401
 from alsql.schema.views import (
     VIEW_NAMES,
     current_labels,
