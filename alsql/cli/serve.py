@@ -1,0 +1,35 @@
+"""``alsql serve``: the labeling app on uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from alsql.cli.common import console
+
+__all__ = ["register"]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on", min=1, max=65535)] = 8000,
+) -> None:
+    """Run the labeling app (pages and the JSON API under /api) for the configured database.
+
+    Set ALSQL_SECRET_KEY so sessions survive a restart; add users with `alsql user add`.
+    """
+    import uvicorn
+
+    from alsql.cli.common import get_engine
+    from alsql.config import get_settings
+    from alsql.web import create_app
+
+    get_engine()  # initialise an embedded database, refuse an uninitialised server
+    app = create_app(get_settings().database_url)
+    console.print(f"alsql labeling app on http://{host}:{port}/ (Ctrl+C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,176 @@
+"""The JSON API under ``/api`` (the pages use it; the OpenAPI spec is at ``/openapi.json``).
+
+Auth: the session cookie (writes need the ``X-CSRF-Token`` header) or
+``Authorization: Bearer <token>``. 401 when neither; 403 for annotators on admin
+routes (see ``alsql.web.admin``). Bad input answers 400 (AlsqlError) or 422
+(validation) and writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection, select
+
+from alsql.catalog import Project, get_project
+from alsql.errors import AlsqlError
+from alsql.loaders.stores import store_for
+from alsql.schema import annotations, items
+from alsql.web import data
+from alsql.web.deps import ApiUser, ApiWriter, EngineDep
+from alsql.web.queue import Claim, LabelQueue
+from alsql.web.schemas import MAX_ID, ClaimIn, ItemId, LabelIn, MapLimit, ProjectId, SkipIn
+
+__all__ = ["router", "project_or_404", "project_json"]
+
+router = APIRouter(prefix="/api", tags=["labeling"])
+
+
+def project_or_404(request: Request, conn: Connection, project_id: int) -> Project:
+    """The project (cached per app: projects and classes never change once created)."""
+    cache: dict[int, Project] = request.app.state.projects
+    if project_id not in cache:
+        try:
+            cache[project_id] = get_project(conn, project_id)
+        except AlsqlError as exc:
+            raise HTTPException(404, str(exc)) from None
+    return cache[project_id]
+
+
+def project_json(conn: Connection, p: Project) -> dict[str, Any]:
+    return {"project_id": p.project_id, "name": p.name, "description": p.description,
+            "classes": [{"class_id": i, "name": n, "key": k} for i, (n, k) in enumerate(zip(p.classes, p.keys))],
+            "model_id": data.latest_model_id(conn, p.project_id)}
+
+
+def _queue(request: Request) -> LabelQueue:
+    return request.app.state.queue
+
+
+def _answer(request: Request, engine, project: Project, claims: list[Claim], **extra) -> dict[str, Any]:
+    q = _queue(request)
+    with engine.connect() as conn:
+        model_id = data.latest_model_id(conn, project.project_id)
+        views = [data.item_view(conn, project, c.item_id, model_id, c.round_id, c.rank) for c in claims]
+        rid = claims[0].round_id if claims else None
+        if rid is None:
+            open_ = q.open_rounds(conn, project.project_id)
+            rid = open_[0] if open_ else None
+        left = q.left(conn, rid) if rid is not None else 0
+    return {"round_id": rid, "left": left, "items": [v for v in views if v is not None], **extra}
+
+
+@router.get("/me")
+def me(user: ApiUser) -> dict[str, Any]:
+    """Who is logged in; ``csrf`` is the token API writes must send (cookie sessions only)."""
+    return {"user_id": user.user_id, "name": user.name, "role": user.role, "csrf": user.csrf}
+
+
+@router.get("/projects")
+def projects_list(request: Request, engine: EngineDep, user: ApiUser) -> list[dict[str, Any]]:
+    from alsql.schema import projects
+
+    with engine.connect() as conn:
+        ids = conn.execute(select(projects.c.project_id).order_by(projects.c.project_id)).scalars().all()
+        return [project_json(conn, project_or_404(request, conn, i)) for i in ids]
+
+
+@router.get("/projects/{project_id}")
+def project_one(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return project_json(conn, project_or_404(request, conn, project_id))
+
+
+@router.post("/projects/{project_id}/queue")
+def claim(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: ClaimIn):
+    """Lease the next ``n`` items of the project's open train rounds to the caller."""
+    with engine.connect() as conn:
+        project = project_or_404(request, conn, project_id)
+    claims = _queue(request).claim(project.project_id, user.name, body.n, body.exclude)
+    return _answer(request, engine, project, claims)
+
+
+@router.post("/projects/{project_id}/labels")
+def label(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: LabelIn):
+    """Append the caller's label (source ui) and lease the next ``next`` items."""
+    with engine.connect() as conn:
+        project = project_or_404(request, conn, project_id)
+    annotation_id, claims = _queue(request).label(
+        project.project_id, user.name, body.item_id, body.class_id, body.seconds, body.next, body.exclude
+    )
+    return _answer(request, engine, project, claims, annotation_id=annotation_id)
+
+
+@router.post("/projects/{project_id}/skip")
+def skip(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: SkipIn):
+    """Mark the item skipped in the open rounds (no label) and lease the next ``next`` items."""
+    with engine.connect() as conn:
+        project = project_or_404(request, conn, project_id)
+    claims = _queue(request).skip(project.project_id, user.name, body.item_id, body.next, body.exclude)
+    return _answer(request, engine, project, claims)
+
+
+@router.get("/projects/{project_id}/items/{item_id}")
+def item(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId, item_id: ItemId):
+    """One item with the latest model's guess and its label history in the project."""
+    with engine.connect() as conn:
+        project = project_or_404(request, conn, project_id)
+        view = data.item_view(conn, project, item_id, data.latest_model_id(conn, project_id))
+    if view is None:
+        raise HTTPException(404, f"item {item_id} does not exist")
+    return view
+
+
+@router.get("/projects/{project_id}/history")
+def my_history(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId,
+               limit: Annotated[int, Query(ge=1, le=200)] = 20) -> list[dict[str, Any]]:
+    """The caller's latest labels in the project, newest first."""
+    with engine.connect() as conn:
+        project = project_or_404(request, conn, project_id)
+        rows = conn.execute(
+            select(annotations.c.annotation_id, annotations.c.item_id, annotations.c.class_id,
+                   annotations.c.created_at)
+            .where(annotations.c.project_id == project_id, annotations.c.annotator == user.name)
+            .order_by(annotations.c.created_at.desc(), annotations.c.annotation_id.desc()).limit(limit)
+        ).all()
+    return [{"annotation_id": r.annotation_id, "item_id": r.item_id, "class_id": r.class_id,
+             "class_name": project.classes[r.class_id] if r.class_id < len(project.classes) else None,
+             "created_at": r.created_at.isoformat() if r.created_at else None} for r in rows]
+
+
+@router.get("/projects/{project_id}/progress")
+def progress(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return data.progress(conn, project_or_404(request, conn, project_id))
+
+
+@router.get("/projects/{project_id}/map")
+def map_(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId,
+         limit: MapLimit = data.MAP_LIMIT,
+         after: Annotated[int, Query(ge=0, le=MAX_ID, description="keyset: item ids above this")] = 0,
+         model_id: Annotated[Optional[int], Query(ge=1, le=MAX_ID)] = None) -> dict[str, Any]:
+    """The 2-D embedding as columns: item_id, x, y, label (-1 = not labeled), predicted, confidence."""
+    with engine.connect() as conn:
+        project = project_or_404(request, conn, project_id)
+        if model_id is None:
+            model_id = data.latest_model_id(conn, project_id)
+        return data.map_points(conn, project, model_id, limit, after)
+
+
+@router.get("/items/{item_id}/image", response_class=Response,
+            responses={200: {"content": {"image/*": {}}}, 404: {"description": "no such item or blob"}})
+def image(engine: EngineDep, user: ApiUser, item_id: ItemId) -> Response:
+    """The item's image bytes, read from its store by ``items.uri`` (never a path from the request)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(items.c.uri, items.c.media_type).where(items.c.item_id == item_id)).first()
+    if row is None:
+        raise HTTPException(404, f"item {item_id} does not exist")
+    try:
+        body = store_for(row.uri).open(row.uri)
+    except (FileNotFoundError, AlsqlError, OSError):
+        raise HTTPException(404, f"item {item_id}: its blob cannot be read") from None
+    media = row.media_type if (row.media_type or "").startswith("image/") else "application/octet-stream"
+    return Response(body, media_type=media,
+                    headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})

@@ -1,0 +1,96 @@
+"""The app factory: ``create_app(url, secret_key)`` gives the labeling app for one database.
+
+State on ``app.state``: ``engine``, ``signer`` (session cookies), ``queue``
+(``LabelQueue``), ``projects`` (a cache: projects and classes never change once
+created), ``templates``. Every asset is served from the package (``/static``), and a
+Content-Security-Policy allows scripts, styles and images from this origin only.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from alsql.errors import AlsqlError
+from alsql.web.auth import SessionSigner
+from alsql.web.deps import LoginRequired
+from alsql.web.queue import LabelQueue
+
+__all__ = ["create_app"]
+
+HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
+
+_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+
+
+def _engine_for(url: str):
+    from alsql import migrations
+    from alsql.db import make_engine, redact
+
+    engine = make_engine(url)
+    if migrations.current(url) is None:
+        if engine.dialect.name != "sqlite":
+            raise AlsqlError(f"database {redact(url)} is not initialised: run `alsql init` first")
+        migrations.upgrade(url)
+    return engine
+
+
+def create_app(url: str | None = None, secret_key: str | None = None) -> FastAPI:
+    """The app for database ``url`` (else the configured one).
+
+    ``secret_key`` signs session cookies (else ``ALSQL_SECRET_KEY``; else a random key
+    per process, so sessions end when the server restarts).
+    """
+    from alsql.config import get_settings
+    from alsql.web import admin, api, pages
+
+    settings = get_settings()
+    url = url or settings.database_url
+    secret_key = secret_key or settings.secret_key
+    if not secret_key:
+        log.warning("no secret key set (ALSQL_SECRET_KEY): sessions last until the server restarts")
+        secret_key = secrets.token_urlsafe(32)
+
+    app = FastAPI(
+        title="alsql labeling app",
+        version="1",
+        description="Label the items of active-learning rounds; progress, the embedding map, admin.",
+    )
+    app.state.engine = _engine_for(url)
+    app.state.signer = SessionSigner(secret_key)
+    app.state.queue = LabelQueue(app.state.engine)
+    app.state.projects = {}
+    app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(api.router)
+    app.include_router(admin.router)
+    app.include_router(pages.router)
+
+    @app.exception_handler(AlsqlError)
+    async def _bad_input(request: Request, exc: AlsqlError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired):
+        return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

@@ -1,0 +1,189 @@
+"""What the pages show, read with index-driven queries.
+
+- ``item_view``: one item with the latest model's guess and the project's label
+  history for it (the ``annotations`` clustered key range of the item).
+- ``progress``: labels per class and per day, accuracy per model version (from
+  ``model_versions.metrics``), open rounds, failed runs and drift alerts.
+- ``map_points``: up to ``limit`` points of the latest model's 2-D embedding as
+  columns (``item_id``, ``x``, ``y``, ``label`` (-1 = not labeled), ``predicted``,
+  ``confidence``); three range scans on clustered keys, no per-point query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Date, cast, func, select
+
+from alsql.catalog import Project
+from alsql.models.pool import latest_model_id
+from alsql.schema import (
+    alerts,
+    annotations,
+    current_labels,
+    embeddings,
+    items,
+    model_versions,
+    predictions,
+    round_items,
+    rounds,
+    runs,
+)
+
+__all__ = ["latest_model_id", "item_view", "history", "progress", "map_points", "MAP_LIMIT"]
+
+MAP_LIMIT = 50_000
+
+
+def _iso(ts) -> str | None:
+    return ts.isoformat() if ts is not None else None
+
+
+def history(conn: Connection, project: Project, item_id: int) -> list[dict[str, Any]]:
+    """Every label of the item in the project, oldest first (the last is the label of record)."""
+    rows = conn.execute(
+        select(annotations.c.annotation_id, annotations.c.class_id, annotations.c.annotator,
+               annotations.c.created_at, annotations.c.source, annotations.c.seconds)
+        .where(annotations.c.project_id == project.project_id, annotations.c.item_id == item_id)
+        .order_by(annotations.c.annotation_id)
+    ).all()
+    return [
+        {"annotation_id": r.annotation_id, "class_id": r.class_id, "class_name": _name(project, r.class_id),
+         "annotator": r.annotator, "created_at": _iso(r.created_at), "source": r.source, "seconds": r.seconds}
+        for r in rows
+    ]
+
+
+def _name(project: Project, class_id: int | None) -> str | None:
+    if class_id is None or not 0 <= class_id < len(project.classes):
+        return None
+    return project.classes[class_id]
+
+
+def item_view(conn: Connection, project: Project, item_id: int, model_id: int | None,
+              round_id: int | None = None, rank: int | None = None) -> dict[str, Any] | None:
+    """The item as the labeling page needs it, or None when it does not exist."""
+    it = conn.execute(
+        select(items.c.item_id, items.c.width, items.c.height, items.c.media_type, items.c.status)
+        .where(items.c.item_id == item_id)
+    ).first()
+    if it is None:
+        return None
+    guess = None
+    if model_id is not None:
+        p = conn.execute(
+            select(predictions.c.class_id, predictions.c.confidence)
+            .where(predictions.c.model_id == model_id, predictions.c.item_id == item_id)
+        ).first()
+        if p is not None:
+            guess = {"model_id": model_id, "class_id": p.class_id, "class_name": _name(project, p.class_id),
+                     "confidence": p.confidence}
+    return {
+        "item_id": it.item_id, "width": it.width, "height": it.height, "media_type": it.media_type,
+        "status": it.status, "image_url": f"/api/items/{it.item_id}/image", "round_id": round_id, "rank": rank,
+        "guess": guess, "history": history(conn, project, item_id),
+    }
+
+
+def _day(col, dialect: str):
+    return cast(col, Date) if dialect == "mssql" else func.date(col)
+
+
+def progress(conn: Connection, project: Project) -> dict[str, Any]:
+    pid = project.project_id
+    per_class = dict(conn.execute(
+        select(current_labels.c.class_id, func.count())
+        .where(current_labels.c.project_id == pid).group_by(current_labels.c.class_id)
+    ).all())
+    day = _day(annotations.c.created_at, conn.dialect.name).label("day")
+    by_day = conn.execute(
+        select(day, func.count()).where(annotations.c.project_id == pid).group_by(day).order_by(day)
+    ).all()
+    models = conn.execute(
+        select(model_versions.c.model_id, model_versions.c.architecture, model_versions.c.label_count,
+               model_versions.c.metrics, model_versions.c.created_at)
+        .where(model_versions.c.project_id == pid).order_by(model_versions.c.model_id)
+    ).all()
+    open_rounds = conn.execute(
+        select(rounds.c.round_id, rounds.c.strategy, rounds.c.purpose, rounds.c.budget, rounds.c.created_at)
+        .where(rounds.c.project_id == pid, rounds.c.status == "open").order_by(rounds.c.round_id)
+    ).all()
+    failed = conn.execute(
+        select(runs.c.run_id, runs.c.step, runs.c.trigger, runs.c.error, runs.c.finished_at)
+        .where(runs.c.status == "failed", (runs.c.project_id == pid) | runs.c.project_id.is_(None))
+        .order_by(runs.c.run_id.desc()).limit(20)
+    ).all()
+    drift = conn.execute(
+        select(alerts.c.alert_id, alerts.c.kind, alerts.c.message, alerts.c.value, alerts.c.created_at)
+        .where(alerts.c.project_id == pid).order_by(alerts.c.alert_id.desc()).limit(20)
+    ).all()
+    return {
+        "project_id": pid,
+        "classes": [{"class_id": i, "name": n, "labels": per_class.get(i, 0)} for i, n in enumerate(project.classes)],
+        "labels_total": sum(per_class.values()),
+        "labels_per_day": [{"day": str(d), "labels": n} for d, n in by_day],
+        "models": [
+            {"model_id": m.model_id, "architecture": m.architecture, "label_count": m.label_count,
+             "accuracy": (m.metrics or {}).get("accuracy") if isinstance(m.metrics, dict) else None,
+             "created_at": _iso(m.created_at)}
+            for m in models
+        ],
+        "rounds": [
+            {"round_id": r.round_id, "strategy": r.strategy, "purpose": r.purpose, "budget": r.budget,
+             "pending": _pending(conn, r.round_id), "created_at": _iso(r.created_at)}
+            for r in open_rounds
+        ],
+        "failed_runs": [
+            {"run_id": r.run_id, "step": r.step, "trigger": r.trigger, "error": (r.error or "")[:500],
+             "finished_at": _iso(r.finished_at)} for r in failed
+        ],
+        "alerts": [
+            {"alert_id": a.alert_id, "kind": a.kind, "message": a.message, "value": a.value,
+             "created_at": _iso(a.created_at)} for a in drift
+        ],
+    }
+
+
+def _pending(conn: Connection, round_id: int) -> int:
+    return conn.execute(
+        select(func.count()).select_from(round_items)
+        .where(round_items.c.round_id == round_id, round_items.c.status == "pending")
+    ).scalar_one()
+
+
+def map_points(conn: Connection, project: Project, model_id: int | None, limit: int = MAP_LIMIT,
+               after: int = 0) -> dict[str, Any]:
+    """Columns of up to ``limit`` embedded items with ``item_id > after``, in item order."""
+    out: dict[str, Any] = {"model_id": model_id, "classes": list(project.classes), "item_id": [], "x": [],
+                           "y": [], "label": [], "predicted": [], "confidence": [], "next_after": None}
+    if model_id is None:
+        return out
+    pts = conn.execute(
+        select(embeddings.c.item_id, embeddings.c.x, embeddings.c.y)
+        .where(embeddings.c.model_id == model_id, embeddings.c.item_id > after, embeddings.c.x.is_not(None))
+        .order_by(embeddings.c.item_id).limit(limit)
+    ).all()
+    if not pts:
+        return out
+    lo, hi = pts[0][0], pts[-1][0]
+    pred = {r[0]: (r[1], r[2]) for r in conn.execute(
+        select(predictions.c.item_id, predictions.c.class_id, predictions.c.confidence)
+        .where(predictions.c.model_id == model_id, predictions.c.item_id.between(lo, hi))
+    )}
+    label: dict[int, int] = {}
+    for item_id, class_id in conn.execute(  # in annotation order: the last one wins
+        select(annotations.c.item_id, annotations.c.class_id)
+        .where(annotations.c.project_id == project.project_id, annotations.c.item_id.between(lo, hi))
+        .order_by(annotations.c.item_id, annotations.c.annotation_id)
+    ):
+        label[item_id] = class_id
+    none = (-1, None)
+    out["item_id"] = [p[0] for p in pts]
+    out["x"] = [round(p[1], 4) for p in pts]
+    out["y"] = [round(p[2] if p[2] is not None else 0.0, 4) for p in pts]
+    out["label"] = [label.get(p[0], -1) for p in pts]
+    guesses = [pred.get(p[0], none) for p in pts]
+    out["predicted"] = [g[0] for g in guesses]
+    out["confidence"] = [round(g[1], 3) if g[1] is not None else None for g in guesses]
+    out["next_after"] = hi if len(pts) == limit else None
+    return out

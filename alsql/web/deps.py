@@ -1,0 +1,134 @@
+"""FastAPI dependencies, as ``Annotated`` aliases the routes take as parameters.
+
+Who is asking: a ``Authorization: Bearer <token>`` header, else the signed session
+cookie. API routes answer 401 without either; pages redirect to ``/login``.
+Writes made with the cookie must carry the session's CSRF token (header
+``X-CSRF-Token`` for the API, field ``csrf_token`` for forms); token requests need
+none (a browser never adds the header by itself). Admin routes answer 403 to
+annotators.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Engine
+
+from alsql.web.auth import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    User,
+    authenticate_token,
+    csrf_equal,
+    user_by_id,
+)
+
+__all__ = [
+    "EngineDep",
+    "MaybeUser",
+    "ApiUser",
+    "ApiWriter",
+    "ApiAdmin",
+    "ApiAdminWriter",
+    "PageUser",
+    "PageAdmin",
+    "LoginRequired",
+    "check_form_csrf",
+    "session_data",
+]
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the app answers with a redirect to the login page."""
+
+    def __init__(self, next_path: str):
+        self.next_path = next_path
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+
+
+def session_data(request: Request) -> dict | None:
+    """The verified session cookie (``uid``, ``csrf``) or None."""
+    return request.app.state.signer.loads(request.cookies.get(SESSION_COOKIE))
+
+
+def _maybe_user(request: Request, engine: EngineDep) -> User | None:
+    auth = request.headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        with engine.connect() as conn:
+            user = authenticate_token(conn, auth[7:].strip())
+        if user is None:
+            raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+        return user
+    data = session_data(request)
+    if not data or not isinstance(data.get("uid"), int):
+        return None
+    with engine.connect() as conn:
+        return user_by_id(conn, data["uid"], data["csrf"])
+
+
+MaybeUser = Annotated[Optional[User], Depends(_maybe_user)]
+
+
+def _api_user(user: MaybeUser) -> User:
+    if user is None:
+        raise HTTPException(401, "not logged in", headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+ApiUser = Annotated[User, Depends(_api_user)]
+
+
+def _api_writer(request: Request, user: ApiUser) -> User:
+    if user.via == "session" and not csrf_equal(request.headers.get(CSRF_HEADER), user.csrf):
+        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header")
+    return user
+
+
+ApiWriter = Annotated[User, Depends(_api_writer)]
+
+
+def _admin(user: User) -> User:
+    if not user.is_admin:
+        raise HTTPException(403, "admin role required")
+    return user
+
+
+def _api_admin(user: ApiUser) -> User:
+    return _admin(user)
+
+
+def _api_admin_writer(user: ApiWriter) -> User:
+    return _admin(user)
+
+
+ApiAdmin = Annotated[User, Depends(_api_admin)]
+ApiAdminWriter = Annotated[User, Depends(_api_admin_writer)]
+
+
+def _page_user(request: Request, user: MaybeUser) -> User:
+    if user is None:
+        raise LoginRequired(request.url.path)
+    return user
+
+
+PageUser = Annotated[User, Depends(_page_user)]
+
+
+def _page_admin(user: PageUser) -> User:
+    return _admin(user)
+
+
+PageAdmin = Annotated[User, Depends(_page_admin)]
+
+
+def check_form_csrf(user: User, token: str | None) -> None:
+    """403 unless a form's ``csrf_token`` matches the session's."""
+    if user.via == "session" and not csrf_equal(token, user.csrf):
+        raise HTTPException(403, "missing or wrong csrf_token")

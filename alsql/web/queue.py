@@ -1,0 +1,224 @@
+"""The labeling queue: the next items for a user from the project's open train rounds.
+
+Order: rounds by ``round_id``, items by ``rank`` (the clustered key). A claimed item
+is leased to the user (``round_items.assigned_to`` / ``lease_expires_at``) for
+``lease_seconds``; nobody else is offered it until the lease expires, so two
+annotators never get the same item at once. The claim is atomic: on PostgreSQL the
+candidate rows are read ``FOR UPDATE SKIP LOCKED``; on SQLite the whole claim runs
+inside ``write_transaction`` (``BEGIN IMMEDIATE``), which serializes claims.
+
+A label is never refused because of a lease: if two users label one item (a lease
+expired, or the map opened it), both rows are kept (annotations are append-only).
+Labels are written only through ``alsql.annotate.insert_annotations`` with source
+``ui``; the item's pending ``round_items`` rows in the project's open rounds turn
+``labeled``. Skip turns them ``skipped`` and writes no annotation.
+
+Speed: a per-process low-water mark per round (the lowest rank still pending; ranks
+below it are labeled or skipped, and those states are final) makes the claim an
+index range scan that starts where the work is. Each round closes when its last
+pending item is labeled or skipped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+
+from alsql.annotate import insert_annotations
+from alsql.db import write_transaction
+from alsql.errors import AlsqlError
+from alsql.schema import classes, items, round_items, rounds
+from alsql.schema.tables import utcnow
+
+__all__ = ["Claim", "LabelQueue", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
+
+LEASE_SECONDS = 600
+LEFT_TTL = 5.0
+MAX_CLAIM = 10
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One leased item: where it sits in which round."""
+
+    round_id: int
+    rank: int
+    item_id: int
+
+
+class LabelQueue:
+    """Claims, labels and skips for one database. Thread-safe; one per app."""
+
+    def __init__(self, engine: Engine, lease_seconds: int = LEASE_SECONDS):
+        self.engine = engine
+        self.lease = timedelta(seconds=lease_seconds)
+        self._low: dict[int, int] = {}
+        self._left: dict[int, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    # -- reading ---------------------------------------------------------------
+    def open_rounds(self, conn: Connection, project_id: int) -> list[int]:
+        return list(conn.execute(
+            select(rounds.c.round_id)
+            .where(rounds.c.project_id == project_id, rounds.c.status == "open", rounds.c.purpose == "train")
+            .order_by(rounds.c.round_id)
+        ).scalars())
+
+    def left(self, conn: Connection, round_id: int) -> int:
+        """Items still pending in the round.
+
+        Counted from the low-water mark, then kept for ``LEFT_TTL`` seconds and
+        decremented by this process's labels and skips (other processes' show after
+        the TTL): a count over a million-item round stays off the hot path.
+        """
+        now = time.monotonic()
+        with self._lock:
+            hit = self._left.get(round_id)
+        if hit is not None and now - hit[1] < LEFT_TTL:
+            return max(hit[0], 0)
+        value = conn.execute(
+            select(func.count()).select_from(round_items).where(
+                round_items.c.round_id == round_id,
+                round_items.c.rank >= self._low.get(round_id, 0),
+                round_items.c.status == "pending",
+            )
+        ).scalar_one()
+        with self._lock:
+            self._left[round_id] = (value, now)
+        return value
+
+    def _done(self, round_ids: list[int]) -> None:
+        with self._lock:
+            for rid in round_ids:
+                if rid in self._left:
+                    value, t = self._left[rid]
+                    self._left[rid] = (value - 1, t)
+
+    # -- claiming --------------------------------------------------------------
+    def _first_pending(self, conn: Connection, round_id: int) -> int | None:
+        low = self._low.get(round_id, 0)
+        first = conn.execute(
+            select(round_items.c.rank)
+            .where(round_items.c.round_id == round_id, round_items.c.rank >= low,
+                   round_items.c.status == "pending")
+            .order_by(round_items.c.rank).limit(1)
+        ).scalar()
+        with self._lock:
+            if first is not None and first > self._low.get(round_id, 0):
+                self._low[round_id] = first
+        return first
+
+    def _claim_in(self, conn: Connection, round_id: int, start: int, user: str, n: int,
+                  exclude: list[int], now) -> list[Claim]:
+        free = or_(round_items.c.assigned_to.is_(None), round_items.c.assigned_to == user,
+                   round_items.c.lease_expires_at < now)
+        q = (
+            select(round_items.c.rank, round_items.c.item_id)
+            .where(round_items.c.round_id == round_id, round_items.c.rank >= start,
+                   round_items.c.status == "pending", free)
+            .order_by(round_items.c.rank).limit(n)
+        )
+        if exclude:
+            q = q.where(round_items.c.item_id.not_in(exclude))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        got = [Claim(round_id, r.rank, r.item_id) for r in conn.execute(q)]
+        if got:
+            conn.execute(
+                update(round_items)
+                .where(round_items.c.round_id == round_id, round_items.c.rank.in_([c.rank for c in got]))
+                .values(assigned_to=user, lease_expires_at=now + self.lease)
+            )
+        return got
+
+    def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int]) -> list[Claim]:
+        out: list[Claim] = []
+        now = utcnow()
+        for round_id in self.open_rounds(conn, project_id):
+            first = self._first_pending(conn, round_id)
+            if first is None:
+                conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.status == "open")
+                             .values(status="closed", closed_at=now))
+                continue
+            out += self._claim_in(conn, round_id, first, user, n - len(out), exclude, now)
+            if len(out) >= n:
+                break
+        return out
+
+    def claim(self, project_id: int, user: str, n: int = 1, exclude: Iterable[int] = ()) -> list[Claim]:
+        """Lease up to ``n`` (1..MAX_CLAIM) items to ``user``, skipping ids in ``exclude``.
+
+        Items the user already leases are offered again (a reload loses nothing).
+        """
+        n = _check_n(n)
+        with write_transaction(self.engine) as conn:
+            return self._claim(conn, project_id, user, n, list(exclude)[:100])
+
+    # -- writing ---------------------------------------------------------------
+    def _check(self, conn: Connection, project_id: int, item_id: int, class_id: int | None) -> None:
+        if conn.execute(select(items.c.item_id).where(items.c.item_id == item_id)).first() is None:
+            raise AlsqlError(f"item_id {item_id}: no such item")
+        if class_id is None:
+            return
+        known = conn.execute(
+            select(classes.c.class_id).where(classes.c.project_id == project_id, classes.c.class_id == class_id)
+        ).first()
+        if known is None:
+            names = conn.execute(select(classes.c.class_id, classes.c.name)
+                                 .where(classes.c.project_id == project_id).order_by(classes.c.class_id)).all()
+            raise AlsqlError(f"class_id {class_id} is not a class of project {project_id}; expected one of: "
+                             + ", ".join(f"{i} ({nm})" for i, nm in names))
+
+    def _finish(self, conn: Connection, project_id: int, item_id: int, status: str, now) -> list[int]:
+        """Turn the item's pending rows in the project's open rounds to ``status``; their round ids."""
+        open_ids = select(rounds.c.round_id).where(rounds.c.project_id == project_id, rounds.c.status == "open")
+        where = and_(round_items.c.item_id == item_id, round_items.c.status == "pending",
+                     round_items.c.round_id.in_(open_ids.scalar_subquery()))
+        hit = list(conn.execute(select(round_items.c.round_id).where(where)).scalars())
+        if hit:
+            conn.execute(update(round_items).where(where)
+                         .values(status=status, labeled_at=now if status == "labeled" else None))
+        return hit
+
+    def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
+              claim_next: int = 0, exclude: Iterable[int] = ()) -> tuple[int, list[Claim]]:
+        """Append the user's label; optionally claim the next items in the same transaction.
+
+        Returns ``(annotation_id, claims)``. Raises AlsqlError (nothing written) for an
+        unknown item or a class outside the project.
+        """
+        claim_next = _check_n(claim_next, allow_zero=True)
+        with write_transaction(self.engine) as conn:
+            self._check(conn, project_id, item_id, class_id)
+            now = utcnow()
+            (annotation_id,) = insert_annotations(conn, [{
+                "project_id": project_id, "item_id": item_id, "class_id": class_id, "annotator": user,
+                "created_at": now, "seconds": seconds, "source": "ui",
+            }])
+            hit = self._finish(conn, project_id, item_id, "labeled", now)
+            claims = self._claim(conn, project_id, user, claim_next, [item_id, *exclude][:100]) if claim_next else []
+        self._done(hit)
+        return annotation_id, claims
+
+    def skip(self, project_id: int, user: str, item_id: int, claim_next: int = 0,
+             exclude: Iterable[int] = ()) -> list[Claim]:
+        """Mark the item skipped in the project's open rounds (no annotation); claim the next."""
+        claim_next = _check_n(claim_next, allow_zero=True)
+        with write_transaction(self.engine) as conn:
+            self._check(conn, project_id, item_id, None)
+            hit = self._finish(conn, project_id, item_id, "skipped", utcnow())
+            claims = self._claim(conn, project_id, user, claim_next, [item_id, *exclude][:100]) if claim_next else []
+        self._done(hit)
+        return claims
+
+
+def _check_n(n: int, allow_zero: bool = False) -> int:
+    lo = 0 if allow_zero else 1
+    if not isinstance(n, int) or not lo <= n <= MAX_CLAIM:
+        raise AlsqlError(f"n {n!r}: expected an integer from {lo} to {MAX_CLAIM}")
+    return n

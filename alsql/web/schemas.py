@@ -1,0 +1,75 @@
+"""Request bodies of the JSON API (pydantic), bounded so bad input is a 4xx, never a 5xx."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional
+
+from fastapi import Path, Query
+from pydantic import BaseModel, Field
+
+from alsql.web.queue import MAX_CLAIM
+
+__all__ = [
+    "MAX_ID",
+    "ItemId",
+    "ProjectId",
+    "ClaimIn",
+    "LabelIn",
+    "SkipIn",
+    "ProjectIn",
+    "RoundIn",
+    "UserIn",
+    "MapLimit",
+]
+
+MAX_ID = 2**53  # ids above this cannot exist (and would overflow a 64-bit column in arithmetic)
+
+IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
+ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="items.item_id")]
+ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="projects.project_id")]
+MapLimit = Annotated[int, Query(ge=1, le=50_000, description="points per page")]
+
+
+class ClaimIn(BaseModel):
+    """Lease up to ``n`` items; ``exclude``: ids the client already holds."""
+
+    n: int = Field(default=2, ge=1, le=MAX_CLAIM)
+    exclude: list[IdField] = Field(default_factory=list, max_length=100)
+
+
+class LabelIn(BaseModel):
+    """One label; ``next`` more items are claimed in the same transaction."""
+
+    item_id: IdField
+    class_id: int = Field(ge=0, le=32767)
+    seconds: Optional[float] = Field(default=None, ge=0, le=86400, description="time spent, seconds")
+    next: int = Field(default=1, ge=0, le=MAX_CLAIM)
+    exclude: list[IdField] = Field(default_factory=list, max_length=100)
+
+
+class SkipIn(BaseModel):
+    item_id: IdField
+    next: int = Field(default=1, ge=0, le=MAX_CLAIM)
+    exclude: list[IdField] = Field(default_factory=list, max_length=100)
+
+
+Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ProjectIn(BaseModel):
+    name: Text200
+    classes: list[Text200] = Field(min_length=1, max_length=1000)
+    description: Optional[str] = Field(default=None, max_length=10_000)
+
+
+class RoundIn(BaseModel):
+    strategy: str = Field(default="random", min_length=1, max_length=50)
+    budget: int = Field(ge=1, le=1_000_000)
+    purpose: Literal["train", "evaluation"] = "train"
+
+
+class UserIn(BaseModel):
+    name: Text200
+    role: Literal["annotator", "admin"] = "annotator"
+    password: Optional[str] = Field(default=None, min_length=8, max_length=200)
+    token: bool = Field(default=False, description="also create an API token (shown once)")

@@ -1,0 +1,29 @@
+// Shared helpers: JSON requests with the session's CSRF header, class colours.
+"use strict";
+window.alsql = (function () {
+  const csrf = (document.querySelector('meta[name="csrf"]') || {}).content || "";
+  async function request(method, url, body) {
+    const opts = { method, credentials: "same-origin", headers: { "Accept": "application/json" } };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = csrf;
+    const r = await fetch(url, opts);
+    if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); throw new Error("not logged in"); }
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(typeof data.detail === "string" ? data.detail : r.status + " " + r.statusText);
+    return data;
+  }
+  function colour(i, n) {
+    const hue = Math.round((i * 360 * 0.618033) % 360);
+    return "hsl(" + hue + ",70%," + (n > 20 ? 42 + (i % 3) * 8 : 45) + "%)";
+  }
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  return { get: (u) => request("GET", u), post: (u, b) => request("POST", u, b), colour, el };
+})();

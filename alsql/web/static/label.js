@@ -1,0 +1,132 @@
+// The labeling page: one key per class, skip, undo; the next items are claimed and
+// their images preloaded while the current one is shown, so labeling never waits.
+// Writes go out one at a time in order (a promise chain); the screen moves on at once.
+"use strict";
+(function () {
+  const root = document.getElementById("label-app");
+  const pid = root.dataset.project;
+  const classes = JSON.parse(root.dataset.classes);
+  const api = "/api/projects/" + pid;
+  const WANT = 3;                 // items held: the current one and two preloaded
+  let queue = [];                 // claimed, not yet labeled; queue[0] is shown
+  let back = [];                  // labeled this session, newest last: {item, class_id}
+  let forward = [];               // items stepped back over while reviewing
+  let reviewing = null;           // a labeled item shown again after undo
+  let chain = Promise.resolve();
+  let saved = 0, shownAt = performance.now(), exhausted = false;
+  const byKey = {};
+  classes.forEach((c) => { if (c.key) byKey[c.key.toLowerCase()] = c.class_id; });
+  const $ = (id) => document.getElementById(id);
+
+  function shown() { return reviewing ? reviewing.item : queue[0] || null; }
+  function held() { return queue.map((i) => i.item_id); }
+  function add(items) {
+    for (const it of items || []) {
+      if (queue.some((q) => q.item_id === it.item_id) || back.some((b) => b.item.item_id === it.item_id)) continue;
+      queue.push(it);
+      new Image().src = it.image_url;   // preload
+    }
+    if (!reviewing && queue.length && $("item-image").dataset.item !== String(queue[0].item_id)) render();
+  }
+  function status(d) {
+    if (d.round_id !== undefined) $("round-id").textContent = d.round_id === null ? "–" : d.round_id;
+    if (d.left !== undefined) $("left").textContent = d.left;
+    exhausted = (d.items || []).length === 0 && queue.length === 0;
+  }
+  function render() {
+    const it = shown();
+    $("mode").textContent = reviewing ? "reviewing (press a class key to correct, Space to go on)" : "labeling";
+    $("mode").className = reviewing ? "reviewing" : "";
+    document.querySelectorAll(".cls").forEach((b) => b.classList.remove("guessed", "current"));
+    if (!it) {
+      $("item-image").hidden = true; $("empty").hidden = !exhausted; $("item-id").textContent = "–";
+      $("item-history").replaceChildren(); return;
+    }
+    $("empty").hidden = true;
+    const img = $("item-image");
+    img.hidden = false; img.src = it.image_url; img.dataset.item = it.item_id;
+    $("item-id").textContent = it.item_id;
+    const g = it.guess;
+    $("guess-class").textContent = g ? g.class_name : "no model yet";
+    $("guess-conf").textContent = g ? Math.round(g.confidence * 100) + "%" : "";
+    $("guess-bar").style.width = g ? Math.round(g.confidence * 100) + "%" : "0";
+    if (g && $("class-" + g.class_id)) $("class-" + g.class_id).classList.add("guessed");
+    const hist = it.history || [];
+    if (hist.length && $("class-" + hist[hist.length - 1].class_id)) $("class-" + hist[hist.length - 1].class_id).classList.add("current");
+    $("item-history").replaceChildren(...hist.map((h, i) => alsql.el("li", { class: i < hist.length - 1 ? "old" : "" },
+      h.class_name + " by " + (h.annotator || "?") + " at " + (h.created_at || "").slice(0, 19).replace("T", " "))));
+    shownAt = performance.now();
+  }
+  function fail(e) { $("error").textContent = String(e.message || e); }
+  function then(step) { chain = chain.then(step).catch(fail); return chain; }
+  function myHistory() {
+    alsql.get(api + "/history?limit=15").then((rows) => {
+      $("my-history").replaceChildren(...rows.map((r) => alsql.el("li", {}, "item " + r.item_id + ": " + r.class_name)));
+    }).catch(fail);
+  }
+  async function refreshItem(entry) {
+    entry.item = await alsql.get(api + "/items/" + entry.item.item_id);
+    if (reviewing === entry) render();
+  }
+  function done() { saved += 1; $("session-count").textContent = saved; $("error").textContent = ""; myHistory(); }
+
+  function label(classId) {
+    const seconds = (performance.now() - shownAt) / 1000;
+    if (reviewing) {                            // a correction: a new row, the old one stays
+      const entry = reviewing;
+      back.push(entry); while (forward.length) back.push(forward.pop());
+      reviewing = null; render();
+      then(async () => {
+        const d = await alsql.post(api + "/labels", { item_id: entry.item.item_id, class_id: classId, seconds, next: 0, exclude: held() });
+        entry.class_id = classId; status(d); done(); await refreshItem(entry);
+      });
+      return;
+    }
+    const it = queue.shift();
+    if (!it) return;
+    const entry = { item: it, class_id: classId };
+    back.push(entry); render();
+    then(async () => {
+      const d = await alsql.post(api + "/labels", { item_id: it.item_id, class_id: classId, seconds,
+        next: Math.max(0, WANT - queue.length), exclude: held() });
+      status(d); add(d.items); done(); if (!shown()) render();
+      refreshItem(entry).catch(fail);
+    });
+  }
+  function skip() {
+    if (reviewing) { back.push(reviewing); while (forward.length) back.push(forward.pop()); reviewing = null; render(); return; }
+    const it = queue.shift();
+    if (!it) return;
+    render();
+    then(async () => {
+      const d = await alsql.post(api + "/skip", { item_id: it.item_id, next: Math.max(0, WANT - queue.length), exclude: held() });
+      status(d); add(d.items); if (!shown()) render();
+    });
+  }
+  function undo() {
+    if (!back.length) return;
+    if (reviewing) forward.push(reviewing);
+    reviewing = back.pop();
+    render();
+    then(() => refreshItem(reviewing));
+  }
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || /INPUT|SELECT|TEXTAREA/.test(ev.target.tagName)) return;
+    const k = ev.key.toLowerCase();
+    if (k in byKey) { ev.preventDefault(); label(byKey[k]); }
+    else if (k === " ") { ev.preventDefault(); skip(); }
+    else if (k === "backspace" || k === "arrowleft") { ev.preventDefault(); undo(); }
+  });
+  document.querySelectorAll(".cls").forEach((b) => b.addEventListener("click", () => label(Number(b.dataset.class))));
+  $("skip").addEventListener("click", skip);
+  $("undo").addEventListener("click", undo);
+
+  then(async () => {
+    const open = root.dataset.openItem;
+    if (open) { reviewing = { item: await alsql.get(api + "/items/" + open), class_id: null }; render(); }
+    const d = await alsql.post(api + "/queue", { n: WANT, exclude: open ? [Number(open)] : [] });
+    status(d); add(d.items); render();
+  });
+  myHistory();
+})();
