@@ -35,6 +35,7 @@
     const pl = document.createElementNS(NS, "polyline");
     pl.setAttribute("points", cum.map((v, i) => x(i) + "," + y(v)).join(" "));
     svg.appendChild(pl);
+    cum.forEach((v, i) => { const c = document.createElementNS(NS, "circle"); c.setAttribute("cx", x(i)); c.setAttribute("cy", y(v)); c.setAttribute("r", 3); c.setAttribute("fill", "#2364aa"); svg.appendChild(c); });
     const labels = [[0, points[0].day], [points.length - 1, points[points.length - 1].day]];
     labels.forEach(([i, d]) => { const t = document.createElementNS(NS, "text"); t.setAttribute("x", Math.min(x(i), W - 70)); t.setAttribute("y", H - 5); t.textContent = d; svg.appendChild(t); });
     const t = document.createElementNS(NS, "text"); t.setAttribute("x", 2); t.setAttribute("y", 14); t.textContent = total + " labels"; svg.appendChild(t);
