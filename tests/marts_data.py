@@ -13,6 +13,7 @@ Three projects whose items carry the entity conventions the seeds in
 Each project gets an evaluation round (oracle labels), a train round (human labels,
 one of them corrected), and two model versions whose predictions (float16 probs)
 and embeddings cover every item of the project; the second model is the better one.
+A third model version is still training (no predictions).
 Everything goes through alsql's Python API or SQLAlchemy Core inserts.
 """
 
@@ -161,6 +162,10 @@ def _add_project(engine: Engine, kind: str, class_names: list[str], rng: np.rand
             conn.execute(insert(predictions), preds)
             conn.execute(insert(embeddings), embs)
             models.append(mid)
+        # A third model still training: no predictions yet, so it is nobody's "latest model".
+        conn.execute(insert(model_versions).values(
+            project_id=pid, name=f"{kind}-v3", architecture="smallcnn", label_count=len(train), status="training",
+            created_at=day + timedelta(days=7)))
     out.projects[kind], out.classes[kind], out.items[kind], out.models[kind] = pid, class_names, ids, models
 
 

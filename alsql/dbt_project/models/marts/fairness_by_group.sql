@@ -12,6 +12,7 @@ with ranked_models as (
         model_id,
         row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
     from {{ ref('stg_model_versions') }}
+    where model_id in (select model_id from {{ ref('stg_predictions') }})
 ),
 
 scored as (

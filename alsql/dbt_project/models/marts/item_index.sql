@@ -30,6 +30,8 @@ ranked_models as (
         model_id,
         row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
     from {{ ref('stg_model_versions') }}
+    -- a model still training, or not yet run over the items, is not the latest
+    where model_id in (select model_id from {{ ref('stg_predictions') }})
 ),
 
 latest_models as (

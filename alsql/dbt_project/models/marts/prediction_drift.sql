@@ -22,6 +22,8 @@ models as (
         row_number() over (partition by project_id order by created_at, model_id) as version_number,
         row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
     from {{ ref('stg_model_versions') }}
+    -- only models that predicted: one still training has no distribution yet
+    where model_id in (select model_id from predictions)
 ),
 
 model_counts as (
