@@ -1,0 +1,235 @@
+"""Bulk write-back of predictions and embeddings: ``PredictionWriter``.
+
+``write`` buffers numpy columns; when ``buffer_rows`` rows are held (and on
+``flush`` / ``close``) the rows are sorted by ``item_id`` (the last write of an item
+wins) and upserted in one transaction per flush:
+
+- SQLite: ``executemany`` of ``INSERT ... ON CONFLICT (model_id, item_id) DO UPDATE``.
+- PostgreSQL: binary ``COPY`` into a temporary table (dropped at commit), then
+  ``INSERT ... SELECT ... ON CONFLICT (model_id, item_id) DO UPDATE``.
+- SQL Server: ``fast_executemany`` into a ``#`` temporary table, then ``MERGE``.
+
+Writing the same (model, item) twice overwrites, so a crashed job is re-run, not
+repaired; a process killed mid-flush leaves none of that flush's rows (the
+transaction never commits). Stored forms: ``probs`` and ``vector`` as float16 bytes
+(``alsql.loaders.datasets.pack_f16``), NaN scores (``bald``, ``x``, ``y``) as NULL.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import Column, Engine, MetaData, Table, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from alsql.db import write_transaction
+from alsql.errors import AlsqlError
+from alsql.loaders.merge import Merge
+from alsql.schema import embeddings, predictions
+
+__all__ = ["PredictionWriter", "KINDS", "stage_table", "sqlite_upsert", "pg_upsert", "mssql_merge", "pg_copy_buffer"]
+
+# kind -> (table, {column: numpy dtype or "f16" for a float16 blob}); model_id/item_id implied.
+KINDS = {
+    "predictions": (predictions, {"class_id": "<i4", "confidence": "<f8", "margin": "<f8",
+                                  "entropy": "<f8", "bald": "<f8", "probs": "f16"}),
+    "embeddings": (embeddings, {"vector": "f16", "x": "<f8", "y": "<f8"}),
+}
+_NULLABLE = {"bald", "x", "y", "probs", "vector"}
+_KEYS = ("model_id", "item_id")
+
+
+def stage_table(kind: str, name: str) -> Table:
+    """A temporary table shaped like ``kind``'s table (dropped at commit on PostgreSQL)."""
+    target = KINDS[kind][0]
+    return Table(
+        name, MetaData(), *(Column(c.name, c.type) for c in target.columns),
+        prefixes=["TEMPORARY"] if not name.startswith("#") else [], postgresql_on_commit="DROP",
+    )
+
+
+def _values(kind: str):
+    return [c for c in KINDS[kind][0].columns if c.name not in _KEYS]
+
+
+def sqlite_upsert(kind: str):
+    table = KINDS[kind][0]
+    stmt = sqlite_insert(table)
+    return stmt.on_conflict_do_update(index_elements=list(_KEYS), set_={c.name: stmt.excluded[c.name] for c in _values(kind)})
+
+
+def pg_upsert(kind: str, stage: Table):
+    table = KINDS[kind][0]
+    cols = [stage.c[c.name] for c in table.columns]
+    cols = [func.nullif(c, literal(float("nan"))) if c.name in _NULLABLE - {"probs", "vector"} else c for c in cols]
+    stmt = pg_insert(table).from_select([c.name for c in table.columns], select(*cols).order_by(stage.c.item_id))
+    return stmt.on_conflict_do_update(index_elements=list(_KEYS), set_={c.name: stmt.excluded[c.name] for c in _values(kind)})
+
+
+def mssql_merge(kind: str, stage: Table) -> Merge:
+    return Merge(KINDS[kind][0], stage, keys=_KEYS)
+
+
+def pg_copy_buffer(columns: list[tuple[str, np.ndarray | None]]) -> bytes:
+    """PostgreSQL binary COPY bytes for equal-length columns (int/float arrays, 2-D float16 blobs, None = NULL)."""
+    n = len(columns[0][1])
+    fields = [("n", ">i2")]
+    for name, a in columns:
+        fields.append((f"l_{name}", ">i4"))
+        if a is None:
+            continue
+        if a.ndim == 2:
+            fields.append((f"v_{name}", f"V{a.shape[1] * a.itemsize}"))
+        else:
+            fields.append((f"v_{name}", ">i8" if a.dtype.kind in "iu" and a.itemsize == 8 else
+                           ">i4" if a.dtype.kind in "iu" else ">f8"))
+    rec = np.empty(n, dtype=np.dtype(fields))
+    rec["n"] = len(columns)
+    for name, a in columns:
+        if a is None:
+            rec[f"l_{name}"] = -1
+            continue
+        width = rec.dtype[f"v_{name}"].itemsize
+        rec[f"l_{name}"] = width
+        rec[f"v_{name}"] = np.ascontiguousarray(a).view(f"V{width}").reshape(n) if a.ndim == 2 else a
+    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rec.tobytes() + b"\xff\xff"
+
+
+class PredictionWriter:
+    """Buffered, idempotent bulk upserts of one model's predictions or embeddings.
+
+    ``write(item_ids=(N,) int, class_id=(N,), confidence=(N,), margin=(N,), entropy=(N,),
+    bald=None | (N,), probs=None | (N, C) float)`` for ``kind="predictions"``;
+    ``write(item_ids=(N,), vector=(N, D) float, x=None | (N,), y=None | (N,))`` for
+    ``kind="embeddings"``. ``rows_written`` counts rows sent to the database.
+    """
+
+    def __init__(self, engine: Engine, model_id: int, kind: str = "predictions", buffer_rows: int = 50_000) -> None:
+        if kind not in KINDS:
+            raise AlsqlError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+        if buffer_rows < 1:
+            raise AlsqlError(f"buffer_rows {buffer_rows}: expected a positive number of rows")
+        self.engine, self.model_id, self.kind, self.buffer_rows = engine, int(model_id), kind, int(buffer_rows)
+        self.spec = KINDS[kind][1]
+        self._parts: list[dict[str, np.ndarray | None]] = []
+        self._held = 0
+        self.rows_written = 0
+
+    def __enter__(self) -> PredictionWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the job failed: drop the buffer, a re-run writes it again
+            self._parts, self._held = [], 0
+
+    def write(self, item_ids, **columns) -> None:
+        """Buffer N rows (flushes when ``buffer_rows`` are held). Columns are checked here."""
+        ids = np.asarray(item_ids, dtype=np.int64).reshape(-1)
+        n = len(ids)
+        if n == 0:
+            return
+        unknown = set(columns) - set(self.spec)
+        if unknown:
+            raise AlsqlError(f"{self.kind} writer: unknown column(s) {sorted(unknown)}; expected {sorted(self.spec)}")
+        part: dict[str, np.ndarray | None] = {"item_id": ids}
+        for name, dtype in self.spec.items():
+            value = columns.get(name)
+            if value is None:
+                if name not in _NULLABLE:
+                    raise AlsqlError(f"{self.kind} writer: column {name!r} is required")
+                part[name] = None
+                continue
+            a = np.asarray(value)
+            if dtype == "f16":
+                if a.ndim != 2:
+                    raise AlsqlError(f"{self.kind} writer: column {name!r} has shape {a.shape}; expected (N, width)")
+                a = a.astype("<f2")
+            else:
+                a = a.astype(dtype).reshape(-1)
+            if len(a) != n:
+                raise AlsqlError(f"{self.kind} writer: column {name!r} has {len(a)} rows, item_ids has {n}")
+            part[name] = a
+        if self._parts:
+            for name, a in part.items():
+                b = self._parts[0][name]
+                if (a is None) != (b is None) or (a is not None and a.shape[1:] != b.shape[1:]):
+                    raise AlsqlError(f"{self.kind} writer: column {name!r} changed shape or presence within one buffer; flush first")
+        self._parts.append(part)
+        self._held += n
+        if self._held >= self.buffer_rows:
+            self.flush()
+
+    def _take(self) -> dict[str, np.ndarray | None]:
+        parts, self._parts, self._held = self._parts, [], 0
+        cols = {k: (None if parts[0][k] is None else np.concatenate([p[k] for p in parts])) for k in parts[0]}
+        ids = cols["item_id"]
+        order = np.argsort(ids, kind="stable")
+        ids_sorted = ids[order]
+        keep = order[np.append(ids_sorted[1:] != ids_sorted[:-1], True)]  # last write of an item wins
+        return {k: (None if a is None else a[keep]) for k, a in cols.items()}
+
+    def flush(self) -> int:
+        """Upsert everything buffered in one transaction; return the rows written."""
+        if not self._parts:
+            return 0
+        cols = self._take()
+        n = len(cols["item_id"])
+        with write_transaction(self.engine) as conn:
+            name = conn.dialect.name
+            if name == "sqlite":
+                self._flush_sqlite(conn, cols)
+            elif name == "postgresql":
+                self._flush_pg(conn, cols)
+            elif name == "mssql":
+                self._flush_mssql(conn, cols)
+            else:
+                raise AlsqlError(f"database {name!r}: expected sqlite, postgresql or mssql")
+        self.rows_written += n
+        return n
+
+    def close(self) -> None:
+        self.flush()
+
+    def _lists(self, cols) -> dict[str, list]:
+        n = len(cols["item_id"])
+        out = {"model_id": [self.model_id] * n}
+        for k, a in cols.items():
+            if a is None:
+                out[k] = [None] * n
+            elif a.ndim == 2:
+                raw, w = a.tobytes(), a.shape[1] * a.itemsize
+                out[k] = [raw[i * w:(i + 1) * w] for i in range(n)]
+            elif a.dtype.kind == "f" and k in _NULLABLE:
+                out[k] = [None if v != v else v for v in a.tolist()]
+            else:
+                out[k] = a.tolist()
+        return out
+
+    def _flush_sqlite(self, conn, cols) -> None:
+        compiled = sqlite_upsert(self.kind).compile(dialect=conn.dialect)
+        lists = self._lists(cols)
+        rows = list(zip(*(lists[k] for k in compiled.positiontup)))
+        conn.exec_driver_sql(compiled.string, rows)
+
+    def _flush_pg(self, conn, cols) -> None:
+        stage = stage_table(self.kind, f"alsql_stage_{self.kind}")
+        stage.create(conn)
+        n = len(cols["item_id"])
+        columns = [("model_id", np.full(n, self.model_id, dtype=np.int64))]
+        columns += [(c.name, cols[c.name]) for c in KINDS[self.kind][0].columns if c.name != "model_id"]
+        q = conn.dialect.identifier_preparer.quote
+        copy_sql = f"COPY {q(stage.name)} ({', '.join(q(c) for c, _ in columns)}) FROM STDIN (FORMAT BINARY)"
+        with conn.connection.driver_connection.cursor() as cur, cur.copy(copy_sql) as copy:
+            copy.write(pg_copy_buffer(columns))
+        conn.execute(pg_upsert(self.kind, stage))
+
+    def _flush_mssql(self, conn, cols) -> None:  # pragma: no cover - needs a live SQL Server
+        stage = stage_table(self.kind, f"#alsql_stage_{self.kind}")
+        stage.create(conn)
+        lists = self._lists(cols)
+        names = [c.name for c in stage.columns]
+        conn.execute(insert(stage), [dict(zip(names, r)) for r in zip(*(lists[k] for k in names))])
+        conn.execute(mssql_merge(self.kind, stage))
+        stage.drop(conn)
