@@ -92,7 +92,13 @@ class LocalStore:
                 yield head + quote(name)
 
 
-_FACTORIES: dict[str, Callable[[], BlobStore]] = {"file": LocalStore, "": LocalStore}
+def _azure() -> BlobStore:
+    from alsql.loaders.azure import AzureBlobStore  # lazy: azure-storage-blob loads only when used
+
+    return AzureBlobStore()
+
+
+_FACTORIES: dict[str, Callable[[], BlobStore]] = {"file": LocalStore, "": LocalStore, "az": _azure}
 _CACHE: dict[str, BlobStore] = {}
 
 
