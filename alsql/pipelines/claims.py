@@ -1,0 +1,248 @@
+"""Scale-out inference: N processes share one model's inference through chunk claims.
+
+``plan_chunks`` cuts the model's item key space (``min(item_id) - 1 < item_id <=
+max(item_id)`` of the ok items when planned) into chunks of ``chunk_items`` keys,
+recorded in ``work_chunks`` (once per model: a second planner finds them there).
+Each worker (``alsql infer --claim``, or ``run_claims``) loops: claim a chunk
+(``alsql.pipelines.leases.locked``: SKIP LOCKED / READPAST / BEGIN IMMEDIATE), keep
+its heartbeat fresh from a thread, score the chunk's inference queue (ok items
+without a prediction of the model) through ``PredictionWriter``, mark it ``done``.
+A chunk whose worker died (heartbeat older than the lease) is claimed again and its
+rest scored; rows already written stay (writes are upserts), so every item ends
+with exactly one prediction. A worker stops when every chunk is done.
+
+While the model has no 2-D map yet, only the first chunk can be claimed: its worker
+fits the map (``alsql.models.infer.fit_map`` on up to ``MAP_SAMPLE`` embeddings) and
+stores it before writing, so every worker projects with the same axes.
+Items added after planning are left to plain ``alsql infer`` (the watcher's rule).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from alsql.db import write_transaction
+from alsql.errors import AlsqlError
+from alsql.pipelines.leases import Heartbeat, locked, utcnow, worker_id
+from alsql.schema import items, model_versions
+from alsql.schema.pipelines import work_chunks
+
+__all__ = ["Chunk", "ClaimReport", "plan_chunks", "claim_chunk", "finish_chunk", "chunk_progress", "run_claims"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A claimed chunk: items ``lo < item_id <= hi`` of ``model_id``."""
+
+    model_id: int
+    chunk_id: int
+    lo: int
+    hi: int
+    worker: str
+    attempts: int
+
+
+@dataclass
+class ClaimReport:
+    model_id: int
+    worker: str
+    chunks: list[int] = field(default_factory=list)
+    items: int = 0
+    took_over: int = 0
+
+
+def plan_chunks(engine: Engine, model_id: int, chunk_items: int = 5000, lease_seconds: int = 60) -> int:
+    """Record the model's chunks (once); return how many it has."""
+    if chunk_items < 1:
+        raise AlsqlError(f"--chunk-items {chunk_items}: expected a positive number of keys per chunk")
+    count = select(func.count()).select_from(work_chunks).where(work_chunks.c.model_id == model_id)
+    with engine.connect() as conn:
+        n = conn.execute(count).scalar_one()
+        if n:
+            return int(n)
+        if conn.execute(select(model_versions.c.model_id).where(model_versions.c.model_id == model_id)).first() is None:
+            raise AlsqlError(f"--model {model_id}: no such model version")
+    try:
+        with write_transaction(engine) as conn:
+            n = conn.execute(count).scalar_one()
+            if n:
+                return int(n)
+            lo, hi = conn.execute(
+                select(func.min(items.c.item_id), func.max(items.c.item_id)).where(items.c.status == "ok")
+            ).one()
+            if lo is None:
+                return 0
+            rows, after, k = [], int(lo) - 1, 0
+            while after < hi:
+                upto = min(int(hi), after + chunk_items)
+                rows.append({"model_id": model_id, "chunk_id": k, "lo": after, "hi": upto, "status": "pending",
+                             "attempts": 0, "lease_seconds": lease_seconds})
+                after, k = upto, k + 1
+            for s in range(0, len(rows), 1000):
+                conn.execute(insert(work_chunks), rows[s : s + 1000])
+            return len(rows)
+    except IntegrityError:  # a concurrent planner recorded them first
+        with engine.connect() as conn:
+            return int(conn.execute(count).scalar_one())
+
+
+def _has_map(engine: Engine, model_id: int) -> bool:
+    with engine.connect() as conn:
+        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
+    return bool((params or {}).get("map"))
+
+
+def claim_chunk(engine: Engine, model_id: int, worker: str | None = None, lease_seconds: int = 60,
+                first_only: bool = False) -> Chunk | None:
+    """Claim the lowest free chunk: pending, or running with a heartbeat older than ``lease_seconds``."""
+    worker = worker or worker_id()
+    now = utcnow()
+    cutoff = now.timestamp() - lease_seconds
+    from datetime import datetime, timezone
+
+    stale = datetime.fromtimestamp(cutoff, timezone.utc)
+    w = work_chunks.c
+    free = or_(w.status == "pending", and_(w.status == "running", or_(w.heartbeat_at < stale, w.heartbeat_at.is_(None))))
+    q = select(work_chunks).where(w.model_id == model_id, free)
+    if first_only:
+        q = q.where(w.chunk_id == select(func.min(w.chunk_id)).where(w.model_id == model_id).scalar_subquery())
+    with write_transaction(engine) as conn:
+        row = conn.execute(locked(q.order_by(w.chunk_id).limit(1), work_chunks)).first()
+        if row is None:
+            return None
+        if row.status == "running":
+            log.warning("chunk %s of model %s: worker %s silent since %s; taking over",
+                        row.chunk_id, model_id, row.worker, row.heartbeat_at)
+        conn.execute(update(work_chunks).where(w.model_id == model_id, w.chunk_id == row.chunk_id).values(
+            status="running", worker=worker, heartbeat_at=now, lease_seconds=lease_seconds,
+            attempts=w.attempts + 1))
+    return Chunk(model_id, int(row.chunk_id), int(row.lo), int(row.hi), worker, int(row.attempts) + 1)
+
+
+def _touch(engine: Engine, chunk: Chunk, **values) -> int:
+    w = work_chunks.c
+    with write_transaction(engine) as conn:
+        return conn.execute(update(work_chunks).where(
+            w.model_id == chunk.model_id, w.chunk_id == chunk.chunk_id, w.worker == chunk.worker,
+            w.status == "running").values(**values)).rowcount
+
+
+def finish_chunk(engine: Engine, chunk: Chunk, n_items: int) -> bool:
+    """Mark the chunk done (False when another worker took it over meanwhile)."""
+    return _touch(engine, chunk, status="done", items=n_items, finished_at=utcnow(), heartbeat_at=utcnow()) == 1
+
+
+def chunk_progress(engine: Engine, model_id: int) -> dict[str, int]:
+    """``{status: chunks}`` for the model."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(work_chunks.c.status, func.count()).where(work_chunks.c.model_id == model_id)
+                            .group_by(work_chunks.c.status)).all()
+    return {s: int(n) for s, n in rows}
+
+
+def _score_chunk(engine: Engine, project_id: int, model_id: int, chunk: Chunk, net, meta: dict, mapping,
+                 batch_size: int, device) -> int:
+    from torch.utils.data import DataLoader
+
+    from alsql.loaders import pager
+    from alsql.loaders.datasets import SqlImageDataset
+    from alsql.loaders.writer import PredictionWriter
+    from alsql.models.infer import MAP_SAMPLE, fit_map
+    from alsql.models.predict import predict_batch
+    from alsql.models.strategies.scores import score_columns
+    from alsql.models.train import dataset_url
+
+    class RangeDataset(SqlImageDataset):
+        def rows(self):
+            return pager.iter_rows(self.engine, self.project_id, self.view, after=chunk.lo, upto=chunk.hi,
+                                   model_id=self.model_id, page_rows=self.page_rows)
+
+    ds = RangeDataset(dataset_url(engine), project_id, view="inference_queue", model_id=model_id, shuffle=False,
+                      image_size=meta["image_size"], grayscale=meta["grayscale"])
+    done, pending = 0, []
+    with PredictionWriter(engine, model_id, kind="predictions") as pw, \
+            PredictionWriter(engine, model_id, kind="embeddings") as ew:
+        def write(ids, out):
+            nonlocal done
+            cols = score_columns(out["probs"])
+            e = np.asarray(out["embeddings"], dtype=np.float64)
+            xy = (e - np.asarray(mapping["mean"])) @ np.asarray(mapping["components"]).T
+            ew.write(item_ids=ids, vector=out["embeddings"], x=xy[:, 0], y=xy[:, 1])
+            pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"],
+                     margin=cols["margin"], entropy=cols["entropy"], bald=None, probs=out["probs"])
+            done += len(ids)
+
+        for x, _y, ids in DataLoader(ds, batch_size=batch_size, num_workers=0):
+            out = predict_batch(net, x.to(device), 0, False)
+            ids = np.asarray(ids, dtype=np.int64)
+            if mapping is None:
+                pending.append((ids, out))
+                if sum(len(p[0]) for p in pending) < MAP_SAMPLE:
+                    continue
+                mapping = _store_map(engine, model_id, fit_map(np.concatenate([p[1]["embeddings"] for p in pending])))
+                for p in pending:
+                    write(*p)
+                pending = []
+                continue
+            write(ids, out)
+        if pending:
+            mapping = _store_map(engine, model_id, fit_map(np.concatenate([p[1]["embeddings"] for p in pending])))
+            for p in pending:
+                write(*p)
+    return done
+
+
+def _store_map(engine: Engine, model_id: int, proj: dict) -> dict:
+    with write_transaction(engine) as conn:
+        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
+        conn.execute(update(model_versions).where(model_versions.c.model_id == model_id)
+                     .values(params=dict(params or {}) | {"map": proj}))
+    return proj
+
+
+def run_claims(engine: Engine, project: str | int, model_id: int | None = None, *, chunk_items: int = 5000,
+               lease_seconds: int = 60, batch_size: int = 256, device: str = "auto", poll: float = 1.0,
+               worker: str | None = None, max_chunks: int | None = None) -> ClaimReport:
+    """Claim and score chunks until every chunk of the model is done; return what this worker did."""
+    from alsql.catalog import get_project
+    from alsql.models.artifacts import load_model
+    from alsql.models.fit import resolve_device
+    from alsql.models.pool import require_model
+
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+        model_id = require_model(conn, proj.project_id, model_id)
+    plan_chunks(engine, model_id, chunk_items, lease_seconds)
+    net, meta, _row = load_model(engine, model_id)
+    dev = resolve_device(device)
+    net.to(dev)
+    report = ClaimReport(model_id, worker or worker_id())
+    while max_chunks is None or len(report.chunks) < max_chunks:
+        has_map = _has_map(engine, model_id)
+        chunk = claim_chunk(engine, model_id, report.worker, lease_seconds, first_only=not has_map)
+        if chunk is None:
+            prog = chunk_progress(engine, model_id)
+            if prog.get("pending", 0) + prog.get("running", 0) == 0:
+                break
+            time.sleep(poll)  # others hold the rest; wait for them to finish or go silent
+            continue
+        report.took_over += chunk.attempts > 1
+        mapping = None
+        if has_map:
+            with engine.connect() as conn:
+                mapping = (conn.execute(select(model_versions.c.params)
+                                        .where(model_versions.c.model_id == model_id)).scalar() or {}).get("map")
+        with Heartbeat(lambda c=chunk: _touch(engine, c, heartbeat_at=utcnow()), max(0.2, lease_seconds / 3)):
+            n = _score_chunk(engine, proj.project_id, model_id, chunk, net, meta, mapping, batch_size, dev)
+        if finish_chunk(engine, chunk, n):
+            report.chunks.append(chunk.chunk_id)
+            report.items += n
+    return report
