@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from alsql.cli import app
@@ -244,6 +245,8 @@ def test_profiles_from_urls(tmp_path):
     pg = profile_target("postgresql://ann:pw@db.internal:5433/labels")
     assert (pg["type"], pg["host"], pg["port"], pg["user"], pg["password"], pg["dbname"], pg["schema"]) == (
         "postgres", "db.internal", 5433, "ann", "pw", "labels", "marts")
+    # An engine's URL object (as the pipeline steps pass it) keeps its password.
+    assert profile_target(make_url("postgresql://ann:pw@db.internal/labels"))["password"] == "pw"
     ms = profile_target(MSSQL_URL + "&TrustServerCertificate=yes")
     assert (ms["type"], ms["server"], ms["database"], ms["user"], ms["trust_cert"], ms["driver"]) == (
         "sqlserver", "sql.example.invalid", "alsql", "alsql", True, "ODBC Driver 18 for SQL Server")

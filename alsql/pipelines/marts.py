@@ -191,9 +191,14 @@ def run_dbt(
                      error=error, target_path=target_path, result=res.result)
 
 
-def build(url: str | URL, select: list[str] | None = None, **kw: Any) -> DbtResult:
-    """``dbt build`` (seeds, models and their tests), optionally restricted by ``--select``."""
+def build(url: str | URL, select: list[str] | str | None = None, **kw: Any) -> DbtResult:
+    """``dbt build`` (seeds, models and their tests), optionally restricted by ``--select``.
+
+    ``select``: dbt selectors, as a list or one space-separated string.
+    """
     command = ["build"]
+    if isinstance(select, str):
+        select = select.split()
     if select:
         command += ["--select", *select]
     return run_dbt(url, command, **kw)
