@@ -1,0 +1,121 @@
+"""The pipeline steps by name, each run as a recorded run with connection retries.
+
+A step is ``fn(engine, project_id, params, run) -> metrics dict``; ``run_step`` wraps it
+in ``recorded_run`` (a ``runs`` row: running -> succeeded / failed) and
+``call_with_retry`` (a lost connection is retried with backoff; when the attempts
+are spent the run is marked failed with the error, which is re-raised). Steps write
+in transactions and upsert, so a repeat after a lost connection finishes the rest and
+nothing half-written stays visible.
+
+Steps and their params: ``train`` (TrainConfig fields, ``grayscale``, ``artifacts``),
+``infer`` (``model_id``, ``batch_size``, ``device``), ``select`` (``strategy``,
+``budget``, ``purpose``, ``model_id``), ``drift`` (``model_id``, ``threshold``),
+``marts`` (``select``: dbt selectors), ``validate``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from alsql.errors import AlsqlError
+from alsql.pipelines.retry import call_with_retry
+from alsql.pipelines.runs import Run, get_run, recorded_run
+
+__all__ = ["STEPS", "run_step", "retry_run", "marts_available"]
+
+
+def _train(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    from alsql.models.fit import TrainConfig
+    from alsql.models.train import train_and_record
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in params.items() if k in fields})
+    out = train_and_record(engine, project_id, cfg, grayscale=bool(params.get("grayscale", False)),
+                           artifacts=params.get("artifacts"), name=params.get("name") or f"run {run.run_id}")
+    with engine.connect() as conn:
+        from sqlalchemy import select
+
+        from alsql.schema import model_versions
+
+        row = conn.execute(select(model_versions.c.metrics, model_versions.c.label_count)
+                           .where(model_versions.c.model_id == out.model_id)).first()
+    return {"model_id": out.model_id, "label_count": row.label_count,
+            "accuracy": (row.metrics or {}).get("accuracy"), "epochs": out.fit.epochs_run}
+
+
+def _infer(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    from alsql.models.infer import infer_project
+
+    rep = infer_project(engine, project_id, params.get("model_id"), batch_size=int(params.get("batch_size", 256)),
+                        device=params.get("device", "auto"))
+    return {"model_id": rep.model_id, "items": rep.items}
+
+
+def _select(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    from alsql.models.select import create_round
+
+    rid = create_round(engine, project_id, params.get("strategy", "margin"), int(params.get("budget", 50)),
+                       purpose=params.get("purpose", "train"), model_id=params.get("model_id"))
+    return {"round_id": rid}
+
+
+def _drift(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    from alsql.pipelines.drift import DEFAULT_THRESHOLD, check_drift
+
+    res = check_drift(engine, project_id, params.get("model_id"),
+                      threshold=float(params.get("threshold", DEFAULT_THRESHOLD)), run_id=run.run_id)
+    return res.as_metrics() if res else {"psi": None, "reason": "no model with predictions"}
+
+
+def marts_available() -> bool:
+    """True when the marts step (dbt) ships in this install."""
+    return importlib.util.find_spec("alsql.pipelines.marts") is not None
+
+
+def _marts(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    if not marts_available():
+        raise AlsqlError("step marts: alsql.pipelines.marts is not installed")
+    from alsql.pipelines import marts
+
+    res = marts.build(engine.url, params.get("select"))
+    if not res.success:
+        raise AlsqlError(f"dbt build failed: {res.error or [n.name for n in res.failed]}")
+    return {"nodes": len(res.nodes)}
+
+
+def _validate(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    from alsql.pipelines.validate import validate
+
+    rep = validate(engine.url)
+    return {"success": bool(getattr(rep, "success", True))}
+
+
+STEPS: dict[str, Callable[[Engine, int, dict, Run], dict]] = {
+    "train": _train, "infer": _infer, "select": _select, "drift": _drift, "marts": _marts, "validate": _validate,
+}
+
+
+def run_step(engine: Engine, step: str, project_id: int | None, params: dict | None = None, *,
+             trigger: str = "manual", run_id: int | None = None, retry_of: int | None = None,
+             attempts: int = 4, backoff: float = 1.0, heartbeat_seconds: float = 10.0) -> Run:
+    """Run ``step`` as a recorded run (a new row, or the queued row ``run_id``); return its handle."""
+    if step not in STEPS:
+        raise AlsqlError(f"step {step!r}: expected one of {', '.join(STEPS)}")
+    fn = STEPS[step]
+    with recorded_run(engine, step, project_id=project_id, trigger=trigger, params=params, run_id=run_id,
+                      retry_of=retry_of, heartbeat_seconds=heartbeat_seconds) as run:
+        run.metrics.update(call_with_retry(fn, engine, project_id, run.params, run, attempts=attempts, base=backoff))
+    return run
+
+
+def retry_run(engine: Engine, run_id: int, **kw) -> Run:
+    """Run a failed run's step again with its params; the new row records ``retry_of``."""
+    row = get_run(engine, run_id)
+    if row.status != "failed":
+        raise AlsqlError(f"run {run_id} is {row.status}: only failed runs can be retried")
+    return run_step(engine, row.step, row.project_id, dict(row.params or {}), trigger=f"retry of run {run_id}",
+                    retry_of=run_id, **kw)
