@@ -34,7 +34,9 @@ def cli(tmp_path, monkeypatch):
 def test_project_ingest_labels_status(cli, tmp_path):
     assert "created" in cli("init").output
     assert "already up to date" in cli("init").output
-    assert "0001" in cli("db", "current").output
+    from alsql.migrations import heads
+
+    assert heads()[0] in cli("db", "current").output
     cli("project", "create", "birds", "--classes", "owl,hawk,wren", "--description", "garden birds")
     assert "birds" in cli("project", "list").output
     shown = cli("project", "show", "birds").output
