@@ -7,7 +7,7 @@ fetches and decodes each row's blob and yields ``(tensor CxHxW float32, label, i
 How a consumer (one DataLoader worker of one torchrun rank, see ``World``) reads:
 the key space of ``item_id`` (bounds read once, when the dataset is built; rank 0's
 bounds are broadcast under torch.distributed) is cut into chunks of ``chunk_rows``
-keys; each epoch a permutation from ``(seed, epoch)`` deals the chunks to consumers
+keys (fewer if that leaves a consumer under 16 chunks); each epoch a permutation from ``(seed, epoch)`` deals the chunks to consumers
 (``alsql.loaders.partition``); each chunk is read by keyset pages
 (``alsql.loaders.pager``); a bounded buffer of ``shuffle_buffer`` rows mixes them.
 Memory per consumer: one int64 per chunk, one page and the shuffle buffer; never the
@@ -20,6 +20,7 @@ import io
 import logging
 import os
 from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 from urllib.parse import urlparse
 
@@ -61,21 +62,19 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 def shuffled(rows: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
     """Rows in a bounded-buffer shuffle: at most ``size`` rows held at once."""
+    it = iter(rows)
     if size <= 1:
-        yield from rows
+        yield from it
         return
-    buf: list = []
-    draws = iter(())
-    for row in rows:
-        if len(buf) < size:
-            buf.append(row)
-            continue
-        i = next(draws, None)
-        if i is None:
-            draws = iter(rng.integers(0, size, 4096).tolist())
-            i = next(draws)
-        yield buf[i]
-        buf[i] = row
+    buf = list(islice(it, size))
+    if len(buf) == size:
+        while True:
+            k = 0
+            for k, (i, row) in enumerate(zip(rng.integers(0, size, 4096).tolist(), it), 1):
+                yield buf[i]
+                buf[i] = row
+            if k < 4096:
+                break
     rng.shuffle(buf)
     yield from buf
 
@@ -152,9 +151,13 @@ class SqlViewDataset(IterableDataset):
         """Choose the epoch whose permutation the next iteration follows."""
         self.epoch = int(epoch)
 
-    @property
-    def n_chunks(self) -> int:
-        return chunk_count(self.space)
+    def space_for(self, world: World) -> KeySpace:
+        """The chunking for ``world``: ``chunk_rows`` keys per chunk, fewer when that would
+        leave under 16 chunks per consumer (small views still spread over every worker)."""
+        lo, hi, width = self.space
+        if lo is not None and hi is not None:
+            width = min(width, max(1, -(-(hi - lo + 1) // (16 * world.consumers))))
+        return KeySpace(lo, hi, width)
 
     def world(self) -> World:
         return World.detect(self.rank, self.world_size)
@@ -169,11 +172,12 @@ class SqlViewDataset(IterableDataset):
     def rows(self) -> Iterator[tuple[int, str, int]]:
         """This consumer's rows of the current epoch, shuffled within the bounded buffer."""
         w = self.world()
-        mine = chunks_for(self.n_chunks, w.consumer, w.consumers, self.seed, self.epoch, self.shuffle)
+        space = self.space_for(w)
+        mine = chunks_for(chunk_count(space), w.consumer, w.consumers, self.seed, self.epoch, self.shuffle)
 
         def sequential() -> Iterator[tuple[int, str, int]]:
             for k in mine.tolist():
-                after, upto = chunk_range(self.space, k)
+                after, upto = chunk_range(space, k)
                 for page in pager.iter_pages(
                     self.engine, self.project_id, self.view,
                     after=after, upto=upto, page_rows=self.page_rows, model_id=self.model_id,

@@ -1,7 +1,7 @@
 """Concurrent, bounded blob fetching with retry and backoff, in order.
 
 ``fetch_decoded(rows, decode, workers=...)`` reads the blob of each
-``(item_id, uri, label)`` row with at most ``workers`` reads in flight, decodes the
+``(item_id, uri, label)`` row with ``workers`` reads in flight (and at most as many finished ones waiting), decodes the
 bytes in the reading thread as soon as they arrive, and yields
 ``(row, decoded)`` in the order of ``rows`` (deterministic for a given input order).
 
@@ -112,7 +112,7 @@ def fetch_decoded(
         it = iter(rows)
         for row in it:
             window.append((row, pool.submit(one, row)))
-            if len(window) >= workers:
+            if len(window) >= 2 * workers:  # finished reads wait here while ``workers`` stay in flight
                 head, fut = window.popleft()
                 value = settle(head, fut.result())
                 if value is not _SKIP:

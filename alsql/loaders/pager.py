@@ -101,12 +101,27 @@ def iter_pages(
         params.pop("p")
     if upto is None:
         params.pop("hi")
+    compiled = stmt.compile(dialect=bind.dialect)
+    names = compiled.positiontup if compiled.positional else None
+    values = dict(compiled.params)
+
+    def run(conn: Connection) -> list:
+        # Compiled once, run on the driver's cursor: plain tuples, no per-row wrapping.
+        values.update(params)
+        args = tuple(values[k] for k in names) if names is not None else values
+        cur = conn.connection.dbapi_connection.cursor()
+        try:
+            cur.execute(compiled.string, args)
+            return cur.fetchall()
+        finally:
+            cur.close()
+
     while True:
         if isinstance(bind, Engine):
             with bind.connect() as conn:
-                page = conn.execute(stmt, params).all()
+                page = run(conn)
         else:
-            page = bind.execute(stmt, params).all()
+            page = run(bind)
         if page:
             yield page
         if len(page) < page_rows:
