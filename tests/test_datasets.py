@@ -170,3 +170,16 @@ def test_shuffle_buffer_is_a_permutation_and_f16_round_trips():
     a = np.array([[0.25, 0.5, 1.0]], dtype=np.float32)
     assert np.array_equal(unpack_f16(pack_f16(a)), a.ravel().astype(np.float16))
     assert unpack_f16(None) is None
+
+
+def test_page_query_is_a_keyset_query():
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from alsql.loaders.pager import page_query
+
+    pg = str(page_query("training_set", bounded=True).compile(dialect=postgresql.dialect()))
+    assert "training_set.item_id > %(last)s AND training_set.item_id <= %(hi)s" in pg
+    assert "ORDER BY training_set.item_id" in pg and "LIMIT %(n)s" in pg and "OFFSET" not in pg
+    q = page_query("inference_queue", bounded=False).compile(dialect=sqlite.dialect())
+    assert "NOT (EXISTS" in q.string and "predictions.model_id = ?" in q.string
+    assert q.string.endswith("LIMIT ? OFFSET ?") and q.params[q.positiontup[-1]] == 0  # SQLite's compiler adds OFFSET 0

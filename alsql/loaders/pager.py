@@ -2,7 +2,8 @@
 
 Each page is one query
 ``WHERE project_id = :p AND item_id > :last [AND item_id <= :hi] ORDER BY item_id LIMIT :n``:
-never OFFSET, never a list of ids in memory. A page is a list of
+never OFFSET (SQLAlchemy's SQLite compiler appends a constant ``OFFSET 0``, a no-op),
+never a list of ids in memory. A page is a list of
 ``(item_id, uri, label)`` tuples, ``label`` the class id or -1 where the view has none.
 
 Views: ``training_set``, ``evaluation_set``, ``unlabeled_pool`` (SQL views created by
