@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import Response
-from sqlalchemy import Connection, select
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection, Engine, select
 
 from alsql.catalog import Project, get_project
 from alsql.errors import AlsqlError
@@ -28,12 +28,19 @@ __all__ = ["router", "project_or_404", "project_json"]
 router = APIRouter(prefix="/api", tags=["labeling"])
 
 
-def project_or_404(request: Request, conn: Connection, project_id: int) -> Project:
-    """The project (cached per app: projects and classes never change once created)."""
+def project_or_404(request: Request, bind: Connection | Engine, project_id: int) -> Project:
+    """The project (cached per app: projects and classes never change once created).
+
+    ``bind``: a connection, or an engine to connect with on a cache miss only.
+    """
     cache: dict[int, Project] = request.app.state.projects
     if project_id not in cache:
         try:
-            cache[project_id] = get_project(conn, project_id)
+            if isinstance(bind, Engine):
+                with bind.connect() as conn:
+                    cache[project_id] = get_project(conn, project_id)
+            else:
+                cache[project_id] = get_project(bind, project_id)
         except AlsqlError as exc:
             raise HTTPException(404, str(exc)) from None
     return cache[project_id]
@@ -86,8 +93,7 @@ def project_one(request: Request, engine: EngineDep, user: ApiUser, project_id: 
 @router.post("/projects/{project_id}/queue")
 def claim(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: ClaimIn):
     """Lease the next ``n`` items of the project's open train rounds to the caller."""
-    with engine.connect() as conn:
-        project = project_or_404(request, conn, project_id)
+    project = project_or_404(request, engine, project_id)
     claims = _queue(request).claim(project.project_id, user.name, body.n, body.exclude)
     return _answer(request, engine, project, claims)
 
@@ -95,8 +101,7 @@ def claim(request: Request, engine: EngineDep, user: ApiWriter, project_id: Proj
 @router.post("/projects/{project_id}/labels")
 def label(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: LabelIn):
     """Append the caller's label (source ui) and lease the next ``next`` items."""
-    with engine.connect() as conn:
-        project = project_or_404(request, conn, project_id)
+    project = project_or_404(request, engine, project_id)
     annotation_id, claims = _queue(request).label(
         project.project_id, user.name, body.item_id, body.class_id, body.seconds, body.next, body.exclude
     )
@@ -106,8 +111,7 @@ def label(request: Request, engine: EngineDep, user: ApiWriter, project_id: Proj
 @router.post("/projects/{project_id}/skip")
 def skip(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: SkipIn):
     """Mark the item skipped in the open rounds (no label) and lease the next ``next`` items."""
-    with engine.connect() as conn:
-        project = project_or_404(request, conn, project_id)
+    project = project_or_404(request, engine, project_id)
     claims = _queue(request).skip(project.project_id, user.name, body.item_id, body.next, body.exclude)
     return _answer(request, engine, project, claims)
 
@@ -146,7 +150,7 @@ def progress(request: Request, engine: EngineDep, user: ApiUser, project_id: Pro
         return data.progress(conn, project_or_404(request, conn, project_id))
 
 
-@router.get("/projects/{project_id}/map")
+@router.get("/projects/{project_id}/map", response_class=JSONResponse)
 def map_(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId,
          limit: MapLimit = data.MAP_LIMIT,
          after: Annotated[int, Query(ge=0, le=MAX_ID, description="keyset: item ids above this")] = 0,
@@ -156,7 +160,9 @@ def map_(request: Request, engine: EngineDep, user: ApiUser, project_id: Project
         project = project_or_404(request, conn, project_id)
         if model_id is None:
             model_id = data.latest_model_id(conn, project_id)
-        return data.map_points(conn, project, model_id, limit, after)
+        points = data.map_points(conn, project, model_id, limit, after)
+    # Plain lists of numbers: serialised directly (FastAPI's per-element encoder is the slow part).
+    return JSONResponse(points)
 
 
 @router.get("/items/{item_id}/image", response_class=Response,

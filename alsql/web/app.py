@@ -69,6 +69,7 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> FastAPI
     app.state.signer = SessionSigner(secret_key)
     app.state.queue = LabelQueue(app.state.engine)
     app.state.projects = {}
+    app.state.user_cache = {}
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Date, cast, func, select
+from sqlalchemy import Connection, Date, bindparam, cast, func, select
 
 from alsql.catalog import Project
-from alsql.models.pool import latest_model_id
 from alsql.schema import (
     alerts,
     annotations,
@@ -34,6 +33,25 @@ __all__ = ["latest_model_id", "item_view", "history", "progress", "map_points", 
 
 MAP_LIMIT = 50_000
 
+# Built once: the labeling hot path only binds values.
+_LATEST = select(func.max(model_versions.c.model_id)).where(
+    model_versions.c.project_id == bindparam("pid"), model_versions.c.status == "ready")
+_HISTORY = (
+    select(annotations.c.annotation_id, annotations.c.class_id, annotations.c.annotator,
+           annotations.c.created_at, annotations.c.source, annotations.c.seconds)
+    .where(annotations.c.project_id == bindparam("pid"), annotations.c.item_id == bindparam("item"))
+    .order_by(annotations.c.annotation_id)
+)
+_ITEM = select(items.c.item_id, items.c.width, items.c.height, items.c.media_type, items.c.status).where(
+    items.c.item_id == bindparam("item"))
+_GUESS = select(predictions.c.class_id, predictions.c.confidence).where(
+    predictions.c.model_id == bindparam("model"), predictions.c.item_id == bindparam("item"))
+
+
+def latest_model_id(conn: Connection, project_id: int) -> int | None:
+    """The newest ready model of the project, or None."""
+    return conn.execute(_LATEST, {"pid": project_id}).scalar()
+
 
 def _iso(ts) -> str | None:
     return ts.isoformat() if ts is not None else None
@@ -41,12 +59,7 @@ def _iso(ts) -> str | None:
 
 def history(conn: Connection, project: Project, item_id: int) -> list[dict[str, Any]]:
     """Every label of the item in the project, oldest first (the last is the label of record)."""
-    rows = conn.execute(
-        select(annotations.c.annotation_id, annotations.c.class_id, annotations.c.annotator,
-               annotations.c.created_at, annotations.c.source, annotations.c.seconds)
-        .where(annotations.c.project_id == project.project_id, annotations.c.item_id == item_id)
-        .order_by(annotations.c.annotation_id)
-    ).all()
+    rows = conn.execute(_HISTORY, {"pid": project.project_id, "item": item_id}).all()
     return [
         {"annotation_id": r.annotation_id, "class_id": r.class_id, "class_name": _name(project, r.class_id),
          "annotator": r.annotator, "created_at": _iso(r.created_at), "source": r.source, "seconds": r.seconds}
@@ -63,18 +76,12 @@ def _name(project: Project, class_id: int | None) -> str | None:
 def item_view(conn: Connection, project: Project, item_id: int, model_id: int | None,
               round_id: int | None = None, rank: int | None = None) -> dict[str, Any] | None:
     """The item as the labeling page needs it, or None when it does not exist."""
-    it = conn.execute(
-        select(items.c.item_id, items.c.width, items.c.height, items.c.media_type, items.c.status)
-        .where(items.c.item_id == item_id)
-    ).first()
+    it = conn.execute(_ITEM, {"item": item_id}).first()
     if it is None:
         return None
     guess = None
     if model_id is not None:
-        p = conn.execute(
-            select(predictions.c.class_id, predictions.c.confidence)
-            .where(predictions.c.model_id == model_id, predictions.c.item_id == item_id)
-        ).first()
+        p = conn.execute(_GUESS, {"model": model_id, "item": item_id}).first()
         if p is not None:
             guess = {"model_id": model_id, "class_id": p.class_id, "class_name": _name(project, p.class_id),
                      "confidence": p.confidence}
@@ -158,13 +165,43 @@ def map_points(conn: Connection, project: Project, model_id: int | None, limit: 
                            "y": [], "label": [], "predicted": [], "confidence": [], "next_after": None}
     if model_id is None:
         return out
+    r4 = (lambda c: func.round(c, 4)) if conn.dialect.name == "sqlite" else (lambda c: c)  # smaller JSON
     pts = conn.execute(
-        select(embeddings.c.item_id, embeddings.c.x, embeddings.c.y)
+        select(embeddings.c.item_id, r4(embeddings.c.x), r4(embeddings.c.y))
         .where(embeddings.c.model_id == model_id, embeddings.c.item_id > after, embeddings.c.x.is_not(None))
         .order_by(embeddings.c.item_id).limit(limit)
     ).all()
     if not pts:
         return out
+    ids, xs, ys = (list(col) for col in zip(*pts))
+    lo, hi = ids[0], ids[-1]
+    guess = {r[0]: r for r in conn.execute(
+        select(predictions.c.item_id, predictions.c.class_id, predictions.c.confidence)
+        .where(predictions.c.model_id == model_id, predictions.c.item_id.between(lo, hi))
+    ).all()}
+    # In annotation order, so dict() keeps the last (the label of record) per item.
+    label = dict(conn.execute(
+        select(annotations.c.item_id, annotations.c.class_id)
+        .where(annotations.c.project_id == project.project_id, annotations.c.item_id.between(lo, hi))
+        .order_by(annotations.c.item_id, annotations.c.annotation_id)
+    ).all())
+    none = (None, -1, None)
+    g = [guess.get(i, none) for i in ids]
+    out.update(item_id=ids, x=xs, y=[0.0 if v is None else v for v in ys], predicted=[r[1] for r in g],
+               confidence=[r[2] for r in g], label=[label.get(i, -1) for i in ids],
+               next_after=hi if len(ids) == limit else None)
+    return out
+    ids, xs, ys, predicted, confidence = (list(col) for col in zip(*pts))
+    # In annotation order, so dict() keeps the last (the label of record) per item.
+    label = dict(conn.execute(
+        select(annotations.c.item_id, annotations.c.class_id)
+        .where(annotations.c.project_id == project.project_id, annotations.c.item_id.between(ids[0], ids[-1]))
+        .order_by(annotations.c.item_id, annotations.c.annotation_id)
+    ).all())
+    out.update(item_id=ids, x=xs, y=ys, predicted=[-1 if p is None else p for p in predicted],
+               confidence=confidence, label=[label.get(i, -1) for i in ids],
+               next_after=ids[-1] if len(ids) == limit else None)
+    return out
     lo, hi = pts[0][0], pts[-1][0]
     pred = {r[0]: (r[1], r[2]) for r in conn.execute(
         select(predictions.c.item_id, predictions.c.class_id, predictions.c.confidence)

@@ -10,9 +10,11 @@ annotators.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Optional
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
 from alsql.web.auth import (
@@ -46,7 +48,7 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
@@ -58,25 +60,50 @@ def session_data(request: Request) -> dict | None:
     return request.app.state.signer.loads(request.cookies.get(SESSION_COOKIE))
 
 
-def _maybe_user(request: Request, engine: EngineDep) -> User | None:
+USER_TTL = 10.0  # seconds a resolved token or session is remembered (a removed user lasts this long)
+
+
+def _lookup(engine: Engine, kind: str, value) -> User | None:
+    with engine.connect() as conn:
+        if kind == "token":
+            return authenticate_token(conn, value)
+        return user_by_id(conn, value[0], value[1])
+
+
+async def _maybe_user(request: Request) -> User | None:
+    """Resolve the caller; lookups are cached per app for ``USER_TTL`` seconds.
+
+    Async (no thread hop for the common, cached case); a cache miss queries the
+    database in the thread pool.
+    """
     auth = request.headers.get("authorization") or ""
     if auth.lower().startswith("bearer "):
-        with engine.connect() as conn:
-            user = authenticate_token(conn, auth[7:].strip())
-        if user is None:
-            raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
-        return user
-    data = session_data(request)
-    if not data or not isinstance(data.get("uid"), int):
-        return None
-    with engine.connect() as conn:
-        return user_by_id(conn, data["uid"], data["csrf"])
+        kind, value = "token", auth[7:].strip()
+    else:
+        data = session_data(request)
+        if not data or not isinstance(data.get("uid"), int):
+            return None
+        kind, value = "session", (data["uid"], data["csrf"])
+    cache: dict = request.app.state.user_cache
+    key = (kind, value)
+    hit = cache.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[1] < USER_TTL:
+        user = hit[0]
+    else:
+        user = await run_in_threadpool(_lookup, request.app.state.engine, kind, value)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = (user, now)
+    if user is None and kind == "token":
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    return user
 
 
 MaybeUser = Annotated[Optional[User], Depends(_maybe_user)]
 
 
-def _api_user(user: MaybeUser) -> User:
+async def _api_user(user: MaybeUser) -> User:
     if user is None:
         raise HTTPException(401, "not logged in", headers={"WWW-Authenticate": "Bearer"})
     return user
@@ -85,7 +112,7 @@ def _api_user(user: MaybeUser) -> User:
 ApiUser = Annotated[User, Depends(_api_user)]
 
 
-def _api_writer(request: Request, user: ApiUser) -> User:
+async def _api_writer(request: Request, user: ApiUser) -> User:
     if user.via == "session" and not csrf_equal(request.headers.get(CSRF_HEADER), user.csrf):
         raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header")
     return user
@@ -100,11 +127,11 @@ def _admin(user: User) -> User:
     return user
 
 
-def _api_admin(user: ApiUser) -> User:
+async def _api_admin(user: ApiUser) -> User:
     return _admin(user)
 
 
-def _api_admin_writer(user: ApiWriter) -> User:
+async def _api_admin_writer(user: ApiWriter) -> User:
     return _admin(user)
 
 
@@ -112,7 +139,7 @@ ApiAdmin = Annotated[User, Depends(_api_admin)]
 ApiAdminWriter = Annotated[User, Depends(_api_admin_writer)]
 
 
-def _page_user(request: Request, user: MaybeUser) -> User:
+async def _page_user(request: Request, user: MaybeUser) -> User:
     if user is None:
         raise LoginRequired(request.url.path)
     return user
@@ -121,7 +148,7 @@ def _page_user(request: Request, user: MaybeUser) -> User:
 PageUser = Annotated[User, Depends(_page_user)]
 
 
-def _page_admin(user: PageUser) -> User:
+async def _page_admin(user: PageUser) -> User:
     return _admin(user)
 
 

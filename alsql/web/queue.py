@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
 
 from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
@@ -40,6 +40,46 @@ __all__ = ["Claim", "LabelQueue", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
 LEASE_SECONDS = 600
 LEFT_TTL = 5.0
 MAX_CLAIM = 10
+
+
+# Statements built once (bound parameters by name): the hot path only binds values.
+_OPEN_ROUNDS = (
+    select(rounds.c.round_id)
+    .where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open", rounds.c.purpose == "train")
+    .order_by(rounds.c.round_id)
+)
+_FIRST_PENDING = (
+    select(round_items.c.rank)
+    .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank >= bindparam("low"),
+           round_items.c.status == "pending")
+    .order_by(round_items.c.rank).limit(1)
+)
+_FREE = (
+    select(round_items.c.rank, round_items.c.item_id)
+    .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank >= bindparam("low"),
+           round_items.c.status == "pending",
+           or_(round_items.c.assigned_to.is_(None), round_items.c.assigned_to == bindparam("user"),
+               round_items.c.lease_expires_at < bindparam("now")),
+           round_items.c.item_id.not_in(bindparam("exclude", expanding=True)))
+    .order_by(round_items.c.rank).limit(bindparam("n"))
+)
+_LEASE = (
+    update(round_items)
+    .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank.in_(bindparam("ranks", expanding=True)))
+    .values(assigned_to=bindparam("user"), lease_expires_at=bindparam("until"))
+)
+_ITEM = select(items.c.item_id).where(items.c.item_id == bindparam("item"))
+_CLASS = select(classes.c.class_id).where(classes.c.project_id == bindparam("pid"),
+                                          classes.c.class_id == bindparam("cls"))
+_PENDING_HERE = and_(
+    round_items.c.item_id == bindparam("item"), round_items.c.status == "pending",
+    round_items.c.round_id.in_(
+        select(rounds.c.round_id).where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open")
+        .scalar_subquery()),
+)
+_HIT = select(round_items.c.round_id).where(_PENDING_HERE)
+_MARK = (update(round_items).where(_PENDING_HERE)
+         .values(status=bindparam("status"), labeled_at=bindparam("at")))
 
 
 @dataclass(frozen=True)
@@ -63,11 +103,7 @@ class LabelQueue:
 
     # -- reading ---------------------------------------------------------------
     def open_rounds(self, conn: Connection, project_id: int) -> list[int]:
-        return list(conn.execute(
-            select(rounds.c.round_id)
-            .where(rounds.c.project_id == project_id, rounds.c.status == "open", rounds.c.purpose == "train")
-            .order_by(rounds.c.round_id)
-        ).scalars())
+        return list(conn.execute(_OPEN_ROUNDS, {"pid": project_id}).scalars())
 
     def left(self, conn: Connection, round_id: int) -> int:
         """Items still pending in the round.
@@ -102,12 +138,7 @@ class LabelQueue:
     # -- claiming --------------------------------------------------------------
     def _first_pending(self, conn: Connection, round_id: int) -> int | None:
         low = self._low.get(round_id, 0)
-        first = conn.execute(
-            select(round_items.c.rank)
-            .where(round_items.c.round_id == round_id, round_items.c.rank >= low,
-                   round_items.c.status == "pending")
-            .order_by(round_items.c.rank).limit(1)
-        ).scalar()
+        first = conn.execute(_FIRST_PENDING, {"rid": round_id, "low": low}).scalar()
         with self._lock:
             if first is not None and first > self._low.get(round_id, 0):
                 self._low[round_id] = first
@@ -115,25 +146,15 @@ class LabelQueue:
 
     def _claim_in(self, conn: Connection, round_id: int, start: int, user: str, n: int,
                   exclude: list[int], now) -> list[Claim]:
-        free = or_(round_items.c.assigned_to.is_(None), round_items.c.assigned_to == user,
-                   round_items.c.lease_expires_at < now)
-        q = (
-            select(round_items.c.rank, round_items.c.item_id)
-            .where(round_items.c.round_id == round_id, round_items.c.rank >= start,
-                   round_items.c.status == "pending", free)
-            .order_by(round_items.c.rank).limit(n)
-        )
-        if exclude:
-            q = q.where(round_items.c.item_id.not_in(exclude))
+        params = {"rid": round_id, "low": start, "user": user, "now": now, "n": n, "exclude": exclude or [0]}
         if conn.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        got = [Claim(round_id, r.rank, r.item_id) for r in conn.execute(q)]
+            got = [Claim(round_id, r.rank, r.item_id)
+                   for r in conn.execute(_FREE.with_for_update(skip_locked=True), params)]
+        else:
+            got = [Claim(round_id, r.rank, r.item_id) for r in conn.execute(_FREE, params)]
         if got:
-            conn.execute(
-                update(round_items)
-                .where(round_items.c.round_id == round_id, round_items.c.rank.in_([c.rank for c in got]))
-                .values(assigned_to=user, lease_expires_at=now + self.lease)
-            )
+            conn.execute(_LEASE, {"rid": round_id, "ranks": [c.rank for c in got], "user": user,
+                                  "until": now + self.lease})
         return got
 
     def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int]) -> list[Claim]:
@@ -161,13 +182,11 @@ class LabelQueue:
 
     # -- writing ---------------------------------------------------------------
     def _check(self, conn: Connection, project_id: int, item_id: int, class_id: int | None) -> None:
-        if conn.execute(select(items.c.item_id).where(items.c.item_id == item_id)).first() is None:
+        if conn.execute(_ITEM, {"item": item_id}).first() is None:
             raise AlsqlError(f"item_id {item_id}: no such item")
         if class_id is None:
             return
-        known = conn.execute(
-            select(classes.c.class_id).where(classes.c.project_id == project_id, classes.c.class_id == class_id)
-        ).first()
+        known = conn.execute(_CLASS, {"pid": project_id, "cls": class_id}).first()
         if known is None:
             names = conn.execute(select(classes.c.class_id, classes.c.name)
                                  .where(classes.c.project_id == project_id).order_by(classes.c.class_id)).all()
@@ -176,13 +195,10 @@ class LabelQueue:
 
     def _finish(self, conn: Connection, project_id: int, item_id: int, status: str, now) -> list[int]:
         """Turn the item's pending rows in the project's open rounds to ``status``; their round ids."""
-        open_ids = select(rounds.c.round_id).where(rounds.c.project_id == project_id, rounds.c.status == "open")
-        where = and_(round_items.c.item_id == item_id, round_items.c.status == "pending",
-                     round_items.c.round_id.in_(open_ids.scalar_subquery()))
-        hit = list(conn.execute(select(round_items.c.round_id).where(where)).scalars())
+        params = {"item": item_id, "pid": project_id}
+        hit = list(conn.execute(_HIT, params).scalars())
         if hit:
-            conn.execute(update(round_items).where(where)
-                         .values(status=status, labeled_at=now if status == "labeled" else None))
+            conn.execute(_MARK, {**params, "status": status, "at": now if status == "labeled" else None})
         return hit
 
     def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
