@@ -147,3 +147,31 @@ def test_logout_ends_the_session(app):
     csrf = login(c, "ann", ANNOTATOR_PW)
     assert c.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
     assert c.get("/api/me").status_code == 401
+
+
+def test_cli_user_add_and_token(sqlite_url):
+    from typer.testing import CliRunner
+
+    from alsql.cli import app as cli
+    from alsql.cli.common import set_database
+    from alsql.db import make_engine
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--db", sqlite_url, "user", "add", "eve", "--role", "admin", "--token"],
+                      input="eve-password\neve-password\n")
+    assert r.exit_code == 0, r.output
+    token = re.search(r"token \(shown once\): (\S+)", r.output).group(1)
+    r = runner.invoke(cli, ["--db", sqlite_url, "user", "add", "eve2", "--role", "boss", "--password", "x" * 8])
+    assert r.exit_code != 0
+    engine = make_engine(sqlite_url)
+    from alsql.web.auth import authenticate_password, authenticate_token
+
+    with engine.connect() as conn:
+        assert authenticate_password(conn, "eve", "eve-password").role == "admin"
+        assert authenticate_password(conn, "eve", "wrong-password") is None
+        assert authenticate_token(conn, token).name == "eve"
+        assert conn.execute(select(func.count()).select_from(users_table)).scalar() == 1
+    r = runner.invoke(cli, ["--db", sqlite_url, "user", "list"])
+    assert "eve" in r.output and "admin" in r.output
+    engine.dispose()
+    set_database("sqlite:///alsql.db")

@@ -21,7 +21,7 @@ from alsql.schema import projects
 from alsql.web import admin, auth
 from alsql.web.api import project_or_404
 from alsql.web.deps import EngineDep, PageAdmin, PageUser, check_form_csrf, session_data
-from alsql.web.schemas import ProjectId
+from alsql.web.schemas import MAX_ID, ProjectId
 
 __all__ = ["router"]
 
@@ -136,6 +136,8 @@ def _done(msg: str) -> RedirectResponse:
 
 
 def _pid(request: Request, engine, project_id: int) -> int:
+    if not 1 <= project_id <= MAX_ID:
+        raise HTTPException(404, f"project {project_id} does not exist")
     with engine.connect() as conn:
         return project_or_404(request, conn, project_id).project_id
 
