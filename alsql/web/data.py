@@ -170,7 +170,7 @@ def map_points(conn: Connection, project: Project, model_id: int | None, limit: 
         select(embeddings.c.item_id, r4(embeddings.c.x), r4(embeddings.c.y))
         .where(embeddings.c.model_id == model_id, embeddings.c.item_id > after, embeddings.c.x.is_not(None))
         .order_by(embeddings.c.item_id).limit(limit)
-    ).all()
+    ).cursor.fetchall()
     if not pts:
         return out
     ids, xs, ys = (list(col) for col in zip(*pts))
@@ -178,49 +178,16 @@ def map_points(conn: Connection, project: Project, model_id: int | None, limit: 
     guess = {r[0]: r for r in conn.execute(
         select(predictions.c.item_id, predictions.c.class_id, predictions.c.confidence)
         .where(predictions.c.model_id == model_id, predictions.c.item_id.between(lo, hi))
-    ).all()}
+    ).cursor.fetchall()}
     # In annotation order, so dict() keeps the last (the label of record) per item.
     label = dict(conn.execute(
         select(annotations.c.item_id, annotations.c.class_id)
         .where(annotations.c.project_id == project.project_id, annotations.c.item_id.between(lo, hi))
         .order_by(annotations.c.item_id, annotations.c.annotation_id)
-    ).all())
+    ).cursor.fetchall())
     none = (None, -1, None)
     g = [guess.get(i, none) for i in ids]
     out.update(item_id=ids, x=xs, y=[0.0 if v is None else v for v in ys], predicted=[r[1] for r in g],
                confidence=[r[2] for r in g], label=[label.get(i, -1) for i in ids],
                next_after=hi if len(ids) == limit else None)
-    return out
-    ids, xs, ys, predicted, confidence = (list(col) for col in zip(*pts))
-    # In annotation order, so dict() keeps the last (the label of record) per item.
-    label = dict(conn.execute(
-        select(annotations.c.item_id, annotations.c.class_id)
-        .where(annotations.c.project_id == project.project_id, annotations.c.item_id.between(ids[0], ids[-1]))
-        .order_by(annotations.c.item_id, annotations.c.annotation_id)
-    ).all())
-    out.update(item_id=ids, x=xs, y=ys, predicted=[-1 if p is None else p for p in predicted],
-               confidence=confidence, label=[label.get(i, -1) for i in ids],
-               next_after=ids[-1] if len(ids) == limit else None)
-    return out
-    lo, hi = pts[0][0], pts[-1][0]
-    pred = {r[0]: (r[1], r[2]) for r in conn.execute(
-        select(predictions.c.item_id, predictions.c.class_id, predictions.c.confidence)
-        .where(predictions.c.model_id == model_id, predictions.c.item_id.between(lo, hi))
-    )}
-    label: dict[int, int] = {}
-    for item_id, class_id in conn.execute(  # in annotation order: the last one wins
-        select(annotations.c.item_id, annotations.c.class_id)
-        .where(annotations.c.project_id == project.project_id, annotations.c.item_id.between(lo, hi))
-        .order_by(annotations.c.item_id, annotations.c.annotation_id)
-    ):
-        label[item_id] = class_id
-    none = (-1, None)
-    out["item_id"] = [p[0] for p in pts]
-    out["x"] = [round(p[1], 4) for p in pts]
-    out["y"] = [round(p[2] if p[2] is not None else 0.0, 4) for p in pts]
-    out["label"] = [label.get(p[0], -1) for p in pts]
-    guesses = [pred.get(p[0], none) for p in pts]
-    out["predicted"] = [g[0] for g in guesses]
-    out["confidence"] = [round(g[1], 3) if g[1] is not None else None for g in guesses]
-    out["next_after"] = hi if len(pts) == limit else None
     return out
