@@ -48,6 +48,8 @@ class TrainConfig:
     amp: bool = False
     image_size: int | None = None
     num_workers: int = 0
+    cache_mb: int = 512  # a rank's share of a view smaller than this is decoded once, kept in memory
+    evaluations: int = 20  # evaluate about this many times (every ceil(epochs / evaluations) epochs)
 
     def as_params(self) -> dict:
         return asdict(self)
@@ -114,10 +116,12 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         resume: dict | None = None, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
     """Train ``net`` in place and return the best state (by evaluation accuracy, then loss).
 
+    Evaluation (and the early-stopping check, ``patience`` counted in evaluations)
+    runs every ``ceil(epochs / cfg.evaluations)`` epochs and after the last.
     ``steps_per_epoch`` (this rank's batches) sets the epoch count: at least
     ``cfg.epochs`` and enough for ``cfg.min_steps`` steps, at most ``cfg.max_epochs``.
     ``resume``: a checkpoint dict from an earlier ``on_epoch`` call; ``on_epoch`` gets
-    one after every epoch (model, optimizer, epoch, best state, patience).
+    one after every evaluated epoch (model, optimizer, epoch, best state, patience).
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -140,6 +144,7 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         best_key, history = tuple(resume["best_key"]), resume["history"]
         best_cm = None if resume.get("best_cm") is None else np.asarray(resume["best_cm"])
     join = getattr(nn.parallel.DistributedDataParallel, "join", None)
+    every = max(1, math.ceil(epochs / max(1, cfg.evaluations)))  # epochs between evaluations
     for epoch in range(start, epochs):
         model.train()
         total, n = 0.0, 0
@@ -160,26 +165,28 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
             for buf in net.buffers():
                 dist.broadcast(buf, 0)
         row = {"epoch": epoch, "train_loss": total / max(n, 1)}
-        if eval_batches is not None:
-            cm, eval_loss = evaluate(net, eval_batches(), num_classes, device, cfg.amp)
-            acc = accuracy(cm)
-            key = (acc if not math.isnan(acc) else -1.0, -eval_loss)
-            row.update(eval_accuracy=acc, eval_loss=eval_loss / max(cm.sum(), 1))
-        else:
-            cm, key = None, (-1.0, -row["train_loss"])
+        check = eval_batches is None or epoch + 1 == epochs or (epoch + 1) % every == 0
+        if check:
+            if eval_batches is not None:
+                cm, eval_loss = evaluate(net, eval_batches(), num_classes, device, cfg.amp)
+                acc = accuracy(cm)
+                key = (acc if not math.isnan(acc) else -1.0, -eval_loss)
+                row.update(eval_accuracy=acc, eval_loss=eval_loss / max(cm.sum(), 1))
+            else:
+                cm, key = None, (-1.0, -row["train_loss"])
+            if key > best_key:
+                best_key, best, best_epoch, best_cm, stale = key, copy.deepcopy(net.state_dict()), epoch, cm, 0
+            else:
+                stale += 1
         history.append(row)
-        if key > best_key:
-            best_key, best, best_epoch, best_cm, stale = key, copy.deepcopy(net.state_dict()), epoch, cm, 0
-        else:
-            stale += 1
-        if on_epoch is not None and rank == 0:
+        if on_epoch is not None and rank == 0 and check:
             on_epoch({
                 "model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "epoch": epoch, "best": best, "best_epoch": best_epoch, "stale": stale,
                 "best_key": list(best_key), "history": history,
                 "best_cm": None if best_cm is None else best_cm.tolist(),
             })
-        if stale >= cfg.patience and epoch + 1 >= cfg.epochs:
+        if check and stale >= cfg.patience and epoch + 1 >= cfg.epochs:
             break
     if best is not None:
         net.load_state_dict(best)

@@ -1,0 +1,35 @@
+"""``alsql infer``: predictions, scores and embeddings for every unscored ok item."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from alsql.cli.common import console, get_engine
+
+__all__ = ["register"]
+
+
+def infer(
+    project: Annotated[str, typer.Option(help="Project name or id")],
+    model: Annotated[str, typer.Option(help="Model id, or latest")] = "latest",
+    bald: Annotated[int, typer.Option(help="MC-dropout passes for BALD (0: no BALD)")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per batch")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision")] = False,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
+) -> None:
+    """Score the model's inference queue; a re-run after a crash finishes the rest."""
+    from alsql.errors import AlsqlError
+    from alsql.models.infer import infer_project
+
+    if model != "latest" and not model.isdigit():
+        raise AlsqlError(f"--model {model!r}: expected a model id or 'latest'")
+    report = infer_project(get_engine(), project, None if model == "latest" else int(model), bald=bald,
+                           batch_size=batch_size, device=device, amp=amp, num_workers=workers)
+    console.print(f"model {report.model_id}: scored {report.items} items" + (" (with BALD)" if report.bald else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("infer")(infer)

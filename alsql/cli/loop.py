@@ -1,0 +1,48 @@
+"""``alsql loop``: simulated active learning with an oracle answering from known labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from alsql.cli.common import console, get_engine
+
+__all__ = ["register"]
+
+
+def loop(
+    project: Annotated[str, typer.Option(help="Project name or id")],
+    rounds: Annotated[int, typer.Option(help="How many select-label-train-infer rounds")],
+    budget: Annotated[int, typer.Option(help="Labels per round")],
+    strategy: Annotated[str, typer.Option(help="Strategy name (the first round is random without a model)")],
+    oracle: Annotated[Path, typer.Option(help="CSV of known labels: label + item_id|uri|path")],
+    eval_budget: Annotated[int, typer.Option(help="Hold out a random evaluation round of this size first")] = 0,
+    arch: Annotated[str, typer.Option(help="cnn or resnet18")] = "cnn",
+    epochs: Annotated[int, typer.Option(help="Minimum epochs per training")] = 20,
+    image_size: Annotated[int, typer.Option(help="Square image size (0: the images' own)")] = 0,
+    grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+) -> None:
+    """Select, label from the oracle, train and infer, ROUNDS times; print a table."""
+    from alsql.models.fit import TrainConfig
+    from alsql.pipelines.loop import run_loop
+
+    cfg = TrainConfig(arch=arch, epochs=epochs, device=device, image_size=image_size or None, seed=seed)
+    table = Table("round", "strategy", "labels", "model", "accuracy")
+
+    def show(r) -> None:
+        acc = "n/a" if r.accuracy is None else f"{r.accuracy:.4f}"
+        console.print(f"round {r.round}: {r.strategy}, {r.labels} labels, model {r.model_id}, accuracy {acc}")
+        table.add_row(str(r.round), r.strategy, str(r.labels), str(r.model_id), acc)
+
+    run_loop(get_engine(), project, rounds, budget, strategy, oracle, cfg=cfg, eval_budget=eval_budget,
+             seed=seed, grayscale=grayscale, on_round=show)
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("loop")(loop)

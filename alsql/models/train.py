@@ -1,0 +1,207 @@
+"""``alsql train``: fit a network on a project's ``training_set``, record a model version.
+
+Reads ``training_set`` (and ``evaluation_set`` for early stopping and metrics)
+through ``SqlImageDataset``; under torchrun each rank reads disjoint chunks.
+Writes, on rank 0 only:
+
+- the artifact (``alsql.models.artifacts``) under ``settings.artifacts``;
+- a ``model_versions`` row: architecture, params (hyper-parameters, image size,
+  channels), label_count, ``trained_on_annotation_id`` (the newest annotation of the
+  project when training started), metrics (accuracy and per-class recall on the
+  evaluation set, evaluated count, epochs, best epoch).
+
+A checkpoint is saved after every epoch, keyed by project, architecture, seed and
+newest annotation; a re-run with the same labels resumes from it (and it is removed
+once the model is recorded).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import torch
+import torch.distributed as dist
+from sqlalchemy import Engine, func, insert, select
+
+from alsql.catalog import get_project
+from alsql.config import get_settings
+from alsql.errors import AlsqlError
+from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
+from alsql.models.fit import FitResult, TrainConfig, distributed, fit, resolve_device
+from alsql.models.metrics import metrics_dict
+from alsql.models.networks import build_network, load_weights
+from alsql.schema import annotations, items, model_versions
+from alsql.schema.views import evaluation_set, training_set
+
+__all__ = ["TrainOutcome", "train_and_record", "train_project", "init_distributed", "dataset_url"]
+
+
+def dataset_url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def init_distributed(device: str) -> None:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (gloo on CPU, nccl on GPU)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return
+    cuda = resolve_device(device).type == "cuda"
+    if cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo")
+
+
+def _counts(engine: Engine, project_id: int) -> tuple[int, int, int | None, tuple[int, int] | None]:
+    with engine.connect() as conn:
+        n_train = conn.execute(
+            select(func.count()).select_from(training_set).where(training_set.c.project_id == project_id)
+        ).scalar_one()
+        n_eval = conn.execute(
+            select(func.count()).select_from(evaluation_set).where(evaluation_set.c.project_id == project_id)
+        ).scalar_one()
+        newest = conn.execute(
+            select(func.max(annotations.c.annotation_id)).where(annotations.c.project_id == project_id)
+        ).scalar()
+        size = conn.execute(
+            select(items.c.width, items.c.height)
+            .where(items.c.item_id == select(func.min(training_set.c.item_id))
+                   .where(training_set.c.project_id == project_id).scalar_subquery())
+        ).first()
+    return n_train, n_eval, newest, (tuple(size) if size else None)
+
+
+def _loader(url: str, project_id: int, view: str, cfg: TrainConfig, image_size, grayscale: bool,
+            shuffle: bool, device: torch.device):
+    from torch.utils.data import DataLoader
+
+    from alsql.loaders.datasets import SqlImageDataset
+
+    ds = SqlImageDataset(url, project_id, view=view, seed=cfg.seed, shuffle=shuffle,
+                         image_size=image_size, grayscale=grayscale)
+    dl = DataLoader(ds, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+                    pin_memory=device.type == "cuda", persistent_workers=False)
+    return ds, dl
+
+
+def _xy(dl):
+    for x, y, _ids in dl:
+        yield x, y
+
+
+class _Source:
+    """Batches of one view: streamed from SQL each epoch, or, when this rank's share fits
+    in ``cache_mb``, decoded once and then re-dealt from memory (small label sets are the
+    common case in active learning, and re-reading them every epoch costs more than training).
+    """
+
+    def __init__(self, ds, dl, rows: int, pixels: int | None, cfg: TrainConfig, shuffle: bool):
+        self.ds, self.dl, self.cfg, self.shuffle = ds, dl, cfg, shuffle
+        _, world = distributed()
+        per_rank = -(-rows // world)
+        self.cache = pixels is not None and per_rank * pixels * 4 <= cfg.cache_mb * 2**20
+        self.x = self.y = None
+
+    def batches(self, epoch: int):
+        if not self.cache:
+            self.ds.set_epoch(epoch)
+            return _xy(self.dl)
+        if self.x is None:
+            self.ds.set_epoch(0)
+            parts = list(_xy(self.dl))
+            self.x = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0)
+            self.y = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, dtype=torch.int64)
+        return self._dealt(epoch)
+
+    def _dealt(self, epoch: int):
+        n, bs = len(self.y), self.cfg.batch_size
+        order = torch.arange(n)
+        if self.shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch))
+        for s in range(0, n, bs):
+            j = order[s : s + bs]
+            yield self.x[j], self.y[j]
+
+
+@dataclass
+class TrainOutcome:
+    model_id: int
+    fit: FitResult
+
+
+def train_project(engine: Engine, project: str | int, cfg: TrainConfig | None = None, **kw) -> int:
+    """Train on the project's labels; return the new ``model_id`` (on every rank)."""
+    return train_and_record(engine, project, cfg, **kw).model_id
+
+
+def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None = None, *,
+                     weights: str | None = None, grayscale: bool = False, artifacts: str | None = None,
+                     name: str | None = None, resume: bool = True) -> TrainOutcome:
+    """Train, save the artifact and the model version (rank 0); return the id and fit result."""
+    cfg = cfg or TrainConfig()
+    init_distributed(cfg.device)
+    device = resolve_device(cfg.device)
+    rank, world = distributed()
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+    n_train, n_eval, newest, size = _counts(engine, proj.project_id)
+    if n_train == 0:
+        raise AlsqlError(
+            f"project {proj.name!r} has no labels in training_set; label items first "
+            f"(`alsql labels import`, the web app, or `alsql loop`)"
+        )
+    image_size = cfg.image_size or (max(size) if size and all(size) else None)
+    url = dataset_url(engine)
+    in_channels = 1 if grayscale else 3  # the dataset converts to L or RGB
+    pixels = in_channels * image_size * image_size if image_size else None
+    train_src = _Source(*_loader(url, proj.project_id, "training_set", cfg, image_size, grayscale, True, device),
+                        n_train, pixels, cfg, shuffle=True)
+    eval_src = None
+    if n_eval:
+        eval_src = _Source(*_loader(url, proj.project_id, "evaluation_set", cfg, image_size, grayscale, False,
+                                    device), n_eval, pixels, cfg, shuffle=False)
+    num_classes = len(proj.classes)
+    torch.manual_seed(cfg.seed)
+    net = build_network(cfg.arch, num_classes, in_channels)
+    skipped = load_weights(net, weights) if weights else []
+
+    root = artifacts or get_settings().artifacts
+    ckpt_uri = artifact_uri(root, f"project-{proj.project_id}", "checkpoints",
+                            f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}.pt")
+    state = load_object(ckpt_uri) if resume else None
+    steps = -(-n_train // (cfg.batch_size * world))
+
+    result = fit(net, train_src.batches, (lambda: eval_src.batches(0)) if eval_src is not None else None,
+                 cfg, num_classes, steps, resume=state, on_epoch=lambda s: save_object(ckpt_uri, s))
+    model_id = None
+    if rank == 0:
+        metrics = metrics_dict(result.confusion, proj.classes) if result.confusion is not None else {
+            "accuracy": None, "per_class_recall": {}, "evaluated": 0}
+        metrics.update(epochs=result.epochs_run, best_epoch=result.best_epoch,
+                       final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)
+        params = cfg.as_params() | {
+            "image_size": image_size, "in_channels": in_channels, "grayscale": grayscale,
+            "num_classes": num_classes, "weights": weights, "weights_skipped": skipped, "world_size": world,
+            "device": device.type,
+        }
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        uri = artifact_uri(root, f"project-{proj.project_id}", f"{cfg.arch}-{stamp}.pt")
+        meta = {"arch": cfg.arch, "num_classes": num_classes, "in_channels": in_channels,
+                "image_size": image_size, "grayscale": grayscale, "classes": list(proj.classes)}
+        save_object(uri, {"state_dict": result.state_dict, "meta": meta})
+        from alsql.db import write_transaction
+
+        with write_transaction(engine) as conn:
+            model_id = conn.execute(
+                insert(model_versions).values(
+                    project_id=proj.project_id, name=name, architecture=cfg.arch, params=params,
+                    label_count=n_train, trained_on_annotation_id=newest, metrics=metrics,
+                    artifact_uri=uri, status="ready",
+                ).returning(model_versions.c.model_id)
+            ).scalar_one()
+        remove_object(ckpt_uri)
+    if world > 1:
+        box = [model_id]
+        dist.broadcast_object_list(box, src=0)
+        model_id = box[0]
+    return TrainOutcome(int(model_id), result)

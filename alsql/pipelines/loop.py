@@ -1,0 +1,158 @@
+"""Simulated active learning: an oracle answers rounds from known labels.
+
+``run_loop`` repeats, ``rounds`` times: select ``budget`` items with the strategy
+(random when the project has no model yet: the cold start), label them from the
+oracle (annotations with source ``oracle``; round items marked labeled, or skipped
+when the oracle does not know them; the round closed), train, and infer. Before the
+first round it can hold out a random evaluation round (``eval_budget``), labeled by
+the oracle too, whose labels never enter training.
+
+Oracle CSV: ``label`` and one of ``item_id``, ``uri``, ``path`` (``path`` relative to
+the CSV's folder, or to ``root``), as ``alsql labels import`` reads.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, update
+
+from alsql.annotate import insert_annotations
+from alsql.catalog import Project, get_project
+from alsql.db import write_transaction
+from alsql.errors import AlsqlError
+from alsql.loaders.stores import path_to_uri
+from alsql.models.fit import TrainConfig
+from alsql.models.infer import infer_project
+from alsql.models.pool import latest_model_id
+from alsql.models.select import create_round
+from alsql.models.train import train_project
+from alsql.schema import items, model_versions, round_items, rounds
+from alsql.schema.tables import utcnow
+from alsql.schema.views import evaluation_set
+
+__all__ = ["RoundResult", "load_oracle", "answer_round", "hold_out_evaluation", "run_loop"]
+
+
+@dataclass
+class RoundResult:
+    round: int
+    round_id: int
+    strategy: str
+    labels: int
+    model_id: int
+    accuracy: float | None
+    per_class_recall: dict
+
+
+def load_oracle(engine: Engine, project: Project, csv_path: str | Path, root: str | Path | None = None) -> dict[int, int]:
+    """``{item_id: class_id}`` from an oracle CSV; rows naming unknown items are ignored."""
+    path = Path(csv_path)
+    if not path.is_file():
+        raise AlsqlError(f"--oracle {str(csv_path)!r}: expected an existing CSV file")
+    base = Path(root) if root else path.parent
+    class_ids = {n: i for i, n in enumerate(project.classes)}
+    refs: dict[str, int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        key = next((k for k in ("item_id", "uri", "path") if k in (reader.fieldnames or [])), None)
+        if key is None or "label" not in (reader.fieldnames or []):
+            raise AlsqlError(f"--oracle {path.name}: expected columns 'label' and one of item_id, uri, path")
+        for n, rec in enumerate(reader, start=2):
+            label = (rec["label"] or "").strip()
+            if label not in class_ids:
+                raise AlsqlError(
+                    f"--oracle {path.name} row {n}: label {label!r} is not a class of project "
+                    f"{project.name!r} (classes: {', '.join(project.classes)})"
+                )
+            raw = (rec[key] or "").strip()
+            ref = raw if key != "path" else path_to_uri(base / raw)
+            refs[ref] = class_ids[label]
+    if key == "item_id":
+        return {int(k): v for k, v in refs.items()}
+    out: dict[int, int] = {}
+    keys = list(refs)
+    with engine.connect() as conn:
+        for s in range(0, len(keys), 500):
+            for uri, item_id in conn.execute(
+                select(items.c.uri, items.c.item_id).where(items.c.uri.in_(keys[s : s + 500]))
+            ):
+                out[item_id] = refs[uri]
+    return out
+
+
+def answer_round(engine: Engine, project: Project, round_id: int, oracle: dict[int, int]) -> int:
+    """Label the round's pending items from ``oracle``; close the round. Returns labels written."""
+    with write_transaction(engine) as conn:
+        pending = conn.execute(
+            select(round_items.c.rank, round_items.c.item_id)
+            .where(round_items.c.round_id == round_id, round_items.c.status == "pending")
+        ).all()
+        known = [(r, i) for r, i in pending if i in oracle]
+        insert_annotations(conn, [
+            {"project_id": project.project_id, "item_id": i, "class_id": oracle[i],
+             "annotator": "oracle", "source": "oracle"} for _, i in known
+        ])
+        now = utcnow()
+        for status, rows in (("labeled", known), ("skipped", [p for p in pending if p[1] not in oracle])):
+            ranks = [r for r, _ in rows]
+            for s in range(0, len(ranks), 500):
+                conn.execute(
+                    update(round_items)
+                    .where(round_items.c.round_id == round_id, round_items.c.rank.in_(ranks[s : s + 500]))
+                    .values(status=status, labeled_at=now if status == "labeled" else None)
+                )
+        conn.execute(update(rounds).where(rounds.c.round_id == round_id).values(status="closed", closed_at=now))
+    return len(known)
+
+
+def hold_out_evaluation(engine: Engine, project: Project, budget: int, oracle: dict[int, int], seed: int = 0) -> int:
+    """A random evaluation round of ``budget`` items, answered by the oracle; returns its size."""
+    rid = create_round(engine, project.project_id, "random", budget, purpose="evaluation", seed=seed)
+    return answer_round(engine, project, rid, oracle)
+
+
+def _evaluated(engine: Engine, project_id: int) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(evaluation_set).where(evaluation_set.c.project_id == project_id)
+        ).scalar_one()
+
+
+def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, strategy: str, oracle_csv: str | Path,
+             *, cfg: TrainConfig | None = None, eval_budget: int = 0, seed: int = 0, bald: int = 0,
+             grayscale: bool = False, root: str | Path | None = None,
+             on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
+    """Run ``rounds_`` simulated rounds; return one result per round (after its training)."""
+    if rounds_ < 1:
+        raise AlsqlError(f"--rounds {rounds_}: expected at least 1")
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+    oracle = load_oracle(engine, proj, oracle_csv, root)
+    if not oracle:
+        raise AlsqlError(f"--oracle {str(oracle_csv)!r}: no row names an item in the database")
+    if eval_budget and not _evaluated(engine, proj.project_id):
+        hold_out_evaluation(engine, proj, eval_budget, oracle, seed)
+    cfg = cfg or TrainConfig()
+    if strategy == "bald" and not bald:
+        bald = 10
+    results = []
+    for r in range(rounds_):
+        with engine.connect() as conn:
+            has_model = latest_model_id(conn, proj.project_id) is not None
+        use = strategy if has_model or strategy == "random" else "random"
+        rid = create_round(engine, proj.project_id, use, budget, seed=seed + r)
+        answer_round(engine, proj, rid, oracle)
+        model_id = train_project(engine, proj.project_id, cfg, grayscale=grayscale)
+        infer_project(engine, proj.project_id, model_id, bald=bald, device=cfg.device, amp=cfg.amp)
+        with engine.connect() as conn:
+            row = conn.execute(select(model_versions).where(model_versions.c.model_id == model_id)).one()
+        res = RoundResult(r + 1, rid, use, row.label_count, model_id, (row.metrics or {}).get("accuracy"),
+                          (row.metrics or {}).get("per_class_recall", {}))
+        results.append(res)
+        if on_round:
+            on_round(res)
+    return results

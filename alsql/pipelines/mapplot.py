@@ -1,0 +1,68 @@
+"""The embedding map PNG: each item at its 2-D map coordinates.
+
+Colour = class (the item's label), opacity = the model's confidence, grey = not yet
+labeled. Reads at most ``max_points`` rows (keyset order), so a huge project plots a
+bounded sample.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, and_, select
+
+from alsql.catalog import get_project
+from alsql.schema import embeddings, predictions
+from alsql.schema.views import current_labels
+
+__all__ = ["plot_map"]
+
+
+def plot_map(engine: Engine, project: str | int, model_id: int, path: str | Path,
+             max_points: int = 50_000, title: str | None = None) -> int:
+    """Write the map of ``model_id``'s embeddings to ``path``; return the points drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+        rows = conn.execute(
+            select(embeddings.c.x, embeddings.c.y, predictions.c.confidence, current_labels.c.class_id)
+            .select_from(
+                embeddings.join(predictions, and_(predictions.c.model_id == embeddings.c.model_id,
+                                                  predictions.c.item_id == embeddings.c.item_id))
+                .outerjoin(current_labels, and_(current_labels.c.item_id == embeddings.c.item_id,
+                                                current_labels.c.project_id == proj.project_id))
+            )
+            .where(embeddings.c.model_id == model_id)
+            .order_by(embeddings.c.item_id)
+            .limit(max_points)
+        ).all()
+    x = np.array([r[0] for r in rows], dtype=float)
+    y = np.array([r[1] for r in rows], dtype=float)
+    conf = np.clip(np.array([r[2] for r in rows], dtype=float), 0.05, 1.0)
+    label = np.array([-1 if r[3] is None else r[3] for r in rows], dtype=int)
+    cmap = plt.get_cmap("tab10" if len(proj.classes) <= 10 else "tab20")
+    colors = np.zeros((len(rows), 4))
+    colors[:] = (0.6, 0.6, 0.6, 1.0)
+    has = label >= 0
+    colors[has] = cmap(label[has] % cmap.N)
+    colors[:, 3] = conf * np.where(has, 1.0, 0.5)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    ax.scatter(x[~has], y[~has], s=8, c=colors[~has], linewidths=0, label="not yet labeled")
+    ax.scatter(x[has], y[has], s=16, c=colors[has], linewidths=0)
+    for c, name in enumerate(proj.classes):
+        ax.scatter([], [], s=30, color=cmap(c % cmap.N), label=name)
+    ax.legend(loc="upper right", fontsize=7, markerscale=1.2, framealpha=0.8)
+    ax.set_title(title or f"{proj.name}: model {model_id} embedding map "
+                 f"({int(has.sum())} labeled, opacity = confidence)")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return len(rows)

@@ -1,0 +1,118 @@
+"""The simulated-oracle loop and the demo pipeline."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from sqlalchemy import func, select
+
+from alsql.errors import AlsqlError
+from alsql.models.fit import TrainConfig
+from alsql.schema import annotations, model_versions, round_items, rounds
+from alsql.schema.views import evaluation_set, training_set
+from tests.test_train_infer import make_digits_project
+
+QUICK = TrainConfig(epochs=2, min_steps=6, batch_size=32, patience=100, image_size=8)
+
+
+def _oracle_csv(engine, oracle, path, key="item_id"):
+    from alsql.schema import items
+
+    with engine.connect() as conn:
+        uris = dict(conn.execute(select(items.c.item_id, items.c.uri)).all())
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([key, "label"])
+        names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+        for item_id, cid in sorted(oracle.items())[:-5]:  # the oracle does not know 5 items
+            w.writerow([item_id if key == "item_id" else uris[item_id], names[cid]])
+    return path, set(sorted(oracle)[-5:])
+
+
+def test_loop_rounds(db_url, tmp_path, monkeypatch):
+    from alsql.pipelines.loop import run_loop
+
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp_path / "art"))
+    from alsql.config import set_settings
+
+    set_settings(None)
+    engine, proj, oracle = make_digits_project(db_url, tmp_path / "s", n=100, train=0, evaluate=0)
+    csv_path, unknown = _oracle_csv(engine, oracle, tmp_path / "oracle.csv", key="uri")
+    seen = []
+    res = run_loop(engine, proj.name, 3, 15, "margin", csv_path, cfg=QUICK, eval_budget=20, grayscale=True,
+                   on_round=seen.append)
+    assert seen == res and len(res) == 3
+    with engine.connect() as conn:
+        per_round = conn.execute(
+            select(round_items.c.round_id, round_items.c.item_id, round_items.c.status)
+            .join(rounds, rounds.c.round_id == round_items.c.round_id)
+            .where(rounds.c.purpose == "train").order_by(round_items.c.round_id)
+        ).all()
+    skipped = {r.item_id for r in per_round if r.status == "skipped"}
+    assert skipped <= unknown  # only items the oracle does not know are skipped
+    labeled_so_far, expected = 0, []
+    for rid in sorted({r.round_id for r in per_round}):
+        labeled_so_far += sum(1 for r in per_round if r.round_id == rid and r.status == "labeled")
+        expected.append(labeled_so_far)
+    assert [r.labels for r in res] == expected and expected[-1] >= 45 - len(unknown)
+    assert [r.strategy for r in res] == ["random", "margin", "margin"]  # the cold start is random
+    assert all(r.accuracy is not None for r in res)
+    with engine.connect() as conn:
+        ev = set(conn.execute(select(evaluation_set.c.item_id)).scalars())
+        ev_round = conn.execute(
+            select(round_items.c.item_id, round_items.c.status)
+            .join(rounds, rounds.c.round_id == round_items.c.round_id).where(rounds.c.purpose == "evaluation")
+        ).all()
+        assert len(ev_round) == 20 and ev == {i for i, st in ev_round if st == "labeled"}
+        assert not ev & set(conn.execute(select(training_set.c.item_id)).scalars())
+        assert conn.execute(select(func.count()).select_from(training_set)).scalar() == expected[-1]
+        assert set(conn.execute(select(rounds.c.status)).scalars()) == {"closed"}
+        assert set(conn.execute(select(annotations.c.source)).scalars()) == {"oracle"}
+        assert set(conn.execute(select(round_items.c.status)).scalars()) <= {"labeled", "skipped"}
+        assert conn.execute(select(func.count()).select_from(model_versions)).scalar() == 3
+    set_settings(None)
+    engine.dispose()
+
+
+@pytest.mark.sqlite
+def test_oracle_errors(sqlite_url, tmp_path):
+    from alsql.pipelines.loop import load_oracle, run_loop
+
+    engine, proj, oracle = make_digits_project(sqlite_url, tmp_path / "s", n=10, train=0, evaluate=0)
+    with pytest.raises(AlsqlError, match="expected an existing CSV"):
+        load_oracle(engine, proj, tmp_path / "none.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("item_id,label\n1,eleven\n")
+    with pytest.raises(AlsqlError, match="row 2: label 'eleven'"):
+        load_oracle(engine, proj, bad)
+    with pytest.raises(AlsqlError, match="--rounds 0"):
+        run_loop(engine, proj.name, 0, 5, "margin", bad)
+    engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite
+def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
+    from alsql.db import make_engine
+    from alsql.pipelines.demo import run_demo
+
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp_path / "art"))
+    from alsql.config import set_settings
+
+    set_settings(None)
+    engine = make_engine(sqlite_url)
+    rows = run_demo(engine, tmp_path / "digits", rounds=2, budget=20, first_budget=20, eval_budget=100,
+                    image_size=8, map_path=tmp_path / "map.png", say=lambda s: None)
+    assert [r.labels for r in rows] == [20, 40]
+    assert all(0 <= r.strategy_accuracy <= 1 and 0 <= r.random_accuracy <= 1 for r in rows)
+    assert (tmp_path / "map.png").stat().st_size > 10_000
+    with engine.connect() as conn:
+        ev = conn.execute(select(evaluation_set.c.project_id, evaluation_set.c.item_id)).all()
+    by_project: dict[int, set] = {}
+    for pid, item in ev:
+        by_project.setdefault(pid, set()).add(item)
+    a, b = by_project.values()
+    assert a == b and len(a) == 100  # the same held-out items in both projects
+    set_settings(None)
+    engine.dispose()
