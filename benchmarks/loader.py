@@ -56,7 +56,7 @@ def populate(url: str, n: int, uri_sql: str = "'file:///bench/' || printf('%09d'
 
 
 RSS_CHILD = r"""
-import resource, sys, time
+import sys, time
 mode, url = sys.argv[1], sys.argv[2]
 import torch, pandas  # both sides pay the same imports
 from alsql.db import make_engine
@@ -66,7 +66,9 @@ if mode == "dataset":
     n = sum(1 for _ in SqlViewDataset(url, 1, seed=0))
 else:
     n = len(pandas.read_sql("SELECT item_id, uri, class_id FROM training_set WHERE project_id = 1", make_engine(url)))
-print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - t)
+# VmHWM: this process's own peak (ru_maxrss would carry over the forking parent's size across exec)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(n, hwm / 1024, time.perf_counter() - t)
 """
 
 
