@@ -56,9 +56,11 @@ def _queue(request: Request) -> LabelQueue:
     return request.app.state.queue
 
 
-def _answer(request: Request, engine, project: Project, claims: list[Claim], **extra) -> dict[str, Any]:
+def _answer(request: Request, project: Project):
+    """``then`` for the queue: the claimed items as the page needs them, read in the same transaction."""
     q = _queue(request)
-    with engine.connect() as conn:
+
+    def view(conn: Connection, claims: list[Claim]) -> dict[str, Any]:
         model_id = data.latest_model_id(conn, project.project_id)
         views = [data.item_view(conn, project, c.item_id, model_id, c.round_id, c.rank) for c in claims]
         rid = claims[0].round_id if claims else None
@@ -66,7 +68,9 @@ def _answer(request: Request, engine, project: Project, claims: list[Claim], **e
             open_ = q.open_rounds(conn, project.project_id)
             rid = open_[0] if open_ else None
         left = q.left(conn, rid) if rid is not None else 0
-    return {"round_id": rid, "left": left, "items": [v for v in views if v is not None], **extra}
+        return {"round_id": rid, "left": left, "items": [v for v in views if v is not None]}
+
+    return view
 
 
 @router.get("/me")
@@ -94,26 +98,26 @@ def project_one(request: Request, engine: EngineDep, user: ApiUser, project_id: 
 def claim(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: ClaimIn):
     """Lease the next ``n`` items of the project's open train rounds to the caller."""
     project = project_or_404(request, engine, project_id)
-    claims = _queue(request).claim(project.project_id, user.name, body.n, body.exclude)
-    return _answer(request, engine, project, claims)
+    return _queue(request).claim(project.project_id, user.name, body.n, body.exclude, then=_answer(request, project))
 
 
 @router.post("/projects/{project_id}/labels")
 def label(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: LabelIn):
     """Append the caller's label (source ui) and lease the next ``next`` items."""
     project = project_or_404(request, engine, project_id)
-    annotation_id, claims = _queue(request).label(
-        project.project_id, user.name, body.item_id, body.class_id, body.seconds, body.next, body.exclude
+    annotation_id, answer = _queue(request).label(
+        project.project_id, user.name, body.item_id, body.class_id, body.seconds, body.next, body.exclude,
+        then=_answer(request, project),
     )
-    return _answer(request, engine, project, claims, annotation_id=annotation_id)
+    return {**answer, "annotation_id": annotation_id}
 
 
 @router.post("/projects/{project_id}/skip")
 def skip(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: SkipIn):
     """Mark the item skipped in the open rounds (no label) and lease the next ``next`` items."""
     project = project_or_404(request, engine, project_id)
-    claims = _queue(request).skip(project.project_id, user.name, body.item_id, body.next, body.exclude)
-    return _answer(request, engine, project, claims)
+    return _queue(request).skip(project.project_id, user.name, body.item_id, body.next, body.exclude,
+                                then=_answer(request, project))
 
 
 @router.get("/projects/{project_id}/items/{item_id}")

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from datetime import timedelta
 
 from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
@@ -89,6 +90,9 @@ class Claim:
     round_id: int
     rank: int
     item_id: int
+
+
+Then = Callable[[Connection, "list[Claim]"], Any]
 
 
 class LabelQueue:
@@ -171,14 +175,17 @@ class LabelQueue:
                 break
         return out
 
-    def claim(self, project_id: int, user: str, n: int = 1, exclude: Iterable[int] = ()) -> list[Claim]:
+    def claim(self, project_id: int, user: str, n: int = 1, exclude: Iterable[int] = (),
+              then: Then | None = None):
         """Lease up to ``n`` (1..MAX_CLAIM) items to ``user``, skipping ids in ``exclude``.
 
         Items the user already leases are offered again (a reload loses nothing).
+        Returns the claims, or ``then(conn, claims)`` run in the same transaction.
         """
         n = _check_n(n)
         with write_transaction(self.engine) as conn:
-            return self._claim(conn, project_id, user, n, list(exclude)[:100])
+            claims = self._claim(conn, project_id, user, n, list(exclude)[:100])
+            return then(conn, claims) if then else claims
 
     # -- writing ---------------------------------------------------------------
     def _check(self, conn: Connection, project_id: int, item_id: int, class_id: int | None) -> None:
@@ -202,10 +209,11 @@ class LabelQueue:
         return hit
 
     def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
-              claim_next: int = 0, exclude: Iterable[int] = ()) -> tuple[int, list[Claim]]:
+              claim_next: int = 0, exclude: Iterable[int] = (), then: Then | None = None):
         """Append the user's label; optionally claim the next items in the same transaction.
 
-        Returns ``(annotation_id, claims)``. Raises AlsqlError (nothing written) for an
+        Returns ``(annotation_id, claims)``, or ``(annotation_id, then(conn, claims))``
+        when ``then`` is given (read in the same transaction: one connection). Raises AlsqlError (nothing written) for an
         unknown item or a class outside the project.
         """
         claim_next = _check_n(claim_next, allow_zero=True)
@@ -218,19 +226,21 @@ class LabelQueue:
             }])
             hit = self._finish(conn, project_id, item_id, "labeled", now)
             claims = self._claim(conn, project_id, user, claim_next, [item_id, *exclude][:100]) if claim_next else []
-        self._done(hit)
-        return annotation_id, claims
+            self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
+            out = then(conn, claims) if then else claims
+        return annotation_id, out
 
     def skip(self, project_id: int, user: str, item_id: int, claim_next: int = 0,
-             exclude: Iterable[int] = ()) -> list[Claim]:
+             exclude: Iterable[int] = (), then: Then | None = None):
         """Mark the item skipped in the project's open rounds (no annotation); claim the next."""
         claim_next = _check_n(claim_next, allow_zero=True)
         with write_transaction(self.engine) as conn:
             self._check(conn, project_id, item_id, None)
             hit = self._finish(conn, project_id, item_id, "skipped", utcnow())
             claims = self._claim(conn, project_id, user, claim_next, [item_id, *exclude][:100]) if claim_next else []
-        self._done(hit)
-        return claims
+            self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
+            out = then(conn, claims) if then else claims
+        return out
 
 
 def _check_n(n: int, allow_zero: bool = False) -> int:
