@@ -84,7 +84,7 @@ def _fresh_project(engine, base: str, description: str) -> str:
     raise AlsqlError(f"demo: no free project name like {base!r}")
 
 
-def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: int = 6, budget: int = 40,
+def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: int = 7, budget: int = 30,
              first_budget: int = 40, eval_budget: int = 300, seed: int = 0, image_size: int = 8,
              map_path: str | Path = "embedding-map.png", say: Callable[[str], None] = print,
              on_round: Callable[[DemoRow], None] | None = None) -> list[DemoRow]:
@@ -117,7 +117,7 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
         held = hold_out_evaluation(engine, projects[key], eval_budget, oracles[key], seed)
     say(f"projects {names[strategy]!r} and {names['random']!r}: {held} evaluation labels held out in each "
         f"(random, never trained on)")
-    cfg = TrainConfig(epochs=10, min_steps=120, batch_size=32, patience=4, image_size=image_size, seed=seed)
+    cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=4, image_size=image_size, seed=seed)
     rows, last_model = [], None
     for r in range(rounds):
         t0 = time.perf_counter()

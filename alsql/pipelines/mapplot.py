@@ -45,17 +45,22 @@ def plot_map(engine: Engine, project: str | int, model_id: int, path: str | Path
     y = np.array([r[1] for r in rows], dtype=float)
     conf = np.clip(np.array([r[2] for r in rows], dtype=float), 0.05, 1.0)
     label = np.array([-1 if r[3] is None else r[3] for r in rows], dtype=int)
-    cmap = plt.get_cmap("tab10" if len(proj.classes) <= 10 else "tab20")
+    from matplotlib.colors import to_rgba
+
+    # tab10/tab20 without their greys (grey means "not yet labeled" here).
+    base = [c for i, c in enumerate(plt.get_cmap("tab20").colors) if i not in (14, 15)] \
+        if len(proj.classes) > 10 else [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7] + [(0, 0, 0)]
+    palette = np.array([to_rgba(c) for c in base])
     colors = np.zeros((len(rows), 4))
     colors[:] = (0.6, 0.6, 0.6, 1.0)
     has = label >= 0
-    colors[has] = cmap(label[has] % cmap.N)
+    colors[has] = palette[label[has] % len(palette)]
     colors[:, 3] = conf * np.where(has, 1.0, 0.5)
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     ax.scatter(x[~has], y[~has], s=8, c=colors[~has], linewidths=0, label="not yet labeled")
     ax.scatter(x[has], y[has], s=16, c=colors[has], linewidths=0)
     for c, name in enumerate(proj.classes):
-        ax.scatter([], [], s=30, color=cmap(c % cmap.N), label=name)
+        ax.scatter([], [], s=30, color=palette[c % len(palette)], label=name)
     ax.legend(loc="upper right", fontsize=7, markerscale=1.2, framealpha=0.8)
     ax.set_title(title or f"{proj.name}: model {model_id} embedding map "
                  f"({int(has.sum())} labeled, opacity = confidence)")
