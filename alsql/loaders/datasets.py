@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 from PIL import Image
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from torch.utils.data import IterableDataset
 
 from alsql.db import make_engine, write_transaction
@@ -41,6 +41,8 @@ from alsql.schema import items
 __all__ = ["SqlViewDataset", "SqlImageDataset", "pack_f16", "unpack_f16", "to_tensor", "shuffled"]
 
 log = logging.getLogger(__name__)
+
+READER_CACHE_KIB = 8192  # SQLite page cache per reading connection (KiB)
 
 
 def pack_f16(a: np.ndarray) -> bytes:
@@ -145,10 +147,20 @@ class SqlViewDataset(IterableDataset):
         if self._engine is None or self._pid != os.getpid():
             self._engine = make_engine(self.url)
             self._pid = os.getpid()
+            if self._engine.dialect.name == "sqlite":
+                # A streaming reader gains little from a large page cache: keep RSS flat and small.
+                @event.listens_for(self._engine, "connect")
+                def _reader_cache(dbapi_conn, _record):  # pragma: no cover - driver callback
+                    dbapi_conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+
         return self._engine
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the epoch whose permutation the next iteration follows."""
+        """Choose the epoch whose permutation the next iteration follows.
+
+        DataLoader workers get a copy of the dataset when an iteration starts, so call
+        this before iterating (with ``persistent_workers=True`` the copies keep their epoch).
+        """
         self.epoch = int(epoch)
 
     def space_for(self, world: World) -> KeySpace:
