@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tracemalloc
 
-import numpy as np
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
@@ -13,7 +12,7 @@ from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.select import create_round
-from alsql.schema import items, model_versions, predictions, round_items, rounds
+from alsql.schema import model_versions, predictions, round_items, rounds
 from alsql.schema.views import training_set
 from tests.conftest import add_items
 

@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 from sqlalchemy import delete, func, select
 
-from alsql.annotate import insert_annotations
 from alsql.catalog import create_project
 from alsql.db import make_engine, write_transaction
 from alsql.errors import AlsqlError

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from sqlalchemy import Engine, select, update
 
 from alsql.catalog import get_project
