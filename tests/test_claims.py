@@ -11,8 +11,6 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-pytest.importorskip("alsql.models.train", reason="training (alsql.models.train) is not in this checkout")
-
 from alsql.db import make_engine
 
 from alsql.pipelines.claims import chunk_progress, run_claims
@@ -59,6 +57,29 @@ def test_single_worker_scores_every_chunk_once(sqlite_url, tmp_path):
     assert "map" in params  # fitted once, by the first chunk
     again = run_claims(engine, proj.name, chunk_items=25)  # all done: nothing to claim
     assert again.chunks == [] and chunk_progress(engine, mid) == {"done": 4}
+    engine.dispose()
+
+
+def test_infer_claim_command(sqlite_url, tmp_path):
+    """`alsql infer --claim` scores through chunk claims; a second worker finds nothing left."""
+    from typer.testing import CliRunner
+
+    from alsql.cli import app
+    from alsql.cli.common import set_database
+
+    engine, proj, mid = _trained(sqlite_url, tmp_path, 60)
+    runner = CliRunner()
+    args = ["--db", sqlite_url, "infer", "--project", proj.name, "--claim", "--chunk-items", "20",
+            "--device", "cpu", "--batch-size", "16"]
+    try:
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        assert f"model {mid}: this worker scored {_ok_items(engine)} items in 3 chunks" in first.output
+        second = runner.invoke(app, args)
+        assert second.exit_code == 0 and "scored 0 items in 0 chunks" in second.output
+    finally:
+        set_database("sqlite:///alsql.db")
+    assert prediction_counts(engine, mid) == (_ok_items(engine),) * 2
     engine.dispose()
 
 

@@ -11,8 +11,6 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-pytest.importorskip("alsql.models.train", reason="training (alsql.models.train) is not in this checkout")
-
 from alsql.db import make_engine
 from alsql.pipelines.watch import WatchRules, Watcher, labels_since_model, queue_size
 from alsql.schema import items, model_versions, round_items, rounds, runs

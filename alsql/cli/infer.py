@@ -19,6 +19,11 @@ def infer(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision")] = False,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
+    claim: Annotated[
+        bool, typer.Option("--claim", help="Share the work with other `infer --claim` processes by chunk leases")
+    ] = False,
+    chunk_items: Annotated[int, typer.Option(min=1, help="With --claim: items per chunk")] = 5000,
+    lease_seconds: Annotated[int, typer.Option(min=1, help="With --claim: a silent worker's chunk is taken over after this")] = 60,
 ) -> None:
     """Score the model's inference queue; a re-run after a crash finishes the rest."""
     from alsql.errors import AlsqlError
@@ -26,6 +31,14 @@ def infer(
 
     if model != "latest" and not model.isdigit():
         raise AlsqlError(f"--model {model!r}: expected a model id or 'latest'")
+    if claim:
+        from alsql.pipelines.claims import run_claims
+
+        done = run_claims(get_engine(), project, None if model == "latest" else int(model), chunk_items=chunk_items,
+                          lease_seconds=lease_seconds, batch_size=batch_size, device=device)
+        console.print(f"model {done.model_id}: this worker scored {done.items} items in {len(done.chunks)} chunks"
+                      + (f" ({done.took_over} taken over)" if done.took_over else ""))
+        return
     report = infer_project(get_engine(), project, None if model == "latest" else int(model), bald=bald,
                            batch_size=batch_size, device=device, amp=amp, num_workers=workers)
     console.print(f"model {report.model_id}: scored {report.items} items" + (" (with BALD)" if report.bald else ""))
