@@ -10,7 +10,6 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from alsql.config import Settings, get_settings, set_settings
-from alsql.db import make_engine
 
 __all__ = ["console", "err_console", "get_engine", "set_database", "show_progress"]
 
@@ -30,17 +29,9 @@ def get_engine() -> Engine:
 
     A server database that was never initialised is refused with the command to run.
     """
-    from alsql import migrations
-    from alsql.db import redact
-    from alsql.errors import AlsqlError
+    from alsql.migrations import ready_engine
 
-    url = get_settings().database_url
-    engine = make_engine(url)
-    if migrations.current(url) is None:
-        if engine.dialect.name != "sqlite":
-            raise AlsqlError(f"database {redact(url)} is not initialised: run `alsql init` first")
-        migrations.upgrade(url)
-    return engine
+    return ready_engine(get_settings().database_url)
 
 
 def show_progress() -> bool:

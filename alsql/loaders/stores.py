@@ -47,6 +47,13 @@ def path_to_uri(path: str | os.PathLike) -> str:
     return Path(path).resolve().as_uri()
 
 
+def _local_name(uri: str) -> str:
+    """The file name of a ``file:///`` URI or plain path, without building a Path (the read hot path)."""
+    if uri.startswith("file:///"):
+        return unquote(uri[7:])
+    return str(uri_to_path(uri))
+
+
 def uri_to_path(uri: str) -> Path:
     if uri.startswith("file:///"):
         return Path(unquote(uri[7:]))
@@ -63,7 +70,7 @@ class LocalStore:
 
     def open(self, uri: str) -> bytes:
         try:
-            with open(uri_to_path(uri), "rb") as fh:
+            with open(_local_name(uri), "rb") as fh:
                 return fh.read()
         except FileNotFoundError as exc:
             raise BlobMissing(uri) from exc
@@ -110,6 +117,10 @@ def register_store(scheme: str, factory: Callable[[], BlobStore]) -> None:
 
 def store_for(uri: str) -> BlobStore:
     """The store that serves ``uri``."""
+    head, sep, _ = uri.partition("://")
+    store = _CACHE.get(head) if sep else None
+    if store is not None:  # the hot path: a scheme already served
+        return store
     scheme = urlparse(uri).scheme
     if len(scheme) == 1:  # a Windows drive letter
         scheme = ""

@@ -83,6 +83,22 @@ def current(url: str | None = None) -> str | None:
         engine.dispose()
 
 
+def ready_engine(url: str) -> Engine:
+    """An engine on ``url``, initialising an embedded SQLite file on first use.
+
+    A server database that was never initialised is refused with the command to run.
+    """
+    from alsql.db import redact
+    from alsql.errors import AlsqlError
+
+    engine = make_engine(url)
+    if current(url) is None:
+        if engine.dialect.name != "sqlite":
+            raise AlsqlError(f"database {redact(url)} is not initialised: run `alsql init` first")
+        upgrade(url)
+    return engine
+
+
 def heads() -> list[str]:
     return list(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 

@@ -32,18 +32,6 @@ _CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; scrip
         "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
 
-def _engine_for(url: str):
-    from alsql import migrations
-    from alsql.db import make_engine, redact
-
-    engine = make_engine(url)
-    if migrations.current(url) is None:
-        if engine.dialect.name != "sqlite":
-            raise AlsqlError(f"database {redact(url)} is not initialised: run `alsql init` first")
-        migrations.upgrade(url)
-    return engine
-
-
 def create_app(url: str | None = None, secret_key: str | None = None) -> FastAPI:
     """The app for database ``url`` (else the configured one).
 
@@ -51,6 +39,7 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> FastAPI
     per process, so sessions end when the server restarts).
     """
     from alsql.config import get_settings
+    from alsql.migrations import ready_engine
     from alsql.web import admin, api, pages
 
     settings = get_settings()
@@ -65,7 +54,7 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> FastAPI
         version="1",
         description="Label the items of active-learning rounds; progress, the embedding map, admin.",
     )
-    app.state.engine = _engine_for(url)
+    app.state.engine = ready_engine(url)
     app.state.signer = SessionSigner(secret_key)
     app.state.queue = LabelQueue(app.state.engine)
     app.state.projects = {}
