@@ -46,13 +46,15 @@ BARE = "bench_predictions_bare"
 
 
 def bare_table():
-    """``predictions`` with its keys and foreign keys, without the score indexes."""
-    from sqlalchemy import MetaData
-
+    """``predictions`` with its keys and foreign keys, without the score indexes (this process only)."""
     from alsql.schema import predictions
 
-    table = predictions.to_metadata(MetaData(naming_convention=predictions.metadata.naming_convention), name=BARE)
+    if BARE in predictions.metadata.tables:
+        return predictions.metadata.tables[BARE]
+    table = predictions.to_metadata(predictions.metadata, name=BARE)
     table.indexes.clear()
+    for constraint in table.constraints:  # named after this table, so none collides with predictions' own
+        constraint.name = constraint.name.replace("predictions", BARE) if constraint.name else None
     return table
 
 
