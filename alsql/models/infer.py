@@ -31,7 +31,7 @@ from alsql.models.strategies.scores import score_columns
 from alsql.models.train import dataset_url
 from alsql.schema import model_versions
 
-__all__ = ["InferReport", "infer_project", "fit_map", "MAP_SAMPLE"]
+__all__ = ["InferReport", "infer_project", "score_batches", "fit_map", "MAP_SAMPLE"]
 
 MAP_SAMPLE = 2048
 
@@ -60,7 +60,7 @@ def _project(proj: dict, emb: np.ndarray) -> np.ndarray:
     return (np.asarray(emb, dtype=np.float64) - np.asarray(proj["mean"])) @ np.asarray(proj["components"]).T
 
 
-def _store_map(engine: Engine, model_id: int, proj: dict) -> None:
+def _store_map(engine: Engine, model_id: int, proj: dict) -> dict:
     with write_transaction(engine) as conn:
         params = conn.execute(
             select(model_versions.c.params).where(model_versions.c.model_id == model_id)
@@ -69,6 +69,50 @@ def _store_map(engine: Engine, model_id: int, proj: dict) -> None:
             update(model_versions).where(model_versions.c.model_id == model_id)
             .values(params=dict(params) | {"map": proj})
         )
+    return proj
+
+
+def score_batches(engine: Engine, model_id: int, net, batches, device, mapping: dict | None = None, *,
+                  bald: int = 0, amp: bool = False) -> int:
+    """Score ``(x, _y, ids)`` batches and write predictions and embeddings; return the items written.
+
+    When the model has no map yet (``mapping`` None), the first ``MAP_SAMPLE`` embeddings
+    are held back, the PCA is fitted on them and stored, then they are written too.
+    """
+    from alsql.loaders.writer import PredictionWriter
+
+    written = 0
+    pending: list[tuple[np.ndarray, dict]] = []
+    with PredictionWriter(engine, model_id, kind="predictions") as pw, \
+            PredictionWriter(engine, model_id, kind="embeddings") as ew:
+        def write(ids: np.ndarray, out: dict) -> None:
+            nonlocal written
+            cols = score_columns(out["probs"])
+            xy = _project(mapping, out["embeddings"])
+            ew.write(item_ids=ids, vector=out["embeddings"], x=xy[:, 0], y=xy[:, 1])
+            pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"],
+                     margin=cols["margin"], entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"])
+            written += len(ids)
+
+        def fit_pending() -> None:
+            nonlocal mapping, pending
+            mapping = _store_map(engine, model_id, fit_map(np.concatenate([p[1]["embeddings"] for p in pending])))
+            for p_ids, p_out in pending:
+                write(p_ids, p_out)
+            pending = []
+
+        for x, _y, ids in batches:
+            out = predict_batch(net, x.to(device, non_blocking=True), bald, amp)
+            ids = np.asarray(ids, dtype=np.int64)
+            if mapping is None:
+                pending.append((ids, out))
+                if sum(len(p[0]) for p in pending) >= MAP_SAMPLE:
+                    fit_pending()
+                continue
+            write(ids, out)
+        if pending:
+            fit_pending()
+    return written
 
 
 def infer_project(engine: Engine, project: str | int, model_id: int | None = None, *, bald: int = 0,
@@ -78,7 +122,6 @@ def infer_project(engine: Engine, project: str | int, model_id: int | None = Non
     from torch.utils.data import DataLoader
 
     from alsql.loaders.datasets import SqlImageDataset
-    from alsql.loaders.writer import PredictionWriter
 
     if bald < 0 or bald > 1000:
         raise AlsqlError(f"--bald {bald}: expected a number of MC-dropout passes from 0 to 1000")
@@ -91,37 +134,5 @@ def infer_project(engine: Engine, project: str | int, model_id: int | None = Non
     ds = SqlImageDataset(dataset_url(engine), proj.project_id, view="inference_queue", model_id=model_id,
                          shuffle=False, image_size=meta["image_size"], grayscale=meta["grayscale"])
     dl = DataLoader(ds, batch_size=batch_size, num_workers=num_workers, pin_memory=dev.type == "cuda")
-    mapping = (row.params or {}).get("map")
-    report = InferReport(model_id, bald=bald > 0)
-    pending: list[tuple[np.ndarray, dict]] = []
-
-    def flush(pw, ew, ids: np.ndarray, out: dict) -> None:
-        cols = score_columns(out["probs"])
-        xy = _project(mapping, out["embeddings"])
-        ew.write(item_ids=ids, vector=out["embeddings"], x=xy[:, 0], y=xy[:, 1])
-        pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"],
-                 margin=cols["margin"], entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"])
-        report.items += len(ids)
-
-    with PredictionWriter(engine, model_id, kind="predictions") as pw, \
-            PredictionWriter(engine, model_id, kind="embeddings") as ew:
-        for x, _y, ids in dl:
-            out = predict_batch(net, x.to(dev, non_blocking=True), bald, amp)
-            ids = np.asarray(ids, dtype=np.int64)
-            if mapping is None:
-                pending.append((ids, out))
-                if sum(len(p[0]) for p in pending) < MAP_SAMPLE:
-                    continue
-                mapping = fit_map(np.concatenate([p[1]["embeddings"] for p in pending]))
-                _store_map(engine, model_id, mapping)
-                for p_ids, p_out in pending:
-                    flush(pw, ew, p_ids, p_out)
-                pending = []
-                continue
-            flush(pw, ew, ids, out)
-        if pending:
-            mapping = fit_map(np.concatenate([p[1]["embeddings"] for p in pending]))
-            _store_map(engine, model_id, mapping)
-            for p_ids, p_out in pending:
-                flush(pw, ew, p_ids, p_out)
-    return report
+    items = score_batches(engine, model_id, net, dl, dev, (row.params or {}).get("map"), bald=bald, amp=amp)
+    return InferReport(model_id, items=items, bald=bald > 0)

@@ -23,7 +23,6 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -154,10 +153,7 @@ def _score_chunk(engine: Engine, project_id: int, model_id: int, chunk: Chunk, n
 
     from alsql.loaders import pager
     from alsql.loaders.datasets import SqlImageDataset
-    from alsql.loaders.writer import PredictionWriter
-    from alsql.models.infer import MAP_SAMPLE, fit_map
-    from alsql.models.predict import predict_batch
-    from alsql.models.strategies.scores import score_columns
+    from alsql.models.infer import score_batches
     from alsql.models.train import dataset_url
 
     class RangeDataset(SqlImageDataset):
@@ -167,45 +163,7 @@ def _score_chunk(engine: Engine, project_id: int, model_id: int, chunk: Chunk, n
 
     ds = RangeDataset(dataset_url(engine), project_id, view="inference_queue", model_id=model_id, shuffle=False,
                       image_size=meta["image_size"], grayscale=meta["grayscale"])
-    done, pending = 0, []
-    with PredictionWriter(engine, model_id, kind="predictions") as pw, \
-            PredictionWriter(engine, model_id, kind="embeddings") as ew:
-        def write(ids, out):
-            nonlocal done
-            cols = score_columns(out["probs"])
-            e = np.asarray(out["embeddings"], dtype=np.float64)
-            xy = (e - np.asarray(mapping["mean"])) @ np.asarray(mapping["components"]).T
-            ew.write(item_ids=ids, vector=out["embeddings"], x=xy[:, 0], y=xy[:, 1])
-            pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"],
-                     margin=cols["margin"], entropy=cols["entropy"], bald=None, probs=out["probs"])
-            done += len(ids)
-
-        for x, _y, ids in DataLoader(ds, batch_size=batch_size, num_workers=0):
-            out = predict_batch(net, x.to(device), 0, False)
-            ids = np.asarray(ids, dtype=np.int64)
-            if mapping is None:
-                pending.append((ids, out))
-                if sum(len(p[0]) for p in pending) < MAP_SAMPLE:
-                    continue
-                mapping = _store_map(engine, model_id, fit_map(np.concatenate([p[1]["embeddings"] for p in pending])))
-                for p in pending:
-                    write(*p)
-                pending = []
-                continue
-            write(ids, out)
-        if pending:
-            mapping = _store_map(engine, model_id, fit_map(np.concatenate([p[1]["embeddings"] for p in pending])))
-            for p in pending:
-                write(*p)
-    return done
-
-
-def _store_map(engine: Engine, model_id: int, proj: dict) -> dict:
-    with write_transaction(engine) as conn:
-        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
-        conn.execute(update(model_versions).where(model_versions.c.model_id == model_id)
-                     .values(params=dict(params or {}) | {"map": proj}))
-    return proj
+    return score_batches(engine, model_id, net, DataLoader(ds, batch_size=batch_size, num_workers=0), device, mapping)
 
 
 def run_claims(engine: Engine, project: str | int, model_id: int | None = None, *, chunk_items: int = 5000,
