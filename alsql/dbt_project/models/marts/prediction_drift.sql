@@ -43,23 +43,8 @@ model_shares as (
 ),
 
 model_pairs as (
-    select
-        'model_version' as comparison,
-        b.project_id,
-        {{ dbt.safe_cast('b.model_id', dbt.type_string()) }} as baseline,
-        {{ dbt.safe_cast('c.model_id', dbt.type_string()) }} as compared,
-        b.model_id as baseline_model_id,
-        c.model_id as compared_model_id,
-        b.class_id,
-        b.n_items as baseline_items,
-        c.n_items as compared_items,
-        b.share as baseline_share,
-        c.share as compared_share
-    from model_shares as b
-    inner join model_shares as c
-        on c.project_id = b.project_id
-        and c.version_number = b.version_number + 1
-        and c.class_id = b.class_id
+    {{ neighbour_pairs('model_version', 'model_shares', 'version_number',
+                       dbt.safe_cast('b.model_id', dbt.type_string()), dbt.safe_cast('c.model_id', dbt.type_string())) }}
 ),
 
 latest_predictions as (
@@ -98,23 +83,7 @@ month_shares as (
 ),
 
 month_pairs as (
-    select
-        'captured_month' as comparison,
-        b.project_id,
-        b.captured_month as baseline,
-        c.captured_month as compared,
-        b.model_id as baseline_model_id,
-        c.model_id as compared_model_id,
-        b.class_id,
-        b.n_items as baseline_items,
-        c.n_items as compared_items,
-        b.share as baseline_share,
-        c.share as compared_share
-    from month_shares as b
-    inner join month_shares as c
-        on c.project_id = b.project_id
-        and c.month_number = b.month_number + 1
-        and c.class_id = b.class_id
+    {{ neighbour_pairs('captured_month', 'month_shares', 'month_number', 'b.captured_month', 'c.captured_month') }}
 ),
 
 pairs as (
