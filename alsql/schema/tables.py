@@ -39,6 +39,7 @@ __all__ = [
     "utcnow",
     "projects",
     "classes",
+    "sources",
     "items",
     "annotations",
     "model_versions",
@@ -50,6 +51,7 @@ __all__ = [
     "users",
     "alerts",
     "ITEM_STATUSES",
+    "SOURCE_STATUSES",
     "ROUND_PURPOSES",
     "ROUND_ITEM_STATUSES",
     "ROLES",
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 ITEM_STATUSES = ("ok", "corrupt", "missing")
+# A media file over a duration or size limit is "refused" (not decoded, no items).
+SOURCE_STATUSES = ("ok", "corrupt", "missing", "refused")
 ROUND_PURPOSES = ("train", "evaluation")
 ROUND_ITEM_STATUSES = ("pending", "labeled", "skipped")
 ROLES = ("annotator", "admin")
@@ -100,6 +104,31 @@ classes = Table(
     **COMPOSITE,
 )
 
+# A video or sound file: one row; its segments are items that reference it.
+# sha256 of the whole file is the dedup key; rate is fps (video) or Hz (audio).
+sources = Table(
+    "sources",
+    metadata,
+    Id("source_id", autoincrement=True),
+    Uri("uri"),
+    Name("sha256", 64, nullable=True),
+    Name("media_type", 100, nullable=True),
+    Id("size_bytes", nullable=True),
+    Real("duration"),
+    Real("rate"),
+    SmallId("width", nullable=True),
+    SmallId("height", nullable=True),
+    SmallId("channels", nullable=True),
+    Timestamp("start_time"),
+    Name("status", 16, default="ok"),
+    LongText("error"),
+    Timestamp("ingested_at", default=utcnow, nullable=False),
+    _clustered("source_id"),
+    Index(None, "uri", unique=True),
+    Index(None, "sha256", unique=True, mssql_where="sha256 IS NOT NULL"),
+    CheckConstraint(_in("status", SOURCE_STATUSES), name="status"),
+)
+
 items = Table(
     "items",
     metadata,
@@ -118,8 +147,15 @@ items = Table(
     Name("status", 16, default="ok"),
     LongText("error"),
     Timestamp("ingested_at", default=utcnow, nullable=False),
+    # Segments of a video / clips of a sound file (NULL for images): the source,
+    # [start_s, end_s) in seconds, and its rate (fps or sample rate).
+    Id("source_id", ForeignKey("sources.source_id"), nullable=True),
+    Real("start_s"),
+    Real("end_s"),
+    Real("rate"),
     _clustered("item_id"),
     Index(None, "uri", unique=True),
+    Index(None, "source_id", "start_s"),
     # NULL sha256 (unreadable file) may repeat: filtered on SQL Server, where a
     # plain unique index admits one NULL only.
     Index(None, "sha256", unique=True, mssql_where="sha256 IS NOT NULL"),
