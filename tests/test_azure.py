@@ -96,3 +96,26 @@ def test_ingest_and_dataset_from_azure(az_env, sqlite_url, tmp_path):
     assert status[f"az://{az_env}/set/005.png"] == "missing"
     assert status[f"az://{az_env}/set/bad.png"] == "corrupt"
     engine.dispose()
+
+
+def test_size_range_and_bounded_open(az_env):
+    from alsql.loaders.stores import BlobTooLarge, read_capped
+
+    store = store_for(f"az://{az_env}/x")
+    uri = f"az://{az_env}/r/blob.bin"
+    store.put(uri, bytes(range(200)))
+    store.put(f"az://{az_env}/r/empty.bin", b"")
+    assert store.size(uri) == 200
+    assert store.read_range(uri, 10, 5) == bytes([10, 11, 12, 13, 14])
+    assert store.read_range(uri, 195, 50) == bytes(range(195, 200))
+    assert store.read_range(uri, 300, 5) == b""
+    assert store.open(uri, max_bytes=200) == bytes(range(200))
+    assert store.open(f"az://{az_env}/r/empty.bin", max_bytes=10) == b""
+    with pytest.raises(BlobTooLarge, match="200 bytes, over the limit of 100 bytes"):
+        store.open(uri, max_bytes=100)
+    with pytest.raises(BlobTooLarge):
+        read_capped(store, uri, 199)
+    with pytest.raises(BlobMissing):
+        store.size(f"az://{az_env}/r/nope.bin")
+    with pytest.raises(BlobMissing):
+        store.read_range(f"az://{az_env}/r/nope.bin", 0, 4)

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import BlobMissing, register_store
+from alsql.loaders.stores import BlobMissing, BlobTooLarge, register_store
 
 __all__ = ["AzureBlobStore", "split_uri"]
 
@@ -32,8 +32,15 @@ def split_uri(uri: str) -> tuple[str, str]:
     return container, name
 
 
+def _total_size(props) -> int | None:
+    """The whole blob's size from a ranged answer's ``Content-Range: bytes a-b/total``."""
+    content_range = getattr(props, "content_range", None) or ""
+    total = content_range.rpartition("/")[2]
+    return int(total) if total.isdigit() else None
+
+
 class AzureBlobStore:
-    """``open`` / ``put`` / ``list`` over Azure Blob containers."""
+    """``open`` / ``size`` / ``read_range`` / ``put`` / ``list`` over Azure Blob containers."""
 
     def __init__(self, connection_string: str | None = None, account_url: str | None = None, pool_size: int = 64) -> None:
         self._conn_str, self._account_url, self._pool_size = connection_string, account_url, pool_size
@@ -75,14 +82,60 @@ class AzureBlobStore:
 
         return BlobServiceClient(account_url=url, credential=DefaultAzureCredential(), transport=transport)
 
-    def open(self, uri: str) -> bytes:
+    def open(self, uri: str, max_bytes: int | None = None) -> bytes:
+        """The blob's bytes. With ``max_bytes``, a blob over the cap raises ``BlobTooLarge``
+        after one ranged request of at most ``max_bytes + 1`` bytes (the blob's size comes
+        with that answer), so nothing past the cap is downloaded."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        container, name = split_uri(uri)
+        try:
+            blob = self._client().get_blob_client(container, name)
+            if max_bytes is None:
+                return blob.download_blob(max_concurrency=1).readall()
+            stream = blob.download_blob(offset=0, length=max_bytes + 1, max_concurrency=1)
+            size = _total_size(stream.properties)
+            if size is not None and size > max_bytes:
+                raise BlobTooLarge(uri, size, max_bytes)
+            data = stream.readall()
+        except ResourceNotFoundError as exc:
+            raise BlobMissing(uri) from exc
+        except HttpResponseError as exc:
+            if exc.status_code == 416:  # a range on an empty blob
+                return b""
+            raise
+        if len(data) > max_bytes:
+            raise BlobTooLarge(uri, None, max_bytes)
+        return data
+
+    def size(self, uri: str) -> int:
+        """The blob's length in bytes (one properties request)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         container, name = split_uri(uri)
         try:
-            return self._client().get_blob_client(container, name).download_blob(max_concurrency=1).readall()
+            return int(self._client().get_blob_client(container, name).get_blob_properties().size)
         except ResourceNotFoundError as exc:
             raise BlobMissing(uri) from exc
+
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        """``length`` bytes from offset ``start`` by one ranged download (shorter at the end)."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        if start < 0 or length < 0:
+            raise AlsqlError(f"{uri}: bad range start={start} length={length}")
+        if length == 0:
+            return b""
+        container, name = split_uri(uri)
+        try:
+            blob = self._client().get_blob_client(container, name)
+            return blob.download_blob(offset=start, length=length, max_concurrency=1).readall()
+        except ResourceNotFoundError as exc:
+            raise BlobMissing(uri) from exc
+        except HttpResponseError as exc:
+            if exc.status_code == 416:  # start at or past the end
+                return b""
+            raise
 
     def put(self, uri: str, data: bytes) -> None:
         from azure.core.exceptions import ResourceExistsError
