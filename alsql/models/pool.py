@@ -32,7 +32,12 @@ _IN_CHUNK = 500
 
 
 def selectable(project_id: int, item_col):
-    """SQL condition: ``item_col`` may be selected for ``project_id``."""
+    """SQL condition: ``item_col`` may be selected for ``project_id``.
+
+    True when the item is ``ok``, has no annotation in the project, and is not
+    pending in an open round of the project. ``item_col`` may be a column of any
+    outer query (``items``, ``predictions``, ...).
+    """
     labeled = exists(
         select(literal(1)).where(annotations.c.project_id == project_id, annotations.c.item_id == item_col)
     )
@@ -46,7 +51,10 @@ def selectable(project_id: int, item_col):
             rounds.c.project_id == project_id,
         )
     )
-    ok = exists(select(literal(1)).where(items.c.item_id == item_col, items.c.status == literal("ok")))
+    # An alias, so the check stays correlated with ``item_col`` even when the outer
+    # query reads ``items`` itself (a bare ``items`` here would correlate to nothing).
+    it = items.alias("selectable_item")
+    ok = exists(select(literal(1)).where(it.c.item_id == item_col, it.c.status == literal("ok")))
     return and_(ok, ~labeled, ~pending)
 
 
