@@ -34,6 +34,7 @@ __all__ = [
     "strategy_names",
     "top_k",
     "min_sq_distances",
+    "centred",
 ]
 
 
@@ -122,14 +123,25 @@ def min_sq_distances(x: np.ndarray, chunks: Iterator[np.ndarray], block: int = 1
 
     ``chunks`` yields ``(L_i, D)`` arrays; memory stays at ``M * block`` floats.
     Returns ``(M,)`` float64 (``inf`` when ``chunks`` is empty).
+
+    Both sides are centred on the mean of ``x`` and the distances computed in float64:
+    embeddings far from the origin (all-positive ReLU features) would otherwise lose
+    their differences in ``|x|^2 + |y|^2 - 2 x.y``.
     """
-    x = np.asarray(x, dtype=np.float32)
+    x, mean = centred(x)
     best = np.full(x.shape[0], np.inf, dtype=np.float64)
     xx = (x * x).sum(axis=1)
     for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float32)
+        chunk = np.asarray(chunk, dtype=np.float64) - mean
         for s in range(0, chunk.shape[0], block):
             c = chunk[s : s + block]
             d = xx[:, None] + (c * c).sum(axis=1)[None, :] - 2.0 * (x @ c.T)
             np.minimum(best, np.maximum(d.min(axis=1), 0.0), out=best)
     return best
+
+
+def centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x - mean, mean)`` in float64 for ``x`` ``(M, D)``: distances keep their precision."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0) if x.shape[0] else np.zeros(x.shape[1:], dtype=np.float64)
+    return x - mean, mean

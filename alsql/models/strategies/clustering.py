@@ -9,7 +9,9 @@
   neighbours in the cluster). Needs no predictions, so it suits the cold start.
 
 Clustering is k-means on at most ``M`` candidates (bounded by the caller's
-pre-filter), so memory is ``O(M * D)``.
+pre-filter), so memory is ``O(M * D)``. Embeddings are centred on their mean before
+clustering and before typicality distances, so points far from the origin keep their
+differences.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from alsql.models.strategies.base import Candidates, Strategy, register
+from alsql.models.strategies.base import Candidates, Strategy, centred, register
 
 __all__ = ["round_robin", "typicality", "cluster_margin", "typiclust"]
 
@@ -36,7 +38,8 @@ def _kmeans(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     km = KMeans(n_clusters=n, n_init=1, max_iter=50, random_state=int(rng.integers(2**31 - 1)))
     with warnings.catch_warnings():  # duplicate points: fewer distinct clusters is fine
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return km.fit_predict(np.asarray(x, dtype=np.float32)).astype(np.int64)
+        # Centred first (in float64): float32 distances far from the origin lose the differences.
+        return km.fit_predict(centred(x)[0].astype(np.float32)).astype(np.int64)
 
 
 def round_robin(labels: np.ndarray, order: np.ndarray, k: int) -> np.ndarray:
@@ -77,7 +80,7 @@ def _cluster_margin(cands: Candidates, k: int, rng: np.random.Generator):
 
 def typicality(x: np.ndarray, knn: int = _KNN) -> np.ndarray:
     """Inverse mean distance to the ``knn`` nearest other rows of ``x`` ``(n, D)``, ``(n,)``."""
-    x = np.asarray(x, dtype=np.float64)
+    x, _ = centred(x)  # float64, mean 0: the identity below keeps its precision
     n = x.shape[0]
     if n <= 1:
         return np.ones(n)

@@ -5,13 +5,18 @@ materialise an ``(M, M)`` matrix: k-center keeps one ``(M,)`` distance vector, a
 BADGE's k-means++ seeding computes distances to gradient embeddings
 ``g_i = (p_i - onehot(argmax p_i)) (x) e_i`` through the identity
 ``<g_i, g_j> = <a_i, a_j> <e_i, e_j>``, so the ``(M, C*D)`` matrix is never built.
+
+Precision: embeddings often sit far from the origin (all-positive features), where
+``|x|^2 + |y|^2 - 2 x.y`` in float32 loses the differences. Distances here are computed
+in float64 on embeddings centred on their mean (k-center), and BADGE splits each
+embedding into mean + centred part so no large terms cancel.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from alsql.models.strategies.base import Candidates, Strategy, min_sq_distances, register
+from alsql.models.strategies.base import Candidates, Strategy, centred, min_sq_distances, register
 
 __all__ = ["kcenter_greedy", "kmeanspp_gradient", "coreset", "badge"]
 
@@ -25,12 +30,12 @@ def kcenter_greedy(
     (the labeled set), or None to start from a random row. Each step takes the row
     farthest from all centers. Returns ``(index (k,), distance at pick time (k,))``.
     """
-    x = np.asarray(x, dtype=np.float32)
+    x, _ = centred(x)  # float64, mean 0: the identity below keeps its precision
     m = x.shape[0]
     k = min(int(k), m)
     if k == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    xx = (x * x).sum(axis=1).astype(np.float64)
+    xx = (x * x).sum(axis=1)
     if init_sq_dist is None or not np.isfinite(init_sq_dist).any():
         dist = np.full(m, np.inf)
     else:
@@ -45,7 +50,7 @@ def kcenter_greedy(
             j = int(np.argmax(dist))
             score[i] = float(np.sqrt(max(dist[j], 0.0)))
         picked[i] = j
-        d = xx + xx[j] - 2.0 * (x @ x[j]).astype(np.float64)
+        d = xx + xx[j] - 2.0 * (x @ x[j])
         np.minimum(dist, np.maximum(d, 0.0), out=dist)
         dist[j] = -1.0  # never again
     finite = np.isfinite(score)
@@ -77,6 +82,12 @@ def kmeanspp_gradient(
     na = (a * a).sum(axis=1)
     ne = (e * e).sum(axis=1)
     norm2 = na * ne
+    # e_i = mu + c_i, so g_i - g_j = (a_i - a_j) (x) mu + (a_i (x) c_i - a_j (x) c_j): every
+    # term below is of the size of the differences, none cancels a large one.
+    c, mu = centred(e)
+    nc = (c * c).sum(axis=1)
+    cmu = c @ mu
+    mu2 = float(mu @ mu)
     picked: list[int] = []
     dist = np.full(m, np.inf)
     chosen = np.zeros(m, dtype=bool)
@@ -92,7 +103,11 @@ def kmeanspp_gradient(
                 j = int(rng.choice(m, p=w / total))
         picked.append(j)
         chosen[j] = True
-        d = norm2 + norm2[j] - 2.0 * (a @ a[j]) * (e @ e[j])
+        aa = a @ a[j]
+        da2 = ((a - a[j]) ** 2).sum(axis=1)
+        mixed = 2.0 * ((na - aa) * cmu - (aa - na[j]) * cmu[j])
+        own = na * nc + na[j] * nc[j] - 2.0 * aa * (c @ c[j])
+        d = da2 * mu2 + mixed + own
         np.minimum(dist, np.maximum(d, 0.0), out=dist)
     idx = np.asarray(picked, dtype=np.int64)
     return idx, np.sqrt(norm2[idx])
