@@ -28,8 +28,17 @@ def ingest(
     workers: Annotated[
         Optional[int], typer.Option(min=1, help="Concurrent reads (default: 1 local, 16 remote)")
     ] = None,
+    segment: Annotated[
+        Optional[str], typer.Option(help="Video / sound item length, e.g. 2s, 500ms (default: video 2s, audio 1s)")
+    ] = None,
+    stride: Annotated[Optional[str], typer.Option(help="Start of one segment to the next (default: --segment)")] = None,
 ) -> None:
-    """Index every image (png, jpg, jpeg, bmp, gif, webp, tif) under SOURCE."""
+    """Index every image (png, jpg, jpeg, bmp, gif, webp, tif), video (mp4, mkv, webm, mov, avi)
+    and sound file (wav, flac, ogg, mp3, m4a) under SOURCE; video and sound become segments."""
+    from alsql.media.kinds import parse_seconds
+
+    media = {"segment": parse_seconds(segment, "--segment") if segment else None,
+             "stride": parse_seconds(stride, "--stride") if stride else None}
     engine = get_engine()
     if show_progress():
         with Progress(
@@ -39,11 +48,12 @@ def ingest(
             report = run_ingest(
                 engine, source, entity_regex=entity_regex, attributes_csv=attributes, batch_size=batch_size,
                 workers=workers, on_progress=lambda r: progress.update(task, description=f"ingesting: {r}"),
+                **media,
             )
     else:
         report = run_ingest(
             engine, source, entity_regex=entity_regex, attributes_csv=attributes, batch_size=batch_size,
-            workers=workers,
+            workers=workers, **media,
         )
     console.print(str(report))
 

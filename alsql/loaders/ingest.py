@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import read_attributes
+from alsql.loaders.ingest_media import MEDIA_EXTENSIONS, MediaIngest
 from alsql.loaders.stores import BlobMissing, path_to_uri, store_for
 from alsql.schema import items
 
@@ -124,6 +125,8 @@ def ingest(
     batch_size: int = 1000,
     workers: int | None = None,
     on_progress: Callable[[IngestReport], None] | None = None,
+    segment: float | None = None,
+    stride: float | None = None,
 ) -> IngestReport:
     """Index every image under ``source`` (a folder or ``az://container/prefix``).
 
@@ -132,6 +135,8 @@ def ingest(
     ``attributes_csv`` has a ``path`` column (relative to ``source``) and optional
     entity, captured_at, latitude, longitude; other columns go to ``attributes``.
     ``workers`` reads run at once (default: 1 for a local folder, 16 for a remote store).
+    Video and sound files go to ``alsql.loaders.ingest_media`` (one item per ``segment``
+    seconds every ``stride`` seconds; defaults per kind).
     """
     prefix = source_uri(source)
     store = store_for(prefix)
@@ -164,11 +169,14 @@ def ingest(
 
     if workers is None:  # local disks answer in microseconds; remote stores need reads in flight
         workers = 1 if prefix.startswith("file:") else 16
-    listing = (u for u in store.list(prefix) if Path(u.rsplit("?", 1)[0]).suffix.lower() in IMAGE_EXTENSIONS)
+    listing = (u for u in store.list(prefix) if Path(u.rsplit("?", 1)[0]).suffix.lower() in IMAGE_EXTENSIONS | MEDIA_EXTENSIONS)
     report = IngestReport()
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    media = MediaIngest(engine, prefix, store, report, entity_of=entity_of, attrs=attrs, segment=segment,
+                        stride=stride, pool=pool)
     try:
         for batch in _batched(listing, batch_size):
+            batch = media.take(batch)  # video and sound files are ingested there; images stay
             with engine.connect() as conn:
                 known = set(conn.execute(select(items.c.uri).where(items.c.uri.in_(batch))).scalars())
             fresh = [u for u in batch if u not in known]

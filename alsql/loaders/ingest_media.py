@@ -1,0 +1,212 @@
+"""Ingest of video and sound files: one ``sources`` row per file, one item per segment.
+
+For each file (``MediaIngest.take`` is handed a batch of listed uris by
+``alsql.loaders.ingest.ingest`` and keeps the video and sound files):
+
+1. a uri already in ``sources`` is present (a re-ingest is a no-op);
+2. the size is checked against ``max_bytes`` (over it: status ``refused``, nothing read);
+3. the sha256 is computed by streaming ranged reads (bounded memory); a file whose
+   sha256 is already in ``sources`` (the same file under another name) is present;
+4. the file is probed (``alsql.media.video.probe_video`` / ``alsql.media.audio.probe_audio``):
+   an undecodable or truncated file, one with no audio / video stream, or an empty one is
+   recorded ``corrupt`` with the decoder's message, with no items; one longer than
+   ``max_duration`` seconds is ``refused``;
+5. ``[0, duration)`` is tiled by ``segment`` every ``stride`` seconds (defaults: video 2 s,
+   audio 1 s; a last piece of at least half a segment is kept); each segment is an item
+   whose uri is ``<file uri>#t=start,end`` and captured_at = the file's start time + start.
+
+The file's start time is the attributes CSV's ``start_time`` or ``captured_at`` for its
+path, else the container's ``creation_time`` tag. The source row and its items are
+written in one transaction with ``ON CONFLICT DO NOTHING``, so concurrent ingests of
+the same folder add each file once. Report counts: ``new`` items (segments),
+files ``present``, files ``corrupt`` (corrupt or refused), files ``missing``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from alsql.db import write_transaction
+from alsql.loaders.attributes import parse_timestamp
+from alsql.loaders.stores import BlobMissing, uri_to_path
+from alsql.media.kinds import DEFAULT_SEGMENT, MEDIA_EXTENSIONS, extension, fragment_uri, kind_of, tile
+from alsql.media.rangeio import is_local
+from alsql.schema import items, sources
+
+__all__ = ["MEDIA_EXTENSIONS", "MAX_DURATION_S", "MAX_BYTES", "MediaIngest", "sha256_of", "probe_media"]
+
+MAX_DURATION_S = 24 * 3600.0
+MAX_BYTES = 64 * 2**30
+HASH_CHUNK = 4 * 2**20
+
+
+def sha256_of(store: Any, uri: str, size: int) -> str:
+    """The sha256 of a blob, read in ``HASH_CHUNK`` pieces (a local file directly)."""
+    h = hashlib.sha256()
+    if is_local(uri):
+        with open(uri_to_path(uri), "rb") as fh:
+            while chunk := fh.read(HASH_CHUNK):
+                h.update(chunk)
+        return h.hexdigest()
+    for start in range(0, size, HASH_CHUNK):
+        h.update(store.read_range(uri, start, min(HASH_CHUNK, size - start)))
+    return h.hexdigest()
+
+
+def probe_media(uri: str) -> dict[str, Any]:
+    """The probe of a video or sound file (raises with the decoder's message if unusable)."""
+    if kind_of(uri) == "video":
+        from alsql.media.video import probe_video
+
+        return probe_video(uri)
+    from alsql.media.audio import probe_audio
+
+    return probe_audio(uri)
+
+
+def _insert_ignore(conn: Connection, table, rows: list[dict[str, Any]], key) -> list:
+    name = conn.dialect.name
+    if name in ("sqlite", "postgresql"):
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        return list(conn.execute(dialect_insert(table).on_conflict_do_nothing().returning(key), rows).scalars())
+    from sqlalchemy.exc import IntegrityError
+
+    out = []
+    for row in rows:
+        try:
+            with conn.begin_nested():
+                out.append(conn.execute(insert(table).returning(key), row).scalar_one())
+        except IntegrityError:
+            pass
+    return out
+
+
+class MediaIngest:
+    """Takes the video and sound files out of each listed batch and ingests them."""
+
+    def __init__(self, engine: Engine, prefix: str, store: Any, report: Any, *,
+                 entity_of: Callable[[str], str | None] = lambda rel: None,
+                 attrs: dict[str, dict[str, Any]] | None = None,
+                 segment: float | None = None, stride: float | None = None,
+                 max_duration: float | None = None, max_bytes: int | None = None,
+                 pool: Executor | None = None) -> None:
+        self.engine, self.prefix, self.store, self.report = engine, prefix, store, report
+        self.entity_of, self.attrs = entity_of, attrs or {}
+        self.segment, self.stride = segment, stride
+        self.max_duration = MAX_DURATION_S if max_duration is None else float(max_duration)
+        self.max_bytes = MAX_BYTES if max_bytes is None else int(max_bytes)
+        self.pool = pool
+
+    def _rel(self, uri: str) -> str:
+        p = self.prefix
+        return uri[len(p):].lstrip("/") if uri.startswith(p) else uri
+
+    def take(self, batch: list[str]) -> list[str]:
+        """Ingest the media files of ``batch``; return the rest (images) for the caller."""
+        media = [u for u in batch if extension(u) in MEDIA_EXTENSIONS]
+        if not media:
+            return batch
+        with self.engine.connect() as conn:
+            known = set(conn.execute(select(sources.c.uri).where(sources.c.uri.in_(media))).scalars())
+        fresh = [u for u in media if u not in known]
+        self.report.present += len(known)
+        probed = list(self.pool.map(self._probe, fresh)) if self.pool else [self._probe(u) for u in fresh]
+        for src in probed:
+            self._write(src)
+        return [u for u in batch if extension(u) not in MEDIA_EXTENSIONS]
+
+    def _probe(self, uri: str) -> dict[str, Any]:
+        """The sources row of ``uri`` (any failure becomes a status and its message)."""
+        row: dict[str, Any] = {"uri": uri, "sha256": None, "status": "ok", "error": None}
+        try:
+            size = self.store.size(uri)
+        except BlobMissing as exc:
+            return row | {"status": "missing", "error": f"blob missing: {exc}"}
+        except OSError as exc:
+            return row | {"status": "corrupt", "error": f"unreadable: {exc}"[:500]}
+        row["size_bytes"] = size
+        if size > self.max_bytes:
+            return row | {"status": "refused", "error": f"{size:,} bytes, over the limit of {self.max_bytes:,} bytes"}
+        try:
+            row["sha256"] = sha256_of(self.store, uri, size)
+        except OSError as exc:
+            return row | {"status": "corrupt", "error": f"unreadable: {exc}"[:500]}
+        with self.engine.connect() as conn:
+            if conn.execute(select(sources.c.source_id).where(sources.c.sha256 == row["sha256"])).first():
+                return row | {"status": "duplicate"}
+        try:
+            row.update(probe_media(uri))
+        except Exception as exc:  # noqa: BLE001 - any decoder failure marks the file corrupt
+            return row | {"status": "corrupt", "error": f"{exc.__class__.__name__}: {exc}"[:500] or "corrupt"}
+        if row["duration"] > self.max_duration:
+            row.update(status="refused",
+                       error=f"{row['duration']:.0f} s long, over the limit of {self.max_duration:.0f} s")
+        return row
+
+    def _segments(self, src: dict[str, Any], source_id: int) -> list[dict[str, Any]]:
+        kind = kind_of(src["uri"])
+        seg = self.segment or DEFAULT_SEGMENT[kind]
+        stride = self.stride or seg
+        rel = self._rel(src["uri"])
+        extra = self.attrs.get(rel) or {}
+        start_time = src.get("start_time")
+        base = {
+            "sha256": None, "media_type": src.get("media_type"), "width": src.get("width"),
+            "height": src.get("height"), "entity": extra.get("entity") or self.entity_of(rel),
+            "latitude": extra.get("latitude"), "longitude": extra.get("longitude"),
+            "attributes": extra.get("attributes"), "status": "ok", "error": None,
+            "source_id": source_id, "rate": src.get("rate"),
+        }
+        return [
+            base | {
+                "uri": fragment_uri(src["uri"], a, b), "duration": round(b - a, 6), "start_s": a, "end_s": b,
+                "captured_at": start_time + timedelta(seconds=a) if start_time else None,
+            }
+            for a, b in tile(src["duration"], seg, stride)
+        ]
+
+    def _start_time(self, src: dict[str, Any]) -> None:
+        rel = self._rel(src["uri"])
+        extra = self.attrs.get(rel)
+        if not extra:
+            return
+        named = dict(extra.get("attributes") or {})
+        text = named.pop("start_time", None)
+        if text is not None:
+            extra = extra | {"attributes": named or None}
+            self.attrs[rel] = extra
+            src["start_time"] = parse_timestamp(str(text).strip(), f"attributes {rel}", "start_time")
+        elif extra.get("captured_at") is not None:
+            src["start_time"] = extra["captured_at"]
+
+    def _write(self, src: dict[str, Any]) -> None:
+        if src["status"] == "duplicate":
+            self.report.present += 1
+            return
+        if src["status"] == "ok":
+            self._start_time(src)
+        cols = {c.name for c in sources.columns} - {"source_id", "ingested_at"}
+        row = {c: src.get(c) for c in cols}
+        with write_transaction(self.engine) as conn:
+            ids = _insert_ignore(conn, sources, [row], sources.c.source_id)
+            if not ids:  # another ingest got there first
+                self.report.present += 1
+                return
+            if src["status"] != "ok":
+                if src["status"] == "missing":
+                    self.report.missing += 1
+                else:
+                    self.report.corrupt += 1
+                return
+            segs = self._segments(src, ids[0])
+            added = _insert_ignore(conn, items, segs, items.c.item_id) if segs else []
+        self.report.new += len(added)

@@ -1,0 +1,26 @@
+"""Media items: images, segments of video files, clips of sound files.
+
+A video or sound file is one ``sources`` row; each fixed-length segment of it is an
+``items`` row whose uri is a W3C Media Fragments URI (``<source uri>#t=10,12``) with
+``source_id``, ``start_s``, ``end_s`` and ``rate`` (fps or sample rate) filled in.
+
+API (what the loaders, the web app and the scenarios call):
+
+- ``alsql.media.kinds``: ``VIDEO_EXTENSIONS``, ``AUDIO_EXTENSIONS``, ``kind_of(uri)``
+  (``"image" | "video" | "audio" | None``), ``fragment_uri(source_uri, start, end)``,
+  ``parse_fragment(uri) -> (source_uri, start, end)`` (start/end None without ``#t=``),
+  ``tile(duration, segment, stride) -> [(start, end), ...]``, ``parse_seconds("2s")``,
+  ``MediaSpec`` (decode settings of a model: kind, image_size, frames, sample_rate,
+  n_mels, seconds) and ``decode_item(uri, spec) -> torch.Tensor``.
+- ``alsql.media.rangeio``: ``open_media(uri)`` -> a path (local) or a seekable file-like
+  object that reads the blob by ranges (``RangeFile``).
+- ``alsql.media.video``: ``probe_video(uri) -> dict``, ``decode_video(uri, start, end,
+  frames=8, size=64) -> (T, 3, H, W) float32 in [0, 1]``.
+- ``alsql.media.audio``: ``probe_audio(uri) -> dict``, ``read_audio(uri, start, end,
+  sample_rate) -> (samples,) float32 mono``, ``log_mel(wave, sample_rate, n_mels=64)
+  -> (1, n_mels, frames)``, ``mel_filterbank``, ``resample``.
+- ``alsql.loaders.ingest_media``: ``ingest_media(engine, prefix, uris, ...)`` (called
+  by ``alsql.loaders.ingest.ingest`` for video and sound files).
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,183 @@
+"""Video files: probe at ingest, decode one segment to T frames on the fly (PyAV).
+
+``decode_video`` seeks (``container.seek`` on the stream's time base, to the key frame
+at or before the segment) and decodes forward only until the segment's last frame is
+reached: never the whole file. Frames between the key frame and the segment are
+decoded but not converted. Only the T chosen frames, already resized, are kept, and at
+most ``OPEN_CONTAINERS`` containers stay open per process: memory per worker is
+bounded whatever the file's length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+
+from alsql.media.kinds import MediaError, extension
+from alsql.media.rangeio import open_media
+
+__all__ = ["VIDEO_TYPES", "probe_video", "decode_video", "creation_time", "open_container", "close_containers"]
+
+VIDEO_TYPES = {
+    ".mp4": "video/mp4",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".mov": "video/quicktime",
+    ".avi": "video/x-msvideo",
+}
+OPEN_CONTAINERS = 2
+
+_OPEN: OrderedDict[str, Any] = OrderedDict()
+_OPEN_PID: list[int] = [0]
+
+
+def creation_time(*metadata: dict) -> datetime | None:
+    """The ``creation_time`` tag of a container or stream, as UTC; None when absent or unreadable."""
+    for md in metadata:
+        value = (md or {}).get("creation_time")
+        if not value:
+            continue
+        try:
+            t = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return None
+
+
+def _open(uri: str):
+    import av
+
+    return av.open(open_media(uri), mode="r", metadata_errors="ignore")
+
+
+def open_container(uri: str):
+    """An open input container for ``uri`` from this process's small cache (after a fork,
+    the parent's containers are dropped, never shared)."""
+    if _OPEN_PID[0] != os.getpid():
+        _OPEN.clear()
+        _OPEN_PID[0] = os.getpid()
+    c = _OPEN.get(uri)
+    if c is not None:
+        _OPEN.move_to_end(uri)
+        return c
+    c = _open(uri)
+    _OPEN[uri] = c
+    while len(_OPEN) > OPEN_CONTAINERS:
+        _, old = _OPEN.popitem(last=False)
+        old.close()
+    return c
+
+
+def close_containers() -> None:
+    while _OPEN:
+        _, c = _OPEN.popitem()
+        c.close()
+
+
+def _stream_times(stream) -> tuple[float, float]:
+    """``(start offset seconds, frame duration seconds)`` of a video stream."""
+    t0 = float(stream.start_time * stream.time_base) if stream.start_time is not None and stream.time_base else 0.0
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    dt = 1.0 / float(rate) if rate else 1.0 / 25.0
+    return t0, dt
+
+
+def probe_video(uri: str) -> dict[str, Any]:
+    """media_type, duration (s), rate (fps), width, height, channels (of an audio stream, if
+    any), start_time (container ``creation_time``). Raises for a file with no video stream,
+    an undecodable one, or one whose frames stop well before its stated duration (truncated)."""
+    import av
+
+    with _open(uri) as c:
+        if not c.streams.video:
+            raise MediaError("no video stream")
+        s = c.streams.video[0]
+        t0, dt = _stream_times(s)
+        if s.duration is not None and s.time_base:
+            duration = float(s.duration * s.time_base)
+        elif c.duration:
+            duration = c.duration / 1_000_000
+        else:
+            raise MediaError("no duration in the container")
+        first = None
+        for frame in c.decode(s):
+            first = frame
+            break
+        if first is None:
+            raise MediaError("no decodable video frame")
+        width, height = first.width, first.height
+        # The tail decodes too (a truncated file stops early or fails here).
+        c.seek(int(max(0.0, duration - 1.0) / s.time_base) + (s.start_time or 0), stream=s, backward=True)
+        last = None
+        for frame in c.decode(s):
+            if frame.time is not None:
+                last = frame.time - t0
+        if last is None or last + dt < duration - max(2 * dt, 0.1 * duration, 0.25):
+            raise MediaError(f"truncated: frames stop at {0 if last is None else last + dt:.2f} s of {duration:.2f} s")
+        channels = None
+        if c.streams.audio:
+            a = c.streams.audio[0]
+            channels = getattr(a, "channels", None) or a.codec_context.layout.nb_channels
+        return {
+            "media_type": VIDEO_TYPES.get(extension(uri), "video/" + (c.format.name.split(",")[0] or "unknown")),
+            "duration": duration,
+            "rate": 1.0 / dt,
+            "width": width,
+            "height": height,
+            "channels": channels,
+            "start_time": creation_time(c.metadata, s.metadata),
+        }
+
+
+def _targets(start: float, end: float, frames: int) -> np.ndarray:
+    """``frames`` times evenly spaced in ``[start, end)`` (centres of equal parts)."""
+    step = (end - start) / frames
+    return start + (np.arange(frames) + 0.5) * step
+
+
+def decode_video(uri: str, start: float, end: float | None, frames: int = 8, size: int = 64) -> torch.Tensor:
+    """The segment ``[start, end)`` of the video at ``uri`` -> ``(frames, 3, size, size)``
+    float32 in [0, 1]: for each of ``frames`` evenly spaced times, the frame shown then."""
+    import av
+
+    if frames < 1 or size < 1:
+        raise MediaError(f"frames {frames} / size {size}: expected positive numbers")
+    c = open_container(uri)
+    try:
+        if not c.streams.video:
+            raise MediaError("no video stream")
+        s = c.streams.video[0]
+        t0, dt = _stream_times(s)
+        if end is None:
+            end = start + 2.0
+        targets = _targets(start, end, frames)
+        c.seek(int(max(0.0, start) / s.time_base) + (s.start_time or 0), stream=s, backward=True)
+        out = np.zeros((frames, size, size, 3), dtype=np.uint8)
+        i = 0
+        last_arr = None
+        for frame in c.decode(s):
+            if frame.time is None:
+                continue
+            t = frame.time - t0
+            if t + dt <= targets[i]:
+                continue
+            last_arr = frame.reformat(width=size, height=size, format="rgb24").to_ndarray()
+            while i < frames and targets[i] < t + dt:
+                out[i] = last_arr
+                i += 1
+            if i == frames or t >= end:
+                break
+        if last_arr is None:
+            raise MediaError(f"no frame in [{start:g}, {end:g}) s")
+        out[i:] = last_arr  # past the last frame of the file: hold it
+    except av.error.FFmpegError:
+        _OPEN.pop(uri, None)
+        c.close()
+        raise
+    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
