@@ -10,12 +10,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
+
+from alsql.errors import AlsqlError
 
 __all__ = [
     "normalize_url",
@@ -23,6 +27,9 @@ __all__ = [
     "write_transaction",
     "dialect_name",
     "redact",
+    "sqlite_path",
+    "check_sqlite_file",
+    "describe_db_error",
 ]
 
 _IMMEDIATE = "alsql_immediate"
@@ -41,6 +48,82 @@ def normalize_url(url: str | URL) -> URL:
 def redact(url: str | URL) -> str:
     """The URL with its password hidden, for messages."""
     return normalize_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file behind a SQLite URL; None for other backends and in-memory databases."""
+    u = normalize_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:" or u.database.startswith("file:"):
+        return None
+    return Path(u.database).expanduser()
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(url: str | URL, create: bool = False) -> None:
+    """Refuse a SQLite path that cannot hold the database, naming it and the cause.
+
+    AlsqlError when the path is a directory, a file that is not SQLite, a file (or its
+    folder) alsql cannot write, or, unless ``create``, does not exist (only ``alsql
+    init`` creates a database). Other backends and in-memory databases pass.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    where = f"database {redact(url)}"
+    if path.is_dir():
+        raise AlsqlError(f"{where}: is a directory; expected an SQLite file")
+    if not path.exists():
+        if create:
+            return
+        raise AlsqlError(f"{where}: no such file; run `alsql init` to create it (or pass --db with an existing one)")
+    if not path.is_file():
+        raise AlsqlError(f"{where}: is not a regular file; expected an SQLite file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise AlsqlError(f"{where}: cannot read the file: {exc.strerror or exc}") from None
+    if head and head != _SQLITE_MAGIC:
+        raise AlsqlError(f"{where}: the file is not an SQLite database (no SQLite header)")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise AlsqlError(
+            f"{where}: the file is read-only; alsql needs write access to the file and its folder "
+            f"(for the write-ahead log)"
+        )
+
+
+def describe_db_error(exc: BaseException, url: str | URL) -> str | None:
+    """One line naming the database (password hidden) and why it failed, for a driver error.
+
+    None when ``exc`` is not a database driver error.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return None
+    u = normalize_url(url)
+    raw = " ".join(str(exc.orig if exc.orig is not None else exc).split())
+    low = raw.lower()
+    if "fatal:" in low:
+        cause = raw[low.rindex("fatal:") + len("fatal:"):].strip()
+    elif "connection refused" in low:
+        cause = (f"connection refused at {u.host or 'localhost'} port {u.port or 'default'} "
+                 f"(is the server running there and accepting TCP/IP connections?)")
+    elif "readonly database" in low or "read-only" in low:
+        cause = "the file is read-only; alsql needs write access to the file and its folder"
+    elif "file is not a database" in low:
+        cause = "the file is not an SQLite database"
+    elif "unable to open database file" in low:
+        cause = "unable to open the file (a directory, or a folder that does not exist or is not writable?)"
+    else:
+        cause = raw.removeprefix("connection failed: ")
+        if len(cause) > 300:
+            cause = cause[:300] + "..."
+    if "connection" in low:
+        cause = f"cannot connect: {cause}"
+    return f"database {redact(u)}: {cause}"
 
 
 def dialect_name(bind: Engine | Connection) -> str:
@@ -80,8 +163,6 @@ def make_engine(url: str | URL, **kw: Any) -> Engine:
     backend = u.get_backend_name()
     if backend == "sqlite":
         if u.database and u.database != ":memory:":
-            from pathlib import Path
-
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         return _sqlite_engine(u, **kw)
     if backend == "mssql":

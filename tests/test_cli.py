@@ -66,6 +66,9 @@ def test_db_sql_prints_tsql(cli):
 
 def test_console_script_reports_errors_cleanly(tmp_path):
     """Bad input: a clear message and exit code 2, not a traceback."""
+    from alsql.migrations import upgrade
+
+    upgrade(f"sqlite:///{tmp_path}/x.db")
     proc = subprocess.run(
         [sys.executable, "-c", "from alsql.cli import main; main()", "--db", f"sqlite:///{tmp_path}/x.db",
          "labels", "import", str(tmp_path / "missing.csv"), "--project", "p"],

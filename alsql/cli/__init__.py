@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from alsql.cli.common import err_console, set_database
+from alsql.cli.common import err_console, set_database, set_debug
 
 __all__ = ["app", "main"]
 
@@ -36,7 +36,11 @@ def _root(
             show_envvar=False,
         ),
     ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error instead of one line.")
+    ] = False,
 ) -> None:
+    set_debug(debug)
     if db:
         set_database(db)
 
@@ -54,13 +58,22 @@ def _register_all() -> None:
 _register_all()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """The console script: an everyday failure is one line on stderr and exit code 2.
+
+    Bad input (AlsqlError), a database that cannot be reached or used, and a refused
+    Azure request each print ``error: <input>: <cause>``; ``--debug`` shows the
+    traceback instead. Other exceptions (bugs) keep their traceback.
+    """
     from rich.markup import escape
 
-    from alsql.errors import AlsqlError
+    from alsql.cli.common import debug, explain
 
     try:
-        app()
-    except AlsqlError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        app(args=argv)
+    except Exception as exc:  # noqa: BLE001 - sorted into one-line answers and bugs below
+        line = explain(exc)
+        if line is None or debug():
+            raise
+        err_console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
         raise SystemExit(2) from None

@@ -32,8 +32,12 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, -1 
 
 @db_app.command("current")
 def current() -> None:
-    """Print the revision the database is at."""
-    console.print(migrations.current(get_settings().database_url) or "base (not initialised)")
+    """Print the revision the database is at (a missing SQLite file is not created)."""
+    from alsql.db import check_sqlite_file
+
+    url = get_settings().database_url
+    check_sqlite_file(url)
+    console.print(migrations.current(url) or "base (not initialised)")
 
 
 @db_app.command("history")

@@ -52,7 +52,7 @@ def demo(
         console.print(table)
 
     console.print(f"writing scikit-learn's digits as PNG files under {folder}/")
-    engine = get_engine()
+    engine = get_engine(create=True)  # the demo is self-contained: it creates its database
     run_demo(engine, folder, strategy=strategy, rounds=rounds, budget=budget, first_budget=first_budget,
              eval_budget=eval_budget, seed=seed, image_size=image_size, map_path=map_png,
              say=console.print, on_round=show)

@@ -56,7 +56,7 @@ def build_(
     verbose: Verbose = False,
 ) -> None:
     """Seed, build and test the marts (`dbt build`); exits 1 when any node fails."""
-    get_engine()  # refuses an uninitialised server database, initialises a new SQLite file
+    get_engine()  # refuses a missing SQLite file and an uninitialised server database
     _finish(build(get_settings().database_url, select, work_dir=work_dir, quiet=not verbose))
 
 

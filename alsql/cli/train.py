@@ -6,16 +6,59 @@ from typing import Annotated, Optional
 
 import typer
 
-from alsql.cli.common import console, get_engine
+from alsql.cli.common import console, get_engine, show_progress
 
-__all__ = ["register"]
+__all__ = ["register", "EpochReporter"]
+
+
+class EpochReporter:
+    """Training progress: a rich bar on a terminal (epoch, loss, evaluation accuracy);
+    off a terminal one plain line per evaluated epoch; nothing per epoch in CI."""
+
+    def __init__(self, bar: bool, lines: bool) -> None:
+        self.bar, self.lines = bar, lines
+        self.progress = self.task = None
+
+    def __enter__(self) -> "EpochReporter":
+        if self.bar:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
+                                     TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                                     transient=False)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    @staticmethod
+    def describe(row: dict) -> str:
+        text = f"loss {row['train_loss']:.4f}"
+        if row.get("evaluated"):
+            acc = row.get("eval_accuracy")
+            text += ", evaluation accuracy " + ("n/a" if acc is None or acc != acc else f"{acc:.4f}")
+        return text
+
+    def __call__(self, row: dict) -> None:
+        if self.progress is not None:
+            if self.task is None:
+                self.task = self.progress.add_task("", total=row["epochs"])
+            self.progress.update(self.task, completed=row["epoch"], total=row["epochs"],
+                                 description=self.describe(row))
+        elif self.lines and row.get("evaluated", True):
+            console.print(f"epoch {row['epoch']}/{row['epochs']}: {self.describe(row)}", markup=False)
 
 
 def train(
     project: Annotated[str, typer.Option(help="Project name or id")],
     arch: Annotated[str, typer.Option(help="cnn (small, fast on CPU) or resnet18")] = "cnn",
-    epochs: Annotated[int, typer.Option(help="At least this many epochs (early stopping after)")] = 30,
-    min_steps: Annotated[int, typer.Option(help="At least this many optimizer steps (small label sets)")] = 200,
+    epochs: Annotated[int, typer.Option(
+        help="At least this many epochs (raised to reach --min-steps; early stopping after)")] = 30,
+    min_steps: Annotated[int, typer.Option(
+        help="At least this many optimizer steps: on a small label set --epochs is raised to reach it "
+             "(60 labels at --batch-size 64 make 1 step per epoch, so 200 epochs); the output says when")] = 200,
     batch_size: Annotated[int, typer.Option(help="Images per batch (per process)")] = 64,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-3,
     patience: Annotated[int, typer.Option(help="Epochs without a better evaluation before stopping")] = 8,
@@ -38,7 +81,12 @@ def train(
     cfg = TrainConfig(arch=arch, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, patience=patience,
                       device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed)
     engine = get_engine()
-    model_id = train_project(engine, project, cfg, weights=weights, grayscale=grayscale, resume=not no_resume)
+    import os
+
+    bar = show_progress()
+    with EpochReporter(bar=bar, lines=not bar and not os.environ.get("CI")) as report:
+        model_id = train_project(engine, project, cfg, weights=weights, grayscale=grayscale, resume=not no_resume,
+                                 say=lambda m: console.print(m, markup=False), on_progress=report)
     if distributed()[0] == 0:
         from sqlalchemy import select
 

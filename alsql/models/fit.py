@@ -26,7 +26,7 @@ from torch import nn
 from alsql.errors import AlsqlError
 from alsql.models.metrics import accuracy
 
-__all__ = ["TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed"]
+__all__ = ["TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs"]
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -111,9 +111,26 @@ def evaluate(net: nn.Module, batches: Batches, num_classes: int, device: torch.d
     return cm.cpu().numpy().astype(np.int64).reshape(num_classes, num_classes), float(loss.item())
 
 
+def plan_epochs(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, str | None]:
+    """``(epochs, note)``: at least ``cfg.epochs``, enough for ``cfg.min_steps`` optimizer
+    steps at ``steps_per_epoch``, at most ``cfg.max_epochs``. ``note`` says, in the
+    command's words, when the ``--min-steps`` rule changed ``--epochs`` (else None)."""
+    per = max(1, steps_per_epoch)
+    needed = math.ceil(cfg.min_steps / per)
+    epochs = min(cfg.max_epochs, max(cfg.epochs, needed))
+    if epochs <= cfg.epochs:
+        return epochs, None if epochs == cfg.epochs else f"--epochs {cfg.epochs} capped at {epochs} epochs"
+    steps = f"{per} step{'s' if per != 1 else ''} per epoch"
+    note = f"--epochs {cfg.epochs} raised to {epochs} epochs to reach --min-steps {cfg.min_steps} ({steps})"
+    if epochs < needed:
+        note += f", capped at {cfg.max_epochs} epochs"
+    return epochs, note
+
+
 def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: Callable[[], Batches] | None,
         cfg: TrainConfig, num_classes: int, steps_per_epoch: int,
-        resume: dict | None = None, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+        resume: dict | None = None, on_epoch: Callable[[dict], None] | None = None,
+        on_progress: Callable[[dict], None] | None = None) -> FitResult:
     """Train ``net`` in place and return the best state (by evaluation accuracy, then loss).
 
     Evaluation (and the early-stopping check, ``patience`` counted in evaluations)
@@ -122,6 +139,9 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     ``cfg.epochs`` and enough for ``cfg.min_steps`` steps, at most ``cfg.max_epochs``.
     ``resume``: a checkpoint dict from an earlier ``on_epoch`` call; ``on_epoch`` gets
     one after every evaluated epoch (model, optimizer, epoch, best state, patience).
+    ``on_progress`` (rank 0) gets, after every epoch, ``{"epoch": 1-based, "epochs": the
+    planned count, "train_loss", "evaluated": bool, and when evaluated "eval_accuracy",
+    "eval_loss"}`` (for progress output; it must not raise).
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -131,7 +151,7 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     if world > 1:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    epochs = min(cfg.max_epochs, max(cfg.epochs, math.ceil(cfg.min_steps / max(1, steps_per_epoch))))
+    epochs, _note = plan_epochs(cfg, steps_per_epoch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
     start, best, best_key, best_epoch, stale, history = 0, None, (-1.0, -math.inf), -1, 0, []
@@ -186,6 +206,9 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
                 "best_key": list(best_key), "history": history,
                 "best_cm": None if best_cm is None else best_cm.tolist(),
             })
+        if on_progress is not None and rank == 0:
+            on_progress({"epoch": epoch + 1, "epochs": epochs, "evaluated": check and eval_batches is not None,
+                         **{k: v for k, v in row.items() if k != "epoch"}})
         if check and stale >= cfg.patience and epoch + 1 >= cfg.epochs:
             break
     if best is not None:

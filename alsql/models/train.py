@@ -18,18 +18,19 @@ once the model is recorded).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import torch
 import torch.distributed as dist
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, or_, select
 
 from alsql.catalog import get_project
 from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
-from alsql.models.fit import FitResult, TrainConfig, distributed, fit, resolve_device
+from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, resolve_device
 from alsql.models.metrics import metrics_dict
 from alsql.models.networks import build_network, load_weights
 from alsql.schema import annotations, items, model_versions
@@ -123,6 +124,26 @@ class _Source:
             yield self.x[j], self.y[j]
 
 
+def _check_class_ids(engine: Engine, proj) -> None:
+    """The model has one output per class, ids 0..n-1: a label outside that range is refused
+    (by class id and label count) before any training starts."""
+    n = len(proj.classes)
+    for view in (training_set, evaluation_set):
+        with engine.connect() as conn:
+            bad = conn.execute(
+                select(view.c.class_id, func.count()).where(
+                    view.c.project_id == proj.project_id, or_(view.c.class_id < 0, view.c.class_id >= n))
+                .group_by(view.c.class_id).order_by(view.c.class_id)
+            ).all()
+        if bad:
+            found = ", ".join(f"class id {r[0]} ({r[1]} label{'s' if r[1] != 1 else ''})" for r in bad)
+            raise AlsqlError(
+                f"project {proj.name!r}: {view.name} has {found}; expected class ids 0..{n - 1} "
+                f"({', '.join(proj.classes)}), one per model output. Relabel those items or fix the "
+                f"project's classes so the ids run 0..n-1"
+            )
+
+
 @dataclass
 class TrainOutcome:
     model_id: int
@@ -136,8 +157,14 @@ def train_project(engine: Engine, project: str | int, cfg: TrainConfig | None = 
 
 def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None = None, *,
                      weights: str | None = None, grayscale: bool = False, artifacts: str | None = None,
-                     name: str | None = None, resume: bool = True) -> TrainOutcome:
-    """Train, save the artifact and the model version (rank 0); return the id and fit result."""
+                     name: str | None = None, resume: bool = True,
+                     say: Callable[[str], None] | None = None,
+                     on_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+    """Train, save the artifact and the model version (rank 0); return the id and fit result.
+
+    ``say`` (rank 0) hears the plan in one line when ``--min-steps`` changes the epoch
+    count; ``on_progress`` gets ``fit``'s per-epoch dict. Both default to silence.
+    """
     cfg = cfg or TrainConfig()
     init_distributed(cfg.device)
     device = resolve_device(cfg.device)
@@ -150,6 +177,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             f"project {proj.name!r} has no labels in training_set; label items first "
             f"(`alsql labels import`, the web app, or `alsql loop`)"
         )
+    _check_class_ids(engine, proj)
     image_size = cfg.image_size or (max(size) if size and all(size) else None)
     url = dataset_url(engine)
     in_channels = 1 if grayscale else 3  # the dataset converts to L or RGB
@@ -170,9 +198,13 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
                             f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}.pt")
     state = load_object(ckpt_uri) if resume else None
     steps = -(-n_train // (cfg.batch_size * world))
+    _epochs, note = plan_epochs(cfg, steps)
+    if note and say is not None and rank == 0:
+        say(note)
 
     result = fit(net, train_src.batches, (lambda: eval_src.batches(0)) if eval_src is not None else None,
-                 cfg, num_classes, steps, resume=state, on_epoch=lambda s: save_object(ckpt_uri, s))
+                 cfg, num_classes, steps, resume=state, on_epoch=lambda s: save_object(ckpt_uri, s),
+                 on_progress=on_progress)
     model_id = None
     if rank == 0:
         metrics = metrics_dict(result.confusion, proj.classes) if result.confusion is not None else {
