@@ -142,7 +142,7 @@ def test_infer_scores_everything_and_resumes(scans):
     assert [r.class_id for r in p] == sc["class_id"].tolist()
     assert all(r.bald is not None and r.bald >= 0 for r in p)
     assert all(len(unpack_f16(r.vector)) == 128 and r.x is not None for r in e)
-    assert len(params["map"]["components"]) == 2
+    assert params["map"]["method"] == "tsne" and params["map"]["items"] == 150  # t-SNE map of every item
     # A crash that lost part of the output: the re-run scores only what is missing.
     with write_transaction(engine) as conn:
         conn.execute(delete(predictions).where(predictions.c.model_id == mid, predictions.c.item_id > 100))

@@ -24,6 +24,9 @@ def infer(
     ] = False,
     chunk_items: Annotated[int, typer.Option(min=1, help="With --claim: items per chunk")] = 5000,
     lease_seconds: Annotated[int, typer.Option(min=1, help="With --claim: a silent worker's chunk is taken over after this")] = 60,
+    map_: Annotated[str, typer.Option("--map", help="2-D map of the embeddings: tsne, pca or none")] = "tsne",
+    map_sample: Annotated[int, typer.Option(help="Embeddings the map is fitted on; the rest are placed into it")]
+    = 50_000,
 ) -> None:
     """Score the model's inference queue; a re-run after a crash finishes the rest."""
     from alsql.errors import AlsqlError
@@ -31,17 +34,25 @@ def infer(
 
     if model != "latest" and not model.isdigit():
         raise AlsqlError(f"--model {model!r}: expected a model id or 'latest'")
+    if map_ not in ("tsne", "pca", "none"):
+        raise AlsqlError(f"--map {map_!r}: expected tsne, pca or none")
+    method = None if map_ == "none" else map_
     if claim:
         from alsql.pipelines.claims import run_claims
 
         done = run_claims(get_engine(), project, None if model == "latest" else int(model), chunk_items=chunk_items,
-                          lease_seconds=lease_seconds, batch_size=batch_size, device=device)
+                          lease_seconds=lease_seconds, batch_size=batch_size, device=device, map_method=method,
+                          map_sample=map_sample)
         console.print(f"model {done.model_id}: this worker scored {done.items} items in {len(done.chunks)} chunks"
                       + (f" ({done.took_over} taken over)" if done.took_over else ""))
         return
     report = infer_project(get_engine(), project, None if model == "latest" else int(model), bald=bald,
-                           batch_size=batch_size, device=device, amp=amp, num_workers=workers)
+                           batch_size=batch_size, device=device, amp=amp, num_workers=workers, map_method=method,
+                           map_sample=map_sample)
     console.print(f"model {report.model_id}: scored {report.items} items" + (" (with BALD)" if report.bald else ""))
+    if report.map is not None:
+        console.print(f"map: {report.map.method}, {report.map.placed} items placed"
+                      + (f" (note: {report.map.note})" if report.map.note else ""))
 
 
 def register(app: typer.Typer) -> None:

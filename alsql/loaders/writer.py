@@ -1,7 +1,8 @@
 """Bulk write-back of predictions and embeddings: ``PredictionWriter``.
 
-``write`` buffers numpy columns; when ``buffer_rows`` rows are held (and on
-``flush`` / ``close``) the rows are sorted by ``item_id`` (the last write of an item
+``write`` buffers numpy columns; when ``buffer_rows`` rows are held, when
+``flush_seconds`` have passed since the last flush (so a crash loses at most a few
+seconds of work), and on ``flush`` / ``close``, the rows are sorted by ``item_id`` (the last write of an item
 wins) and upserted in one transaction per flush:
 
 - SQLite: ``executemany`` of ``INSERT ... ON CONFLICT (model_id, item_id) DO UPDATE``.
@@ -13,12 +14,18 @@ Writing the same (model, item) twice overwrites, so a crashed job is re-run, not
 repaired; a process killed mid-flush leaves none of that flush's rows (the
 transaction never commits). Stored forms: ``probs`` and ``vector`` as float16 bytes
 (``alsql.loaders.datasets.pack_f16``), NaN scores (``bald``, ``x``, ``y``) as NULL.
+
+``update_xy`` writes 2-D map coordinates of existing embeddings rows in bulk (an
+``UPDATE`` by the clustered key ``(model_id, item_id)``: executemany on SQLite and
+SQL Server, a binary ``COPY`` into a stage then ``UPDATE ... FROM`` on PostgreSQL).
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
-from sqlalchemy import Column, Engine, MetaData, Table, func, insert, literal, select
+from sqlalchemy import Column, Engine, MetaData, Table, bindparam, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -27,7 +34,7 @@ from alsql.errors import AlsqlError
 from alsql.loaders.merge import Merge
 from alsql.schema import embeddings, predictions
 
-__all__ = ["PredictionWriter", "KINDS", "stage_table", "sqlite_upsert", "pg_upsert", "mssql_merge", "pg_copy_buffer"]
+__all__ = ["PredictionWriter", "update_xy", "FLUSH_SECONDS", "KINDS", "stage_table", "sqlite_upsert", "pg_upsert", "mssql_merge", "pg_copy_buffer"]
 
 # kind -> (table, {column: numpy dtype or "f16" for a float16 blob}); model_id/item_id implied.
 KINDS = {
@@ -37,6 +44,7 @@ KINDS = {
 }
 _NULLABLE = {"bald", "x", "y", "probs", "vector"}
 _KEYS = ("model_id", "item_id")
+FLUSH_SECONDS = 2.0
 
 
 def stage_table(kind: str, name: str) -> Table:
@@ -102,13 +110,19 @@ class PredictionWriter:
     bald=None | (N,), probs=None | (N, C) float)`` for ``kind="predictions"``;
     ``write(item_ids=(N,), vector=(N, D) float, x=None | (N,), y=None | (N,))`` for
     ``kind="embeddings"``. ``rows_written`` counts rows sent to the database.
+    ``flush_seconds`` (None: never by time) bounds how long a row waits in the buffer.
     """
 
-    def __init__(self, engine: Engine, model_id: int, kind: str = "predictions", buffer_rows: int = 50_000) -> None:
+    def __init__(self, engine: Engine, model_id: int, kind: str = "predictions", buffer_rows: int = 50_000,
+                 flush_seconds: float | None = FLUSH_SECONDS) -> None:
         if kind not in KINDS:
             raise AlsqlError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
         if buffer_rows < 1:
             raise AlsqlError(f"buffer_rows {buffer_rows}: expected a positive number of rows")
+        if flush_seconds is not None and not flush_seconds > 0:
+            raise AlsqlError(f"flush_seconds {flush_seconds}: expected a positive number of seconds, or None")
+        self.flush_seconds = flush_seconds
+        self._last_flush = time.monotonic()
         self.engine, self.model_id, self.kind, self.buffer_rows = engine, int(model_id), kind, int(buffer_rows)
         self.spec = KINDS[kind][1]
         self._parts: list[dict[str, np.ndarray | None]] = []
@@ -158,7 +172,8 @@ class PredictionWriter:
                     raise AlsqlError(f"{self.kind} writer: column {name!r} changed shape or presence within one buffer; flush first")
         self._parts.append(part)
         self._held += n
-        if self._held >= self.buffer_rows:
+        if self._held >= self.buffer_rows or (
+                self.flush_seconds is not None and time.monotonic() - self._last_flush >= self.flush_seconds):
             self.flush()
 
     def _take(self) -> dict[str, np.ndarray | None]:
@@ -172,6 +187,7 @@ class PredictionWriter:
 
     def flush(self) -> int:
         """Upsert everything buffered in one transaction; return the rows written."""
+        self._last_flush = time.monotonic()
         if not self._parts:
             return 0
         cols = self._take()
@@ -233,3 +249,45 @@ class PredictionWriter:
         conn.execute(insert(stage), [dict(zip(names, r)) for r in zip(*(lists[k] for k in names))])
         conn.execute(mssql_merge(self.kind, stage))
         stage.drop(conn)
+
+
+def update_xy(engine: Engine, model_id: int, item_ids, x, y, batch: int = 50_000) -> int:
+    """Set ``x, y`` of the model's existing embeddings rows ``item_ids``; return rows sent.
+
+    One transaction per ``batch`` rows, in item order (the clustered key's order).
+    Rows that do not exist are not created.
+    """
+    ids = np.asarray(item_ids, dtype=np.int64).reshape(-1)
+    xs = np.asarray(x, dtype=np.float64).reshape(-1)
+    ys = np.asarray(y, dtype=np.float64).reshape(-1)
+    if not len(ids) == len(xs) == len(ys):
+        raise AlsqlError(f"update_xy: {len(ids)} item ids, {len(xs)} x, {len(ys)} y; expected equal lengths")
+    order = np.argsort(ids, kind="stable")
+    ids, xs, ys = ids[order], xs[order], ys[order]
+    stmt = update(embeddings).where(embeddings.c.model_id == bindparam("m"), embeddings.c.item_id == bindparam("i"))
+    stmt = stmt.values(x=bindparam("vx"), y=bindparam("vy"))
+    m = int(model_id)
+    for s in range(0, len(ids), batch):
+        rows = [{"m": m, "i": a, "vx": None if b != b else b, "vy": None if c != c else c}
+                for a, b, c in zip(ids[s:s + batch].tolist(), xs[s:s + batch].tolist(), ys[s:s + batch].tolist())]
+        with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                _update_xy_pg(conn, m, ids[s:s + batch], xs[s:s + batch], ys[s:s + batch])
+            elif conn.dialect.name == "sqlite":  # the driver's executemany: no per-row statement processing
+                compiled = stmt.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(compiled.string, [tuple(r[k] for k in compiled.positiontup) for r in rows])
+            else:  # pragma: no cover - SQL Server: fast_executemany
+                conn.execute(stmt, rows)
+    return len(ids)
+
+
+def _update_xy_pg(conn, model_id: int, ids: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> None:
+    stage = Table("alsql_stage_xy", MetaData(), Column("item_id", embeddings.c.item_id.type),
+                  Column("x", embeddings.c.x.type), Column("y", embeddings.c.y.type),
+                  prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    stage.create(conn)
+    with conn.connection.driver_connection.cursor() as cur, \
+            cur.copy('COPY alsql_stage_xy (item_id, x, y) FROM STDIN (FORMAT BINARY)') as copy:
+        copy.write(pg_copy_buffer([("item_id", ids), ("x", xs), ("y", ys)]))
+    conn.execute(update(embeddings).where(embeddings.c.model_id == model_id, embeddings.c.item_id == stage.c.item_id)
+                 .values(x=stage.c.x, y=stage.c.y))

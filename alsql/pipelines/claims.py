@@ -11,10 +11,14 @@ A chunk whose worker died (heartbeat older than the lease) is claimed again and 
 rest scored; rows already written stay (writes are upserts), so every item ends
 with exactly one prediction. A worker stops when every chunk is done.
 
-While the model has no 2-D map yet, only the first chunk can be claimed: its worker
-fits the map (``alsql.models.infer.fit_map`` on up to ``MAP_SAMPLE`` embeddings) and
-stores it before writing, so every worker projects with the same axes.
-Items added after planning are left to plain ``alsql infer`` (the watcher's rule).
+Workers write embeddings without map coordinates. The 2-D map is one step after all
+chunks: the worker that finds every chunk done after finishing one itself takes the
+map claim (``params["map_claim"]`` of the model, set under a row lock; a claim older
+than ``MAP_CLAIM_SECONDS`` is taken over) and runs ``alsql.models.maps.compute_map``
+(t-SNE fitted on a sample, the rest transformed; ``map_method`` "pca" or None to skip).
+So exactly one worker maps; if it dies, ``alsql map`` (or the next ``alsql infer``)
+places whatever is still unmapped. Items added after planning are left to plain
+``alsql infer`` (the watcher's rule).
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ from alsql.pipelines.leases import Heartbeat, locked, utcnow, worker_id
 from alsql.schema import items, model_versions
 from alsql.schema.pipelines import work_chunks
 
-__all__ = ["Chunk", "ClaimReport", "plan_chunks", "claim_chunk", "finish_chunk", "chunk_progress", "run_claims"]
+__all__ = ["Chunk", "ClaimReport", "plan_chunks", "claim_chunk", "finish_chunk", "chunk_progress", "run_claims",
+           "claim_map", "MAP_CLAIM_SECONDS"]
 
 log = logging.getLogger(__name__)
+
+MAP_CLAIM_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class ClaimReport:
     chunks: list[int] = field(default_factory=list)
     items: int = 0
     took_over: int = 0
+    mapped: int | None = None  # items this worker placed on the map (None: another worker maps)
 
 
 def plan_chunks(engine: Engine, model_id: int, chunk_items: int = 5000, lease_seconds: int = 60) -> int:
@@ -93,10 +101,28 @@ def plan_chunks(engine: Engine, model_id: int, chunk_items: int = 5000, lease_se
             return int(conn.execute(count).scalar_one())
 
 
-def _has_map(engine: Engine, model_id: int) -> bool:
-    with engine.connect() as conn:
-        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
-    return bool((params or {}).get("map"))
+def claim_map(engine: Engine, model_id: int, worker: str, stale_seconds: int = MAP_CLAIM_SECONDS) -> bool:
+    """Take the model's map step for ``worker`` (False when another worker holds a fresh claim)."""
+    m = model_versions.c
+    with write_transaction(engine) as conn:
+        row = conn.execute(locked(select(m.params).where(m.model_id == model_id), model_versions)).first()
+        if row is None:
+            return False
+        params = dict(row.params or {})
+        held = params.get("map_claim") or {}
+        if held and held.get("worker") != worker and time.time() - float(held.get("at", 0)) < stale_seconds:
+            return False
+        params["map_claim"] = {"worker": worker, "at": time.time()}
+        conn.execute(update(model_versions).where(m.model_id == model_id).values(params=params))
+    return True
+
+
+def _release_map(engine: Engine, model_id: int) -> None:
+    m = model_versions.c
+    with write_transaction(engine) as conn:
+        params = dict(conn.execute(select(m.params).where(m.model_id == model_id)).scalar() or {})
+        params.pop("map_claim", None)
+        conn.execute(update(model_versions).where(m.model_id == model_id).values(params=params))
 
 
 def claim_chunk(engine: Engine, model_id: int, worker: str | None = None, lease_seconds: int = 60,
@@ -147,7 +173,7 @@ def chunk_progress(engine: Engine, model_id: int) -> dict[str, int]:
     return {s: int(n) for s, n in rows}
 
 
-def _score_chunk(engine: Engine, project_id: int, model_id: int, chunk: Chunk, net, meta: dict, mapping,
+def _score_chunk(engine: Engine, project_id: int, model_id: int, chunk: Chunk, net, meta: dict,
                  batch_size: int, device) -> int:
     from torch.utils.data import DataLoader
 
@@ -163,13 +189,17 @@ def _score_chunk(engine: Engine, project_id: int, model_id: int, chunk: Chunk, n
 
     ds = RangeDataset(dataset_url(engine), project_id, view="inference_queue", model_id=model_id, shuffle=False,
                       image_size=meta["image_size"], grayscale=meta["grayscale"])
-    return score_batches(engine, model_id, net, DataLoader(ds, batch_size=batch_size, num_workers=0), device, mapping)
+    return score_batches(engine, model_id, net, DataLoader(ds, batch_size=batch_size, num_workers=0), device)
 
 
 def run_claims(engine: Engine, project: str | int, model_id: int | None = None, *, chunk_items: int = 5000,
                lease_seconds: int = 60, batch_size: int = 256, device: str = "auto", poll: float = 1.0,
-               worker: str | None = None, max_chunks: int | None = None) -> ClaimReport:
-    """Claim and score chunks until every chunk of the model is done; return what this worker did."""
+               worker: str | None = None, max_chunks: int | None = None, map_method: str | None = "tsne",
+               map_sample: int | None = None) -> ClaimReport:
+    """Claim and score chunks until every chunk of the model is done; return what this worker did.
+
+    The worker that sees the last chunk done (having scored at least one) maps the model.
+    """
     from alsql.catalog import get_project
     from alsql.models.artifacts import load_model
     from alsql.models.fit import resolve_device
@@ -184,8 +214,7 @@ def run_claims(engine: Engine, project: str | int, model_id: int | None = None, 
     net.to(dev)
     report = ClaimReport(model_id, worker or worker_id())
     while max_chunks is None or len(report.chunks) < max_chunks:
-        has_map = _has_map(engine, model_id)
-        chunk = claim_chunk(engine, model_id, report.worker, lease_seconds, first_only=not has_map)
+        chunk = claim_chunk(engine, model_id, report.worker, lease_seconds)
         if chunk is None:
             prog = chunk_progress(engine, model_id)
             if prog.get("pending", 0) + prog.get("running", 0) == 0:
@@ -193,14 +222,18 @@ def run_claims(engine: Engine, project: str | int, model_id: int | None = None, 
             time.sleep(poll)  # others hold the rest; wait for them to finish or go silent
             continue
         report.took_over += chunk.attempts > 1
-        mapping = None
-        if has_map:
-            with engine.connect() as conn:
-                mapping = (conn.execute(select(model_versions.c.params)
-                                        .where(model_versions.c.model_id == model_id)).scalar() or {}).get("map")
         with Heartbeat(lambda c=chunk: _touch(engine, c, heartbeat_at=utcnow()), max(0.2, lease_seconds / 3)):
-            n = _score_chunk(engine, proj.project_id, model_id, chunk, net, meta, mapping, batch_size, dev)
+            n = _score_chunk(engine, proj.project_id, model_id, chunk, net, meta, batch_size, dev)
         if finish_chunk(engine, chunk, n):
             report.chunks.append(chunk.chunk_id)
             report.items += n
+    prog = chunk_progress(engine, model_id)
+    all_done = prog.get("pending", 0) + prog.get("running", 0) == 0
+    if map_method and report.chunks and all_done and claim_map(engine, model_id, report.worker):
+        from alsql.models.maps import MAP_SAMPLE, compute_map
+
+        try:
+            report.mapped = compute_map(engine, model_id, map_method, sample=map_sample or MAP_SAMPLE).placed
+        finally:
+            _release_map(engine, model_id)
     return report
