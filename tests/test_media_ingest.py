@@ -116,6 +116,10 @@ def test_limits_refuse_with_a_clear_status(engine, tmp_path, monkeypatch):
     assert max(long.stat().st_size, fine.stat().st_size) < big.stat().st_size
     monkeypatch.setattr(ingest_media, "MAX_DURATION_S", 4.0)
     monkeypatch.setattr(ingest_media, "MAX_BYTES", big.stat().st_size - 1)
+    from alsql.loaders import ingest as image_ingest
+
+    if hasattr(image_ingest, "DEFAULT_MAX_BYTES"):  # the per-kind caps of --max-bytes
+        monkeypatch.setitem(image_ingest.DEFAULT_MAX_BYTES, "audio", big.stat().st_size - 1)
     report = ingest(engine, str(tmp_path))
     assert report.corrupt == 2 and report.new == 1
     srcs = {s["uri"].rsplit("/", 1)[1]: s for s in _rows(engine, sources, sources.c.uri)}

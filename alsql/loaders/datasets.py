@@ -2,7 +2,10 @@
 
 ``SqlViewDataset`` yields metadata rows ``(item_id, uri, label)``; ``SqlImageDataset``
 fetches and decodes each row's blob and yields ``(tensor CxHxW float32, label, item_id)``,
-``label`` being the class id or -1 where the view has none.
+``label`` being the class id or -1 where the view has none. With a ``media`` spec of
+kind video or audio (``alsql.media.kinds.MediaSpec``: given by training, or read from
+the model's params for ``model_id``) each item is a segment decoded by seeking in its
+source: ``(T, 3, H, W)`` frames or a ``(1, n_mels, frames)`` log-mel spectrogram.
 
 How a consumer (one DataLoader worker of one torchrun rank, see ``World``) reads:
 the key space of ``item_id`` (bounds read once, when the dataset is built; rank 0's
@@ -230,12 +233,21 @@ class SqlImageDataset(SqlViewDataset):
         *,
         retries: int = 3,
         backoff: float = 0.05,
+        media: Any = None,
         **kw: Any,
     ) -> None:
         super().__init__(url, project_id, view, model_id, seed, shuffle, shuffle_buffer, chunk_rows, **kw)
         if image_size is not None and image_size < 1:
             raise AlsqlError(f"image_size {image_size}: expected a positive number of pixels or None")
         self.image_size, self.grayscale = image_size, bool(grayscale)
+        from alsql.media.kinds import MediaSpec, model_spec
+        from alsql.media.training import project_spec
+
+        if media is None:  # the model's recorded settings, else what the project's items are now
+            media = model_spec(self.url, model_id) if model_id is not None else None
+            if media is None or media.kind == "image":
+                media = project_spec(self.url, self.project_id, image_size, grayscale)
+        self.media = media if isinstance(media, MediaSpec) else MediaSpec.from_dict(media)
         self.transform = transform or to_tensor
         self.fetch_workers, self.retries, self.backoff = int(fetch_workers), int(retries), float(backoff)
 
@@ -264,8 +276,18 @@ class SqlImageDataset(SqlViewDataset):
             yield first
             yield from rows
 
+        from alsql.media.loading import decoded_rows, is_media_uri
+
+        if self.media.kind != "image":  # segments of video / sound files, decoded by seeking
+            for (item_id, _uri, label), x in decoded_rows(
+                chained(), self.media, workers=1 if local else min(4, self.fetch_workers),
+                retries=self.retries, backoff=self.backoff, on_bad=self.record_bad,
+            ):
+                yield x, int(label), int(item_id)
+            return
+
         decoded = fetch_decoded(
-            chained(), self.decode, workers=1 if local else self.fetch_workers,
+            (r for r in chained() if not is_media_uri(r[1])), self.decode, workers=1 if local else self.fetch_workers,
             retries=self.retries, backoff=self.backoff, on_bad=self.record_bad,
         )
         transform = self.transform

@@ -97,36 +97,44 @@ class MediaIngest:
                  entity_of: Callable[[str], str | None] = lambda rel: None,
                  attrs: dict[str, dict[str, Any]] | None = None,
                  segment: float | None = None, stride: float | None = None,
-                 max_duration: float | None = None, max_bytes: int | None = None,
+                 max_duration: float | None = None, max_bytes: int | dict[str, int] | None = None,
                  pool: Executor | None = None) -> None:
         self.engine, self.prefix, self.store, self.report = engine, prefix, store, report
         self.entity_of, self.attrs = entity_of, attrs or {}
         self.segment, self.stride = segment, stride
         self.max_duration = MAX_DURATION_S if max_duration is None else float(max_duration)
-        self.max_bytes = MAX_BYTES if max_bytes is None else int(max_bytes)
+        caps = max_bytes if isinstance(max_bytes, dict) else {"video": max_bytes, "audio": max_bytes}
+        self.max_bytes = {k: MAX_BYTES if caps.get(k) is None else int(caps[k]) for k in ("video", "audio")}
         self.pool = pool
 
     def _rel(self, uri: str) -> str:
         p = self.prefix
         return uri[len(p):].lstrip("/") if uri.startswith(p) else uri
 
-    def take(self, batch: list[str]) -> list[str]:
-        """Ingest the media files of ``batch``; return the rest (images) for the caller."""
-        media = [u for u in batch if extension(u) in MEDIA_EXTENSIONS]
+    def take(self, batch: list) -> list:
+        """Ingest the media files of ``batch`` (uris, or listing entries with ``uri``, ``rel``
+        and ``problem``); return the rest (images) for the caller."""
+        media = [e for e in batch if extension(getattr(e, "uri", e)) in MEDIA_EXTENSIONS]
         if not media:
             return batch
+        uris = [getattr(e, "uri", e) for e in media]
         with self.engine.connect() as conn:
-            known = set(conn.execute(select(sources.c.uri).where(sources.c.uri.in_(media))).scalars())
-        fresh = [u for u in media if u not in known]
-        self.report.present += len(known)
-        probed = list(self.pool.map(self._probe, fresh)) if self.pool else [self._probe(u) for u in fresh]
+            known = set(conn.execute(select(sources.c.uri).where(sources.c.uri.in_(uris))).scalars())
+        fresh = [e for e in media if getattr(e, "uri", e) not in known]
+        self.report.present += len(media) - len(fresh)
+        probed = list(self.pool.map(self._probe, fresh)) if self.pool else [self._probe(e) for e in fresh]
         for src in probed:
             self._write(src)
-        return [u for u in batch if extension(u) not in MEDIA_EXTENSIONS]
+        return [e for e in batch if extension(getattr(e, "uri", e)) not in MEDIA_EXTENSIONS]
 
-    def _probe(self, uri: str) -> dict[str, Any]:
-        """The sources row of ``uri`` (any failure becomes a status and its message)."""
-        row: dict[str, Any] = {"uri": uri, "sha256": None, "status": "ok", "error": None}
+    def _probe(self, entry: Any) -> dict[str, Any]:
+        """The sources row of a listed file (any failure becomes a status and its message)."""
+        uri = getattr(entry, "uri", entry)
+        row: dict[str, Any] = {"uri": uri, "sha256": None, "status": "ok", "error": None,
+                               "_rel": getattr(entry, "rel", None) or self._rel(uri)}
+        if getattr(entry, "problem", None):  # refused by the listing (a link out of the folder, a FIFO)
+            return row | {"status": "refused", "error": str(entry.problem)[:500]}
+        cap = self.max_bytes[kind_of(uri)]
         try:
             size = self.store.size(uri)
         except BlobMissing as exc:
@@ -134,8 +142,8 @@ class MediaIngest:
         except OSError as exc:
             return row | {"status": "corrupt", "error": f"unreadable: {exc}"[:500]}
         row["size_bytes"] = size
-        if size > self.max_bytes:
-            return row | {"status": "refused", "error": f"{size:,} bytes, over the limit of {self.max_bytes:,} bytes"}
+        if size > cap:
+            return row | {"status": "refused", "error": f"{size:,} bytes, over the limit of {cap:,} bytes (--max-bytes)"}
         try:
             row["sha256"] = sha256_of(self.store, uri, size)
         except OSError as exc:
@@ -156,7 +164,7 @@ class MediaIngest:
         kind = kind_of(src["uri"])
         seg = self.segment or DEFAULT_SEGMENT[kind]
         stride = self.stride or seg
-        rel = self._rel(src["uri"])
+        rel = src["_rel"]
         extra = self.attrs.get(rel) or {}
         start_time = src.get("start_time")
         base = {
@@ -175,7 +183,7 @@ class MediaIngest:
         ]
 
     def _start_time(self, src: dict[str, Any]) -> None:
-        rel = self._rel(src["uri"])
+        rel = src["_rel"]
         extra = self.attrs.get(rel)
         if not extra:
             return
@@ -204,8 +212,10 @@ class MediaIngest:
             if src["status"] != "ok":
                 if src["status"] == "missing":
                     self.report.missing += 1
-                else:
+                else:  # corrupt counts the refused too
                     self.report.corrupt += 1
+                    if src["status"] == "refused" and hasattr(self.report, "refused"):
+                        self.report.refused += 1
                 return
             segs = self._segments(src, ids[0])
             added = _insert_ignore(conn, items, segs, items.c.item_id) if segs else []

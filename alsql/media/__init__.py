@@ -19,6 +19,14 @@ API (what the loaders, the web app and the scenarios call):
 - ``alsql.media.audio``: ``probe_audio(uri) -> dict``, ``read_audio(uri, start, end,
   sample_rate) -> (samples,) float32 mono``, ``log_mel(wave, sample_rate, n_mels=64)
   -> (1, n_mels, frames)``, ``mel_filterbank``, ``resample``.
+- ``alsql.media.loading``: ``decoded_rows(rows, spec, workers=1, on_bad=...)`` (what
+  ``SqlImageDataset`` runs in each DataLoader worker for video / audio), ``is_media_uri``.
+- ``alsql.media.training``: ``project_spec(url, project_id, image_size, grayscale)`` (the
+  kind of a project's items and its decode settings), ``media_plan`` (what ``alsql train``
+  uses: network per kind, channels, input size). A model's spec is kept in
+  ``model_versions.params["media"]`` and its artifact meta; ``kinds.model_spec(url, model_id)``.
+- ``alsql.models.networks``: ``AudioCNN`` (``audio_cnn``), ``VideoNet`` (``video_cnn``,
+  ``video_resnet18``), ``arch_for_kind(arch, kind)``; same ``embed`` / ``head`` contract.
 - ``alsql.loaders.ingest_media``: ``ingest_media(engine, prefix, uris, ...)`` (called
   by ``alsql.loaders.ingest.ingest`` for video and sound files).
 """

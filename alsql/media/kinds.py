@@ -30,6 +30,7 @@ __all__ = [
     "parse_seconds",
     "tile",
     "decode_item",
+    "model_spec",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -166,3 +167,22 @@ def decode_item(uri: str, spec: MediaSpec):
 
         return decode_audio(source, start or 0.0, end, spec.sample_rate, n_mels=spec.n_mels, seconds=spec.seconds)
     raise KindMismatch(f"{uri}: images decode through the dataset's image path")
+
+
+def model_spec(url: str, model_id: int) -> MediaSpec | None:
+    """The ``MediaSpec`` recorded in a model version's params (None when none is)."""
+    from sqlalchemy import select
+
+    from alsql.db import make_engine
+    from alsql.schema import model_versions
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            params = conn.execute(
+                select(model_versions.c.params).where(model_versions.c.model_id == model_id)
+            ).scalar()
+    finally:
+        engine.dispose()
+    media = (params or {}).get("media")
+    return MediaSpec.from_dict(media) if media else None

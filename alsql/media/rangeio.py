@@ -30,12 +30,13 @@ class RangeFile(io.RawIOBase):
     """``io.RawIOBase`` over ``store.read_range(uri, start, length)`` with a small block cache."""
 
     def __init__(self, uri: str, store: Any = None, size: int | None = None,
-                 block_size: int = BLOCK, cache_blocks: int = CACHE_BLOCKS) -> None:
+                 block_size: int | None = None, cache_blocks: int | None = None) -> None:
         super().__init__()
         self.uri = uri
         self.store = store or store_for(uri)
         self.length = int(size if size is not None else self.store.size(uri))
-        self.block_size, self.cache_blocks = int(block_size), max(1, int(cache_blocks))
+        self.block_size = int(block_size or BLOCK)
+        self.cache_blocks = max(1, int(cache_blocks or CACHE_BLOCKS))
         self.pos = 0
         self.requests = 0  # ranged reads made (tests and benchmarks look)
         self._cache: OrderedDict[int, bytes] = OrderedDict()

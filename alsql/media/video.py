@@ -11,6 +11,7 @@ bounded whatever the file's length.
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
@@ -32,8 +33,7 @@ VIDEO_TYPES = {
 }
 OPEN_CONTAINERS = 2
 
-_OPEN: OrderedDict[str, Any] = OrderedDict()
-_OPEN_PID: list[int] = [0]
+_LOCAL = threading.local()  # each thread its own containers (a container is not thread-safe)
 
 
 def creation_time(*metadata: dict) -> datetime | None:
@@ -56,27 +56,33 @@ def _open(uri: str):
     return av.open(open_media(uri), mode="r", metadata_errors="ignore")
 
 
+def _cache() -> OrderedDict:
+    """This thread's open containers; after a fork the parent's are dropped, never shared."""
+    if getattr(_LOCAL, "pid", None) != os.getpid():
+        _LOCAL.cache, _LOCAL.pid = OrderedDict(), os.getpid()
+    return _LOCAL.cache
+
+
 def open_container(uri: str):
-    """An open input container for ``uri`` from this process's small cache (after a fork,
-    the parent's containers are dropped, never shared)."""
-    if _OPEN_PID[0] != os.getpid():
-        _OPEN.clear()
-        _OPEN_PID[0] = os.getpid()
-    c = _OPEN.get(uri)
+    """An open input container for ``uri`` from this thread's small cache (``OPEN_CONTAINERS``)."""
+    cache = _cache()
+    c = cache.get(uri)
     if c is not None:
-        _OPEN.move_to_end(uri)
+        cache.move_to_end(uri)
         return c
     c = _open(uri)
-    _OPEN[uri] = c
-    while len(_OPEN) > OPEN_CONTAINERS:
-        _, old = _OPEN.popitem(last=False)
+    cache[uri] = c
+    while len(cache) > OPEN_CONTAINERS:
+        _, old = cache.popitem(last=False)
         old.close()
     return c
 
 
 def close_containers() -> None:
-    while _OPEN:
-        _, c = _OPEN.popitem()
+    """Close this thread's cached containers."""
+    cache = _cache()
+    while cache:
+        _, c = cache.popitem()
         c.close()
 
 
@@ -177,7 +183,7 @@ def decode_video(uri: str, start: float, end: float | None, frames: int = 8, siz
             raise MediaError(f"no frame in [{start:g}, {end:g}) s")
         out[i:] = last_arr  # past the last frame of the file: hold it
     except av.error.FFmpegError:
-        _OPEN.pop(uri, None)
+        _cache().pop(uri, None)
         c.close()
         raise
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)

@@ -1,7 +1,10 @@
-"""Networks: a small CNN (default, fast on CPU) and a ResNet-18-style net.
+"""Networks: a small CNN (default, fast on CPU), a ResNet-18-style net, and their
+audio and video forms.
 
-Both take ``(B, C_in, H, W)`` float32 images in [0, 1] of any size (global average
-pooling before the head) and return ``(B, num_classes)`` logits. ``embed(x)`` returns
+The image nets take ``(B, C_in, H, W)`` float32 images in [0, 1] of any size (global average
+pooling before the head) and return ``(B, num_classes)`` logits. ``AudioCNN`` reads log-mel
+spectrograms ``(B, 1, n_mels, frames)``; ``VideoNet`` reads T frames ``(B, T, C, H, W)``
+through an image net's ``embed`` and averages the frame embeddings (temporal pooling). ``embed(x)`` returns
 the penultimate layer ``(B, embedding_dim)``; ``head(embedding)`` the logits. A dropout
 layer sits between them, so MC-dropout (``mc_dropout(True)``) samples the head.
 """
@@ -15,7 +18,8 @@ from torch import nn
 
 from alsql.errors import AlsqlError
 
-__all__ = ["SmallCNN", "ResNet18", "ARCHITECTURES", "build_network", "load_weights"]
+__all__ = ["SmallCNN", "ResNet18", "AudioCNN", "VideoNet", "ARCHITECTURES", "MEDIA_ARCHITECTURES",
+           "arch_for_kind", "build_network", "load_weights"]
 
 
 class _Net(nn.Module):
@@ -97,11 +101,65 @@ class ResNet18(_Net):
         return self.pool(self.layers(self.stem(x)))
 
 
-ARCHITECTURES = {"cnn": SmallCNN, "resnet18": ResNet18}
+class AudioCNN(SmallCNN):
+    """The small CNN over a log-mel spectrogram ``(B, 1, n_mels, frames)``; a batch norm on
+    the input puts log powers on a common scale."""
+
+    def __init__(self, num_classes: int, in_channels: int = 1, embedding_dim: int = 128,
+                 dropout: float = 0.3, width: int = 32):
+        super().__init__(num_classes, in_channels, embedding_dim, dropout, width)
+        self.norm = nn.BatchNorm2d(in_channels)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.features(self.norm(x)))
+
+
+class VideoNet(_Net):
+    """A frame network applied to each of T frames, embeddings averaged over time."""
+
+    def __init__(self, frame: _Net, num_classes: int, dropout: float = 0.3):
+        super().__init__()
+        self.frame = frame
+        self.embedding_dim = frame.embedding_dim
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(self.embedding_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise AlsqlError(f"video input of shape {tuple(x.shape)}: expected (batch, frames, C, H, W)")
+        b, t = x.shape[:2]
+        z = self.frame.embed(x.flatten(0, 1))
+        return z.view(b, t, -1).mean(dim=1)
+
+
+def _video(frame_cls):
+    def build(num_classes: int, in_channels: int = 3) -> VideoNet:
+        return VideoNet(frame_cls(num_classes=num_classes, in_channels=in_channels), num_classes)
+
+    return build
+
+
+ARCHITECTURES = {
+    "cnn": SmallCNN,
+    "resnet18": ResNet18,
+    "audio_cnn": AudioCNN,
+    "video_cnn": _video(SmallCNN),
+    "video_resnet18": _video(ResNet18),
+}
+# The network each image architecture becomes for a media kind (``alsql train`` picks).
+MEDIA_ARCHITECTURES = {
+    "audio": {"cnn": "audio_cnn", "resnet18": "resnet18"},
+    "video": {"cnn": "video_cnn", "resnet18": "video_resnet18"},
+}
+
+
+def arch_for_kind(arch: str, kind: str) -> str:
+    """``arch`` as asked for images, as the network for ``kind`` (image, audio, video)."""
+    return MEDIA_ARCHITECTURES.get(kind, {}).get(arch, arch)
 
 
 def build_network(arch: str, num_classes: int, in_channels: int) -> _Net:
-    """A fresh network of ``arch`` (``cnn`` or ``resnet18``)."""
+    """A fresh network of ``arch`` (one of ``ARCHITECTURES``)."""
     if arch not in ARCHITECTURES:
         raise AlsqlError(f"--arch {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
     if num_classes < 1:

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, func, insert, or_, select
 from alsql.catalog import get_project
 from alsql.config import get_settings
 from alsql.errors import AlsqlError
+from alsql.media.training import media_plan
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, resolve_device
 from alsql.models.metrics import metrics_dict
@@ -182,6 +183,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     url = dataset_url(engine)
     in_channels = 1 if grayscale else 3  # the dataset converts to L or RGB
     pixels = in_channels * image_size * image_size if image_size else None
+    media = media_plan(engine, proj.project_id, cfg, image_size, grayscale)  # audio / video: their net and input
+    cfg, image_size, in_channels, pixels = media.cfg, media.image_size, media.in_channels, media.pixels
     train_src = _Source(*_loader(url, proj.project_id, "training_set", cfg, image_size, grayscale, True, device),
                         n_train, pixels, cfg, shuffle=True)
     eval_src = None
@@ -214,12 +217,13 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         params = cfg.as_params() | {
             "image_size": image_size, "in_channels": in_channels, "grayscale": grayscale,
             "num_classes": num_classes, "weights": weights, "weights_skipped": skipped, "world_size": world,
-            "device": device.type,
+            "device": device.type, "media": media.spec.as_dict(),
         }
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         uri = artifact_uri(root, f"project-{proj.project_id}", f"{cfg.arch}-{stamp}.pt")
         meta = {"arch": cfg.arch, "num_classes": num_classes, "in_channels": in_channels,
-                "image_size": image_size, "grayscale": grayscale, "classes": list(proj.classes)}
+                "image_size": image_size, "grayscale": grayscale, "classes": list(proj.classes),
+                "media": media.spec.as_dict()}
         save_object(uri, {"state_dict": result.state_dict, "meta": meta})
         from alsql.db import write_transaction
 
