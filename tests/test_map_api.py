@@ -1,0 +1,140 @@
+"""The map API: typed arrays (12 bytes a point) and lasso selections decided on the server."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from sqlalchemy import insert, select, update
+
+from alsql.annotate import insert_annotations
+from alsql.db import make_engine, write_transaction
+from alsql.schema import embeddings, round_items, rounds
+from alsql.web.mapdata import FORMAT, HEADER, points_in_polygon
+from tests.web_support import seed, users
+
+
+@pytest.fixture
+def client_and_info(db_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from alsql.web import create_app
+
+    engine = make_engine(db_url)
+    info = seed(engine, tmp_path / "img", n=40, round_budget=4)
+    tokens = users(engine)
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(-10, 10, (40, 2))
+    with write_transaction(engine) as conn:
+        for i, (x, y) in zip(info["items"], xy):
+            conn.execute(update(embeddings).where(embeddings.c.model_id == info["model_id"],
+                                                  embeddings.c.item_id == i).values(x=float(x), y=float(y)))
+    # Labels on 6 items: three agree with the model's guess (class k % 3), three do not.
+    labeled = info["items"][10:16]
+    with write_transaction(engine) as conn:
+        insert_annotations(conn, [
+            {"project_id": info["project_id"], "item_id": i, "class_id": (k + 10) % 3 if k < 3 else ((k + 10) % 3 + 1) % 3, "annotator": "ann",
+             "source": "ui"} for k, i in enumerate(labeled)])
+    app = create_app(db_url, "map-secret")
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {tokens['annotator']}"
+        yield client, info, engine, dict(zip(info["items"], map(tuple, xy))), labeled
+    app.state.engine.dispose()
+    engine.dispose()
+
+
+def _decode(body: bytes) -> dict:
+    magic, version, n, model, x0, x1, y0, y1 = struct.unpack_from(FORMAT, body)
+    assert magic == b"AMAP" and version == 1 and HEADER == 48
+    o = HEADER
+    cols = {"ids": np.frombuffer(body, "<u4", n, o), "x": np.frombuffer(body, "<u2", n, o + 4 * n),
+            "y": np.frombuffer(body, "<u2", n, o + 6 * n)}
+    for k, name in enumerate(("label", "pred", "conf", "flags")):
+        cols[name] = np.frombuffer(body, "u1", n, o + (8 + k) * n)
+    return {"n": n, "model": model, "bounds": (x0, x1, y0, y1), **cols}
+
+
+def test_map_bin_is_twelve_bytes_a_point(client_and_info):
+    client, info, engine, xy, labeled = client_and_info
+    r = client.get(f"/api/projects/{info['project_id']}/map.bin")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    m = _decode(r.content)
+    assert len(r.content) == HEADER + 12 * 40 and m["n"] == 40 and m["model"] == info["model_id"]
+    assert m["ids"].tolist() == sorted(info["items"])
+    x0, x1, y0, y1 = m["bounds"]
+    for k, i in enumerate(m["ids"].tolist()):  # quantized coordinates within half a step
+        assert abs(x0 + m["x"][k] / 65535 * (x1 - x0) - xy[i][0]) <= (x1 - x0) / 65535
+        assert abs(y0 + m["y"][k] / 65535 * (y1 - y0) - xy[i][1]) <= (y1 - y0) / 65535
+    pos = {i: k for k, i in enumerate(m["ids"].tolist())}
+    assert m["pred"][pos[info["items"][4]]] == 4 % 3
+    assert all(m["label"][pos[i]] == 255 and not m["flags"][pos[i]] & 1 for i in info["items"][20:])
+    assert [int(m["flags"][pos[i]] & 3) for i in labeled] == [1, 1, 1, 3, 3, 3]  # labeled; + disagrees
+    assert sum(bool(f & 4) for f in m["flags"]) == 4  # pending in the open round
+    conf = m["conf"][pos[info["items"][6]]] / 254
+    assert abs(conf - (0.4 + 0.5 * (6 % 7) / 6)) < 0.005
+
+
+def test_lasso_round_holds_exactly_the_unlabeled_points_inside(client_and_info):
+    client, info, engine, xy, labeled = client_and_info
+    pid = info["project_id"]
+    poly = [[-10, -10], [6, -10], [6, 2], [0, 9], [-10, 4]]
+    ids = np.array(list(xy))
+    pts = np.array([xy[i] for i in ids])
+    inside = set(ids[points_in_polygon(pts[:, 0], pts[:, 1], np.array(poly, float))].tolist())
+    from matplotlib.path import Path
+
+    assert inside == set(ids[Path(poly).contains_points(pts)].tolist())  # an independent point-in-polygon
+    with engine.connect() as conn:
+        queued = set(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == info["round_id"]))
+                     .scalars())
+    want = inside - set(labeled) - queued
+    assert inside & set(labeled) and len(want) > 5
+    listed = client.post(f"/api/projects/{pid}/map/selection", json={"polygon": poly, "action": "list"}).json()
+    assert {it["item_id"] for it in listed["items"]} == want and listed["inside"] == len(inside)
+    assert listed["labeled"] == len(inside & set(labeled)) and listed["queued"] == len(inside & queued)
+    # Ids sent along are not trusted: membership comes from the stored coordinates.
+    made = client.post(f"/api/projects/{pid}/map/selection",
+                       json={"polygon": poly, "action": "round", "item_ids": [info["items"][0]]})
+    assert made.status_code == 200, made.text
+    rid = made.json()["round_id"]
+    assert made.json()["items"] == len(want) and made.json()["label_url"] == f"/projects/{pid}/label"
+    with engine.connect() as conn:
+        r = conn.execute(select(rounds).where(rounds.c.round_id == rid)).one()
+        got = set(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == rid)).scalars())
+    assert got == want and r.strategy == "map" and r.purpose == "train" and r.status == "open"
+    assert r.params["polygon"] == [[float(a), float(b)] for a, b in poly] and r.budget == len(want)
+    again = client.post(f"/api/projects/{pid}/map/selection", json={"polygon": poly, "action": "round"})
+    assert again.status_code == 400 and "no unlabeled item" in again.json()["detail"]
+
+
+def test_bad_selections_are_refused_and_write_nothing(client_and_info):
+    client, info, engine, _, _ = client_and_info
+    url = f"/api/projects/{info['project_id']}/map/selection"
+    assert client.post(url, json={"polygon": [[0, 0], [1, 1]], "action": "round"}).status_code == 422
+    assert client.post(url, json={"polygon": [[0, 0], [1, 1], [1]], "action": "round"}).status_code == 400
+    assert client.post(url, json={"polygon": [[0, 0], [1, 1], [2, 0]], "action": "drop"}).status_code == 422
+    far = client.post(url, json={"polygon": [[100, 100], [101, 100], [101, 101]], "action": "round"})
+    assert far.status_code == 400 and "0 points inside" in far.json()["detail"]
+    with engine.connect() as conn:
+        assert conn.execute(select(rounds.c.round_id)).scalars().all() == [info["round_id"]]
+    client.headers.pop("Authorization")
+    assert client.get(f"/api/projects/{info['project_id']}/map.bin").status_code == 401
+
+
+def test_map_bin_without_a_model(sqlite_url, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from alsql.catalog import create_project
+    from alsql.web import create_app
+
+    engine = make_engine(sqlite_url)
+    tokens = users(engine)
+    with write_transaction(engine) as conn:
+        pid = create_project(conn, "empty", ["a", "b"]).project_id
+    app = create_app(sqlite_url, "map-secret")
+    with TestClient(app) as client:
+        r = client.get(f"/api/projects/{pid}/map.bin", headers={"Authorization": f"Bearer {tokens['admin']}"})
+    assert r.status_code == 200 and len(r.content) == HEADER and _decode(r.content)["n"] == 0
+    app.state.engine.dispose()
+    engine.dispose()
