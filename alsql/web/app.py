@@ -63,6 +63,8 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> FastAPI
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(api.router)
+    from alsql.web import maproutes  # the map as typed arrays; lasso selections
+    app.include_router(maproutes.router)
     app.include_router(media.router)
     app.include_router(admin.router)
     app.include_router(pages.router)
