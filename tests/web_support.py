@@ -85,3 +85,16 @@ def live_server(app):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def login(client, name: str, password: str) -> str:
+    """Log in through the form with a TestClient or httpx client; return the session's CSRF token."""
+    import re
+
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    r = client.post("/login", data={"name": name, "password": password, "csrf_token": csrf, "next": "/"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/", (r.status_code, r.text[:200])
+    home = client.get("/")
+    return re.search(r'<meta name="csrf" content="([^"]+)"', home.text).group(1)

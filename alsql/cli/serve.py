@@ -14,6 +14,8 @@ __all__ = ["register"]
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on", min=1, max=65535)] = 8000,
+    max_body: Annotated[int, typer.Option(
+        "--max-body", help="Largest request body in bytes (413 above it)", min=1024)] = 1 << 20,
 ) -> None:
     """Run the labeling app (pages and the JSON API under /api) for the configured database.
 
@@ -26,7 +28,7 @@ def serve(
     from alsql.web import create_app
 
     get_engine()  # initialise an embedded database, refuse an uninitialised server
-    app = create_app(get_settings().database_url)
+    app = create_app(get_settings().database_url, max_body=max_body)
     console.print(f"alsql labeling app on http://{host}:{port}/ (Ctrl+C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="info")
 

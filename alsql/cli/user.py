@@ -1,4 +1,8 @@
-"""``alsql user add|list|token``: who may use the labeling app."""
+"""``alsql user add|list|token|password|deactivate|activate``: who may use the labeling app.
+
+``password`` and ``deactivate`` end every session of the user at once (the app reads
+the users row on every request); ``deactivate`` also stops the user's token.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +53,42 @@ def token_(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     with write_transaction(get_engine()) as conn:
         secret = set_token(conn, name)
     console.print(f"token (shown once): {secret}", soft_wrap=True)
+
+
+@user_app.command("password")
+def password_(
+    name: Annotated[str, typer.Argument(help="User name")],
+    password: Annotated[Optional[str], typer.Option(
+        "--password", help="New password (at least 8 characters); asked for when not given")] = None,
+) -> None:
+    """Set a user's password; every session of the user ends (log in again)."""
+    from alsql.web.auth import set_password
+
+    if password is None:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with write_transaction(get_engine()) as conn:
+        set_password(conn, name, password)
+    console.print(f"password of [bold]{name.strip()}[/bold] changed; its sessions have ended")
+
+
+@user_app.command("deactivate")
+def deactivate(name: Annotated[str, typer.Argument(help="User name")]) -> None:
+    """Deactivate a user: its sessions and token stop working at once (labels stay)."""
+    from alsql.web.auth import set_active
+
+    with write_transaction(get_engine()) as conn:
+        set_active(conn, name, False)
+    console.print(f"user [bold]{name.strip()}[/bold] deactivated: sessions and token no longer work")
+
+
+@user_app.command("activate")
+def activate(name: Annotated[str, typer.Argument(help="User name")]) -> None:
+    """Reactivate a deactivated user (it logs in again; its token works again)."""
+    from alsql.web.auth import set_active
+
+    with write_transaction(get_engine()) as conn:
+        set_active(conn, name, True)
+    console.print(f"user [bold]{name.strip()}[/bold] activated")
 
 
 @user_app.command("list")

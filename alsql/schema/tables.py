@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     PrimaryKeyConstraint,
     Table,
+    text,
 )
 
 from alsql.schema.base import (
@@ -266,6 +267,10 @@ round_items = Table(
     Timestamp("labeled_at"),
     _clustered("round_id", "rank"),
     Index(None, "item_id"),
+    # The leases a user holds (renewed by the page's heartbeat, released on logout): a
+    # partial index, so the rows already labeled or skipped are not in it.
+    Index(None, "assigned_to", **{f"{d}_where": text("status = 'pending' AND assigned_to IS NOT NULL")
+                                  for d in ("sqlite", "postgresql", "mssql")}),
     CheckConstraint(_in("status", ROUND_ITEM_STATUSES), name="status"),
     **COMPOSITE,
 )
@@ -300,7 +305,11 @@ users = Table(
     Name("token_hash", 128, nullable=True),
     Column("active", Boolean, nullable=False, default=True),
     Timestamp("created_at", default=utcnow, nullable=False),
+    # Signed into every session cookie; raised on logout, password change and
+    # deactivation, which ends every session issued before.
+    Column("session_epoch", Integer, nullable=False, default=0, server_default="0"),
     _clustered("user_id"),
+    Index(None, "token_hash"),
     CheckConstraint(_in("role", ROLES), name="role"),
 )
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import Connection, Engine, select
 
 from alsql.catalog import Project, get_project
@@ -19,9 +20,10 @@ from alsql.errors import AlsqlError
 from alsql.loaders.stores import store_for
 from alsql.schema import annotations, items
 from alsql.web import data
-from alsql.web.deps import ApiUser, ApiWriter, EngineDep
+from alsql.web.auth import CSRF_HEADER, csrf_equal
+from alsql.web.deps import ApiUser, ApiWriter, EngineDep, MaybeUser
 from alsql.web.queue import Claim, LabelQueue
-from alsql.web.schemas import MAX_ID, ClaimIn, ItemId, LabelIn, MapLimit, ProjectId, SkipIn
+from alsql.web.schemas import MAX_ID, ClaimIn, ItemId, LabelIn, LeasesIn, MapLimit, ProjectId, SkipIn
 
 __all__ = ["router", "project_or_404", "project_json"]
 
@@ -63,11 +65,9 @@ def _answer(request: Request, project: Project):
     def view(conn: Connection, claims: list[Claim]) -> dict[str, Any]:
         model_id = data.latest_model_id(conn, project.project_id)
         views = [data.item_view(conn, project, c.item_id, model_id, c.round_id, c.rank) for c in claims]
-        rid = claims[0].round_id if claims else None
-        if rid is None:
-            open_ = q.open_rounds(conn, project.project_id)
-            rid = open_[0] if open_ else None
-        left = q.left(conn, rid) if rid is not None else 0
+        open_ = q.open_rounds(conn, project.project_id)
+        rid = claims[0].round_id if claims else (open_[0] if open_ else None)
+        left = sum(q.left(conn, r) for r in open_)  # train and evaluation rounds alike
         return {"round_id": rid, "left": left, "items": [v for v in views if v is not None]}
 
     return view
@@ -96,7 +96,8 @@ def project_one(request: Request, engine: EngineDep, user: ApiUser, project_id: 
 
 @router.post("/projects/{project_id}/queue")
 def claim(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: ClaimIn):
-    """Lease the next ``n`` items of the project's open train rounds to the caller."""
+    """Lease the next ``n`` items of the project's open rounds (train and evaluation,
+    interleaved) to the caller."""
     project = project_or_404(request, engine, project_id)
     return _queue(request).claim(project.project_id, user.name, body.n, body.exclude, then=_answer(request, project))
 
@@ -110,6 +111,57 @@ def label(request: Request, engine: EngineDep, user: ApiWriter, project_id: Proj
         then=_answer(request, project),
     )
     return {**answer, "annotation_id": annotation_id}
+
+
+@router.post("/projects/{project_id}/leases/renew")
+def renew_leases(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId,
+                 body: LeasesIn) -> dict[str, Any]:
+    """Heartbeat of an open labeling page: extend the caller's leases (those in ``items``,
+    else all of them in the project) by the lease time from now."""
+    project = project_or_404(request, engine, project_id)
+    return {"renewed": _queue(request).renew(project.project_id, user.name, body.items),
+            "lease_seconds": int(_queue(request).lease.total_seconds())}
+
+
+@router.post("/projects/{project_id}/leases/release")
+async def release_leases(request: Request, project_id: ProjectId, user: MaybeUser) -> dict[str, Any]:
+    """Give back the caller's leases (those in ``items``, else all in the project).
+
+    Sent by the page on close with ``navigator.sendBeacon``, which cannot set headers:
+    the CSRF token may come as the ``X-CSRF-Token`` header or, with the items, in a
+    form body (``csrf_token``, ``items`` as comma-separated ids).
+    """
+    if user is None:
+        raise HTTPException(401, "not logged in", headers={"WWW-Authenticate": "Bearer"})
+    kind = request.headers.get("content-type", "")
+    token, raw = request.headers.get(CSRF_HEADER), None
+    if kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form(max_files=0, max_fields=4)
+        token = token or str(form.get("csrf_token") or "")
+        raw = str(form.get("items") or "")
+    elif kind.startswith("application/json"):
+        try:
+            raw = LeasesIn.model_validate_json(await request.body()).items
+        except ValueError as exc:
+            raise HTTPException(422, f"body: expected {{\"items\": [item ids]}}: {exc}") from None
+    if user.via == "session" and not csrf_equal(token, user.csrf):
+        raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header or csrf_token field")
+    ids = raw if isinstance(raw, list) else _ids(raw or "")
+    project = await run_in_threadpool(project_or_404, request, request.app.state.engine, project_id)
+    released = await run_in_threadpool(_queue(request).release, user.name, project.project_id, ids)
+    return {"released": released}
+
+
+def _ids(text: str) -> list[int]:
+    out = []
+    for part in text.split(",")[:100]:
+        part = part.strip()
+        if not part:
+            continue
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= MAX_ID:
+            raise HTTPException(422, f"items {part[:30]!r}: expected comma-separated item ids")
+        out.append(int(part))
+    return out
 
 
 @router.post("/projects/{project_id}/skip")

@@ -3,7 +3,11 @@
 - ``item_view``: one item with the latest model's guess and the project's label
   history for it (the ``annotations`` clustered key range of the item).
 - ``progress``: labels per class and per day, accuracy per model version (from
-  ``model_versions.metrics``), open rounds, failed runs and drift alerts.
+  ``model_versions.metrics``; ``accuracy_text`` says "no evaluation labels yet"
+  when the model had no evaluation set, never 0.0%), evaluation coverage (items
+  labeled in the evaluation rounds / their size), open rounds, failed runs and drift
+  alerts.
+- ``evaluation_coverage``: that coverage alone (the admin page shows it per project).
 - ``map_points``: up to ``limit`` points of the latest model's 2-D embedding as
   columns (``item_id``, ``x``, ``y``, ``label`` (-1 = not labeled), ``predicted``,
   ``confidence``); three range scans on clustered keys, no per-point query.
@@ -18,6 +22,7 @@ from sqlalchemy import Connection, Date, bindparam, cast, func, select
 from alsql.catalog import Project
 from alsql.schema import (
     alerts,
+    evaluation_set,
     annotations,
     current_labels,
     embeddings,
@@ -29,7 +34,8 @@ from alsql.schema import (
     runs,
 )
 
-__all__ = ["latest_model_id", "item_view", "history", "progress", "map_points", "MAP_LIMIT"]
+__all__ = ["latest_model_id", "item_view", "history", "progress", "evaluation_coverage", "accuracy_text",
+           "map_points", "MAP_LIMIT"]
 
 MAP_LIMIT = 50_000
 
@@ -96,6 +102,33 @@ def _day(col, dialect: str):
     return cast(col, Date) if dialect == "mssql" else func.date(col)
 
 
+NO_EVALUATION = "no evaluation labels yet"
+
+
+def accuracy_text(metrics: Any) -> str:
+    """``"83.0%"``, or ``NO_EVALUATION`` when the model was not evaluated (no labels in
+    evaluation rounds when it was trained)."""
+    acc = metrics.get("accuracy") if isinstance(metrics, dict) else None
+    if acc is None or (isinstance(metrics, dict) and metrics.get("evaluated") == 0):
+        return NO_EVALUATION
+    return f"{100 * float(acc):.1f}%"
+
+
+def evaluation_coverage(conn: Connection, project_id: int) -> dict[str, Any]:
+    """Items of the project's evaluation rounds (open or closed) that carry a label:
+    ``{"rounds", "size", "labeled", "coverage"}`` (coverage None when there is none)."""
+    eval_rounds = select(rounds.c.round_id).where(rounds.c.project_id == project_id,
+                                                  rounds.c.purpose == "evaluation")
+    n_rounds, size = conn.execute(
+        select(func.count(func.distinct(round_items.c.round_id)), func.count(func.distinct(round_items.c.item_id)))
+        .where(round_items.c.round_id.in_(eval_rounds.scalar_subquery()))
+    ).one()
+    labeled = conn.execute(select(func.count(func.distinct(evaluation_set.c.item_id)))
+                           .where(evaluation_set.c.project_id == project_id)).scalar_one()
+    return {"rounds": n_rounds, "size": size, "labeled": labeled,
+            "coverage": round(labeled / size, 4) if size else None}
+
+
 def progress(conn: Connection, project: Project) -> dict[str, Any]:
     pid = project.project_id
     per_class = dict(conn.execute(
@@ -132,9 +165,11 @@ def progress(conn: Connection, project: Project) -> dict[str, Any]:
         "models": [
             {"model_id": m.model_id, "architecture": m.architecture, "label_count": m.label_count,
              "accuracy": (m.metrics or {}).get("accuracy") if isinstance(m.metrics, dict) else None,
-             "created_at": _iso(m.created_at)}
+             "evaluated": (m.metrics or {}).get("evaluated") if isinstance(m.metrics, dict) else None,
+             "accuracy_text": accuracy_text(m.metrics), "created_at": _iso(m.created_at)}
             for m in models
         ],
+        "evaluation": evaluation_coverage(conn, pid),
         "rounds": [
             {"round_id": r.round_id, "strategy": r.strategy, "purpose": r.purpose, "budget": r.budget,
              "pending": _pending(conn, r.round_id), "created_at": _iso(r.created_at)}

@@ -10,7 +10,6 @@ annotators.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Optional
 
 from fastapi import Depends, HTTPException, Request
@@ -60,21 +59,19 @@ def session_data(request: Request) -> dict | None:
     return request.app.state.signer.loads(request.cookies.get(SESSION_COOKIE))
 
 
-USER_TTL = 10.0  # seconds a resolved token or session is remembered (a removed user lasts this long)
-
-
 def _lookup(engine: Engine, kind: str, value) -> User | None:
     with engine.connect() as conn:
         if kind == "token":
             return authenticate_token(conn, value)
-        return user_by_id(conn, value[0], value[1])
+        return user_by_id(conn, *value)
 
 
 async def _maybe_user(request: Request) -> User | None:
-    """Resolve the caller; lookups are cached per app for ``USER_TTL`` seconds.
+    """Resolve the caller from its token or session, reading the users row every time.
 
-    Async (no thread hop for the common, cached case); a cache miss queries the
-    database in the thread pool.
+    Nothing is cached, so a logout, a password change or a deactivation (by the CLI in
+    another process too) takes effect on the next request. The lookup is one indexed
+    read, in the thread pool.
     """
     auth = request.headers.get("authorization") or ""
     if auth.lower().startswith("bearer "):
@@ -83,18 +80,9 @@ async def _maybe_user(request: Request) -> User | None:
         data = session_data(request)
         if not data or not isinstance(data.get("uid"), int):
             return None
-        kind, value = "session", (data["uid"], data["csrf"])
-    cache: dict = request.app.state.user_cache
-    key = (kind, value)
-    hit = cache.get(key)
-    now = time.monotonic()
-    if hit is not None and now - hit[1] < USER_TTL:
-        user = hit[0]
-    else:
-        user = await run_in_threadpool(_lookup, request.app.state.engine, kind, value)
-        if len(cache) > 10_000:
-            cache.clear()
-        cache[key] = (user, now)
+        epoch = data.get("ep", 0)
+        kind, value = "session", (data["uid"], data["csrf"], epoch if isinstance(epoch, int) else -1)
+    user = await run_in_threadpool(_lookup, request.app.state.engine, kind, value)
     if user is None and kind == "token":
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     return user

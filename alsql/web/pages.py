@@ -3,6 +3,12 @@
 Pages need a session (else a redirect to ``/login``); admin pages need the admin
 role (403). Every form posts its ``csrf_token``; forms answer with a redirect
 (303) carrying a short message, so a reload never posts twice.
+
+Login is rate limited per name and per client address (429 with ``Retry-After``,
+see ``alsql.web.limits``) and verifies passwords through the app's hashing gate (at
+most two argon2 verifications at a time, off the event loop). Logout ends every
+session of the user server-side (``alsql.web.auth.end_sessions``) and releases the
+items the user holds leased.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
+from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.schema import projects
 from alsql.web import admin, auth
@@ -32,9 +40,10 @@ def _safe_next(path: str | None) -> str:
     return path if path and path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
 
 
-def _set_session(request: Request, response: Response, user_id: int | None, csrf: str | None = None) -> None:
+def _set_session(request: Request, response: Response, user_id: int | None, csrf: str | None = None,
+                 epoch: int = 0) -> None:
     response.set_cookie(
-        auth.SESSION_COOKIE, request.app.state.signer.dumps(user_id, csrf), max_age=auth.SESSION_MAX_AGE,
+        auth.SESSION_COOKIE, request.app.state.signer.dumps(user_id, csrf, epoch), max_age=auth.SESSION_MAX_AGE,
         httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/",
     )
 
@@ -48,39 +57,71 @@ def _render(request: Request, name: str, user, engine, **ctx) -> HTMLResponse:
     )
 
 
+def _login_page(request: Request, next: str, csrf: str, error: str | None, status: int = 200,
+                headers: dict | None = None) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(
+        request, "login.html", {"user": None, "projects": [], "next": _safe_next(next), "csrf": csrf,
+                                "error": error}, status_code=status, headers=headers,
+    )
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/"):
     data = session_data(request)
     csrf = data["csrf"] if data else secrets.token_urlsafe(24)
-    response = request.app.state.templates.TemplateResponse(
-        request, "login.html", {"user": None, "projects": [], "next": _safe_next(next), "csrf": csrf,
-                                "error": request.query_params.get("error")},
-    )
+    error = "Wrong name, password or token." if request.query_params.get("error") else None
+    response = _login_page(request, next, csrf, error)
     if data is None:
         _set_session(request, response, None, csrf)
     return response
 
 
+def _authenticate(engine, name: str, password: str, token: str):
+    with engine.connect() as conn:
+        return auth.authenticate_token(conn, token) if token else auth.authenticate_password(conn, name, password)
+
+
 @router.post("/login")
-def login(request: Request, engine: EngineDep, csrf_token: Annotated[str, Form()] = "",
-          name: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
-          token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"):
+async def login(request: Request, engine: EngineDep, csrf_token: Annotated[str, Form()] = "",
+                name: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+                token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = "/"):
     data = session_data(request)
     if not data or not auth.csrf_equal(csrf_token, data["csrf"]):
         raise HTTPException(403, "missing or wrong csrf_token: reload the login page")
-    with engine.connect() as conn:
-        user = auth.authenticate_token(conn, token.strip()) if token.strip() else (
-            auth.authenticate_password(conn, name, password))
+    limiter = request.app.state.login_limiter
+    address = request.client.host if request.client else ""
+    token = token.strip()
+    wait = limiter.retry_after("" if token else name, address)
+    if wait > 0:
+        seconds = max(1, int(wait + 0.999))
+        return _login_page(request, next, data["csrf"],
+                           f"Too many failed logins: try again in {seconds} seconds.", status=429,
+                           headers={"Retry-After": str(seconds)})
+    if token:
+        user = await run_in_threadpool(_authenticate, engine, "", "", token)
+    else:
+        user = await request.app.state.hash_gate.run(_authenticate, engine, name, password, "")
     if user is None:
+        limiter.failed("" if token else name, address)
         return RedirectResponse(f"/login?error=1&next={quote(_safe_next(next))}", status_code=303)
+    limiter.succeeded(user.name)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    _set_session(request, response, user.user_id)  # a fresh CSRF token per login
+    _set_session(request, response, user.user_id, epoch=user.epoch)  # a fresh CSRF token per login
     return response
 
 
+def _logout(engine, queue, user) -> None:
+    with write_transaction(engine) as conn:
+        auth.end_sessions(conn, user.user_id)
+    queue.release(user.name)
+
+
 @router.post("/logout")
-def logout(request: Request, user: PageUser, csrf_token: Annotated[str, Form()] = ""):
+def logout(request: Request, engine: EngineDep, user: PageUser, csrf_token: Annotated[str, Form()] = ""):
+    """End every session of the user (server-side) and release the items it holds."""
     check_form_csrf(user, csrf_token)
+    if user.via == "session":
+        _logout(engine, request.app.state.queue, user)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(auth.SESSION_COOKIE, path="/")
     return response
@@ -122,8 +163,13 @@ def _admin_ctx(engine) -> dict:
         strategies = list(strategy_names())
     except ImportError:
         strategies = ["random"]
+    from alsql.web.data import evaluation_coverage
+
     with engine.connect() as conn:
-        return {"users": auth.list_users(conn), "strategies": strategies}
+        plist = conn.execute(select(projects.c.project_id, projects.c.name).order_by(projects.c.project_id)).all()
+        coverage = [{"project_id": p.project_id, "name": p.name, **evaluation_coverage(conn, p.project_id)}
+                    for p in plist]
+        return {"users": auth.list_users(conn), "strategies": strategies, "coverage": coverage}
 
 
 @router.get("/admin", response_class=HTMLResponse)

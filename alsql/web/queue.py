@@ -1,9 +1,17 @@
-"""The labeling queue: the next items for a user from the project's open train rounds.
+"""The labeling queue: the next items for a user from the project's open rounds.
 
-Order: rounds by ``round_id``, items by ``rank`` (the clustered key). A claimed item
-is leased to the user (``round_items.assigned_to`` / ``lease_expires_at``) for
-``lease_seconds``; nobody else is offered it until the lease expires, so two
-annotators never get the same item at once. The claim is atomic: on PostgreSQL the
+Train and evaluation rounds are both served, interleaved: the items of one claim,
+and successive claims, alternate between the two purposes while both have work (an
+annotator cannot tell which is which, so the evaluation set is labeled like the
+rest, and a team that labels only in the browser gets accuracy figures). Within a
+purpose: rounds by ``round_id``, items by ``rank`` (the clustered key).
+
+A claimed item is leased to the user (``round_items.assigned_to`` /
+``lease_expires_at``) for ``lease_seconds`` (``LEASE_SECONDS``, 2 minutes); nobody
+else is offered it until the lease expires, so two annotators never get the same
+item at once. The labeling page renews its leases while it is open (``renew``, a
+heartbeat) and releases them when it closes (``release``); logout releases every
+lease of the user. The claim is atomic: on PostgreSQL the
 candidate rows are read ``FOR UPDATE SKIP LOCKED``; on SQLite the whole claim runs
 inside ``write_transaction`` (``BEGIN IMMEDIATE``), which serializes claims.
 
@@ -38,17 +46,22 @@ from alsql.schema.tables import utcnow
 
 __all__ = ["Claim", "LabelQueue", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
 
-LEASE_SECONDS = 600
+LEASE_SECONDS = 120
 LEFT_TTL = 5.0
 MAX_CLAIM = 10
 
 
 # Statements built once (bound parameters by name): the hot path only binds values.
 _OPEN_ROUNDS = (
-    select(rounds.c.round_id)
-    .where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open", rounds.c.purpose == "train")
+    select(rounds.c.round_id, rounds.c.purpose)
+    .where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open")
     .order_by(rounds.c.round_id)
 )
+_PROJECT_OPEN = (select(rounds.c.round_id)
+                 .where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open").scalar_subquery())
+# A user's leases: pending rows it holds (the partial index ix_round_items_assigned_to).
+_HELD = and_(round_items.c.assigned_to == bindparam("user"), round_items.c.status == "pending",
+             round_items.c.assigned_to.is_not(None))
 _FIRST_PENDING = (
     select(round_items.c.rank)
     .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank >= bindparam("low"),
@@ -104,10 +117,16 @@ class LabelQueue:
         self._low: dict[int, int] = {}
         self._left: dict[int, tuple[int, float]] = {}
         self._lock = threading.Lock()
+        self._turn = 0
 
     # -- reading ---------------------------------------------------------------
     def open_rounds(self, conn: Connection, project_id: int) -> list[int]:
+        """The project's open rounds (train and evaluation), oldest first."""
         return list(conn.execute(_OPEN_ROUNDS, {"pid": project_id}).scalars())
+
+    def left_total(self, conn: Connection, project_id: int) -> int:
+        """Items still pending over every open round of the project (see ``left``)."""
+        return sum(self.left(conn, rid) for rid in self.open_rounds(conn, project_id))
 
     def left(self, conn: Connection, round_id: int) -> int:
         """Items still pending in the round.
@@ -161,18 +180,49 @@ class LabelQueue:
                                   "until": now + self.lease})
         return got
 
-    def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int]) -> list[Claim]:
+    def _claim_from(self, conn: Connection, round_ids: list[int], user: str, n: int, exclude: list[int],
+                    now) -> list[Claim]:
         out: list[Claim] = []
-        now = utcnow()
-        for round_id in self.open_rounds(conn, project_id):
+        for round_id in round_ids:
+            if len(out) >= n:
+                break
             first = self._first_pending(conn, round_id)
             if first is None:
                 conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.status == "open")
                              .values(status="closed", closed_at=now))
                 continue
             out += self._claim_in(conn, round_id, first, user, n - len(out), exclude, now)
-            if len(out) >= n:
+        return out
+
+    def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int]) -> list[Claim]:
+        """Up to ``n`` claims, alternating between train and evaluation rounds."""
+        now = utcnow()
+        groups: dict[str, list[int]] = {}
+        for rid, purpose in conn.execute(_OPEN_ROUNDS, {"pid": project_id}):
+            groups.setdefault(purpose, []).append(rid)
+        order = sorted(groups)
+        if not order or n <= 0:
+            return []
+        with self._lock:
+            turn, self._turn = self._turn, self._turn + 1
+        if turn % 2:
+            order.reverse()
+        want = {p: 0 for p in order}
+        for k in range(n):
+            want[order[k % len(order)]] += 1
+        got = {p: self._claim_from(conn, groups[p], user, want[p], exclude, now) for p in order}
+        short = n - sum(len(v) for v in got.values())
+        for p in order:  # one purpose ran dry: the other makes up the difference
+            if short <= 0:
                 break
+            if len(got[p]) == want[p]:
+                more = self._claim_from(conn, groups[p], user, short,
+                                        exclude + [c.item_id for c in got[p]], now)
+                got[p] += more
+                short -= len(more)
+        out: list[Claim] = []
+        for k in range(max((len(v) for v in got.values()), default=0)):
+            out += [got[p][k] for p in order if k < len(got[p])]
         return out
 
     def claim(self, project_id: int, user: str, n: int = 1, exclude: Iterable[int] = (),
@@ -186,6 +236,34 @@ class LabelQueue:
         with write_transaction(self.engine) as conn:
             claims = self._claim(conn, project_id, user, n, list(exclude)[:100])
             return then(conn, claims) if then else claims
+
+    # -- leases ----------------------------------------------------------------
+    def renew(self, project_id: int, user: str, item_ids: Iterable[int] = ()) -> int:
+        """Extend the user's leases in the project's open rounds (only ``item_ids`` when
+        given) to ``lease_seconds`` from now; the number renewed. A lease that expired
+        and went to someone else is not taken back."""
+        ids = list(item_ids)[:100]
+        cond = [_HELD, round_items.c.round_id.in_(_PROJECT_OPEN)]
+        if ids:
+            cond.append(round_items.c.item_id.in_(ids))
+        with write_transaction(self.engine) as conn:
+            return conn.execute(update(round_items).where(*cond).values(lease_expires_at=utcnow() + self.lease),
+                                {"user": user, "pid": project_id}).rowcount
+
+    def release(self, user: str, project_id: int | None = None, item_ids: Iterable[int] = ()) -> int:
+        """Give back the user's leases (in one project, or everywhere; only ``item_ids``
+        when given) so others are offered those items at once; the number released."""
+        ids = list(item_ids)[:100]
+        cond = [_HELD]
+        params: dict[str, Any] = {"user": user}
+        if project_id is not None:
+            cond.append(round_items.c.round_id.in_(_PROJECT_OPEN))
+            params["pid"] = project_id
+        if ids:
+            cond.append(round_items.c.item_id.in_(ids))
+        with write_transaction(self.engine) as conn:
+            return conn.execute(update(round_items).where(*cond).values(assigned_to=None, lease_expires_at=None),
+                                params).rowcount
 
     # -- writing ---------------------------------------------------------------
     def _check(self, conn: Connection, project_id: int, item_id: int, class_id: int | None) -> None:

@@ -1,11 +1,18 @@
-"""Request bodies of the JSON API (pydantic), bounded so bad input is a 4xx, never a 5xx."""
+"""Request bodies of the JSON API (pydantic), bounded so bad input is a 4xx, never a 5xx.
+
+Names (projects, classes, users) go through ``alsql.names`` (the rule the CLI and the
+admin forms use); ``seconds`` must be a finite number (JSON's ``NaN``/``Infinity`` are
+refused with 422).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from alsql.names import MAX_NAME, check_class_name, check_project_name, check_user_name
 
 from alsql.web.queue import MAX_CLAIM
 
@@ -20,6 +27,7 @@ __all__ = [
     "RoundIn",
     "UserIn",
     "MapLimit",
+    "LeasesIn",
 ]
 
 MAX_ID = 2**53  # ids above this cannot exist (and would overflow a 64-bit column in arithmetic)
@@ -42,7 +50,8 @@ class LabelIn(BaseModel):
 
     item_id: IdField
     class_id: int = Field(ge=0, le=32767)
-    seconds: Optional[float] = Field(default=None, ge=0, le=86400, description="time spent, seconds")
+    seconds: Optional[float] = Field(default=None, ge=0, le=86400, allow_inf_nan=False,
+                                     description="time spent, seconds (a finite number)")
     next: int = Field(default=1, ge=0, le=MAX_CLAIM)
     exclude: list[IdField] = Field(default_factory=list, max_length=100)
 
@@ -53,12 +62,16 @@ class SkipIn(BaseModel):
     exclude: list[IdField] = Field(default_factory=list, max_length=100)
 
 
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+# One rule (alsql.names): stripped, 1..MAX_NAME characters, no control characters.
+_Bounded = Field(description=f"1 to {MAX_NAME} characters after stripping, no control characters")
+ProjectName = Annotated[str, _Bounded, AfterValidator(check_project_name)]
+ClassName = Annotated[str, _Bounded, AfterValidator(check_class_name)]
+UserName = Annotated[str, _Bounded, AfterValidator(check_user_name)]
 
 
 class ProjectIn(BaseModel):
-    name: Text200
-    classes: list[Text200] = Field(min_length=1, max_length=1000)
+    name: ProjectName
+    classes: list[ClassName] = Field(min_length=1, max_length=1000)
     description: Optional[str] = Field(default=None, max_length=10_000)
 
 
@@ -69,7 +82,14 @@ class RoundIn(BaseModel):
 
 
 class UserIn(BaseModel):
-    name: Text200
+    name: UserName
     role: Literal["annotator", "admin"] = "annotator"
     password: Optional[str] = Field(default=None, min_length=8, max_length=200)
     token: bool = Field(default=False, description="also create an API token (shown once)")
+
+
+class LeasesIn(BaseModel):
+    """The items the page holds, to renew or release (empty: every lease the caller holds
+    in the project)."""
+
+    items: list[IdField] = Field(default_factory=list, max_length=100)

@@ -25,5 +25,5 @@ window.alsql = (function () {
     if (text !== undefined) e.textContent = text;
     return e;
   }
-  return { get: (u) => request("GET", u), post: (u, b) => request("POST", u, b), colour, el };
+  return { get: (u) => request("GET", u), post: (u, b) => request("POST", u, b), colour, el, csrf };
 })();

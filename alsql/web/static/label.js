@@ -1,6 +1,9 @@
 // The labeling page: one key per class, skip, undo; the next items are claimed and
 // their images preloaded while the current one is shown, so labeling never waits.
 // Writes go out one at a time in order (a promise chain); the screen moves on at once.
+// The items held are leased for two minutes: a heartbeat renews them while the page is
+// open, and closing the page gives them back (sendBeacon on pagehide), so nobody else
+// waits for a tab that is gone.
 "use strict";
 (function () {
   const root = document.getElementById("label-app");
@@ -8,6 +11,7 @@
   const classes = JSON.parse(root.dataset.classes);
   const api = "/api/projects/" + pid;
   const WANT = 3;                 // items held: the current one and two preloaded
+  const HEARTBEAT_MS = 40000;     // well inside the server's 120 s lease
   let queue = [];                 // claimed, not yet labeled; queue[0] is shown
   let back = [];                  // labeled this session, newest last: {item, class_id}
   let forward = [];               // items stepped back over while reviewing
@@ -131,4 +135,14 @@
     status(d); add(d.items); render();
   });
   myHistory();
+
+  setInterval(() => {
+    if (queue.length) alsql.post(api + "/leases/renew", { items: held() }).catch(() => {});
+  }, HEARTBEAT_MS);
+  window.addEventListener("pagehide", () => {
+    const ids = held();
+    if (!ids.length || !navigator.sendBeacon) return;
+    navigator.sendBeacon(api + "/leases/release", new URLSearchParams({ csrf_token: alsql.csrf, items: ids.join(",") }));
+  });
+  window.addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });  // back from the cache: claim again
 })();

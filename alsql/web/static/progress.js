@@ -1,5 +1,6 @@
-// The progress page: bars per class, labels per day, accuracy per model version,
-// open rounds, failed runs and drift alerts (shown only when there are some).
+// The progress page: bars per class, labels per day, accuracy per model version
+// ("no evaluation labels yet" for a model without an evaluation set), evaluation
+// coverage, open rounds, failed runs and drift alerts (shown only when there are some).
 "use strict";
 (function () {
   const root = document.getElementById("progress-app");
@@ -13,7 +14,7 @@
       fill.style.width = (max > 0 ? (100 * r.value) / max : 0) + "%";
       if (r.colour) fill.style.background = r.colour;
       const track = el("div"); track.appendChild(fill);
-      row.append(el("span", {}, r.name), track, el("span", {}, fmt(r.value)));
+      row.append(el("span", {}, r.name), track, el("span", {}, r.text !== undefined ? r.text : fmt(r.value)));
       return row;
     }));
   }
@@ -48,9 +49,13 @@
       Math.max(1, ...p.classes.map((c) => c.labels)), (v) => String(v));
     line($("per-day"), p.labels_per_day);
     if (p.models.length) {
-      bars($("models"), p.models.map((m) => ({ name: "model " + m.model_id + " (" + (m.label_count ?? "?") + " labels)", value: m.accuracy ?? 0 })),
-        1, (v) => (100 * v).toFixed(1) + "%");
+      bars($("models"), p.models.map((m) => ({ name: "model " + m.model_id + " (" + (m.label_count ?? "?") + " labels)",
+        value: m.accuracy ?? 0, text: m.accuracy_text })), 1, (v) => (100 * v).toFixed(1) + "%");
     } else { $("models").textContent = "no model trained yet"; }
+    const ev = p.evaluation;
+    $("evaluation").textContent = ev.size
+      ? ev.labeled + " of " + ev.size + " items labeled (" + (100 * ev.coverage).toFixed(1) + "%) in " + ev.rounds + " evaluation round" + (ev.rounds === 1 ? "" : "s")
+      : "no evaluation round yet (an admin starts one with purpose evaluation)";
     table($("rounds"), ["round", "strategy", "purpose", "budget", "pending"], p.rounds.map((r) => [r.round_id, r.strategy, r.purpose, r.budget, r.pending]));
     if (p.failed_runs.length) { $("failed-card").hidden = false; table($("failed"), ["run", "step", "trigger", "error", "finished"], p.failed_runs.map((r) => [r.run_id, r.step, r.trigger, r.error, r.finished_at])); }
     if (p.alerts.length) { $("alerts-card").hidden = false; table($("alerts"), ["alert", "kind", "message", "value", "at"], p.alerts.map((a) => [a.alert_id, a.kind, a.message, a.value, a.created_at])); }
