@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         default=None, description="https://ACCOUNT.blob.core.windows.net when no connection string"
     )
     batch_size: int = Field(default=1000, gt=0, description="rows per bulk insert")
+    max_pixels: int = Field(
+        default=64_000_000, gt=0, description="largest image (width x height) ingest accepts and loaders decode"
+    )
     secret_key: str | None = Field(default=None, description="signs web sessions")
     watch: dict = Field(default_factory=dict, description="[watch] rules for `alsql watch`")
 

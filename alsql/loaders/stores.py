@@ -18,7 +18,7 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, unquote_to_bytes, urlparse
 
 from alsql.errors import AlsqlError
 
@@ -75,19 +75,24 @@ def path_to_uri(path: str | os.PathLike) -> str:
     return Path(path).resolve().as_uri()
 
 
+def _unquote_name(text: str) -> str:
+    """Percent-decoding to the file system's bytes (a name that is not UTF-8, ``%FF``, survives)."""
+    return os.fsdecode(unquote_to_bytes(text)) if "%" in text else text
+
+
 def _local_name(uri: str) -> str:
     """The file name of a ``file:///`` URI or plain path, without building a Path (the read hot path)."""
     if uri.startswith("file:///"):
-        return unquote(uri[7:])
+        return _unquote_name(uri[7:])
     return str(uri_to_path(uri))
 
 
 def uri_to_path(uri: str) -> Path:
     if uri.startswith("file:///"):
-        return Path(unquote(uri[7:]))
+        return Path(_unquote_name(uri[7:]))
     parsed = urlparse(uri)
     if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
+        return Path(_unquote_name(parsed.path))
     if parsed.scheme == "":
         return Path(uri)
     raise AlsqlError(f"{uri!r} is not a local file URI (expected file:///...)")
@@ -186,9 +191,9 @@ class LocalStore:
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames.sort()
             rel = os.path.relpath(dirpath, top)
-            head = base if rel == "." else base + quote(rel.replace(os.sep, "/")) + "/"
+            head = base if rel == "." else base + quote(os.fsencode(rel.replace(os.sep, "/"))) + "/"
             for name in sorted(filenames):
-                yield head + quote(name)
+                yield head + quote(os.fsencode(name))
 
 
 def _azure() -> BlobStore:
