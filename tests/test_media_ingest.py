@@ -104,7 +104,7 @@ def test_broken_files_are_corrupt_and_ingest_goes_on(engine, tmp_path):
     with engine.connect() as conn:
         owners = set(conn.execute(select(items.c.source_id)).scalars())
     assert owners == {srcs["good.ogg"]["source_id"]}
-    assert ingest(engine, str(tmp_path)).new == 0  # corrupt files are known: not probed again
+    assert ingest(engine, str(tmp_path)).new == 0  # read again, still corrupt: nothing added
 
 
 def test_limits_refuse_with_a_clear_status(engine, tmp_path, monkeypatch):
@@ -156,3 +156,18 @@ def test_cli_segment_and_stride(tmp_path, monkeypatch):
     finally:
         engine.dispose()
     assert [tuple(s) for s in spans] == [(0, 1.5), (1.5, 3)]
+
+
+def test_a_corrupt_file_that_is_fixed_is_repaired_on_the_next_ingest(engine, tmp_path):
+    video = make_video(tmp_path / "cam.mp4", seconds=4, fps=10)
+    whole = video.read_bytes()
+    video.write_bytes(whole[: len(whole) // 2])  # an upload still in progress
+    first = ingest(engine, str(tmp_path))
+    assert first.corrupt == 1 and first.new == 0
+    assert ingest(engine, str(tmp_path)).new == 0  # still broken: nothing added
+    video.write_bytes(whole)
+    third = ingest(engine, str(tmp_path))
+    assert third.new == 2
+    srcs = _rows(engine, sources, sources.c.source_id)
+    assert len(srcs) == 1 and srcs[0]["status"] == "ok" and srcs[0]["error"] is None
+    assert abs(srcs[0]["duration"] - 4.0) < 0.01

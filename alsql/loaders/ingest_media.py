@@ -3,7 +3,8 @@
 For each file (``MediaIngest.take`` is handed a batch of listed uris by
 ``alsql.loaders.ingest.ingest`` and keeps the video and sound files):
 
-1. a uri already in ``sources`` is present (a re-ingest is a no-op);
+1. a uri already in ``sources`` with status ok is present (a re-ingest is a no-op); one
+   recorded corrupt, missing or refused is read again, and gets its segments once it reads;
 2. the size is checked against ``max_bytes`` (over it: status ``refused``, nothing read);
 3. the sha256 is computed by streaming ranged reads (bounded memory); a file whose
    sha256 is already in ``sources`` (the same file under another name) is present;
@@ -30,7 +31,7 @@ from concurrent.futures import Executor
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from alsql.db import write_transaction
 from alsql.loaders.attributes import parse_timestamp
@@ -119,12 +120,18 @@ class MediaIngest:
             return batch
         uris = [getattr(e, "uri", e) for e in media]
         with self.engine.connect() as conn:
-            known = set(conn.execute(select(sources.c.uri).where(sources.c.uri.in_(uris))).scalars())
-        fresh = [e for e in media if getattr(e, "uri", e) not in known]
-        self.report.present += len(media) - len(fresh)
-        probed = list(self.pool.map(self._probe, fresh)) if self.pool else [self._probe(e) for e in fresh]
+            known = dict(conn.execute(
+                select(sources.c.uri, sources.c.source_id).where(sources.c.uri.in_(uris), sources.c.status != "ok")).all())
+            ok = set(conn.execute(
+                select(sources.c.uri).where(sources.c.uri.in_(uris), sources.c.status == "ok")).scalars())
+        todo = [e for e in media if getattr(e, "uri", e) not in ok]  # new, or not ok last time: read again
+        self.report.present += len(media) - len(todo)
+        probed = list(self.pool.map(self._probe, todo)) if self.pool else [self._probe(e) for e in todo]
         for src in probed:
-            self._write(src)
+            if src["uri"] in known:
+                self._repair(src, known[src["uri"]])
+            else:
+                self._write(src)
         return [e for e in batch if extension(getattr(e, "uri", e)) not in MEDIA_EXTENSIONS]
 
     def _probe(self, entry: Any) -> dict[str, Any]:
@@ -195,6 +202,28 @@ class MediaIngest:
             src["start_time"] = parse_timestamp(str(text).strip(), f"attributes {rel}", "start_time")
         elif extra.get("captured_at") is not None:
             src["start_time"] = extra["captured_at"]
+
+    def _repair(self, src: dict[str, Any], source_id: int) -> None:
+        """A file recorded corrupt / missing / refused, read again: now ok -> its segments
+        are added (``repaired``); still not ok -> the newest reason is kept."""
+        self.report.present += 1
+        if src["status"] == "duplicate":
+            return
+        if src["status"] == "ok":
+            self._start_time(src)
+        cols = {c.name for c in sources.columns} - {"source_id", "ingested_at", "uri"}
+        with write_transaction(self.engine) as conn:
+            if src["status"] != "ok":
+                conn.execute(update(sources).where(sources.c.source_id == source_id)
+                             .values(status=src["status"], error=src["error"]))
+                return
+            conn.execute(update(sources).where(sources.c.source_id == source_id)
+                         .values({c: src.get(c) for c in cols}))
+            segs = self._segments(src, source_id)
+            added = _insert_ignore(conn, items, segs, items.c.item_id) if segs else []
+        self.report.new += len(added)
+        if hasattr(self.report, "repaired"):
+            self.report.repaired += 1
 
     def _write(self, src: dict[str, Any]) -> None:
         if src["status"] == "duplicate":
