@@ -22,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    # Help texts are read as Markdown, not Rich markup, so "[watch]" or "[annotator]"
+    # print as written (the mode reaches every sub-command).
+    rich_markup_mode="markdown",
 )
 
 

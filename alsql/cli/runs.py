@@ -9,7 +9,7 @@ import typer
 
 from alsql.cli.common import console, get_engine
 
-__all__ = ["register"]
+__all__ = ["register", "runs_table"]
 
 runs_app = typer.Typer(help="Recorded runs of the pipeline steps.", no_args_is_help=True)
 
@@ -20,17 +20,39 @@ def list_(
     status: Annotated[Optional[str], typer.Option(help="queued, running, succeeded or failed")] = None,
     limit: Annotated[int, typer.Option(help="Newest N runs")] = 30,
 ) -> None:
-    """The newest runs, newest first."""
-    from rich.table import Table
-
+    """The newest runs, newest first (worker, params and the error: `alsql runs show ID`)."""
     from alsql.pipelines.runs import list_runs
 
-    table = Table("run", "step", "project", "status", "trigger", "worker", "started", "finished", "retry of")
-    for r in list_runs(get_engine(), step=step, status=status, limit=limit):
-        table.add_row(str(r.run_id), r.step, str(r.project_id or ""), r.status, (r.trigger or "")[:60],
-                      r.worker or "", str(r.started_at or "")[:19], str(r.finished_at or "")[:19],
-                      str(r.retry_of or ""))
-    console.print(table)
+    console.print(runs_table(list_runs(get_engine(), step=step, status=status, limit=limit)))
+
+
+def _when(ts) -> str:
+    return ts.strftime("%m-%d %H:%M:%S") if ts is not None else ""
+
+
+def _took(r) -> str:
+    if r.started_at is None or r.finished_at is None:
+        return ""
+    secs = (r.finished_at - r.started_at).total_seconds()
+    return f"{secs:.1f}s" if secs < 100 else f"{secs / 60:.1f}m"
+
+
+def runs_table(rows):
+    """Runs as a table that reads at 80 columns: the trigger folds into the width left."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, kw in (("run", {"justify": "right"}), ("step", {}), ("project", {"justify": "right"}),
+                     ("status", {}), ("started", {}), ("took", {"justify": "right"})):
+        table.add_column(name, no_wrap=True, **kw)
+    table.add_column("trigger", overflow="fold", ratio=1, min_width=16)
+    for r in rows:
+        trigger = (r.trigger or "") + (f" (retry of run {r.retry_of})" if r.retry_of else "")
+        table.add_row(str(r.run_id), r.step, str(r.project_id or ""), r.status, _when(r.started_at), _took(r),
+                      escape(trigger))
+    return table
 
 
 @runs_app.command("show")

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -14,18 +15,34 @@ from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.pipelines.validate import SUITES, ValidationReport, validate
 
-__all__ = ["register", "print_report"]
+__all__ = ["register", "print_report", "short_check"]
+
+
+_PREFIXES = ("expect_column_pair_values_to_", "expect_column_values_to_", "expect_column_", "expect_")
+
+
+def short_check(expectation: str) -> str:
+    """``expect_column_values_to_be_unique`` -> ``unique``; ``..._to_not_be_null`` -> ``not null``."""
+    name = expectation
+    for prefix in _PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return name.removeprefix("be_").replace("not_be_", "not_").replace("_", " ")
 
 
 def print_report(report: ValidationReport) -> None:
-    """One row per expectation; failing rows show how many rows failed and sample ids."""
-    table = Table("suite", "expectation", "column", "result", "failing rows", "sample ids", title="validate",
-                  title_justify="left")
+    """One row per expectation, readable at 80 columns; failing rows' sample ids follow
+    (one line each, on stderr) in ``validate_``."""
+    table = Table("suite", "check", "column", "result", "failing rows", title="validate", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.columns[2].overflow = "fold"
+    for col in (table.columns[0], table.columns[1], table.columns[3], table.columns[4]):
+        col.no_wrap = True
     for c in report.checks:
         verdict = "[green]pass[/green]" if c.success else "[red]FAIL[/red]"
-        samples = "; ".join(json.dumps(s, default=str) for s in c.samples)
-        table.add_row(c.suite, c.expectation.removeprefix("expect_column_"), c.column, verdict, f"{c.unexpected_count} / {c.element_count}",
-                      escape(samples))
+        table.add_row(escape(c.suite), escape(short_check(c.expectation)), escape(c.column), verdict,
+                      f"{c.unexpected_count:,} of {c.element_count:,}")
     console.print(table)
 
 

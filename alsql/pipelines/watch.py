@@ -14,7 +14,9 @@ Rules come from ``[watch]`` in ``alsql.toml`` (``settings.watch``); defaults:
 
 Each due step is claimed with a step lease (``alsql.pipelines.leases``) and its
 condition checked again under the lease, so several watchers never run the same step
-twice. Every action is said (``say``) with its reason, and recorded as a run.
+twice. Every action is said (``say``) with its reason, and recorded as a run. With
+``explain`` (``alsql watch --once``) every rule that is not due says how far it is from
+firing ("train: 49 of 50 labels since model 3").
 Other keys: ``interval`` (seconds between ticks), ``lease_seconds``, ``projects`` (names
 or ids; default all), ``train`` (TrainConfig fields, ``grayscale``, ``artifacts``),
 ``infer`` (``batch_size``, ``device``).
@@ -35,7 +37,7 @@ from alsql.pipelines.runs import Run
 from alsql.pipelines.steps import marts_available, run_step
 from alsql.schema import annotations, items, model_versions, predictions, projects, round_items, rounds, runs
 
-__all__ = ["WatchRules", "Watcher", "labels_since_model", "missing_predictions", "queue_size"]
+__all__ = ["WatchRules", "Watcher", "labels_since_model", "missing_predictions", "queue_size", "fmt_psi"]
 
 
 @dataclass
@@ -100,11 +102,20 @@ def queue_size(conn, project_id: int) -> int:
     ).scalar_one())
 
 
-class Watcher:
-    """Evaluates the rules once per ``tick``; ``run_forever`` ticks every ``interval`` seconds."""
+def fmt_psi(value) -> str:
+    """A PSI for people: three decimals (``n/a`` when there was nothing to compare)."""
+    return "n/a" if value is None else f"{float(value):.3f}"
 
-    def __init__(self, engine: Engine, rules: WatchRules | None = None, say: Callable[[str], None] = print) -> None:
-        self.engine, self.rules, self.say = engine, rules or WatchRules(), say
+
+class Watcher:
+    """Evaluates the rules once per ``tick``; ``run_forever`` ticks every ``interval`` seconds.
+
+    ``explain``: also say, for every rule that is not due, how far it is from firing.
+    """
+
+    def __init__(self, engine: Engine, rules: WatchRules | None = None, say: Callable[[str], None] = print,
+                 explain: bool = False) -> None:
+        self.engine, self.rules, self.say, self.explain = engine, rules or WatchRules(), say, explain
         self.me = worker_id()
 
     # -- helpers -----------------------------------------------------------------------------
@@ -158,6 +169,32 @@ class Watcher:
             pool = conn.execute(select(func.count()).select_from(items).where(items.c.status == "ok")).scalar_one()
         return f"the queue holds {n} pending items (rule: < {self.rules.queue_low})" if pool else None
 
+    def distances(self, project_id: int) -> list[str]:
+        """How far each rule of the project is from firing, one phrase per rule not due."""
+        r = self.rules
+        out = []
+        with self.engine.connect() as conn:
+            n, model = labels_since_model(conn, project_id)
+            missing, newest = missing_predictions(conn, project_id)
+            queue = queue_size(conn, project_id)
+            last_psi = conn.execute(
+                select(runs.c.metrics).where(runs.c.project_id == project_id, runs.c.step == "drift",
+                                             runs.c.status == "succeeded")
+                .order_by(runs.c.run_id.desc()).limit(1)).scalar()
+        if n < r.retrain_labels:
+            since = f"since model {model} was trained" if model else "so far (no model yet)"
+            out.append(f"train: {n} of {r.retrain_labels} labels {since}")
+        if not missing:
+            out.append(f"infer: every ok item has predictions of model {newest}" if newest
+                       else "infer: waits for a first model")
+        drift = f"drift: after each inference, alert above PSI {fmt_psi(r.drift_threshold)}"
+        if last_psi and last_psi.get("psi") is not None:
+            drift += f" (last: {fmt_psi(last_psi['psi'])} against {last_psi.get('against')})"
+        out.append(drift)
+        if queue >= r.queue_low:
+            out.append(f"select: queue {queue} pending, a new round of {r.round_budget} when below {r.queue_low}")
+        return out
+
     def run_queued(self) -> list[Run]:
         """Run every queued run that this watcher claims first (status queued -> running)."""
         done = []
@@ -203,7 +240,7 @@ class Watcher:
                                  trigger=f"after infer run {run.run_id}")
                 made.append(drift)
                 psi = drift.metrics.get("psi")
-                self.say(f"[{name}] drift: PSI {psi} against {drift.metrics.get('against')}"
+                self.say(f"[{name}] drift: PSI {fmt_psi(psi)} against {drift.metrics.get('against')}"
                          + (" -> alert recorded" if drift.metrics.get("alert_id") else ""))
                 if r.marts and marts_available():
                     self.say(f"[{name}] marts: rebuilding after new predictions of model {mid}")
@@ -217,6 +254,9 @@ class Watcher:
             run = self._leased("select", pid, name, lambda: self._select_reason(pid),
                                {"strategy": strategy, "budget": r.round_budget})
             made += [run] if run else []
+        if self.explain:
+            for phrase in self.distances(pid):
+                self.say(f"[{name}] not due: {phrase}")
         return made
 
     def run_forever(self, once: bool = False, stop: Callable[[], bool] = lambda: False) -> None:
