@@ -19,7 +19,6 @@ id list. Each process opens its own engine on first use (after the DataLoader fo
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -252,12 +251,11 @@ class SqlImageDataset(SqlViewDataset):
         self.fetch_workers, self.retries, self.backoff = int(fetch_workers), int(retries), float(backoff)
 
     def decode(self, data: bytes) -> Image.Image:
-        """Bytes -> a loaded PIL image in the dataset's mode and size (raises on bad bytes)."""
-        with Image.open(io.BytesIO(data)) as im:
-            img = im.convert("L" if self.grayscale else "RGB")
-        if self.image_size is not None and img.size != (self.image_size, self.image_size):
-            img = img.resize((self.image_size, self.image_size), Image.BILINEAR)
-        return img
+        """Bytes -> a loaded PIL image in the dataset's mode and size (raises on bad bytes, and on
+        an image over the ``max_pixels`` setting; a large one is reduced before conversion)."""
+        from alsql.media.image import decode
+
+        return decode(data, self.image_size, "L" if self.grayscale else "RGB")
 
     def record_bad(self, item_id: int, status: str, error: str) -> None:
         """Write ``status`` (missing / corrupt) and the error on the item."""
