@@ -90,17 +90,22 @@ def test_segment_and_stride_options(engine, tmp_path):
 def test_broken_files_are_corrupt_and_ingest_goes_on(engine, tmp_path):
     truncate(make_video(tmp_path / "trunc.mp4", seconds=4), 0.5)
     (tmp_path / "empty.wav").write_bytes(b"")
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "no-frames.wav"), np.zeros(0, np.float32), 8000)  # a header, no samples
     make_tone(tmp_path / "only-audio.mp4", seconds=2)  # an mp4 with no video stream
     (tmp_path / "noise.mkv").write_bytes(b"not a video at all" * 50)
     make_tone(tmp_path / "good.ogg", seconds=2)
     report = ingest(engine, str(tmp_path))
-    assert report.corrupt == 4 and report.new == 2
+    assert report.corrupt == 5 and report.new == 2
     srcs = {s["uri"].rsplit("/", 1)[1]: s for s in _rows(engine, sources, sources.c.uri)}
     assert srcs["good.ogg"]["status"] == "ok"
-    for name in ("trunc.mp4", "empty.wav", "only-audio.mp4", "noise.mkv"):
+    for name in ("trunc.mp4", "empty.wav", "no-frames.wav", "only-audio.mp4", "noise.mkv"):
         assert srcs[name]["status"] == "corrupt", name
         assert srcs[name]["error"], name
     assert "no video stream" in srcs["only-audio.mp4"]["error"]
+    assert "no audio samples" in srcs["no-frames.wav"]["error"]
     with engine.connect() as conn:
         owners = set(conn.execute(select(items.c.source_id)).scalars())
     assert owners == {srcs["good.ogg"]["source_id"]}
@@ -114,6 +119,8 @@ def test_limits_refuse_with_a_clear_status(engine, tmp_path, monkeypatch):
     big = make_tone(tmp_path / "big.wav", seconds=3, sr=8000, noise=0.5)
     fine = make_tone(tmp_path / "fine.flac", seconds=1, sr=8000)
     assert max(long.stat().st_size, fine.stat().st_size) < big.stat().st_size
+    make_video(tmp_path / "wide.mp4", seconds=2, size=32)
+    monkeypatch.setattr(ingest_media, "MAX_FRAME_PIXELS", 32 * 32 - 1)
     monkeypatch.setattr(ingest_media, "MAX_DURATION_S", 4.0)
     monkeypatch.setattr(ingest_media, "MAX_BYTES", big.stat().st_size - 1)
     from alsql.loaders import ingest as image_ingest
@@ -121,11 +128,12 @@ def test_limits_refuse_with_a_clear_status(engine, tmp_path, monkeypatch):
     if hasattr(image_ingest, "DEFAULT_MAX_BYTES"):  # the per-kind caps of --max-bytes
         monkeypatch.setitem(image_ingest.DEFAULT_MAX_BYTES, "audio", big.stat().st_size - 1)
     report = ingest(engine, str(tmp_path))
-    assert report.corrupt == 2 and report.new == 1
+    assert report.corrupt == 3 and report.new == 1
     srcs = {s["uri"].rsplit("/", 1)[1]: s for s in _rows(engine, sources, sources.c.uri)}
     assert srcs["long.flac"]["status"] == "refused" and "over the limit of 4 s" in srcs["long.flac"]["error"]
     assert srcs["big.wav"]["status"] == "refused" and "bytes, over the limit of" in srcs["big.wav"]["error"]
     assert srcs["fine.flac"]["status"] == "ok"
+    assert srcs["wide.mp4"]["status"] == "refused" and "32x32 pixels, over the limit" in srcs["wide.mp4"]["error"]
 
 
 @pytest.mark.sqlite

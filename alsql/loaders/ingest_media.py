@@ -11,7 +11,8 @@ For each file (``MediaIngest.take`` is handed a batch of listed uris by
 4. the file is probed (``alsql.media.video.probe_video`` / ``alsql.media.audio.probe_audio``):
    an undecodable or truncated file, one with no audio / video stream, or an empty one is
    recorded ``corrupt`` with the decoder's message, with no items; one longer than
-   ``max_duration`` seconds is ``refused``;
+   ``max_duration`` seconds (``MAX_DURATION_S``) or with frames over ``MAX_FRAME_PIXELS``
+   is ``refused``;
 5. ``[0, duration)`` is tiled by ``segment`` every ``stride`` seconds (defaults: video 2 s,
    audio 1 s; a last piece of at least half a segment is kept); each segment is an item
    whose uri is ``<file uri>#t=start,end`` and captured_at = the file's start time + start.
@@ -43,6 +44,7 @@ from alsql.schema import items, sources
 __all__ = ["MEDIA_EXTENSIONS", "MAX_DURATION_S", "MAX_BYTES", "MediaIngest", "sha256_of", "probe_media"]
 
 MAX_DURATION_S = 24 * 3600.0
+MAX_FRAME_PIXELS = 8192 * 8192  # a decoded frame is held at full size before it is resized
 MAX_BYTES = 64 * 2**30
 HASH_CHUNK = 4 * 2**20
 
@@ -165,6 +167,9 @@ class MediaIngest:
         if row["duration"] > self.max_duration:
             row.update(status="refused",
                        error=f"{row['duration']:.0f} s long, over the limit of {self.max_duration:.0f} s")
+        elif (row.get("width") or 0) * (row.get("height") or 0) > MAX_FRAME_PIXELS:
+            row.update(status="refused", error=f"frames of {row['width']}x{row['height']} pixels, over the "
+                                               f"limit of {MAX_FRAME_PIXELS:,} pixels")
         return row
 
     def _segments(self, src: dict[str, Any], source_id: int) -> list[dict[str, Any]]:
@@ -196,7 +201,9 @@ class MediaIngest:
             return
         named = dict(extra.get("attributes") or {})
         text = named.pop("start_time", None)
-        if text is not None:
+        if extra.get("start_time") is not None:  # a CSV reader that knows the column
+            src["start_time"] = extra["start_time"]
+        elif text is not None:
             extra = extra | {"attributes": named or None}
             self.attrs[rel] = extra
             src["start_time"] = parse_timestamp(str(text).strip(), f"attributes {rel}", "start_time")
