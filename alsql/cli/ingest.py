@@ -15,7 +15,11 @@ __all__ = ["register"]
 
 
 def ingest(
-    source: Annotated[str, typer.Argument(help="Folder (searched recursively) or az://container/prefix")],
+    source: Annotated[str, typer.Argument(help=(
+        "Folder (searched recursively) or az://container/prefix. Azure credentials: a connection string "
+        "in ALSQL_AZURE_CONNECTION_STRING or AZURE_STORAGE_CONNECTION_STRING, else an account URL "
+        "(https://ACCOUNT.blob.core.windows.net) in ALSQL_AZURE_ACCOUNT_URL or AZURE_STORAGE_ACCOUNT_URL "
+        "with DefaultAzureCredential"))],
     entity_regex: Annotated[
         Optional[str],
         typer.Option(help="Regex on the relative path; group 'entity' (or the first group) is the entity"),

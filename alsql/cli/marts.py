@@ -13,7 +13,7 @@ from alsql.cli.common import console, err_console, get_engine
 from alsql.config import get_settings
 from alsql.pipelines.marts import DbtResult, build, compile_offline, docs
 
-__all__ = ["register", "print_result"]
+__all__ = ["register", "print_result", "docs_serve_hint"]
 
 marts_app = typer.Typer(help="dbt marts for analysts: the item index joined with your data.", no_args_is_help=True)
 
@@ -68,7 +68,18 @@ def docs_(work_dir: WorkDir = Path("alsql-dbt"), verbose: Verbose = False) -> No
     print_result(result)
     if not result.success:
         raise typer.Exit(1)
-    console.print(f"docs: {result.target_path / 'index.html'} (serve the folder, or `dbt docs serve`)")
+    console.print(f"docs: {result.target_path / 'index.html'}; to browse them: {docs_serve_hint(result.target_path)}",
+                  markup=False, soft_wrap=True)
+
+
+def docs_serve_hint(target: Path, port: int = 8080) -> str:
+    """A command that serves the generated docs (their page loads its JSON over HTTP, so
+    opening the file directly shows nothing) and the address to open."""
+    import shlex
+    import sys
+
+    return (f"{shlex.quote(sys.executable)} -m http.server {port} --bind 127.0.0.1 --directory "
+            f"{shlex.quote(str(target))}  then open http://127.0.0.1:{port}/")
 
 
 @marts_app.command("compile")
