@@ -87,10 +87,12 @@ def check_sqlite_file(url: str | URL, create: bool = False) -> None:
         raise AlsqlError(f"{where}: cannot read the file: {exc.strerror or exc}") from None
     if head and head != _SQLITE_MAGIC:
         raise AlsqlError(f"{where}: the file is not an SQLite database (no SQLite header)")
-    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK | os.X_OK):
+    if not os.access(path, os.W_OK):
+        raise AlsqlError(f"{where}: the file is read-only; alsql needs write access to it")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
         raise AlsqlError(
-            f"{where}: the file is read-only; alsql needs write access to the file and its folder "
-            f"(for the write-ahead log)"
+            f"{where}: its folder {path.parent} is read-only; SQLite writes its write-ahead log "
+            f"beside the file, so alsql needs write access to the folder too"
         )
 
 

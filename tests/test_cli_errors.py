@@ -132,7 +132,17 @@ def test_read_only_sqlite_file_as_another_user():
         assert proc.returncode == 2, proc.stdout + proc.stderr
         line = one_line(proc.stdout + proc.stderr)
         assert "ro.db: the file is read-only" in line
+        # A writable file in a read-only folder: the folder is named (the log goes beside the file).
+        os.chmod(path, 0o666)
+        os.chmod(base, 0o555)
+        proc = subprocess.run(
+            [*prefix, sys.executable, "-c", "from alsql.cli import main; main()", "--db", f"sqlite:///{path}",
+             "status"], capture_output=True, text=True, cwd="/", env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"its folder {base} is read-only" in one_line(proc.stdout + proc.stderr)
     finally:
+        os.chmod(base, 0o755)
         shutil.rmtree(base, ignore_errors=True)
 
 
