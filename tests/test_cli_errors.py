@@ -207,3 +207,12 @@ def test_db_current_on_a_missing_sqlite_file_creates_nothing(tmp_path, capsys):
     path = tmp_path / "none.db"
     code, out = run_main(capsys, "--db", f"sqlite:///{path}", "db", "current")
     assert code == 2 and "no such file" in one_line(out) and not path.exists()
+
+
+def test_init_on_a_directory_or_foreign_file_is_one_line(tmp_path, capsys):
+    other = tmp_path / "notes.db"
+    other.write_text("not a database")
+    for path, cause in ((tmp_path, "is a directory"), (other, "not an SQLite database")):
+        code, out = run_main(capsys, "--db", f"sqlite:///{path}", "init")
+        assert code == 2 and cause in one_line(out)
+    assert other.read_text() == "not a database"

@@ -9,7 +9,7 @@ import typer
 from alsql import migrations
 from alsql.cli.common import console, get_engine
 from alsql.config import get_settings
-from alsql.db import redact
+from alsql.db import check_sqlite_file, redact
 
 __all__ = ["register"]
 
@@ -19,6 +19,7 @@ db_app = typer.Typer(help="Schema migrations (Alembic, shipped in the package)."
 @db_app.command("upgrade")
 def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Upgrade the database to REVISION (default: head)."""
+    check_sqlite_file(get_settings().database_url, create=True)
     migrations.upgrade(get_settings().database_url, revision)
     console.print(f"database at {migrations.current(get_settings().database_url)}")
 
@@ -26,6 +27,7 @@ def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "
 @db_app.command("downgrade")
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, -1 or base")] = "-1") -> None:
     """Downgrade the database to REVISION (default: one step)."""
+    check_sqlite_file(get_settings().database_url)
     migrations.downgrade(get_settings().database_url, revision)
     console.print(f"database at {migrations.current(get_settings().database_url) or 'base'}")
 
@@ -33,8 +35,6 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, -1 
 @db_app.command("current")
 def current() -> None:
     """Print the revision the database is at (a missing SQLite file is not created)."""
-    from alsql.db import check_sqlite_file
-
     url = get_settings().database_url
     check_sqlite_file(url)
     console.print(migrations.current(url) or "base (not initialised)")
@@ -59,6 +59,7 @@ def sql(
 def init() -> None:
     """Create or upgrade the database to the newest schema."""
     url = get_settings().database_url
+    check_sqlite_file(url, create=True)
     before = migrations.current(url)
     migrations.upgrade(url)
     get_engine().dispose()
