@@ -70,8 +70,9 @@ def test_video_project_trains_and_infers(engine, tmp_path):
         make_video(folder / f"left-{i}.mp4", seconds=4, fps=8, size=32, pattern="left", seed=i)
         make_video(folder / f"right-{i}.mkv", seconds=4, fps=8, size=32, pattern="right", seed=i)
     truncate(make_video(folder / "broken.mp4", seconds=4, fps=8, size=32), 0.5)
+    make_tone(folder / "no-picture.mp4", seconds=2)  # no video stream
     report = ingest(engine, str(folder))
-    assert report.new == 12 and report.corrupt == 1
+    assert report.new == 12 and report.corrupt == 2
     with engine.connect() as conn:
         assert conn.execute(select(sources.c.status).where(sources.c.uri.like("%broken.mp4"))).scalar() == "corrupt"
     with write_transaction(engine) as conn:
