@@ -13,15 +13,16 @@ def brightness(i: int, n: int) -> int:
 
 
 def make_video(path: Path, seconds: float = 6, fps: int = 10, size: int = 32, *, creation_time: str | None = None,
-               codec: str = "libx264", pattern: str = "index", seed: int = 0, audio: bool = False) -> Path:
+               codec: str = "libx264", pattern: str = "index", seed: int = 0, faststart: bool = False) -> Path:
     """A video whose frame ``i`` is a flat grey of ``brightness(i, n)`` (``pattern="index"``),
-    or has a bright square at the left (``"left"``) or the right (``"right"``)."""
+    or has a bright square at the left (``"left"``) or the right (``"right"``). ``faststart``
+    puts the index first (then a truncated file still opens, and its frames stop early)."""
     import av
 
     n = int(round(seconds * fps))
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else None) as c:
         if creation_time:
             c.metadata["creation_time"] = creation_time
         s = c.add_stream(codec, rate=fps)

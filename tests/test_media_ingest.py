@@ -89,6 +89,7 @@ def test_segment_and_stride_options(engine, tmp_path):
 
 def test_broken_files_are_corrupt_and_ingest_goes_on(engine, tmp_path):
     truncate(make_video(tmp_path / "trunc.mp4", seconds=4), 0.5)
+    truncate(make_video(tmp_path / "trunc-indexed.mp4", seconds=20, pattern="left", faststart=True), 0.5)
     (tmp_path / "empty.wav").write_bytes(b"")
     import numpy as np
     import soundfile as sf
@@ -98,14 +99,15 @@ def test_broken_files_are_corrupt_and_ingest_goes_on(engine, tmp_path):
     (tmp_path / "noise.mkv").write_bytes(b"not a video at all" * 50)
     make_tone(tmp_path / "good.ogg", seconds=2)
     report = ingest(engine, str(tmp_path))
-    assert report.corrupt == 5 and report.new == 2
+    assert report.corrupt == 6 and report.new == 2
     srcs = {s["uri"].rsplit("/", 1)[1]: s for s in _rows(engine, sources, sources.c.uri)}
     assert srcs["good.ogg"]["status"] == "ok"
-    for name in ("trunc.mp4", "empty.wav", "no-frames.wav", "only-audio.mp4", "noise.mkv"):
+    for name in ("trunc.mp4", "trunc-indexed.mp4", "empty.wav", "no-frames.wav", "only-audio.mp4", "noise.mkv"):
         assert srcs[name]["status"] == "corrupt", name
         assert srcs[name]["error"], name
     assert "no video stream" in srcs["only-audio.mp4"]["error"]
     assert "no audio samples" in srcs["no-frames.wav"]["error"]
+    assert "truncated" in srcs["trunc-indexed.mp4"]["error"]
     with engine.connect() as conn:
         owners = set(conn.execute(select(items.c.source_id)).scalars())
     assert owners == {srcs["good.ogg"]["source_id"]}

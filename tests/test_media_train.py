@@ -3,7 +3,6 @@ an embedding; corrupt files are recorded and skipped."""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import func, select
 
 from alsql.catalog import create_project

@@ -98,8 +98,6 @@ def probe_video(uri: str) -> dict[str, Any]:
     """media_type, duration (s), rate (fps), width, height, channels (of an audio stream, if
     any), start_time (container ``creation_time``). Raises for a file with no video stream,
     an undecodable one, or one whose frames stop well before its stated duration (truncated)."""
-    import av
-
     with _open(uri) as c:
         if not c.streams.video:
             raise MediaError("no video stream")
@@ -124,8 +122,9 @@ def probe_video(uri: str) -> dict[str, Any]:
         for frame in c.decode(s):
             if frame.time is not None:
                 last = frame.time - t0
-        if last is None or last + dt < duration - max(2 * dt, 0.1 * duration, 0.25):
-            raise MediaError(f"truncated: frames stop at {0 if last is None else last + dt:.2f} s of {duration:.2f} s")
+        if last is None or last + dt < duration - max(2 * dt, 1.0, 0.01 * duration):
+            where = "no frame in its last second" if last is None else f"frames stop at {last + dt:.2f} s"
+            raise MediaError(f"truncated: {where} of the stated {duration:.2f} s")
         channels = None
         if c.streams.audio:
             a = c.streams.audio[0]
