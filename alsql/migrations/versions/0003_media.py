@@ -70,12 +70,22 @@ def upgrade() -> None:
     op.create_index(op.f('ix_items_source_id_start_s'), 'items', ['source_id', 'start_s'], unique=False)
 
 
+def _sqlite_foreign_keys(on: bool) -> None:
+    """Switch SQLite's foreign keys between transactions (the pragma is ignored inside one)."""
+    op.execute('COMMIT')
+    op.execute(f"PRAGMA foreign_keys = {'ON' if on else 'OFF'}")
+    op.execute('BEGIN')
+
+
 def downgrade() -> None:
     """Downgrade schema: drop the segment columns and sources (segment items stay as plain items)."""
-    op.drop_index(op.f('ix_items_source_id_start_s'), table_name='items')
     if op.get_context().dialect.name == 'sqlite':
-        # SQLite drops a foreign-key column only by copying the table; the views
-        # that read items are dropped around the copy and made again.
+        # SQLite drops a foreign-key column only by copying the table, and dropping the old
+        # copy would delete the rows the annotations reference. So, as SQLite's documented
+        # procedure for altering a table says, foreign keys are off around the copy (the
+        # steps before are committed first), checked with foreign_key_check, then on again.
+        _sqlite_foreign_keys(False)
+        op.drop_index(op.f('ix_items_source_id_start_s'), table_name='items')
         for name in reversed(VIEW_NAMES):
             op.execute(drop_view_sql(name))
         with op.batch_alter_table('items', schema=None) as batch_op:
@@ -86,7 +96,12 @@ def downgrade() -> None:
         dialect = op.get_context().dialect
         for name in VIEW_NAMES:
             op.execute(create_view_sql(name, dialect))
+        bad = op.get_bind().exec_driver_sql('PRAGMA foreign_key_check').fetchall()
+        if bad:
+            raise RuntimeError(f"foreign keys broken by the copy of items: {bad[:5]}")
+        _sqlite_foreign_keys(True)
     else:
+        op.drop_index(op.f('ix_items_source_id_start_s'), table_name='items')
         op.drop_constraint(op.f('fk_items_source_id_sources'), 'items', type_='foreignkey')
         op.drop_column('items', 'rate')
         op.drop_column('items', 'end_s')
