@@ -150,3 +150,18 @@ def test_remote_decoding_reads_by_range(tmp_path, counting, monkeypatch):
     CountingStore.read = 0
     y = decode_item(fragment_uri("cnt://" + str(wav), 100, 101), MediaSpec(kind="audio", sample_rate=8000))
     assert y.shape[0] == 1 and CountingStore.read < wav.stat().st_size / 10
+
+
+@pytest.mark.parametrize("ext,codec", [("webm", "libvpx-vp9"), ("avi", "mpeg4"), ("mov", "libx264"),
+                                       ("mkv", "libx264")])
+def test_every_video_container_probes_and_seeks(tmp_path, ext, codec):
+    from alsql.media.video import probe_video
+
+    fps, seconds = 10, 8
+    uri = path_to_uri(make_video(tmp_path / f"v.{ext}", seconds=seconds, fps=fps, size=32, codec=codec))
+    info = probe_video(uri)
+    assert abs(info["duration"] - seconds) < 0.2 and info["rate"] == fps and info["width"] == 32
+    levels = (decode_video(uri, 4, 6, frames=4, size=8).mean(dim=(1, 2, 3)) * 255).numpy()
+    n = fps * seconds
+    assert np.all(levels >= brightness(4 * fps, n) - 4) and np.all(levels <= brightness(6 * fps - 1, n) + 4), levels
+    close_containers()
