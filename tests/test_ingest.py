@@ -39,7 +39,10 @@ def folder(tmp_path):
 def test_ingest_nested_duplicates_and_corrupt(engine, folder):
     report = ingest(engine, str(folder), entity_regex=r"(cam-\d+)")
     assert (report.new, report.present, report.corrupt) == (6, 1, 2)
-    assert str(report) == "6 new, 1 already present, 2 corrupt"
+    assert str(report) == "6 new, 1 already present, 2 corrupt, 1 duplicate"
+    assert [str(d) for d in report.duplicates] == [
+        f"cam-02/b-copy.png is a duplicate of item {report.duplicates[0].kept_id} (cam-01/b.png)"
+    ]
     with engine.connect() as conn:
         rows = {r.uri.rsplit("/data/", 1)[1]: r for r in conn.execute(select(items))}
     assert set(rows) == {
@@ -123,3 +126,84 @@ def test_two_concurrent_ingests_leave_no_duplicate(db_url, tmp_path):
         assert conn.execute(select(func.count()).select_from(items)).scalar_one() == 120
         assert conn.execute(select(func.count(items.c.sha256.distinct()))).scalar_one() == 120
     engine.dispose()
+
+
+def test_truncated_jpeg_is_corrupt_and_a_reingest_repairs_it(engine, tmp_path):
+    import numpy as np
+
+    root = tmp_path / "data"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    img.save(root / "photo.jpg")
+    whole = (root / "photo.jpg").read_bytes()
+    (root / "photo.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    first = ingest(engine, str(root))
+    assert (first.new, first.corrupt) == (1, 1)
+    with engine.connect() as conn:
+        before = conn.execute(select(items.c.item_id, items.c.status, items.c.error)).one()
+    assert before.status == "corrupt" and "truncated" in before.error
+    (root / "photo.jpg").write_bytes(whole)  # the copy finished
+    again = ingest(engine, str(root))
+    assert (again.new, again.repaired) == (0, 1) and "1 repaired" in str(again)
+    with engine.connect() as conn:
+        after = conn.execute(select(items)).one()
+    assert (after.item_id, after.status, after.error, after.width, after.height) == (before.item_id, "ok", None, 80, 64)
+    assert after.sha256 is not None and after.media_type == "image/jpeg"
+    (root / "photo.jpg").unlink()
+    assert ingest(engine, str(root)).repaired == 0  # an ok item whose file is gone is left to the loaders
+
+
+def test_update_reapplies_entity_and_attributes(engine, folder, tmp_path):
+    ingest(engine, str(folder), entity_regex=r"cam-(\d+)")  # a regex that keeps only the digits
+    with pytest.raises(AlsqlError, match="--update re-applies"):
+        ingest(engine, str(folder), update=True)
+    csv_path = tmp_path / "attrs.csv"
+    csv_path.write_text("path,latitude,longitude,weather\ncam-01/b.png,52.5,13.4,rain\n")
+    plain = ingest(engine, str(folder), entity_regex=r"(cam-\d+)", attributes_csv=csv_path)
+    assert plain.updated == 0
+    with engine.connect() as conn:
+        assert set(conn.execute(select(items.c.entity)).scalars()) == {"01", "02", "03"}
+    report = ingest(engine, str(folder), entity_regex=r"(cam-\d+)", attributes_csv=csv_path, update=True)
+    assert report.updated == 6 and report.new == 0  # every item present, whatever its status
+    with engine.connect() as conn:
+        rows = {r.uri.rsplit("/data/", 1)[1]: r for r in conn.execute(select(items))}
+    assert rows["cam-01/b.png"].entity == "cam-01" and rows["cam-01/b.png"].attributes == {"weather": "rain"}
+    assert (rows["cam-01/b.png"].latitude, rows["cam-01/b.png"].longitude) == (52.5, 13.4)
+    assert rows["cam-02/d.jpg"].entity == "cam-02"
+
+
+@pytest.mark.sqlite
+def test_cli_limits_duplicates_and_update(sqlite_url, folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from alsql.cli import app
+    from alsql.cli.common import set_database
+
+    (folder / "cam-01" / "big.png").write_bytes((folder / "cam-01" / "b.png").read_bytes() + b"\0" * 2000)
+    for i in range(25):
+        shutil.copy(folder / "cam-01" / "2024" / "a.png", folder / f"copy-{i:02d}.png")
+    runner = CliRunner()
+    try:
+        res = runner.invoke(app, ["--db", sqlite_url, "ingest", str(folder), "--max-bytes", "image=1K",
+                                  "--max-pixels", "100", "--entity-regex", r"cam-(\d+)"])
+        assert res.exit_code == 0, res.output
+        out = res.output
+        assert "26 duplicates" in out and out.count("is a duplicate of item") == 20
+        assert "... and 6 more duplicates" in out
+        engine = make_engine(sqlite_url)
+        with engine.connect() as conn:
+            errs = dict(conn.execute(select(items.c.uri, items.c.error)).all())
+        big = next(e for u, e in errs.items() if u.endswith("big.png"))
+        assert big.startswith("refused: ") and "over the limit of 1,024 bytes (--max-bytes)" in big
+        wide = next(e for u, e in errs.items() if u.endswith("cam-01/b.png"))
+        assert wide == "too many pixels: 16 x 9 > 100"
+        res = runner.invoke(app, ["--db", sqlite_url, "ingest", str(folder), "--update", "--entity-regex", r"(cam-\d+)"])
+        assert res.exit_code == 0 and "updated" in res.output, res.output
+        with engine.connect() as conn:
+            assert "cam-01" in set(conn.execute(select(items.c.entity)).scalars())
+        res = runner.invoke(app, ["--db", sqlite_url, "ingest", str(folder), "--max-bytes", "lots"])
+        assert res.exit_code != 0 and "expected a positive number of bytes" in str(res.exception) + res.output
+        engine.dispose()
+    finally:
+        set_database("sqlite:///alsql.db")

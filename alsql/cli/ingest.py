@@ -9,6 +9,8 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from alsql.cli.common import console, get_engine, show_progress
+from alsql.errors import AlsqlError
+from alsql.loaders.ingest import DEFAULT_MAX_BYTES, parse_size
 from alsql.loaders.ingest import ingest as run_ingest
 
 __all__ = ["register"]
@@ -36,6 +38,19 @@ def ingest(
         Optional[str], typer.Option(help="Video / sound item length, e.g. 2s, 500ms (default: video 2s, audio 1s)")
     ] = None,
     stride: Annotated[Optional[str], typer.Option(help="Start of one segment to the next (default: --segment)")] = None,
+    max_bytes: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Largest file read: 500M for every kind, or image=500M / video=8G / audio=2G "
+                          "(repeat; default image 256M, video and audio 64G); larger files are refused"),
+    ] = None,
+    max_pixels: Annotated[
+        Optional[int],
+        typer.Option(min=1, help="Largest image, width x height (default: setting max_pixels, 64000000)"),
+    ] = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Apply --entity-regex and --attributes again to items already present")
+    ] = False,
+    show: Annotated[int, typer.Option(min=0, help="Duplicates and warnings listed (each); the rest are counted")] = 20,
 ) -> None:
     """Index every image (png, jpg, jpeg, bmp, gif, webp, tif), video (mp4, mkv, webm, mov, avi)
     and sound file (wav, flac, ogg, mp3, m4a) under SOURCE; video and sound become segments."""
@@ -43,6 +58,9 @@ def ingest(
 
     media = {"segment": parse_seconds(segment, "--segment") if segment else None,
              "stride": parse_seconds(stride, "--stride") if stride else None}
+    media["max_bytes"] = _caps(max_bytes)
+    media["max_pixels"] = max_pixels
+    media["update"] = update
     engine = get_engine()
     if show_progress():
         with Progress(
@@ -59,7 +77,26 @@ def ingest(
             engine, source, entity_regex=entity_regex, attributes_csv=attributes, batch_size=batch_size,
             workers=workers, **media,
         )
-    console.print(str(report))
+    console.print(str(report), markup=False, highlight=False)
+    for line in report.details(show):
+        console.print(line, markup=False, highlight=False)
+
+
+def _caps(values: list[str] | None) -> dict[str, int] | None:
+    """``["500M"]`` -> every kind; ``["image=500M", "video=8G"]`` -> those kinds."""
+    if not values:
+        return None
+    caps: dict[str, int] = {}
+    for v in values:
+        kind, sep, size = v.partition("=")
+        if not sep:
+            caps.update({k: parse_size(v) for k in DEFAULT_MAX_BYTES})
+        elif kind.strip() in DEFAULT_MAX_BYTES:
+            caps[kind.strip()] = parse_size(size)
+        else:
+            raise AlsqlError(f"--max-bytes {v!r}: expected SIZE or KIND=SIZE with KIND one of "
+                             f"{', '.join(DEFAULT_MAX_BYTES)}")
+    return caps
 
 
 def register(app: typer.Typer) -> None:

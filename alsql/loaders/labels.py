@@ -2,20 +2,29 @@
 
 Import columns: one of ``item_id``, ``uri`` or ``path`` (resolved against ``root``,
 default the current folder), ``label`` (a class name), optional ``annotator`` and
-``created_at`` (ISO 8601). Every row is checked first; an unknown class or item is
-refused with its row number, the value and the project's classes, and nothing is
-written. Valid files go in as one transaction.
+``created_at`` (ISO 8601). Every row is checked first, also by ``dry_run``; nothing is
+written unless all pass. Row errors: an unknown class or item (with the project's
+classes; a path whose file is a duplicate of an item names that item), an item_id that
+is not a plain ASCII integer in range, text that is not UTF-8, a NUL character, an
+annotator longer than the column (the same limit on every backend), and two rows that
+give one item different labels. A ``path`` matches the item ingested through a link
+inside the folder as well as its target. Valid files go in as one transaction.
+
+Export writes CSV cells that a spreadsheet would run as a formula (starting with ``=``,
+``+``, ``-``, ``@``, tab or carriage return) with a leading ``'`` (OWASP's advice).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote
 
 from sqlalchemy import Engine, select
 
@@ -25,7 +34,7 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.stores import path_to_uri
-from alsql.schema import classes, current_labels, items
+from alsql.schema import annotations, classes, current_labels, items
 
 __all__ = ["ImportReport", "import_labels", "export_labels", "MAX_ERRORS_SHOWN"]
 
@@ -53,6 +62,76 @@ def _resolve_items(engine: Engine, key: str, values: list[Any]) -> dict[Any, int
     return found
 
 
+MAX_ITEM_ID = 2**63 - 1
+ANNOTATOR_MAX = annotations.c.annotator.type.length
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _parse_item_id(raw: str) -> int | str:
+    """The item id of a cell, or the reason it is not one."""
+    if not (raw.isascii() and raw.isdigit()):
+        return f"item_id {raw!r} is not an integer"
+    value = int(raw)
+    if not 1 <= value <= MAX_ITEM_ID:
+        return f"item_id {raw} is out of range (1 to {MAX_ITEM_ID})"
+    return value
+
+
+def _bad_text(rec: dict[str, Any]) -> str | None:
+    """Why a row's cells are unusable text (bytes that are not UTF-8, a NUL), else None."""
+    cells = [v for v in rec.values() if isinstance(v, str)]
+    joined = "".join(cells)
+    if "\x00" in joined:
+        return "contains a NUL character"
+    try:
+        joined.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(joined[exc.start]) - 0xDC00
+        return f"is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
+    return None
+
+
+def _path_uris(base: Path, raw: str) -> list[str]:
+    """The uris a relative ``path`` may be stored under: the file's folder resolved with its own
+    name (an item ingested through a link inside the folder), and the fully resolved file."""
+    full = Path(os.path.abspath(base / raw))
+    try:
+        first = (full.parent.resolve() / full.name).as_uri()
+    except (OSError, ValueError):
+        return [path_to_uri(full)]
+    second = path_to_uri(full)
+    return [first] if first == second else [first, second]
+
+
+def _duplicate_of(engine: Engine, base: Path, raw: str) -> str | None:
+    """"x.png is a duplicate of item 12 (a/x.png)" when the file's bytes are an item's."""
+    from alsql.loaders.confine import read_regular
+    from alsql.loaders.ingest import DEFAULT_MAX_BYTES
+
+    full = os.path.abspath(base / raw)
+    try:
+        _, sha = read_regular(os.path.realpath(full), DEFAULT_MAX_BYTES["image"])
+    except (OSError, AlsqlError):
+        return None
+    with engine.connect() as conn:
+        hit = conn.execute(select(items.c.item_id, items.c.uri).where(items.c.sha256 == sha)).first()
+    if hit is None:
+        return None
+    kept = hit.uri
+    root = base.resolve().as_uri().rstrip("/") + "/"
+    shown = unquote(kept[len(root):]) if kept.startswith(root) else kept
+    return f"{raw} is a duplicate of item {hit.item_id} ({shown}); label that item"
+
+
+def _resolve(engine: Engine, key: str, base: Path, rows: list[tuple]) -> dict[Any, int]:
+    """Row reference -> item_id for the references that name an item."""
+    if key != "path":
+        return _resolve_items(engine, key, [r[1] for r in rows])
+    candidates = {ref: _path_uris(base, ref) for _, ref, *_ in rows if ref}
+    by_uri = _resolve_items(engine, "uri", [u for us in candidates.values() for u in us])
+    return {ref: by_uri[u] for ref, us in candidates.items() for u in reversed(us) if u in by_uri}
+
+
 def import_labels(
     engine: Engine,
     csv_path: str | Path,
@@ -72,7 +151,7 @@ def import_labels(
     class_ids = {name: i for i, name in enumerate(proj.classes)}
     base = Path(root) if root else Path.cwd()
 
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         key = next((k for k in ("item_id", "uri", "path") if k in header), None)
@@ -84,6 +163,10 @@ def import_labels(
         errors: list[str] = []
         for n, rec in enumerate(reader, start=2):
             where = f"row {n}"
+            bad = _bad_text(rec)
+            if bad:
+                errors.append(f"{where}: {bad}")
+                continue
             label = (rec.get("label") or "").strip()
             raw = (rec.get(key) or "").strip()
             if label not in class_ids:
@@ -93,26 +176,38 @@ def import_labels(
                 )
                 continue
             if key == "item_id":
-                if not raw.isdigit():
-                    errors.append(f"{where}: item_id {raw!r} is not an integer")
+                ref: Any = _parse_item_id(raw)
+                if isinstance(ref, str):
+                    errors.append(f"{where}: {ref}")
                     continue
-                ref: Any = int(raw)
             elif key == "uri":
                 ref = raw
             else:
-                ref = path_to_uri(base / raw) if raw else ""
+                ref = raw
             try:
                 when = parse_timestamp((rec.get("created_at") or "").strip(), where, "created_at")
             except AlsqlError as exc:
                 errors.append(str(exc))
                 continue
             who = (rec.get("annotator") or "").strip() or annotator
+            if who is not None and len(who) > ANNOTATOR_MAX:
+                errors.append(f"{where}: annotator is {len(who)} characters long; at most {ANNOTATOR_MAX}")
+                continue
             rows.append((n, ref, class_ids[label], who, when))
 
-    found = _resolve_items(engine, key if key == "item_id" else "uri", [r[1] for r in rows])
-    for n, ref, *_ in rows:
+    found = _resolve(engine, key, base, rows)
+    first: dict[int, tuple[int, int]] = {}  # item_id -> (row, class_id) of its first row
+    for n, ref, cid, *_ in rows:
         if ref not in found:
-            errors.append(f"row {n}: {key} {ref!r} is not an item in the database")
+            dup = _duplicate_of(engine, base, ref) if key == "path" and ref else None
+            errors.append(f"row {n}: {dup or f'{key} {ref!r} is not an item in the database'}")
+            continue
+        seen = first.setdefault(found[ref], (n, cid))
+        if seen[1] != cid:
+            errors.append(
+                f"row {n}: item {found[ref]} is also in row {seen[0]} with label {proj.classes[seen[1]]!r}, "
+                f"here {proj.classes[cid]!r} (conflicting labels for one item in one file)"
+            )
     if errors:
         errors.sort(key=lambda e: int(e.split(":")[0].split()[1]))
         shown = "\n  ".join(errors[:MAX_ERRORS_SHOWN])
@@ -173,6 +268,13 @@ def _label_rows(engine: Engine, proj: Project) -> Iterator[dict[str, Any]]:
             yield d
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: ``'`` before a leading = + - @ tab or CR."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def export_labels(engine: Engine, project: str | int, fmt: str, out: IO[str]) -> int:
     """Write the current label of every labeled item as ``csv`` or ``jsonl``; return the count."""
     if fmt not in ("csv", "jsonl"):
@@ -188,7 +290,7 @@ def export_labels(engine: Engine, project: str | int, fmt: str, out: IO[str]) ->
             if writer is None:
                 writer = csv.DictWriter(out, fieldnames=list(row))
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerow({k: _cell(v) for k, v in row.items()})
         n += 1
     if fmt == "csv" and writer is None:
         out.write("item_id,uri,label,annotator,created_at,source\n")
