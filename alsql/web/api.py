@@ -17,7 +17,6 @@ from sqlalchemy import Connection, Engine, select
 
 from alsql.catalog import Project, get_project
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import store_for
 from alsql.schema import annotations, items
 from alsql.web import data
 from alsql.web.auth import CSRF_HEADER, csrf_equal
@@ -224,15 +223,27 @@ def map_(request: Request, engine: EngineDep, user: ApiUser, project_id: Project
 @router.get("/items/{item_id}/image", response_class=Response,
             responses={200: {"content": {"image/*": {}}}, 404: {"description": "no such item or blob"}})
 def image(engine: EngineDep, user: ApiUser, item_id: ItemId) -> Response:
-    """The item's image bytes, read from its store by ``items.uri`` (never a path from the request)."""
+    """The item's image bytes, read from its store by ``items.uri`` (never a path from the request).
+
+    Only ``ok`` items are served; a local file is re-checked now (a regular file reached
+    through no symbolic link) and streamed, at most the image size cap of ingest.
+    """
+    from fastapi.responses import StreamingResponse
+
+    from alsql.loaders.confine import open_served
+    from alsql.loaders.ingest import DEFAULT_MAX_BYTES
+
     with engine.connect() as conn:
-        row = conn.execute(select(items.c.uri, items.c.media_type).where(items.c.item_id == item_id)).first()
+        row = conn.execute(select(items.c.uri, items.c.media_type, items.c.status)
+                           .where(items.c.item_id == item_id)).first()
     if row is None:
         raise HTTPException(404, f"item {item_id} does not exist")
+    if row.status != "ok":
+        raise HTTPException(404, f"item {item_id} is {row.status}; its image is not served")
     try:
-        body = store_for(row.uri).open(row.uri)
+        size, body = open_served(row.uri, DEFAULT_MAX_BYTES["image"])
     except (FileNotFoundError, AlsqlError, OSError):
         raise HTTPException(404, f"item {item_id}: its blob cannot be read") from None
     media = row.media_type if (row.media_type or "").startswith("image/") else "application/octet-stream"
-    return Response(body, media_type=media,
-                    headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+    return StreamingResponse(body, media_type=media, headers={
+        "Content-Length": str(size), "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
