@@ -97,13 +97,16 @@ def check_sqlite_file(url: str | URL, create: bool = False) -> None:
 
 
 def describe_db_error(exc: BaseException, url: str | URL) -> str | None:
-    """One line naming the database (password hidden) and why it failed, for a driver error.
+    """One line naming the database (password hidden) and why it cannot be used.
 
-    None when ``exc`` is not a database driver error.
+    For errors of reaching or opening the database (SQLAlchemy's OperationalError,
+    InterfaceError, and a bare DatabaseError such as "file is not a database"); None
+    for anything else, e.g. an IntegrityError, which is a bug to show in full.
     """
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DatabaseError, InterfaceError, OperationalError
 
-    if not isinstance(exc, DBAPIError):
+    # Reaching and opening the database; constraint and SQL errors (bugs) keep their traceback.
+    if not (isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError):
         return None
     u = normalize_url(url)
     raw = " ".join(str(exc.orig if exc.orig is not None else exc).split())

@@ -216,3 +216,17 @@ def test_init_on_a_directory_or_foreign_file_is_one_line(tmp_path, capsys):
         code, out = run_main(capsys, "--db", f"sqlite:///{path}", "init")
         assert code == 2 and cause in one_line(out)
     assert other.read_text() == "not a database"
+
+
+def test_constraint_errors_are_not_dressed_up_as_database_failures():
+    """A bug (an IntegrityError) keeps its traceback: only reaching or opening the database is one line."""
+    import sqlite3
+
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from alsql.db import describe_db_error
+
+    url = "sqlite:///x.db"
+    assert describe_db_error(IntegrityError("INSERT", {}, sqlite3.IntegrityError("UNIQUE failed")), url) is None
+    line = describe_db_error(OperationalError("x", {}, sqlite3.OperationalError("unable to open database file")), url)
+    assert line.startswith("database sqlite:///x.db: unable to open the file")
