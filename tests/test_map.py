@@ -164,3 +164,30 @@ def test_a_crash_mid_inference_keeps_what_was_scored_seconds_ago(engine, project
     # The buffer was never full (50,000 rows), yet all but the last ~0.1 s of work is stored,
     # and every stored prediction has its embedding.
     assert 24 <= p <= 32 and e >= p, (p, e)
+
+
+def test_map_png_marks_the_rounds_picks(engine, project, tmp_path):
+    from alsql.annotate import insert_annotations
+    from alsql.models.select import create_round
+    from alsql.pipelines.mapplot import plot_map
+
+    ids = np.array(add_items(engine, 200))
+    vec, cls = _clusters(200, seed=4)
+    mid = _model(engine, project.project_id)
+    _write_vectors(engine, mid, ids, vec)
+    with PredictionWriter(engine, mid, kind="predictions") as pw:
+        pw.write(item_ids=ids, class_id=cls, confidence=np.full(200, 0.8), margin=np.full(200, 0.3),
+                 entropy=np.full(200, 0.5))
+    with write_transaction(engine) as conn:
+        insert_annotations(conn, [{"project_id": project.project_id, "item_id": int(i), "class_id": int(c)}
+                                  for i, c in zip(ids[:30], cls[:30])])
+    compute_map(engine, mid, "tsne", n_jobs=1)
+    rid = create_round(engine, project.project_id, "margin", 12, model_id=mid, seed=0)
+    plain, marked = tmp_path / "plain.png", tmp_path / "marked.png"
+    assert plot_map(engine, project.project_id, mid, plain) == 200
+    assert plot_map(engine, project.project_id, mid, marked, round_id=rid) == 200
+    from PIL import Image
+
+    a = np.asarray(Image.open(plain).convert("L"), dtype=int)
+    b = np.asarray(Image.open(marked).convert("L"), dtype=int)
+    assert a.shape == b.shape and ((b < 60) & (a >= 60)).sum() > 100  # black rings around the 12 picks

@@ -4,7 +4,8 @@
 items side by side: one selecting with a strategy, one at random (the baseline).
 Both hold out the same random evaluation round (same seed, same pool), then run
 rounds of select, oracle labels, train and infer. A table row is printed per round
-and the strategy project's embedding map is written as a PNG.
+and the strategy project's embedding map (the last model's t-SNE map; unlabeled items
+grey, labeled ones by class, the last round's picks ringed) is written as a PNG.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
     say(f"projects {names[strategy]!r} and {names['random']!r}: {held} evaluation labels held out in each "
         f"(random, never trained on)")
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=4, image_size=image_size, seed=seed)
-    rows, last_model = [], None
+    rows, last_model, last_round = [], None, None
     for r in range(rounds):
         t0 = time.perf_counter()
         acc, labels = {}, 0
@@ -129,16 +130,17 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
             answer_round(engine, proj, rid, oracles[key])
             mid = train_project(engine, proj.project_id, cfg, grayscale=True)
             if key != "random":  # random needs no scores; the strategy's last ones draw the map
-                infer_project(engine, proj.project_id, mid, device=cfg.device)
+                infer_project(engine, proj.project_id, mid, device=cfg.device,
+                              map_method="tsne" if r == rounds - 1 else None)
             with engine.connect() as conn:
                 row = conn.execute(select(model_versions).where(model_versions.c.model_id == mid)).one()
             acc[key], labels = row.metrics.get("accuracy"), row.label_count
             if key == strategy:
-                last_model = mid
+                last_model, last_round = mid, rid
         row = DemoRow(r + 1, labels, acc[strategy], acc["random"], time.perf_counter() - t0)
         rows.append(row)
         if on_round:
             on_round(row)
-    n = plot_map(engine, projects[strategy].project_id, last_model, map_path)
+    n = plot_map(engine, projects[strategy].project_id, last_model, map_path, round_id=last_round)
     say(f"embedding map ({n} items) written to {map_path}")
     return rows
