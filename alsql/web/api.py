@@ -8,6 +8,7 @@ routes (see ``alsql.web.admin``). Bad input answers 400 (AlsqlError) or 422
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -53,18 +54,29 @@ def project_json(conn: Connection, p: Project) -> dict[str, Any]:
             "model_id": data.latest_model_id(conn, p.project_id)}
 
 
+MODEL_TTL = 5.0
+
+
 def _queue(request: Request) -> LabelQueue:
     return request.app.state.queue
 
 
 def _answer(request: Request, project: Project):
-    """``then`` for the queue: the claimed items as the page needs them, read in the same transaction."""
+    """``then`` for the queue: the claimed items as the page needs them (see LabelQueue for
+    which transaction reads them). The latest model id is remembered for
+    ``MODEL_TTL`` seconds (a newly trained model's guesses show within that)."""
     q = _queue(request)
+    cache: dict = request.app.state.latest_model
 
     def view(conn: Connection, claims: list[Claim]) -> dict[str, Any]:
-        model_id = data.latest_model_id(conn, project.project_id)
+        hit, now = cache.get(project.project_id), time.monotonic()
+        if hit is None or now - hit[1] > MODEL_TTL:
+            hit = cache[project.project_id] = (data.latest_model_id(conn, project.project_id), now)
+        model_id = hit[0]
         views = [data.item_view(conn, project, c.item_id, model_id, c.round_id, c.rank) for c in claims]
-        open_ = q.open_rounds(conn, project.project_id)
+        open_ = getattr(claims, "open_rounds", None)
+        if open_ is None:
+            open_ = q.open_rounds(conn, project.project_id)
         rid = claims[0].round_id if claims else (open_[0] if open_ else None)
         left = sum(q.left(conn, r) for r in open_)  # train and evaluation rounds alike
         return {"round_id": rid, "left": left, "items": [v for v in views if v is not None]}

@@ -73,6 +73,7 @@ def create_app(url: str | None = None, secret_key: str | None = None, max_body: 
     at once.
     """
     from alsql.config import get_settings
+    from alsql.db import make_engine
     from alsql.migrations import ready_engine
     from alsql.web import admin, api, media, pages
 
@@ -88,10 +89,17 @@ def create_app(url: str | None = None, secret_key: str | None = None, max_body: 
         version="1",
         description="Label the items of active-learning rounds; progress, the embedding map, admin.",
     )
-    app.state.engine = ready_engine(url)
+    engine = ready_engine(url)
+    if engine.dialect.name != "sqlite":
+        # Every request may hold a connection (the thread pool runs up to 40 at once):
+        # a pool that large keeps twenty busy annotators from queueing for connections.
+        engine.dispose()
+        engine = make_engine(url, pool_size=20, max_overflow=20)
+    app.state.engine = engine
     app.state.signer = SessionSigner(secret_key)
     app.state.queue = LabelQueue(app.state.engine)
     app.state.projects = {}
+    app.state.latest_model = {}
     app.state.login_limiter = LoginLimiter()
     app.state.hash_gate = HashGate(hash_slots)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))

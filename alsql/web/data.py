@@ -48,10 +48,14 @@ _HISTORY = (
     .where(annotations.c.project_id == bindparam("pid"), annotations.c.item_id == bindparam("item"))
     .order_by(annotations.c.annotation_id)
 )
-_ITEM = select(items.c.item_id, items.c.width, items.c.height, items.c.media_type, items.c.status).where(
-    items.c.item_id == bindparam("item"))
-_GUESS = select(predictions.c.class_id, predictions.c.confidence).where(
-    predictions.c.model_id == bindparam("model"), predictions.c.item_id == bindparam("item"))
+# The item and the model's guess in one round trip (a LEFT JOIN on the prediction's key).
+_ITEM_GUESS = (
+    select(items.c.item_id, items.c.width, items.c.height, items.c.media_type, items.c.status,
+           predictions.c.class_id, predictions.c.confidence)
+    .select_from(items.outerjoin(predictions, (predictions.c.model_id == bindparam("model"))
+                                 & (predictions.c.item_id == items.c.item_id)))
+    .where(items.c.item_id == bindparam("item"))
+)
 
 
 def latest_model_id(conn: Connection, project_id: int) -> int | None:
@@ -82,15 +86,13 @@ def _name(project: Project, class_id: int | None) -> str | None:
 def item_view(conn: Connection, project: Project, item_id: int, model_id: int | None,
               round_id: int | None = None, rank: int | None = None) -> dict[str, Any] | None:
     """The item as the labeling page needs it, or None when it does not exist."""
-    it = conn.execute(_ITEM, {"item": item_id}).first()
+    it = conn.execute(_ITEM_GUESS, {"item": item_id, "model": model_id if model_id is not None else 0}).first()
     if it is None:
         return None
     guess = None
-    if model_id is not None:
-        p = conn.execute(_GUESS, {"model": model_id, "item": item_id}).first()
-        if p is not None:
-            guess = {"model_id": model_id, "class_id": p.class_id, "class_name": _name(project, p.class_id),
-                     "confidence": p.confidence}
+    if model_id is not None and it.class_id is not None:
+        guess = {"model_id": model_id, "class_id": it.class_id, "class_name": _name(project, it.class_id),
+                 "confidence": it.confidence}
     return {
         "item_id": it.item_id, "width": it.width, "height": it.height, "media_type": it.media_type,
         "status": it.status, "image_url": f"/api/items/{it.item_id}/image", "round_id": round_id, "rank": rank,

@@ -61,6 +61,8 @@ def session_data(request: Request) -> dict | None:
 
 def _lookup(engine: Engine, kind: str, value) -> User | None:
     with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":  # one read: no BEGIN / ROLLBACK round trips
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         if kind == "token":
             return authenticate_token(conn, value)
         return user_by_id(conn, *value)

@@ -23,15 +23,25 @@ Labels are written only through ``alsql.annotate.insert_annotations`` with sourc
 
 Speed: a per-process low-water mark per round (the lowest rank still pending; ranks
 below it are labeled or skipped, and those states are final) makes the claim an
-index range scan that starts where the work is. Each round closes when its last
-pending item is labeled or skipped.
+index range scan that starts where the work is; the mark is refreshed every
+``LOW_REFRESH`` claims of a round, or when a claim comes up short. Each round closes
+when its last pending item is labeled or skipped. A label is checked (item, class)
+in one statement and marks its round items with one ``UPDATE ... RETURNING``; the
+open rounds are read once per request (``Claims.open_rounds``).
+
+Concurrency: on SQLite, writers of this process queue on a lock before ``BEGIN
+IMMEDIATE`` (a fair wait, instead of SQLite's busy handler, which sleeps in steps of
+up to 100 ms), and ``then`` reads after the commit, in a read transaction, so the
+write lock is held only for the writes. On PostgreSQL everything runs in one
+transaction on one connection (fewest round trips).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from datetime import timedelta
@@ -44,11 +54,12 @@ from alsql.errors import AlsqlError
 from alsql.schema import classes, items, round_items, rounds
 from alsql.schema.tables import utcnow
 
-__all__ = ["Claim", "LabelQueue", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
+__all__ = ["Claim", "Claims", "LabelQueue", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
 
 LEASE_SECONDS = 120
 LEFT_TTL = 5.0
 MAX_CLAIM = 10
+LOW_REFRESH = 64
 
 
 # Statements built once (bound parameters by name): the hot path only binds values.
@@ -82,18 +93,29 @@ _LEASE = (
     .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank.in_(bindparam("ranks", expanding=True)))
     .values(assigned_to=bindparam("user"), lease_expires_at=bindparam("until"))
 )
+# PostgreSQL: the free rows locked (SKIP LOCKED: claimers never wait on each other) and
+# leased by one UPDATE ... RETURNING.
+# leased by one UPDATE ... RETURNING. The CTE is MATERIALIZED: evaluated once, so the
+# rows this very UPDATE changes are not skipped and replaced by the next ones.
+_FREE_LOCKED = _FREE.with_for_update(skip_locked=True).cte("free_rows").prefix_with("MATERIALIZED")
+_FREE_AND_LEASE = (
+    update(round_items)
+    .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank == _FREE_LOCKED.c.rank)
+    .values(assigned_to=bindparam("user"), lease_expires_at=bindparam("until"))
+    .returning(round_items.c.rank, round_items.c.item_id)
+)
 _ITEM = select(items.c.item_id).where(items.c.item_id == bindparam("item"))
 _CLASS = select(classes.c.class_id).where(classes.c.project_id == bindparam("pid"),
                                           classes.c.class_id == bindparam("cls"))
+_BOTH = select(_ITEM.exists().label("item"), _CLASS.exists().label("cls"))
 _PENDING_HERE = and_(
     round_items.c.item_id == bindparam("item"), round_items.c.status == "pending",
     round_items.c.round_id.in_(
         select(rounds.c.round_id).where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open")
         .scalar_subquery()),
 )
-_HIT = select(round_items.c.round_id).where(_PENDING_HERE)
 _MARK = (update(round_items).where(_PENDING_HERE)
-         .values(status=bindparam("status"), labeled_at=bindparam("at")))
+         .values(status=bindparam("status"), labeled_at=bindparam("at")).returning(round_items.c.round_id))
 
 
 @dataclass(frozen=True)
@@ -103,6 +125,12 @@ class Claim:
     round_id: int
     rank: int
     item_id: int
+
+
+class Claims(list):
+    """The claims of one request; ``open_rounds``: the project's open rounds after it."""
+
+    open_rounds: list[int] | None = None
 
 
 Then = Callable[[Connection, "list[Claim]"], Any]
@@ -118,6 +146,31 @@ class LabelQueue:
         self._left: dict[int, tuple[int, float]] = {}
         self._lock = threading.Lock()
         self._turn = 0
+        self._since_low: dict[int, int] = {}
+        self.closed: set[int] = set()  # rounds this process closed
+        self._writer = threading.Lock()  # SQLite: this process's writers queue here
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite taken in turn by this process's threads."""
+        if self.engine.dialect.name != "sqlite":
+            with write_transaction(self.engine) as conn:
+                yield conn
+            return
+        with self._writer, write_transaction(self.engine) as conn:
+            yield conn
+
+    def _run(self, work: Callable[[Connection], tuple[Any, "Claims"]], then: Then | None):
+        """``work`` in a write transaction, then ``then(conn, claims)``: in the same
+        transaction on PostgreSQL, in a read transaction after the commit on SQLite."""
+        if self.engine.dialect.name != "sqlite" or then is None:
+            with self._write() as conn:
+                result, claims = work(conn)
+                return result, (then(conn, claims) if then else claims)
+        with self._write() as conn:
+            result, claims = work(conn)
+        with self.engine.connect() as conn:
+            return result, then(conn, claims)
 
     # -- reading ---------------------------------------------------------------
     def open_rounds(self, conn: Connection, project_id: int) -> list[int]:
@@ -159,6 +212,19 @@ class LabelQueue:
                     self._left[rid] = (value - 1, t)
 
     # -- claiming --------------------------------------------------------------
+    def _start(self, conn: Connection, round_id: int) -> int | None:
+        """Where to scan the round from: the low-water mark, refreshed when it is unknown
+        or every ``LOW_REFRESH`` claims; None when nothing is pending."""
+        with self._lock:
+            low = self._low.get(round_id)
+            since = self._since_low.get(round_id, LOW_REFRESH)
+            self._since_low[round_id] = since + 1
+        if low is not None and since < LOW_REFRESH:
+            return low
+        with self._lock:
+            self._since_low[round_id] = 0
+        return self._first_pending(conn, round_id)
+
     def _first_pending(self, conn: Connection, round_id: int) -> int | None:
         low = self._low.get(round_id, 0)
         first = conn.execute(_FIRST_PENDING, {"rid": round_id, "low": low}).scalar()
@@ -170,9 +236,9 @@ class LabelQueue:
     def _claim_in(self, conn: Connection, round_id: int, start: int, user: str, n: int,
                   exclude: list[int], now) -> list[Claim]:
         params = {"rid": round_id, "low": start, "user": user, "now": now, "n": n, "exclude": exclude or [0]}
-        if conn.dialect.name == "postgresql":
-            got = [Claim(round_id, r.rank, r.item_id)
-                   for r in conn.execute(_FREE.with_for_update(skip_locked=True), params)]
+        if conn.dialect.name == "postgresql":  # find and lease in one statement (one round trip)
+            rows = conn.execute(_FREE_AND_LEASE, {**params, "until": now + self.lease}).all()
+            return sorted((Claim(round_id, r.rank, r.item_id) for r in rows), key=lambda c: c.rank)
         else:
             got = [Claim(round_id, r.rank, r.item_id) for r in conn.execute(_FREE, params)]
         if got:
@@ -186,23 +252,33 @@ class LabelQueue:
         for round_id in round_ids:
             if len(out) >= n:
                 break
-            first = self._first_pending(conn, round_id)
+            first = self._start(conn, round_id)
+            got = self._claim_in(conn, round_id, first, user, n - len(out), exclude, now) if first is not None else []
+            if first is not None and len(got) < n - len(out):  # short: is anything still pending at all?
+                with self._lock:
+                    self._since_low[round_id] = 0
+                first = self._first_pending(conn, round_id)
             if first is None:
                 conn.execute(update(rounds).where(rounds.c.round_id == round_id, rounds.c.status == "open")
                              .values(status="closed", closed_at=now))
+                self.closed.add(round_id)
                 continue
-            out += self._claim_in(conn, round_id, first, user, n - len(out), exclude, now)
+            out += got
         return out
 
-    def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int]) -> list[Claim]:
+    def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int]) -> Claims:
         """Up to ``n`` claims, alternating between train and evaluation rounds."""
+        out = Claims()
         now = utcnow()
         groups: dict[str, list[int]] = {}
+        opened = []
         for rid, purpose in conn.execute(_OPEN_ROUNDS, {"pid": project_id}):
             groups.setdefault(purpose, []).append(rid)
+            opened.append(rid)
         order = sorted(groups)
         if not order or n <= 0:
-            return []
+            out.open_rounds = opened
+            return out
         with self._lock:
             turn, self._turn = self._turn, self._turn + 1
         if turn % 2:
@@ -220,9 +296,9 @@ class LabelQueue:
                                         exclude + [c.item_id for c in got[p]], now)
                 got[p] += more
                 short -= len(more)
-        out: list[Claim] = []
         for k in range(max((len(v) for v in got.values()), default=0)):
             out += [got[p][k] for p in order if k < len(got[p])]
+        out.open_rounds = [r for r in opened if r not in self.closed]
         return out
 
     def claim(self, project_id: int, user: str, n: int = 1, exclude: Iterable[int] = (),
@@ -233,9 +309,8 @@ class LabelQueue:
         Returns the claims, or ``then(conn, claims)`` run in the same transaction.
         """
         n = _check_n(n)
-        with write_transaction(self.engine) as conn:
-            claims = self._claim(conn, project_id, user, n, list(exclude)[:100])
-            return then(conn, claims) if then else claims
+        exclude = list(exclude)[:100]
+        return self._run(lambda conn: (None, self._claim(conn, project_id, user, n, exclude)), then)[1]
 
     # -- leases ----------------------------------------------------------------
     def renew(self, project_id: int, user: str, item_ids: Iterable[int] = ()) -> int:
@@ -246,7 +321,7 @@ class LabelQueue:
         cond = [_HELD, round_items.c.round_id.in_(_PROJECT_OPEN)]
         if ids:
             cond.append(round_items.c.item_id.in_(ids))
-        with write_transaction(self.engine) as conn:
+        with self._write() as conn:
             return conn.execute(update(round_items).where(*cond).values(lease_expires_at=utcnow() + self.lease),
                                 {"user": user, "pid": project_id}).rowcount
 
@@ -261,18 +336,20 @@ class LabelQueue:
             params["pid"] = project_id
         if ids:
             cond.append(round_items.c.item_id.in_(ids))
-        with write_transaction(self.engine) as conn:
+        with self._write() as conn:
             return conn.execute(update(round_items).where(*cond).values(assigned_to=None, lease_expires_at=None),
                                 params).rowcount
 
     # -- writing ---------------------------------------------------------------
     def _check(self, conn: Connection, project_id: int, item_id: int, class_id: int | None) -> None:
-        if conn.execute(_ITEM, {"item": item_id}).first() is None:
-            raise AlsqlError(f"item_id {item_id}: no such item")
         if class_id is None:
+            if conn.execute(_ITEM, {"item": item_id}).first() is None:
+                raise AlsqlError(f"item_id {item_id}: no such item")
             return
-        known = conn.execute(_CLASS, {"pid": project_id, "cls": class_id}).first()
-        if known is None:
+        item_ok, class_ok = conn.execute(_BOTH, {"item": item_id, "pid": project_id, "cls": class_id}).one()
+        if not item_ok:
+            raise AlsqlError(f"item_id {item_id}: no such item")
+        if not class_ok:
             names = conn.execute(select(classes.c.class_id, classes.c.name)
                                  .where(classes.c.project_id == project_id).order_by(classes.c.class_id)).all()
             raise AlsqlError(f"class_id {class_id} is not a class of project {project_id}; expected one of: "
@@ -280,11 +357,8 @@ class LabelQueue:
 
     def _finish(self, conn: Connection, project_id: int, item_id: int, status: str, now) -> list[int]:
         """Turn the item's pending rows in the project's open rounds to ``status``; their round ids."""
-        params = {"item": item_id, "pid": project_id}
-        hit = list(conn.execute(_HIT, params).scalars())
-        if hit:
-            conn.execute(_MARK, {**params, "status": status, "at": now if status == "labeled" else None})
-        return hit
+        return list(conn.execute(_MARK, {"item": item_id, "pid": project_id, "status": status,
+                                         "at": now if status == "labeled" else None}).scalars())
 
     def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
               claim_next: int = 0, exclude: Iterable[int] = (), then: Then | None = None):
@@ -295,7 +369,9 @@ class LabelQueue:
         unknown item or a class outside the project.
         """
         claim_next = _check_n(claim_next, allow_zero=True)
-        with write_transaction(self.engine) as conn:
+        exclude = [item_id, *exclude][:100]
+
+        def work(conn: Connection):
             self._check(conn, project_id, item_id, class_id)
             now = utcnow()
             (annotation_id,) = insert_annotations(conn, [{
@@ -303,22 +379,26 @@ class LabelQueue:
                 "created_at": now, "seconds": seconds, "source": "ui",
             }])
             hit = self._finish(conn, project_id, item_id, "labeled", now)
-            claims = self._claim(conn, project_id, user, claim_next, [item_id, *exclude][:100]) if claim_next else []
+            claims = self._claim(conn, project_id, user, claim_next, exclude) if claim_next else Claims()
             self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
-            out = then(conn, claims) if then else claims
-        return annotation_id, out
+            return annotation_id, claims
+
+        return self._run(work, then)
 
     def skip(self, project_id: int, user: str, item_id: int, claim_next: int = 0,
              exclude: Iterable[int] = (), then: Then | None = None):
         """Mark the item skipped in the project's open rounds (no annotation); claim the next."""
         claim_next = _check_n(claim_next, allow_zero=True)
-        with write_transaction(self.engine) as conn:
+        exclude = [item_id, *exclude][:100]
+
+        def work(conn: Connection):
             self._check(conn, project_id, item_id, None)
             hit = self._finish(conn, project_id, item_id, "skipped", utcnow())
-            claims = self._claim(conn, project_id, user, claim_next, [item_id, *exclude][:100]) if claim_next else []
+            claims = self._claim(conn, project_id, user, claim_next, exclude) if claim_next else Claims()
             self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
-            out = then(conn, claims) if then else claims
-        return out
+            return None, claims
+
+        return self._run(work, then)[1]
 
 
 def _check_n(n: int, allow_zero: bool = False) -> int:
