@@ -44,7 +44,7 @@ METHODS = ("tsne", "pca")
 MAP_SAMPLE = 50_000
 PERPLEXITY = 30
 TRANSFORM_ITER = 100  # openTSNE's transform: new points settle against a fixed reference
-CHUNK = 20_000
+CHUNK = 50_000  # rows per page: openTSNE.transform pays a fixed cost per call, so pages are large
 
 
 @dataclass
