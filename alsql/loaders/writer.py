@@ -6,9 +6,24 @@ seconds of work), and on ``flush`` / ``close``, the rows are sorted by ``item_id
 wins) and upserted in one transaction per flush:
 
 - SQLite: ``executemany`` of ``INSERT ... ON CONFLICT (model_id, item_id) DO UPDATE``.
-- PostgreSQL: binary ``COPY`` into a temporary table (dropped at commit), then
-  ``INSERT ... SELECT ... ON CONFLICT (model_id, item_id) DO UPDATE``.
+- PostgreSQL: when the model has no rows yet in the batch's item range (a first
+  write), binary ``COPY`` straight into the table (under a savepoint: a concurrent
+  writer's rows fall back to the upsert); otherwise binary ``COPY`` into a temporary
+  table (dropped at commit), then ``INSERT ... SELECT ... ON CONFLICT DO UPDATE``.
 - SQL Server: ``fast_executemany`` into a ``#`` temporary table, then ``MERGE``.
+
+Integrity, set-wise: predictions and embeddings carry no foreign keys (PostgreSQL
+would check them row by row). Instead each flush, inside its transaction and before
+any row is written, checks that the model exists (PostgreSQL: ``FOR KEY SHARE`` on
+its ``model_versions`` row) and that every item id of the batch exists in ``items``
+(one range read of the items key when the batch's ids are dense, ``IN`` lists of the
+key otherwise). A flush with a missing item or model is refused whole with an
+``AlsqlError`` naming the missing ids; nothing of it is written (earlier flushes of
+the same writer stay). alsql never deletes items or models.
+
+After writing, ``close`` refreshes the planner statistics of the table it grew
+(``ANALYZE`` on PostgreSQL, a bounded ``ANALYZE`` on SQLite, ``UPDATE STATISTICS`` on
+SQL Server), so selection plans do not wait for autovacuum.
 
 Writing the same (model, item) twice overwrites, so a crashed job is re-run, not
 repaired; a process killed mid-flush leaves none of that flush's rows (the
@@ -32,9 +47,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.merge import Merge
-from alsql.schema import embeddings, predictions
+from alsql.schema import embeddings, items, model_versions, predictions
 
-__all__ = ["PredictionWriter", "update_xy", "FLUSH_SECONDS", "KINDS", "stage_table", "sqlite_upsert", "pg_upsert", "mssql_merge", "pg_copy_buffer"]
+__all__ = ["PredictionWriter", "update_xy", "missing_item_ids", "refresh_statistics", "FLUSH_SECONDS", "KINDS", "stage_table", "sqlite_upsert", "pg_upsert", "mssql_merge", "pg_copy_buffer"]
 
 # kind -> (table, {column: numpy dtype or "f16" for a float16 blob}); model_id/item_id implied.
 KINDS = {
@@ -45,6 +60,46 @@ KINDS = {
 _NULLABLE = {"bald", "x", "y", "probs", "vector"}
 _KEYS = ("model_id", "item_id")
 FLUSH_SECONDS = 2.0
+_IN_LIST = 2000  # ids per IN list when checking sparse ids (SQL Server allows 2,100 parameters)
+_SHOWN = 10  # missing ids named in an error
+
+
+def missing_item_ids(conn, ids: np.ndarray) -> np.ndarray:
+    """The ids of sorted, distinct ``ids`` ``(N,)`` that are not in ``items``, ascending.
+
+    Dense ids (span at most 4N) are checked against one range read of the items key;
+    sparse ones with ``IN`` lists of the key. Either way a set-wise read, no per-row check.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if not len(ids):
+        return ids
+    lo, hi = int(ids[0]), int(ids[-1])
+    if hi - lo + 1 <= 4 * len(ids):
+        found = conn.execute(select(items.c.item_id).where(items.c.item_id >= lo, items.c.item_id <= hi)).scalars().all()
+        found = np.fromiter(found, dtype=np.int64, count=len(found))
+    else:
+        parts = [conn.execute(select(items.c.item_id).where(items.c.item_id.in_(ids[s:s + _IN_LIST].tolist())))
+                 .scalars().all() for s in range(0, len(ids), _IN_LIST)]
+        found = np.array([i for p in parts for i in p], dtype=np.int64)
+    return ids[~np.isin(ids, found, assume_unique=True)]
+
+
+def refresh_statistics(conn, *tables: str) -> None:
+    """Bring the planner statistics of ``tables`` (names from this package, never user text) up to date.
+
+    PostgreSQL ``ANALYZE`` (a sample, a fraction of a second at any size); SQLite
+    ``ANALYZE`` bounded by ``PRAGMA analysis_limit`` (so it reads a few hundred rows per
+    index, not the table); SQL Server ``UPDATE STATISTICS``.
+    """
+    name = conn.dialect.name
+    q = conn.dialect.identifier_preparer.quote
+    if name == "sqlite":
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+    for table in tables:
+        if name == "postgresql" or name == "sqlite":
+            conn.exec_driver_sql(f"ANALYZE {q(table)}")
+        elif name == "mssql":  # pragma: no cover - needs a live SQL Server
+            conn.exec_driver_sql(f"UPDATE STATISTICS {q(table)}")
 
 
 def stage_table(kind: str, name: str) -> Table:
@@ -194,6 +249,7 @@ class PredictionWriter:
         n = len(cols["item_id"])
         with write_transaction(self.engine) as conn:
             name = conn.dialect.name
+            self._check_references(conn, cols["item_id"])
             if name == "sqlite":
                 self._flush_sqlite(conn, cols)
             elif name == "postgresql":
@@ -206,7 +262,26 @@ class PredictionWriter:
         return n
 
     def close(self) -> None:
+        """Flush, then refresh the planner statistics of the table when this writer wrote rows."""
         self.flush()
+        if self.rows_written:
+            with write_transaction(self.engine) as conn:
+                refresh_statistics(conn, KINDS[self.kind][0].name)
+
+    def _check_references(self, conn, ids: np.ndarray) -> None:
+        """Refuse the flush (AlsqlError, nothing written) when the model or an item is missing."""
+        q = select(model_versions.c.model_id).where(model_versions.c.model_id == self.model_id)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(key_share=True, read=True)
+        if conn.execute(q).first() is None:
+            raise AlsqlError(f"{self.kind} writer: model {self.model_id} is not in model_versions; "
+                             f"nothing of this batch of {len(ids):,} rows was written")
+        missing = missing_item_ids(conn, ids)
+        if len(missing):
+            shown = ", ".join(str(i) for i in missing[:_SHOWN].tolist()) + (", ..." if len(missing) > _SHOWN else "")
+            raise AlsqlError(f"{self.kind} writer, model {self.model_id}: {len(missing):,} item id(s) not in items "
+                             f"({shown}); expected ids of ingested items; nothing of this batch of "
+                             f"{len(ids):,} rows was written")
 
     def _lists(self, cols) -> dict[str, list]:
         n = len(cols["item_id"])
@@ -215,8 +290,7 @@ class PredictionWriter:
             if a is None:
                 out[k] = [None] * n
             elif a.ndim == 2:
-                raw, w = a.tobytes(), a.shape[1] * a.itemsize
-                out[k] = [raw[i * w:(i + 1) * w] for i in range(n)]
+                out[k] = np.ascontiguousarray(a).view(f"V{a.shape[1] * a.itemsize}").reshape(n).tolist()
             elif a.dtype.kind == "f" and k in _NULLABLE:
                 out[k] = [None if v != v else v for v in a.tolist()]
             else:
@@ -230,15 +304,28 @@ class PredictionWriter:
         conn.exec_driver_sql(compiled.string, rows)
 
     def _flush_pg(self, conn, cols) -> None:
-        stage = stage_table(self.kind, f"alsql_stage_{self.kind}")
-        stage.create(conn)
+        import psycopg
+
+        table = KINDS[self.kind][0]
         n = len(cols["item_id"])
         columns = [("model_id", np.full(n, self.model_id, dtype=np.int64))]
-        columns += [(c.name, cols[c.name]) for c in KINDS[self.kind][0].columns if c.name != "model_id"]
-        q = conn.dialect.identifier_preparer.quote
-        copy_sql = f"COPY {q(stage.name)} ({', '.join(q(c) for c, _ in columns)}) FROM STDIN (FORMAT BINARY)"
-        with conn.connection.driver_connection.cursor() as cur, cur.copy(copy_sql) as copy:
-            copy.write(pg_copy_buffer(columns))
+        columns += [(c.name, cols[c.name]) for c in table.columns if c.name != "model_id"]
+        ids = cols["item_id"]
+        nan = any(a is not None and a.ndim == 1 and a.dtype.kind == "f" and name in _NULLABLE and np.isnan(a).any()
+                  for name, a in columns)  # NaN is stored as NULL: only the upsert path converts it
+        first = conn.execute(select(table.c.item_id).where(
+            table.c.model_id == self.model_id, table.c.item_id >= int(ids[0]), table.c.item_id <= int(ids[-1])
+        ).limit(1)).first() is None
+        if first and not nan:
+            try:
+                with conn.begin_nested():
+                    _pg_copy(conn, table.name, columns)
+                return
+            except psycopg.errors.UniqueViolation:  # a concurrent writer got there first: upsert instead
+                pass
+        stage = stage_table(self.kind, f"alsql_stage_{self.kind}")
+        stage.create(conn)
+        _pg_copy(conn, stage.name, columns)
         conn.execute(pg_upsert(self.kind, stage))
 
     def _flush_mssql(self, conn, cols) -> None:  # pragma: no cover - needs a live SQL Server
@@ -249,6 +336,13 @@ class PredictionWriter:
         conn.execute(insert(stage), [dict(zip(names, r)) for r in zip(*(lists[k] for k in names))])
         conn.execute(mssql_merge(self.kind, stage))
         stage.drop(conn)
+
+
+def _pg_copy(conn, table: str, columns: list[tuple[str, np.ndarray | None]]) -> None:
+    q = conn.dialect.identifier_preparer.quote
+    copy_sql = f"COPY {q(table)} ({', '.join(q(c) for c, _ in columns)}) FROM STDIN (FORMAT BINARY)"
+    with conn.connection.driver_connection.cursor() as cur, cur.copy(copy_sql) as copy:
+        copy.write(pg_copy_buffer(columns))
 
 
 def update_xy(engine: Engine, model_id: int, item_ids, x, y, batch: int = 50_000) -> int:

@@ -209,26 +209,23 @@ model_versions = Table(
 predictions = Table(
     "predictions",
     metadata,
-    Id("model_id", ForeignKey("model_versions.model_id", ondelete="CASCADE")),
-    Id("item_id", ForeignKey("items.item_id")),
+    Id("model_id"),  # no foreign keys: PredictionWriter checks items and the model set-wise
+    Id("item_id"),
     SmallId("class_id"),
     Real("confidence", nullable=False),
     Real("margin", nullable=False),
     Real("entropy", nullable=False),
     Real("bald"),
     Blob("probs"),
-    _clustered("model_id", "item_id"),
-    Index(None, "model_id", "margin"),
-    Index(None, "model_id", "entropy"),
-    Index(None, "model_id", "confidence"),
+    _clustered("model_id", "item_id"),  # the clustered key only (DESIGN: selection scans one model's range)
     **COMPOSITE,
 )
 
 embeddings = Table(
     "embeddings",
     metadata,
-    Id("model_id", ForeignKey("model_versions.model_id", ondelete="CASCADE")),
-    Id("item_id", ForeignKey("items.item_id")),
+    Id("model_id"),  # no foreign keys: PredictionWriter checks items and the model set-wise
+    Id("item_id"),
     Blob("vector"),
     Real("x"),
     Real("y"),
