@@ -41,6 +41,7 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import read_attributes
 from alsql.loaders.ingest_media import MEDIA_EXTENSIONS, MediaIngest
+from alsql.loaders.writer import analyze_tables
 from alsql.loaders.confine import Entry, NotRegular, printable, read_regular, walk
 from alsql.loaders.stores import BlobMissing, BlobTooLarge, path_to_uri, read_capped, store_for, uri_to_path
 from alsql.media import image as image_media
@@ -337,6 +338,8 @@ def ingest(
     finally:
         if pool:
             pool.shutdown()
+    if report.new:  # planner statistics follow the grown tables (selection plans need them)
+        analyze_tables(engine, "items", "sources")
     return report
 
 

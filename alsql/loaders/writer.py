@@ -49,7 +49,7 @@ from alsql.errors import AlsqlError
 from alsql.loaders.merge import Merge
 from alsql.schema import embeddings, items, model_versions, predictions
 
-__all__ = ["PredictionWriter", "update_xy", "missing_item_ids", "refresh_statistics", "FLUSH_SECONDS", "KINDS", "stage_table", "sqlite_upsert", "pg_upsert", "mssql_merge", "pg_copy_buffer"]
+__all__ = ["PredictionWriter", "update_xy", "missing_item_ids", "refresh_statistics", "analyze_tables", "FLUSH_SECONDS", "KINDS", "stage_table", "sqlite_upsert", "pg_upsert", "mssql_merge", "pg_copy_buffer"]
 
 # kind -> (table, {column: numpy dtype or "f16" for a float16 blob}); model_id/item_id implied.
 KINDS = {
@@ -156,6 +156,12 @@ def pg_copy_buffer(columns: list[tuple[str, np.ndarray | None]]) -> bytes:
         rec[f"l_{name}"] = width
         rec[f"v_{name}"] = np.ascontiguousarray(a).view(f"V{width}").reshape(n) if a.ndim == 2 else a
     return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rec.tobytes() + b"\xff\xff"
+
+
+def analyze_tables(engine: Engine, *tables: str) -> None:
+    """``refresh_statistics`` of ``tables`` in a transaction of its own (after a bulk load)."""
+    with write_transaction(engine) as conn:
+        refresh_statistics(conn, *tables)
 
 
 class PredictionWriter:
@@ -265,8 +271,7 @@ class PredictionWriter:
         """Flush, then refresh the planner statistics of the table when this writer wrote rows."""
         self.flush()
         if self.rows_written:
-            with write_transaction(self.engine) as conn:
-                refresh_statistics(conn, KINDS[self.kind][0].name)
+            analyze_tables(self.engine, KINDS[self.kind][0].name)
 
     def _check_references(self, conn, ids: np.ndarray) -> None:
         """Refuse the flush (AlsqlError, nothing written) when the model or an item is missing."""
