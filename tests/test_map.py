@@ -191,3 +191,24 @@ def test_map_png_marks_the_rounds_picks(engine, project, tmp_path):
     a = np.asarray(Image.open(plain).convert("L"), dtype=int)
     b = np.asarray(Image.open(marked).convert("L"), dtype=int)
     assert a.shape == b.shape and ((b < 60) & (a >= 60)).sum() > 100  # black rings around the 12 picks
+
+
+def test_map_command(db_url, engine, project):
+    from typer.testing import CliRunner
+
+    from alsql.cli import app
+    from alsql.cli.common import set_database
+
+    ids = np.array(add_items(engine, 40))
+    mid = _model(engine, project.project_id)
+    _write_vectors(engine, mid, ids, _clusters(40, seed=6)[0])
+    runner = CliRunner()
+    try:
+        small = runner.invoke(app, ["--db", db_url, "map", "--project", project.name, "--jobs", "1"])
+        assert small.exit_code == 0, small.output
+        assert "note: model" in small.output and "pca map fitted on 40 items, 40 items placed" in small.output
+        bad = runner.invoke(app, ["--db", db_url, "map", "--project", project.name, "--map", "umap"])
+        assert bad.exit_code != 0 and "--map 'umap'" in str(bad.exception)
+    finally:
+        set_database("sqlite:///alsql.db")
+    assert map_params(engine, mid)["method"] == "pca"
