@@ -145,6 +145,12 @@ def test_map_paints_100k_points_and_hover_shows_the_thumbnail(browser, big_map):
             time.sleep(0.1)
         assert page.evaluate("() => document.getElementById('tip-img').naturalWidth") == 24
         page.screenshot(path=str(ARTIFACTS / "map-hover.png"))
+
+        # Without WebGL the same points go to a 2-D canvas.
+        page.goto(f"{base}/projects/{pid}/map?renderer=canvas")
+        expect(page.locator("#map-count")).to_contain_text(f"{BIG + 20} of {BIG + 20} points", timeout=60_000)
+        assert page.evaluate("() => alsqlMap.renderer") == "canvas"
+        assert _painted(page.locator("#map").screenshot(path=str(ARTIFACTS / "map-canvas.png"))) > 60_000
         assert not errors, errors
     app.state.engine.dispose()
 

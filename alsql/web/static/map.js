@@ -17,7 +17,9 @@
   const W = canvas.width, H = canvas.height, NONE = 255, GREY = [154, 160, 166];
   const palette = classes.map((c) => hslToRgb(alsql.colour(c.class_id, classes.length)));
   const state = { n: 0, view: null, tool: "pan", poly: null, hover: -1, drawn: 0 };
-  let d = null, colours = null, grid = null, gl = null, ctx2d = null, prog = null;
+  // colours: RGBA in drawing order (perm: unlabeled first, so labeled points stay on top);
+  // shown: 1 per point (by index) when it passes the filters.
+  let d = null, colours = null, shown = null, perm = null, grid = null, gl = null, ctx2d = null, prog = null;
 
   // What the page exposes for tests and scripts: points, points drawn, the renderer.
   window.alsqlMap = { points: 0, drawn: 0, renderer: null, ready: false, toScreen, polygonFromScreen: null };
@@ -64,8 +66,10 @@
     const mode = $("colour-by").value, cls = $("class-filter").value, cmin = Number($("conf-min").value);
     $("conf-value").textContent = cmin.toFixed(2);
     const n = d.n, out = colours || new Uint8Array(4 * n);
-    let shown = 0;
-    for (let i = 0; i < n; i++) {
+    shown = shown || new Uint8Array(n);
+    let count = 0;
+    for (let j = 0; j < n; j++) {
+      const i = perm[j];
       const lab = d.label[i], pr = d.pred[i], cf = d.conf[i] === NONE ? 1 : d.conf[i] / 254;
       let rgb = GREY, a = lab === NONE ? 0.55 : 0.95;
       if (mode === "label") { if (lab !== NONE) rgb = palette[lab] || GREY; }
@@ -76,12 +80,13 @@
       }
       let keep = cf >= cmin;
       if (cls === "-1") keep = keep && lab === NONE; else if (cls !== "all") keep = keep && lab === Number(cls);
-      const k = 4 * i;
+      const k = 4 * j;
       out[k] = rgb[0]; out[k + 1] = rgb[1]; out[k + 2] = rgb[2]; out[k + 3] = keep ? Math.round(a * 255) : 0;
-      if (keep) shown++;
+      shown[i] = keep ? 1 : 0;
+      if (keep) count++;
     }
     colours = out;
-    state.drawn = shown;
+    state.drawn = count;
     if (gl) { gl.bindBuffer(gl.ARRAY_BUFFER, prog.colour); gl.bufferData(gl.ARRAY_BUFFER, colours, gl.DYNAMIC_DRAW); }
     draw();
   }
@@ -99,7 +104,7 @@
     if (!g.getProgramParameter(p, g.LINK_STATUS)) throw new Error(g.getProgramInfoLog(p));
     g.useProgram(p);
     const xy = new Uint16Array(2 * d.n);
-    for (let i = 0; i < d.n; i++) { xy[2 * i] = d.x[i]; xy[2 * i + 1] = d.y[i]; }
+    for (let j = 0; j < d.n; j++) { const i = perm[j]; xy[2 * j] = d.x[i]; xy[2 * j + 1] = d.y[i]; }
     const pos = g.createBuffer(); g.bindBuffer(g.ARRAY_BUFFER, pos); g.bufferData(g.ARRAY_BUFFER, xy, g.STATIC_DRAW);
     const lp = g.getAttribLocation(p, "p"); g.enableVertexAttribArray(lp); g.vertexAttribPointer(lp, 2, g.UNSIGNED_SHORT, true, 0, 0);
     const col = g.createBuffer(); g.bindBuffer(g.ARRAY_BUFFER, col);
@@ -122,10 +127,10 @@
       const img = ctx2d.createImageData(W, H), px = new Uint32Array(img.data.buffer);
       px.fill(0xffffffff);
       const r = pointSize() > 3 ? 1 : 0;
-      for (let i = 0; i < d.n; i++) {
-        const a = colours[4 * i + 3]; if (!a) continue;
+      for (let j = 0; j < d.n; j++) {
+        const i = perm[j], a = colours[4 * j + 3]; if (!a) continue;
         const [qx, qy] = toScreen(dataX(i), dataY(i)), x = Math.round(qx), y = Math.round(qy);
-        const c = (0xff << 24) | (colours[4 * i + 2] << 16) | (colours[4 * i + 1] << 8) | colours[4 * i];
+        const c = (0xff << 24) | (colours[4 * j + 2] << 16) | (colours[4 * j + 1] << 8) | colours[4 * j];
         for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) {
           const X = x + dx, Y = y + dy; if (X >= 0 && X < W && Y >= 0 && Y < H) px[Y * W + X] = c;
         }
@@ -159,7 +164,7 @@
       const cell = (r << 8) | c;
       for (let k = grid.start[cell]; k < grid.start[cell + 1]; k++) {
         const i = grid.order[k];
-        if (!colours[4 * i + 3]) continue;
+        if (!shown[i]) continue;
         const [sx, sy] = toScreen(dataX(i), dataY(i)), dd = (sx - px) ** 2 + (sy - py) ** 2;
         if (dd < bd) { bd = dd; best = i; }
       }
@@ -335,8 +340,13 @@
       return;
     }
     resetView(); state.base = state.view.ppu;
+    perm = new Uint32Array(d.n);
+    let j = 0;
+    for (let i = 0; i < d.n; i++) if (!(d.flags[i] & 1)) perm[j++] = i;
+    for (let i = 0; i < d.n; i++) if (d.flags[i] & 1) perm[j++] = i;
     grid = buildGrid();
-    try { gl = initGL(); } catch (e) { gl = null; }
+    const want = new URLSearchParams(location.search).get("renderer");  // "canvas": skip WebGL
+    try { gl = want === "canvas" ? null : initGL(); } catch (e) { gl = null; }
     if (!gl) ctx2d = canvas.getContext("2d");
     window.alsqlMap.renderer = gl ? "webgl" : "canvas";
     recolour();
