@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     )
     secret_key: str | None = Field(default=None, description="signs web sessions")
     watch: dict = Field(default_factory=dict, description="[watch] rules for `alsql watch`")
+    sources: dict = Field(
+        default_factory=dict,
+        description="[sources.NAME] folders or az:// prefixes the Dagster code location ingests (uri, ingest options)",
+    )
 
     @classmethod
     def settings_customise_sources(

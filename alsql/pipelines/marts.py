@@ -35,6 +35,8 @@ __all__ = [
     "DbtResult",
     "profile_target",
     "source_schema",
+    "dbt_vars",
+    "write_profile",
     "run_dbt",
     "build",
     "docs",
@@ -149,6 +151,29 @@ def _node_results(result: Any) -> list[NodeResult]:
     return out
 
 
+def dbt_vars(url: str | URL, extra_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``--vars`` every dbt command on ``url`` gets (the schema of alsql's tables first)."""
+    return {"alsql_schema": source_schema(url), **(extra_vars or {})}
+
+
+def write_profile(url: str | URL, profiles_dir: str | Path) -> Path:
+    """Write ``profiles.yml`` (profile ``alsql``, mode 0600) for ``url`` into ``profiles_dir``; return its path.
+
+    The folder should be private and short-lived: the profile may hold a password.
+    """
+    target = profile_target(url)
+    if target.get("schema_directory") == "__SCHEMA_DIR__":
+        empty = Path(profiles_dir) / "schemas"
+        empty.mkdir(exist_ok=True)
+        target["schema_directory"] = str(empty)
+    profile = {"alsql": {"target": "alsql", "outputs": {"alsql": target}}}
+    path = Path(profiles_dir) / "profiles.yml"
+    path.touch(mode=0o600)
+    os.chmod(path, 0o600)
+    path.write_text(yaml.safe_dump(profile, sort_keys=False))
+    return path
+
+
 def run_dbt(
     url: str | URL,
     command: list[str],
@@ -163,17 +188,9 @@ def run_dbt(
     work = Path(work_dir or _DEFAULT_WORK_DIR).expanduser().resolve()
     work.mkdir(parents=True, exist_ok=True)
     target_path = work / "target"
-    variables = {"alsql_schema": source_schema(url), **(extra_vars or {})}
+    variables = dbt_vars(url, extra_vars)
     with tempfile.TemporaryDirectory(prefix="alsql-dbt-profile-") as profiles_dir:
-        target = profile_target(url)
-        if target.get("schema_directory") == "__SCHEMA_DIR__":
-            empty = Path(profiles_dir) / "schemas"
-            empty.mkdir()
-            target["schema_directory"] = str(empty)
-        profile = {"alsql": {"target": "alsql", "outputs": {"alsql": target}}}
-        path = Path(profiles_dir) / "profiles.yml"
-        path.write_text(yaml.safe_dump(profile, sort_keys=False))
-        os.chmod(path, 0o600)
+        write_profile(url, profiles_dir)
         args = [
             *command,
             "--project-dir", str(PROJECT_DIR),

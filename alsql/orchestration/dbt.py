@@ -1,0 +1,123 @@
+"""The shipped dbt project (``alsql/dbt_project``) as dagster-dbt assets.
+
+- The manifest is made when the definitions load: ``dbt parse`` (no database
+  connection, so it works offline) into a cache folder under the system temp folder,
+  keyed by a hash of the project's files, the backend and dbt's version; a second load
+  (each run process loads the code location) reuses it. A SQLite URL whose file does
+  not exist yet parses against an empty stand-in file.
+- One asset per dbt model and seed (group ``marts``); dbt tests are asset checks.
+  alsql's tables are dbt sources with keys ``alsql/<table>``; they are declared here
+  as asset specs that depend on the asset writing them (``items/*``, ``model``,
+  ``predictions``, ``round``), so the graph runs from ingest to the marts.
+- A run writes the dbt profile from the database URL (``marts.write_profile``) into a
+  private temporary folder, removed after the run, and passes the same ``--vars`` as
+  ``alsql marts build``; dbt's target and logs go to a temporary folder too.
+"""
+
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
+
+from alsql.db import normalize_url
+from alsql.errors import AlsqlError
+from alsql.orchestration.resources import AlsqlResource
+from alsql.pipelines import marts
+
+__all__ = ["MARTS_GROUP", "TABLES_GROUP", "manifest_path", "source_specs", "build_dbt_assets", "AlsqlDbtTranslator"]
+
+MARTS_GROUP = "marts"
+TABLES_GROUP = "alsql_tables"
+
+
+def _project_hash(backend: str) -> str:
+    import dbt.version
+
+    h = hashlib.sha256(f"{backend}|{dbt.version.__version__}".encode())
+    for path in sorted(marts.PROJECT_DIR.rglob("*")):
+        rel = path.relative_to(marts.PROJECT_DIR)
+        if path.is_file() and rel.parts[0] not in ("target", "logs"):
+            h.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def manifest_path(database_url: str) -> Path:
+    """The dbt manifest for the project on ``database_url``'s backend, parsed once per project version."""
+    backend = normalize_url(database_url).get_backend_name()
+    cache = Path(tempfile.gettempdir()) / f"alsql-dbt-manifest-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    final = cache / _project_hash(backend)
+    manifest = final / "target" / "manifest.json"
+    if manifest.is_file():
+        return manifest
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="parse-", dir=cache))
+    try:
+        try:
+            marts.profile_target(database_url)
+            url = database_url
+        except AlsqlError:  # e.g. a SQLite file not made yet: parsing never opens it
+            stand_in = work / "parse.db"
+            stand_in.touch()
+            url = f"sqlite:///{stand_in}"
+        res = marts.run_dbt(url, ["parse"], work_dir=work)
+        if not res.success:
+            raise AlsqlError(f"dbt parse of {marts.PROJECT_DIR.name} failed: {res.error}")
+        try:
+            work.rename(final)
+        except OSError:  # another process got there first
+            pass
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    if not manifest.is_file():
+        raise AlsqlError(f"dbt parse wrote no manifest under {final}")
+    return manifest
+
+
+class AlsqlDbtTranslator(DagsterDbtTranslator):
+    """dbt models and seeds in group ``marts``; sources keep ``<source>/<table>`` keys."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
+            return MARTS_GROUP
+        return super().get_group_name(dbt_resource_props)
+
+
+def source_specs(manifest: Path, producers: Mapping[str, list[AssetKey]]) -> list[AssetSpec]:
+    """Asset specs for the ``alsql`` dbt source's tables, each depending on the assets that write it."""
+    data = json.loads(manifest.read_text())
+    specs = []
+    for src in sorted(data.get("sources", {}).values(), key=lambda s: s["name"]):
+        if src["source_name"] != "alsql":
+            continue
+        specs.append(AssetSpec(
+            AssetKey(["alsql", src["name"]]), deps=list(producers.get(src["name"], [])), group_name=TABLES_GROUP,
+            description=src.get("description") or f"alsql's {src['name']} table", kinds={"sql"},
+        ))
+    return specs
+
+
+def build_dbt_assets(manifest: Path) -> AssetsDefinition:
+    """The dbt models, seeds and tests of ``manifest`` as one multi-asset (selectable per model)."""
+
+    @dbt_assets(manifest=manifest, dagster_dbt_translator=AlsqlDbtTranslator(), name="alsql_dbt")
+    def alsql_dbt(context: AssetExecutionContext, alsql: AlsqlResource) -> Iterator:
+        url = alsql.database_url
+        with tempfile.TemporaryDirectory(prefix="alsql-dbt-profile-") as profiles, \
+                tempfile.TemporaryDirectory(prefix="alsql-dbt-target-") as target:
+            marts.write_profile(url, profiles)
+            dbt = DbtCliResource(project_dir=os.fspath(marts.PROJECT_DIR), profiles_dir=profiles)
+            variables = yaml.safe_dump(marts.dbt_vars(url), default_flow_style=True).strip()
+            yield from dbt.cli(["build", "--vars", variables], context=context,
+                               target_path=Path(target) / "run").stream()
+
+    return alsql_dbt
