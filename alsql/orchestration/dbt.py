@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -33,7 +34,8 @@ from alsql.errors import AlsqlError
 from alsql.orchestration.resources import AlsqlResource
 from alsql.pipelines import marts
 
-__all__ = ["MARTS_GROUP", "TABLES_GROUP", "manifest_path", "source_specs", "build_dbt_assets", "AlsqlDbtTranslator"]
+__all__ = ["MARTS_GROUP", "TABLES_GROUP", "manifest_path", "source_specs", "build_dbt_assets", "AlsqlDbtTranslator",
+           "dbt_executable"]
 
 MARTS_GROUP = "marts"
 TABLES_GROUP = "alsql_tables"
@@ -83,8 +85,38 @@ def manifest_path(database_url: str) -> Path:
     return manifest
 
 
+def dbt_executable() -> str:
+    """The ``dbt`` beside this Python (a virtual environment's), else the one on PATH."""
+    beside = Path(sys.executable).with_name("dbt")
+    found = os.fspath(beside) if beside.is_file() else shutil.which("dbt")
+    if not found:
+        raise AlsqlError("dbt: no dbt executable beside this Python or on PATH (install alsql[dagster])")
+    return found
+
+
 class AlsqlDbtTranslator(DagsterDbtTranslator):
-    """dbt models and seeds in group ``marts``; sources keep ``<source>/<table>`` keys."""
+    """dbt models and seeds in group ``marts``; sources keep ``<source>/<table>`` keys.
+
+    A model that reads an ``alsql`` source also depends on the assets that write that
+    table (``producers``: table -> keys), so a run that selects both orders them.
+    """
+
+    def __init__(self, producers: Mapping[str, list[AssetKey]] | None = None) -> None:
+        super().__init__()
+        self._producers = dict(producers or {})
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: Any) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest.get("nodes", {}).get(unique_id)
+        if not node or node.get("resource_type") != "model":
+            return spec
+        have = {d.asset_key for d in spec.deps}
+        extra = []
+        for dep in node.get("depends_on", {}).get("nodes", []):
+            src = manifest.get("sources", {}).get(dep)
+            if src and src["source_name"] == "alsql":
+                extra += [k for k in self._producers.get(src["name"], []) if k not in have and k not in extra]
+        return spec.merge_attributes(deps=extra) if extra else spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
@@ -106,16 +138,17 @@ def source_specs(manifest: Path, producers: Mapping[str, list[AssetKey]]) -> lis
     return specs
 
 
-def build_dbt_assets(manifest: Path) -> AssetsDefinition:
+def build_dbt_assets(manifest: Path, producers: Mapping[str, list[AssetKey]] | None = None) -> AssetsDefinition:
     """The dbt models, seeds and tests of ``manifest`` as one multi-asset (selectable per model)."""
 
-    @dbt_assets(manifest=manifest, dagster_dbt_translator=AlsqlDbtTranslator(), name="alsql_dbt")
+    @dbt_assets(manifest=manifest, dagster_dbt_translator=AlsqlDbtTranslator(producers), name="alsql_dbt")
     def alsql_dbt(context: AssetExecutionContext, alsql: AlsqlResource) -> Iterator:
         url = alsql.database_url
         with tempfile.TemporaryDirectory(prefix="alsql-dbt-profile-") as profiles, \
                 tempfile.TemporaryDirectory(prefix="alsql-dbt-target-") as target:
             marts.write_profile(url, profiles)
-            dbt = DbtCliResource(project_dir=os.fspath(marts.PROJECT_DIR), profiles_dir=profiles)
+            dbt = DbtCliResource(project_dir=os.fspath(marts.PROJECT_DIR), profiles_dir=profiles,
+                                 dbt_executable=dbt_executable())
             variables = yaml.safe_dump(marts.dbt_vars(url), default_flow_style=True).strip()
             yield from dbt.cli(["build", "--vars", variables], context=context,
                                target_path=Path(target) / "run").stream()

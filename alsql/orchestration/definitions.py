@@ -26,7 +26,6 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     cfg = OrchestrationConfig.from_settings(settings)
     assets = build_assets(cfg)
     manifest = manifest_path(cfg.database_url)
-    dbt = build_dbt_assets(manifest)
     producers = {
         "items": [items_key(s.name) for s in cfg.sources],
         "model_versions": [AssetKey("model")],
@@ -34,6 +33,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         "rounds": [AssetKey("round")],
         "round_items": [AssetKey("round")],
     }
+    dbt = build_dbt_assets(manifest, producers)
     return Definitions(
         assets=[*assets, *source_specs(manifest, producers), dbt],
         asset_checks=validation_checks(),
