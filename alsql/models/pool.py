@@ -2,8 +2,10 @@
 
 An item is selectable for a project when it is ``ok``, has no annotation in the
 project, and is not pending in an open round of the project. Everything here
-streams: a seeded random sample is a reservoir over the streamed ids (``O(k)``
-memory), and embeddings are read in chunks.
+streams or probes: a seeded random sample of a large pool draws random key values
+within ``[min, max]`` of the key and keeps the selectable ones that exist (bounded
+time, not a scan of the pool); a small pool is a reservoir over the streamed ids
+(``O(k)`` memory). Embeddings are read in chunks.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "selectable",
     "latest_model_id",
     "random_sample",
+    "probe_sample",
     "read_candidates",
     "labeled_embedding_chunks",
     "unpack_vectors",
@@ -29,6 +32,8 @@ __all__ = [
 
 _STREAM = 10_000
 _IN_CHUNK = 500
+PROBE_MIN_SPAN = 200_000  # key spans up to this are sampled by the exact reservoir
+_PROBE_IN = 1000  # probed ids per query (SQL Server allows 2,100 parameters)
 
 
 def selectable(project_id: int, item_col):
@@ -89,6 +94,49 @@ def random_sample(conn: Connection, query, k: int, seed: int) -> np.ndarray:
     return best_ids[order]
 
 
+def probe_sample(conn: Connection, project_id: int, k: int, seed: int, model_id: int | None = None) -> np.ndarray:
+    """A seeded uniform sample of ``k`` selectable items (with a prediction of ``model_id`` when given).
+
+    Bounded time on any pool size: random key values are drawn (seeded) within
+    ``[min, max]`` of the key (``items.item_id``, or the model's range of
+    ``predictions``), and those that exist and are selectable are kept, in draw order,
+    until ``k`` are found: rejection sampling, so every selectable item is equally
+    likely, and each round reads only the probed keys. A key span up to
+    ``PROBE_MIN_SPAN``, or a pool too sparse in its span (fewer than ``k`` found after
+    probing ``50 k`` keys or half the span), is sampled by ``random_sample`` instead (a
+    stream over the pool: exact, ``O(k)`` memory). Returns ``(min(k, pool),)`` ids.
+    """
+    if model_id is None:
+        key, where = items.c.item_id, []
+    else:
+        key, where = predictions.c.item_id, [predictions.c.model_id == model_id]
+    pool = select(key).where(*where, selectable(project_id, key))
+    lo, hi = conn.execute(select(func.min(key), func.max(key)).where(*where)).one()
+    k = int(k)
+    if lo is None or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    span = int(hi) - int(lo) + 1
+    if span <= max(PROBE_MIN_SPAN, 4 * k):
+        return random_sample(conn, pool.order_by(key), k, seed)
+    rng = np.random.default_rng(seed)
+    tried: set[int] = set()
+    found: list[int] = []
+    rate = 0.5
+    budget = min(span // 2, 50 * k)
+    while len(found) < k and len(tried) < budget:
+        want = min(int((k - len(found)) / max(rate, 0.02) * 1.25) + 64, budget - len(tried))
+        draw = [d for d in dict.fromkeys(rng.integers(int(lo), int(hi) + 1, size=want).tolist()) if d not in tried]
+        tried.update(draw)
+        hits: set[int] = set()
+        for s in range(0, len(draw), _PROBE_IN):
+            hits.update(conn.execute(pool.where(key.in_(draw[s : s + _PROBE_IN]))).scalars())
+        found += [d for d in draw if d in hits]
+        rate = max(len(hits) / max(len(draw), 1), 0.0)
+    if len(found) < k:  # a sparse or nearly exhausted pool: the exact stream
+        return random_sample(conn, pool.order_by(key), k, seed)
+    return np.asarray(found[:k], dtype=np.int64)
+
+
 def unpack_vectors(blobs: list[bytes], width: int | None = None) -> np.ndarray:
     """Packed float16 blobs -> ``(N, D)`` float32."""
     from alsql.loaders.datasets import unpack_f16
@@ -144,26 +192,29 @@ def read_candidates(conn: Connection, model_id: int, item_ids: np.ndarray, need_
 
 def labeled_embedding_chunks(conn: Connection, project_id: int, model_id: int,
                              chunk: int = 4096) -> Iterator[np.ndarray]:
-    """Embeddings ``(L_i, D)`` of the project's training items, keyset-paged by item id."""
-    last = 0
-    while True:
-        rows = conn.execute(
-            select(embeddings.c.item_id, embeddings.c.vector)
-            .select_from(
-                embeddings.join(training_set, training_set.c.item_id == embeddings.c.item_id)
-            )
-            .where(
-                embeddings.c.model_id == model_id,
-                training_set.c.project_id == project_id,
-                embeddings.c.item_id > last,
-            )
-            .order_by(embeddings.c.item_id)
-            .limit(chunk)
-        ).all()
-        if not rows:
-            return
-        last = rows[-1].item_id
-        yield unpack_vectors([r.vector for r in rows])
+    """Embeddings ``(L_i, D)`` of the project's training items, in item id order.
+
+    Keyed on the labeled ids: ``training_set``'s item ids of the project are read
+    once (one int per label), then their embeddings by the clustered key
+    ``(model_id, item_id)``, ``chunk`` ids at a time. Cost grows with the labels, not
+    with the model's embeddings. Labeled items without an embedding are skipped.
+    """
+    ids = conn.execute(
+        select(training_set.c.item_id).where(training_set.c.project_id == project_id)
+    ).scalars().all()
+    ids = np.unique(np.asarray(ids, dtype=np.int64))
+    for s in range(0, len(ids), chunk):
+        part = ids[s : s + chunk]
+        rows = []
+        for t in range(0, len(part), _IN_CHUNK):
+            rows += conn.execute(
+                select(embeddings.c.item_id, embeddings.c.vector)
+                .where(embeddings.c.model_id == model_id,
+                       embeddings.c.item_id.in_([int(i) for i in part[t : t + _IN_CHUNK]]))
+                .order_by(embeddings.c.item_id)
+            ).all()
+        if rows:
+            yield unpack_vectors([r.vector for r in rows])
 
 
 def require_model(conn: Connection, project_id: int, model_id: int | None) -> int:

@@ -9,10 +9,18 @@ whose status is not ok. Evaluation rounds are always random, so the accuracy mea
 on their labels is unbiased, and the ``training_set`` view keeps those labels out of
 training.
 
-Memory: scalar strategies are one ``ORDER BY <score> LIMIT k`` query on the
-``predictions (model_id, <score>)`` index; random is a streamed reservoir (``O(k)``);
-batch strategies read at most ``candidates`` rows (pre-filtered by SQL score, or a
-seeded random sample) and the labeled embeddings in chunks.
+Cost: predictions carry their clustered key ``(model_id, item_id)`` only. A scalar
+strategy is one SQL query per attempt: the model's key range read with a top-``m``
+sort (``ORDER BY <score>, item_id LIMIT m``, bounded memory), then the selectable
+ones of those ``m`` kept, ``ORDER BY ... LIMIT k``; ``m`` starts at ``2k + 1000`` and
+grows eightfold only when labeled or pending items fill the top. Random probes random
+keys (``alsql.models.pool.probe_sample``: bounded time, seeded), and small pools are a
+streamed reservoir (``O(k)``). Batch strategies read a bounded candidate set of
+``M = max(budget, candidates)`` rows (default ``DEFAULT_CANDIDATES`` = 20,000): the
+top ``M`` by their pre-filter score (cluster_margin: margin), or a seeded uniform
+sample of the model's selectable predictions (coreset, badge, typiclust); when the
+pool holds at most ``M`` items every one is a candidate, so picks do not depend on
+how the sample was drawn. Labeled embeddings are read by the labeled ids, in chunks.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.pool import (
     labeled_embedding_chunks,
-    random_sample,
+    probe_sample,
     read_candidates,
     require_model,
     selectable,
@@ -34,22 +42,47 @@ from alsql.schema import items, predictions, projects, round_items, rounds
 from alsql.schema.tables import ROUND_PURPOSES
 from alsql.schema.views import training_set
 
-__all__ = ["create_round", "select_items", "DEFAULT_CANDIDATES"]
+__all__ = ["create_round", "select_items", "scalar_query", "DEFAULT_CANDIDATES"]
 
 DEFAULT_CANDIDATES = 20_000
 MAX_BUDGET = 1_000_000
 
 
-def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int):
+def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | None):
+    """The top ``k`` selectable items of ``model_id`` by ``s.column`` among its top ``m`` (None: all).
+
+    The inner query reads the model's key range of ``predictions`` with a top-``m``
+    sort; the outer keeps the selectable ones, in the same order (score, item id).
+    """
     col = predictions.c[s.column]
-    order = col.desc() if s.descending else col.asc()
-    q = (
-        select(predictions.c.item_id, col)
-        .where(predictions.c.model_id == model_id, col.is_not(None), selectable(project_id, predictions.c.item_id))
-        .order_by(order, predictions.c.item_id)
+    inner = select(predictions.c.item_id, col.label("score")).where(
+        predictions.c.model_id == model_id, col.is_not(None)
+    ).order_by(col.desc() if s.descending else col.asc(), predictions.c.item_id)
+    if m is not None:
+        inner = inner.limit(m)
+    top = inner.subquery("ranked")
+    return (
+        select(top.c.item_id, top.c.score)
+        .where(selectable(project_id, top.c.item_id))
+        .order_by(top.c.score.desc() if s.descending else top.c.score.asc(), top.c.item_id)
         .limit(k)
     )
-    rows = conn.execute(q).all()
+
+
+def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int):
+    col = predictions.c[s.column]
+    m: int | None = 2 * k + 1000
+    scored = None
+    while True:
+        rows = conn.execute(scalar_query(project_id, model_id, s, k, m)).all()
+        if len(rows) >= k or m is None:
+            break
+        if scored is None:  # labeled or pending items filled the top m: were there more rows?
+            scored = conn.execute(select(func.count()).select_from(predictions).where(
+                predictions.c.model_id == model_id, col.is_not(None))).scalar_one()
+        if m >= scored:
+            break
+        m = None if 8 * m >= scored else 8 * m
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vals = np.array([r[1] for r in rows], dtype=np.float64)
     if not len(ids):
@@ -64,23 +97,13 @@ def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int):
     return ids, (vals if s.descending else 1.0 - vals)
 
 
-def _pool_query(project_id: int, model_id: int | None):
-    if model_id is None:
-        return select(items.c.item_id).where(selectable(project_id, items.c.item_id)).order_by(items.c.item_id)
-    return (
-        select(predictions.c.item_id)
-        .where(predictions.c.model_id == model_id, selectable(project_id, predictions.c.item_id))
-        .order_by(predictions.c.item_id)
-    )
-
-
 def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int, candidates: int):
     m = max(k, candidates)
     if s.prefilter:
         pre = get_strategy(s.prefilter)
         ids, _ = _scalar(conn, project_id, model_id, pre, m)
     else:
-        ids = random_sample(conn, _pool_query(project_id, model_id), m, seed)
+        ids = probe_sample(conn, project_id, m, seed, model_id)
     data = read_candidates(conn, model_id, ids, "probs" in s.needs, "embeddings" in s.needs)
     labeled, count = None, 0
     if "labeled" in s.needs:
@@ -104,11 +127,15 @@ def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int,
 def select_items(engine: Engine, project_id: int, strategy: str, budget: int,
                  model_id: int | None = None, seed: int = 0,
                  candidates: int = DEFAULT_CANDIDATES) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """Rank ``budget`` selectable items by ``strategy``: ``(item_ids, scores, model_id)``."""
+    """Rank ``budget`` selectable items by ``strategy``: ``(item_ids, scores, model_id)``.
+
+    ``candidates``: the batch strategies' candidate count ``M`` (at least ``budget``);
+    memory and time of a batch strategy grow with ``M``, not with the pool.
+    """
     s = get_strategy(strategy)
     with engine.connect() as conn:
         if s.kind == "random":
-            ids = random_sample(conn, _pool_query(project_id, None), budget, seed)
+            ids = probe_sample(conn, project_id, budget, seed)
             return ids, np.zeros(len(ids)), model_id
         model_id = require_model(conn, project_id, model_id)
         if s.kind == "scalar":

@@ -4,8 +4,9 @@ A strategy is looked up by name (``get_strategy("margin")``) and has one of thre
 
 - ``random``: a seeded uniform sample (the baseline every benchmark reports against).
 - ``scalar``: ranks by one stored column of ``predictions`` (``column``, ``descending``).
-  In the database this is one ``ORDER BY column LIMIT k`` query on the
-  ``(model_id, column)`` index; in memory ``select`` does the same ordering.
+  In the database this is one ``ORDER BY column, item_id LIMIT k`` query over the
+  model's key range of ``predictions`` (a top-k sort; no score index); in memory
+  ``select`` does the same ordering.
 - ``batch``: reads a bounded candidate set (``Candidates``) and picks a diverse batch.
 
 Scoring is separate from selection: scalar scores are computed once at inference
