@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -133,6 +134,42 @@ def test_materializing_the_graph_makes_model_predictions_round_and_marts(db_url,
     assert all(r.status == "succeeded" for r in recorded)
     assert all(result.run_id[:8] in r.trigger for r in recorded)
     assert all((r.params or {}).get("dagster_run_id") == result.run_id for r in recorded if r.step != "drift")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_concurrent_predictions_runs_share_the_chunks(pg_url, tmp_path):
+    from alsql.pipelines.steps import run_step
+
+    engine = make_engine(pg_url)
+    proj, oracle = make_project(engine, tmp_path / "png", 80)
+    label(engine, proj.project_id, oracle, sorted(oracle)[:30])
+    settings = settings_for(pg_url, tmp_path, infer={"batch_size": 8, "map": "none", "chunk_items": 5})
+    model_id = run_step(engine, "train", proj.project_id, settings.watch["train"]).metrics["model_id"]
+    from alsql.orchestration import build_definitions
+
+    defs = build_definitions(settings)
+    (predictions,) = [a for a in defs.assets if not isinstance(a, AssetSpec) and a.keys == {AssetKey("predictions")}]
+    results: list = []
+
+    def worker() -> None:
+        with DagsterInstance.ephemeral() as instance:
+            results.append(materialize([predictions], resources=resources(pg_url), instance=instance))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(results) == 2 and all(r.success for r in results)
+    with engine.connect() as conn:
+        done = conn.execute(select(func.count(), func.sum(work_chunks.c["items"]))
+                            .where(work_chunks.c.model_id == model_id, work_chunks.c.status == "done")).one()
+        infer = [m for m in conn.execute(select(runs.c.metrics).where(runs.c.step == "infer")).scalars()]
+    assert prediction_counts(engine, model_id) == (80, 80)
+    engine.dispose()
+    assert tuple(done) == (16, 80)  # 80 keys in chunks of 5, each scored once
+    assert len(infer) == 2 and sum(m["items"] for m in infer) == 80 and sum(m["chunks"] for m in infer) == 16
 
 
 def _free_port() -> int:
