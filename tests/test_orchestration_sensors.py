@@ -7,11 +7,11 @@ import pytest
 pytest.importorskip("dagster")
 pytest.importorskip("dagster_dbt")
 
-from dagster import AssetKey, validate_run_config  # noqa: E402
+from dagster import AssetKey, DagsterInstance, validate_run_config  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from alsql.db import write_transaction  # noqa: E402
-from alsql.schema import alerts, annotations, model_versions, round_items  # noqa: E402
+from alsql.schema import alerts, annotations, model_versions, round_items, runs  # noqa: E402
 from conftest import add_items  # noqa: E402
 from orchestration_support import cursor_of, projects_of, settings_for, tick  # noqa: E402
 from pipeline_helpers import label, write_pngs  # noqa: E402
@@ -85,8 +85,6 @@ def test_labels_sensor_without_marts_asks_for_model_and_predictions_only(engine,
 
 
 def test_queue_sensor_asks_for_a_round_when_the_queue_is_low(engine, db_url, project, tmp_path):
-    from alsql.models.select import create_round
-
     defs = _defs(db_url, tmp_path, queue_low=10, lease_seconds=600)
     assert tick(defs, "label_queue_low", db_url).run_requests == []  # no items: nothing to pick from
     add_items(engine, 40)
@@ -97,7 +95,16 @@ def test_queue_sensor_asks_for_a_round_when_the_queue_is_low(engine, db_url, pro
     _assert_valid(defs, req)
     assert tick(defs, "label_queue_low", db_url, due.cursor).run_requests == []  # asked; no round yet
 
-    rid = create_round(engine, project.project_id, "random", 20)
+    # The request, run as Dagster would: the round asset makes a round of round_budget items,
+    # recorded in runs with the sensor and its cursor as the trigger.
+    with DagsterInstance.ephemeral() as instance:
+        res = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            run_config=req.run_config, tags=req.tags, asset_selection=req.asset_selection, instance=instance)
+    assert res.success
+    with engine.connect() as conn:
+        metrics, trigger = conn.execute(select(runs.c.metrics, runs.c.trigger).where(runs.c.step == "select")).one()
+    rid = metrics["round_id"]
+    assert trigger.startswith(f"dagster run {res.run_id[:8]}: sensor label_queue_low (cursor {project.project_id}:")
     assert tick(defs, "label_queue_low", db_url, due.cursor).run_requests == []  # 20 pending
     with engine.connect() as conn:
         picked = list(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == rid)).scalars())
