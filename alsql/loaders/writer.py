@@ -40,7 +40,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sqlalchemy import Column, Engine, MetaData, Table, bindparam, func, insert, literal, select, update
+from sqlalchemy import Column, Engine, MetaData, Table, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -67,16 +67,30 @@ _SHOWN = 10  # missing ids named in an error
 def missing_item_ids(conn, ids: np.ndarray) -> np.ndarray:
     """The ids of sorted, distinct ``ids`` ``(N,)`` that are not in ``items``, ascending.
 
-    Dense ids (span at most 4N) are checked against one range read of the items key;
-    sparse ones with ``IN`` lists of the key. Either way a set-wise read, no per-row check.
+    Dense ids (span at most 4N) are checked against the gaps of the items key in their
+    span (one range read that returns only the gaps: ``LEAD`` over the key); sparse ones
+    with ``IN`` lists of the key. Either way a set-wise read, no per-row check.
     """
     ids = np.asarray(ids, dtype=np.int64)
     if not len(ids):
         return ids
     lo, hi = int(ids[0]), int(ids[-1])
     if hi - lo + 1 <= 4 * len(ids):
-        found = conn.execute(select(items.c.item_id).where(items.c.item_id >= lo, items.c.item_id <= hi)).scalars().all()
-        found = np.fromiter(found, dtype=np.int64, count=len(found))
+        span = and_(items.c.item_id >= lo, items.c.item_id <= hi)
+        if conn.execute(select(func.count()).select_from(items).where(span)).scalar_one() == hi - lo + 1:
+            return ids[:0]  # every key of the span exists
+        ranged = select(items.c.item_id.label("i"), func.lead(items.c.item_id).over(order_by=items.c.item_id)
+                        .label("nxt")).where(span).subquery("ranged")
+        gaps = conn.execute(select(ranged.c.i, ranged.c.nxt).where(
+            or_(ranged.c.nxt.is_(None), ranged.c.nxt > ranged.c.i + 1)).order_by(ranged.c.i)).all()
+        if not gaps:  # no item in the span
+            return ids
+        first = conn.execute(select(func.min(items.c.item_id)).where(span)).scalar_one()
+        starts = np.array([g[0] for g in gaps], dtype=np.int64)
+        ends = np.array([hi + 1 if g[1] is None else g[1] for g in gaps], dtype=np.int64)
+        pos = np.searchsorted(starts, ids, side="right") - 1
+        inside = (pos >= 0) & (ids > starts[np.maximum(pos, 0)]) & (ids < ends[np.maximum(pos, 0)])
+        return ids[(ids < first) | inside]
     else:
         parts = [conn.execute(select(items.c.item_id).where(items.c.item_id.in_(ids[s:s + _IN_LIST].tolist())))
                  .scalars().all() for s in range(0, len(ids), _IN_LIST)]
@@ -303,7 +317,11 @@ class PredictionWriter:
         return out
 
     def _flush_sqlite(self, conn, cols) -> None:
-        compiled = sqlite_upsert(self.kind).compile(dialect=conn.dialect)
+        table, ids = KINDS[self.kind][0], cols["item_id"]
+        first = conn.execute(select(table.c.item_id).where(  # nothing stored in the span: a plain INSERT
+            table.c.model_id == self.model_id, table.c.item_id >= int(ids[0]), table.c.item_id <= int(ids[-1])
+        ).limit(1)).first() is None  # (the write lock is held: no other writer can add rows meanwhile)
+        compiled = (insert(table) if first else sqlite_upsert(self.kind)).compile(dialect=conn.dialect)
         lists = self._lists(cols)
         rows = list(zip(*(lists[k] for k in compiled.positiontup)))
         conn.exec_driver_sql(compiled.string, rows)
