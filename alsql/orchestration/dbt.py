@@ -15,6 +15,7 @@
 """
 
 
+import contextlib
 import hashlib
 import json
 import os
@@ -138,6 +139,25 @@ def source_specs(manifest: Path, producers: Mapping[str, list[AssetKey]]) -> lis
     return specs
 
 
+@contextlib.contextmanager
+def _indirect_selection(default: str) -> Iterator[None]:
+    """dbt's ``--indirect-selection`` default while a dbt invocation is set up (its environment is copied then).
+
+    ``cautious``: when only some marts are selected, dbt runs only the tests whose parents
+    are all selected (not a relationships test of an unselected mart). dagster-dbt's own
+    choice, when it narrows the checks, still wins, and a value set by the user is kept.
+    """
+    key = "DBT_INDIRECT_SELECTION"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = default
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
 def build_dbt_assets(manifest: Path, producers: Mapping[str, list[AssetKey]] | None = None) -> AssetsDefinition:
     """The dbt models, seeds and tests of ``manifest`` as one multi-asset (selectable per model)."""
 
@@ -150,7 +170,8 @@ def build_dbt_assets(manifest: Path, producers: Mapping[str, list[AssetKey]] | N
             dbt = DbtCliResource(project_dir=os.fspath(marts.PROJECT_DIR), profiles_dir=profiles,
                                  dbt_executable=dbt_executable())
             variables = yaml.safe_dump(marts.dbt_vars(url), default_flow_style=True).strip()
-            yield from dbt.cli(["build", "--vars", variables], context=context,
-                               target_path=Path(target) / "run").stream()
+            with _indirect_selection("cautious"):
+                invocation = dbt.cli(["build", "--vars", variables], context=context, target_path=Path(target) / "run")
+            yield from invocation.stream()
 
     return alsql_dbt
