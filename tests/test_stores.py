@@ -64,3 +64,16 @@ def test_read_capped_on_a_store_without_the_cap_argument():
     assert read_capped(Old(), "old://a", 50) == b"x" * 50
     with pytest.raises(BlobTooLarge):
         read_capped(Old(), "old://a", 49)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fetch_marks_a_fifo_corrupt_and_goes_on(tmp_path):
+    from alsql.loaders.fetch import fetch_decoded
+
+    os.mkfifo(tmp_path / "x.png")
+    (tmp_path / "y.png").write_bytes(b"fine")
+    bad: list = []
+    rows = [(1, path_to_uri(tmp_path / "x.png"), 0), (2, path_to_uri(tmp_path / "y.png"), 0)]
+    got = list(fetch_decoded(rows, bytes, workers=1, on_bad=lambda *a: bad.append(a)))
+    assert [(r[0], v) for r, v in got] == [(2, b"fine")]
+    assert bad[0][:2] == (1, "corrupt") and "not a regular file" in bad[0][2]

@@ -9,7 +9,8 @@ bytes in the reading thread as soon as they arrive, and yields
   retried ``retries`` times with exponential backoff and jitter, then raised as
   AlsqlError naming the URI.
 - A missing blob (``BlobMissing``) is reported to ``on_bad(item_id, "missing", why)``
-  and skipped; bytes that ``decode`` refuses are reported as ``"corrupt"`` and skipped.
+  and skipped; one the store refuses to read (``BlobRefused``: not a regular file, over
+  a cap) and bytes that ``decode`` refuses are reported as ``"corrupt"`` and skipped.
   Nothing else is swallowed.
 """
 
@@ -23,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import BlobMissing, store_for
+from alsql.loaders.stores import BlobMissing, BlobRefused, store_for
 
 __all__ = ["CORRUPT", "MISSING", "is_transient", "read_with_retry", "fetch_decoded"]
 
@@ -86,6 +87,8 @@ def fetch_decoded(
             data = read_with_retry(uri, retries, backoff)
         except BlobMissing as exc:
             return (MISSING, f"blob missing: {exc}")
+        except BlobRefused as exc:  # a FIFO, device or oversize object: never read
+            return (CORRUPT, f"refused: {exc}"[:500])
         try:
             return (None, decode(data))
         except Exception as exc:  # noqa: BLE001 - undecodable bytes of any kind are "corrupt"

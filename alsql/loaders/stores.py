@@ -26,6 +26,7 @@ __all__ = [
     "BlobStore",
     "BlobMissing",
     "BlobTooLarge",
+    "BlobRefused",
     "LocalStore",
     "register_store",
     "store_for",
@@ -39,7 +40,11 @@ class BlobMissing(FileNotFoundError):
     """The object named by a URI does not exist in its store."""
 
 
-class BlobTooLarge(AlsqlError):
+class BlobRefused(AlsqlError):
+    """The object is not read: not a regular file (a FIFO, device, socket), or over a cap."""
+
+
+class BlobTooLarge(BlobRefused):
     """The object is larger than the cap a bounded read was given; nothing past the cap was read."""
 
     def __init__(self, uri: str, size: int | None, max_bytes: int) -> None:
@@ -137,7 +142,7 @@ class LocalStore:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise AlsqlError(f"{uri}: not a regular file")
+                raise BlobRefused(f"{uri}: not a regular file")
         except BaseException:
             os.close(fd)
             raise
