@@ -133,7 +133,8 @@ def test_materializing_the_graph_makes_model_predictions_round_and_marts(db_url,
     assert _mart_rows(engine, "label_progress") > 0 and _mart_rows(engine, "item_index") == 80
     engine.dispose()
     # One history: every step the run took is in alsql's runs table, naming the Dagster run.
-    assert [r.step for r in recorded] == ["ingest", "train", "infer", "drift", "select"]
+    assert [r.step for r in recorded] == ["ingest", "train", "infer", "drift", "select", "marts"]
+    assert "label_progress" in recorded[-1].params["select"]
     assert all(r.status == "succeeded" for r in recorded)
     assert all(result.run_id[:8] in r.trigger for r in recorded)
     assert all((r.params or {}).get("dagster_run_id") == result.run_id for r in recorded if r.step != "drift")

@@ -20,7 +20,6 @@ Every step leaves a ``runs`` row (see ``alsql.orchestration.resources``). Each a
 takes ``ProjectsConfig`` (default: ``[watch] projects``, else every project).
 """
 
-
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
 from sqlalchemy import select
 

@@ -6,7 +6,6 @@ metadata lists each failing expectation (column, failing rows out of rows, sampl
 Each evaluation is recorded in ``runs`` as a ``validate`` step.
 """
 
-
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetChecksDefinition, AssetKey
 from dagster import asset_check
 

@@ -8,12 +8,13 @@
 - One asset per dbt model and seed (group ``marts``); dbt tests are asset checks.
   alsql's tables are dbt sources with keys ``alsql/<table>``; they are declared here
   as asset specs that depend on the asset writing them (``items/*``, ``model``,
-  ``predictions``, ``round``), so the graph runs from ingest to the marts.
+  ``predictions``, ``round``), and a model reading such a source depends on that asset
+  too, so one run orders ingest, training, inference, selection and the marts.
 - A run writes the dbt profile from the database URL (``marts.write_profile``) into a
   private temporary folder, removed after the run, and passes the same ``--vars`` as
-  ``alsql marts build``; dbt's target and logs go to a temporary folder too.
+  ``alsql marts build``; dbt's target and logs go to a temporary folder too. The run is
+  recorded in ``runs`` as a ``marts`` step (nodes built, tests run).
 """
-
 
 import contextlib
 import hashlib
@@ -27,13 +28,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster import AssetExecutionContext, AssetKey, AssetSpec, AssetsDefinition
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    AssetsDefinition,
+    AssetSpec,
+    Output,
+)
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from alsql.db import normalize_url
 from alsql.errors import AlsqlError
-from alsql.orchestration.resources import AlsqlResource
+from alsql.orchestration.resources import AlsqlResource, dagster_params, trigger_of
 from alsql.pipelines import marts
+from alsql.pipelines.runs import recorded_run
 
 __all__ = ["MARTS_GROUP", "TABLES_GROUP", "manifest_path", "source_specs", "build_dbt_assets", "AlsqlDbtTranslator",
            "dbt_executable"]
@@ -164,7 +174,10 @@ def build_dbt_assets(manifest: Path, producers: Mapping[str, list[AssetKey]] | N
     @dbt_assets(manifest=manifest, dagster_dbt_translator=AlsqlDbtTranslator(producers), name="alsql_dbt")
     def alsql_dbt(context: AssetExecutionContext, alsql: AlsqlResource) -> Iterator:
         url = alsql.database_url
-        with tempfile.TemporaryDirectory(prefix="alsql-dbt-profile-") as profiles, \
+        selected = sorted(k.to_user_string() for k in context.selected_asset_keys)
+        params = dagster_params(context, {"select": selected})
+        with recorded_run(alsql.engine(), "marts", trigger=trigger_of(context), params=params) as run, \
+                tempfile.TemporaryDirectory(prefix="alsql-dbt-profile-") as profiles, \
                 tempfile.TemporaryDirectory(prefix="alsql-dbt-target-") as target:
             marts.write_profile(url, profiles)
             dbt = DbtCliResource(project_dir=os.fspath(marts.PROJECT_DIR), profiles_dir=profiles,
@@ -172,6 +185,11 @@ def build_dbt_assets(manifest: Path, producers: Mapping[str, list[AssetKey]] | N
             variables = yaml.safe_dump(marts.dbt_vars(url), default_flow_style=True).strip()
             with _indirect_selection("cautious"):
                 invocation = dbt.cli(["build", "--vars", variables], context=context, target_path=Path(target) / "run")
-            yield from invocation.stream()
+            built = tested = 0
+            for event in invocation.stream():
+                built += isinstance(event, (Output, AssetMaterialization))
+                tested += isinstance(event, AssetCheckResult)
+                yield event
+            run.metrics.update(nodes=built, tests=tested)
 
     return alsql_dbt

@@ -19,7 +19,6 @@ work; every request also carries a run key made of the state it saw, and the tag
   the shifted data) and the marts. Mark: the newest alert id.
 """
 
-
 import hashlib
 import json
 import os
