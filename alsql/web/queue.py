@@ -30,10 +30,9 @@ in one statement and marks its round items with one ``UPDATE ... RETURNING``; th
 open rounds are read once per request (``Claims.open_rounds``).
 
 Concurrency: on SQLite, writers of this process queue on a lock before ``BEGIN
-IMMEDIATE`` (a fair wait, instead of SQLite's busy handler, which sleeps in steps of
-up to 100 ms), and ``then`` reads after the commit, in a read transaction, so the
-write lock is held only for the writes. On PostgreSQL everything runs in one
-transaction on one connection (fewest round trips).
+IMMEDIATE`` (a wait that ends as soon as the writer before is done, instead of
+SQLite's busy handler, which sleeps in steps of up to 100 ms). A request's writes
+and the reads of its answer (``then``) share one transaction on one connection.
 """
 
 from __future__ import annotations
@@ -161,16 +160,11 @@ class LabelQueue:
             yield conn
 
     def _run(self, work: Callable[[Connection], tuple[Any, "Claims"]], then: Then | None):
-        """``work`` in a write transaction, then ``then(conn, claims)``: in the same
-        transaction on PostgreSQL, in a read transaction after the commit on SQLite."""
-        if self.engine.dialect.name != "sqlite" or then is None:
-            with self._write() as conn:
-                result, claims = work(conn)
-                return result, (then(conn, claims) if then else claims)
+        """``work`` in a write transaction, and ``then(conn, claims)`` in the same one (one
+        connection per request)."""
         with self._write() as conn:
             result, claims = work(conn)
-        with self.engine.connect() as conn:
-            return result, then(conn, claims)
+            return result, (then(conn, claims) if then else claims)
 
     # -- reading ---------------------------------------------------------------
     def open_rounds(self, conn: Connection, project_id: int) -> list[int]:
