@@ -66,3 +66,18 @@ def test_small_images_decode_as_before():
     want = img.convert("L").resize((32, 32), Image.BILINEAR)
     assert np.array_equal(np.asarray(decode(data, 32, "L")), np.asarray(want))
     assert np.array_equal(np.asarray(decode(data, None, "RGB")), np.asarray(img))
+
+
+def test_pixel_limit_comes_from_the_settings():
+    from alsql.config import Settings, set_settings
+
+    data = _bytes(Image.new("L", (30, 30)), "PNG")
+    set_settings(Settings(max_pixels=800))
+    try:
+        with pytest.raises(TooManyPixels, match=r"30 x 30 > 800"):
+            probe(data)
+        with pytest.raises(TooManyPixels):
+            decode(data, 8)
+    finally:
+        set_settings(None)
+    assert probe(data)["width"] == 30
