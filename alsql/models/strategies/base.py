@@ -119,7 +119,7 @@ def top_k(score: np.ndarray, k: int) -> np.ndarray:
     return order[:k].astype(np.int64)
 
 
-def min_sq_distances(x: np.ndarray, chunks: Iterator[np.ndarray], block: int = 1024) -> np.ndarray:
+def min_sq_distances(x: np.ndarray, chunks: Iterator[np.ndarray], block: int = 256) -> np.ndarray:
     """For each row of ``x`` ``(M, D)``: the squared distance to its nearest row in ``chunks``.
 
     ``chunks`` yields ``(L_i, D)`` arrays; memory stays at ``M * block`` floats.
