@@ -54,6 +54,23 @@ def test_code_location_has_the_pipeline_assets_marts_checks_and_sensors(sqlite_u
                                                    "new_files_cams", "new_files_lab"]
 
 
+@pytest.mark.parametrize("url", ["sqlite:///{tmp}/made-later.db", "postgresql://alsql@192.0.2.1:5/none"])
+def test_the_manifest_is_parsed_offline_and_reused(url, tmp_path, monkeypatch):
+    import tempfile
+
+    from alsql.orchestration.dbt import manifest_path
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    path = manifest_path(url.format(tmp=tmp_path))  # no file yet / no server at that address
+    nodes = json.loads(path.read_text())["nodes"]
+    assert "model.alsql.item_index" in nodes and "model.alsql.label_progress" in nodes
+    assert not (tmp_path / "made-later.db").exists()
+    assert path.is_relative_to(tmp_path / "cache")
+    stamp = path.stat().st_mtime_ns
+    assert manifest_path(url.format(tmp=tmp_path)) == path and path.stat().st_mtime_ns == stamp
+
+
 def test_a_broken_row_fails_the_expectations_check(sqlite_url, tmp_path):
     from alsql.orchestration.checks import check_name
 
