@@ -134,11 +134,11 @@ def test_build_sqlite_marts_match_the_raw_data(sqlite_marts):
 def test_worked_joins_agree_with_the_seed_files(sqlite_marts):
     url, engine, data, result = sqlite_marts
     seeds = PROJECT_DIR / "seeds"
-    with (seeds / "gis_accidents.csv").open() as fh:
+    with (seeds / "demo_gis_accidents.csv").open() as fh:
         accidents = Counter(r["camera_entity"] for r in csv.DictReader(fh))
-    with (seeds / "warranty_claims.csv").open() as fh:
+    with (seeds / "demo_warranty_claims.csv").open() as fh:
         claims = list(csv.DictReader(fh))
-    with (seeds / "maintenance_logs.csv").open() as fh:
+    with (seeds / "demo_maintenance_logs.csv").open() as fh:
         failures = [r for r in csv.DictReader(fh) if r["event_type"] == "failure"]
     cams = {e for e in accidents if e.startswith("cam-") and 11 <= int(e[4:]) <= 22}
     safety = _rows(engine, "intersection_safety")

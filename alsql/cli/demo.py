@@ -4,13 +4,18 @@ Writes scikit-learn's digits as PNG files, ingests them, holds out a random
 evaluation round, then runs active-learning rounds with a simulated oracle for a
 strategy and for random side by side, printing a table per round, and writes the
 embedding map PNG.
+
+``--scenario traffic`` / ``--scenario maintenance`` runs a worked scenario on generated
+video or sound instead (``alsql.pipelines.scenarios``): rounds with an oracle, the
+business table, the join mart, and the analyst's answer printed beside the truth the
+data was generated from. ``--size small`` is the reduced size CI runs.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -23,7 +28,11 @@ __all__ = ["register"]
 
 
 def demo(
-    folder: Annotated[Path, typer.Option(help="Where the sample images are written")] = Path("demo-data"),
+    scenario: Annotated[Optional[str], typer.Option(
+        help="A worked scenario on generated media instead of digits: traffic or maintenance")] = None,
+    size: Annotated[str, typer.Option(help="Scenario size: full (the demo) or small (what CI runs)")] = "full",
+    folder: Annotated[Optional[Path], typer.Option(
+        help="Where the sample data is written (default: demo-data, or <scenario>-data)")] = None,
     strategy: Annotated[str, typer.Option(help="Strategy compared with random")] = "margin",
     rounds: Annotated[int, typer.Option(help="Active-learning rounds")] = 7,
     budget: Annotated[int, typer.Option(help="Labels per round (after the first)")] = 30,
@@ -33,8 +42,18 @@ def demo(
     map_png: Annotated[Path, typer.Option("--map", help="Embedding map PNG")] = Path("embedding-map.png"),
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
-    """Digits -> PNG -> ingest -> evaluation round -> AL rounds (strategy beside random) -> map."""
+    """Digits -> PNG -> ingest -> evaluation round -> AL rounds (strategy beside random) -> map.
+
+    With --scenario: generated video (traffic) or sound (maintenance) -> ingest -> AL rounds
+    -> the user's business table -> the join mart -> the analyst's answer beside the truth.
+    """
     import torch
+
+    if scenario is not None:
+        torch.set_num_threads(1)
+        _scenario(scenario, size, folder or Path(f"{scenario}-data"), strategy, seed)
+        return
+    folder = folder or Path("demo-data")
 
     from alsql.pipelines.demo import run_demo
 
@@ -58,6 +77,56 @@ def demo(
              say=console.print, on_round=show)
     print_status(status_summary(engine, None))
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{float(x):.{digits}f}"
+
+
+def _scenario(name: str, size: str, folder: Path, strategy: str, seed: int) -> None:
+    from alsql.pipelines.scenarios.run import run_scenario
+
+    t0 = time.perf_counter()
+    rounds = Table("round", "strategy", "labels", "accuracy", title=f"{name}: active learning", title_justify="left")
+
+    def show(r) -> None:
+        rounds.add_row(str(r.round), r.strategy, str(r.labels), _fmt(r.accuracy, 4))
+
+    engine = get_engine(create=True)
+    result = run_scenario(engine, name, folder, size=size, strategy=strategy, seed=seed, say=console.print,
+                          on_round=show)
+    console.print(rounds)
+    by_key = {r.get("intersection_type", r.get("sound")): r for r in result.truth}
+    if name == "traffic":
+        table = Table("type", "cameras", "accidents", "per camera", "true cameras", "true per camera", "drawn mean",
+                      title="accidents per camera by intersection type: the mart beside the truth", title_justify="left")
+        for r in result.answer:
+            t = by_key[r["intersection_type"]]
+            table.add_row(r["intersection_type"], str(r["cameras"]), str(r["accidents"]), _fmt(r["accidents_per_camera"]),
+                          str(t["cameras"]), _fmt(t["accidents_per_camera"]), _fmt(t["generating_rate"], 1))
+        top = max((r for r in result.answer if r["cameras"]), key=lambda r: float(r["accidents_per_camera"]))
+        truth = max(result.truth, key=lambda r: r["generating_rate"])
+        verdict = (f"the mart: {top['intersection_type']} has the most accidents per camera "
+                   f"({_fmt(top['accidents_per_camera'])}); generated so: {truth['intersection_type']} "
+                   f"(mean {truth['generating_rate']:.1f} a year)")
+    else:
+        table = Table("predicted", "clips", "failed after", "failure rate", "true clips", "true rate",
+                      "how the log was drawn",
+                      title="failure within the window after the clip: the mart beside the truth", title_justify="left")
+        for r in result.answer:
+            t = by_key[r["predicted_sound"]]
+            table.add_row(r["predicted_sound"], str(r["clips"]), str(r["followed_by_failure"]), _fmt(r["failure_rate"]),
+                          str(t["clips"]), _fmt(t["failure_rate"]), t["generating"])
+        got = {r["predicted_sound"]: r["failure_rate"] for r in result.answer}
+        want = {r["sound"]: r["failure_rate"] for r in result.truth}
+        verdict = (f"the mart: failures follow predicted-abnormal sound at {_fmt(got.get('abnormal'))} against "
+                   f"{_fmt(got.get('normal'))} after predicted-normal; truly abnormal {_fmt(want['abnormal'])} "
+                   f"against {_fmt(want['normal'])}")
+    console.print(table)
+    mark = "[green]agrees with the truth[/green]" if result.agrees else "[red]does not agree with the truth[/red]"
+    console.print(f"{verdict}: {mark}")
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
+    console.print(f"project {result.project!r}; {steps}; scenario finished in {time.perf_counter() - t0:.0f} s")
 
 
 def register(app: typer.Typer) -> None:

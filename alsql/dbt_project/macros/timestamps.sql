@@ -23,7 +23,7 @@
   cast(switchoffset({{ column }}, '+00:00') as datetime2(6))
 {%- endmacro %}
 
-{#- Seed columns: naive date-times already in UTC. -#}
+{#- Seed and business-table columns: naive date-times already in UTC. -#}
 {% macro seed_timestamp(column) -%}
   {{ return(adapter.dispatch('seed_timestamp', 'alsql')(column)) }}
 {%- endmacro %}

@@ -6,4 +6,4 @@ select
     injuries,
     latitude,
     longitude
-from {{ ref('gis_accidents') }}
+from {{ business_table('gis_accidents') }}

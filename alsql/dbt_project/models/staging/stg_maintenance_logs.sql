@@ -5,4 +5,4 @@ select
     event_type,
     cast(downtime_hours as {{ dbt.type_float() }}) as downtime_hours,
     cast(cost_usd as {{ dbt.type_float() }}) as cost_usd
-from {{ ref('maintenance_logs') }}
+from {{ business_table('maintenance_logs') }}

@@ -1,0 +1,138 @@
+"""The two scenarios' stories: data, business table, mart, the analyst's answer and the truth.
+
+Each ``Story`` names what ``run.run_scenario`` needs: the classes the expert labels,
+the generator and the business records, the table the records are written to (and
+the dbt var pointing the join mart at it), the mart, the SQL that reads the analyst's
+answer from it (``{marts}`` is the marts schema prefix), the truth computed from the
+generating data, and when the answer "points the same way" as the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from alsql.pipelines.scenarios import maintenance_data as md
+from alsql.pipelines.scenarios import traffic_data as td
+
+__all__ = ["Story", "STORIES", "traffic_truth", "maintenance_truth", "traffic_agrees", "maintenance_agrees"]
+
+
+@dataclass(frozen=True)
+class Story:
+    classes: tuple[str, ...]
+    description: str
+    generate: Callable[..., Any]
+    describe: Callable[[Any], str]
+    records: Callable[[Any, int], list[dict]]
+    table_kind: str
+    table_name: str
+    mart: str
+    answer_sql: str
+    truth: Callable[[Any, list[dict], Engine], list[dict]]
+    agrees: Callable[[list[dict], list[dict]], bool]
+    extra_vars: dict = field(default_factory=dict)
+    image_size: int | None = None
+
+
+def _segments(engine: Engine) -> list[tuple[str, float]]:
+    """(source uri, segment start) of every ok item that is a segment."""
+    from alsql.schema import items, sources
+
+    with engine.connect() as conn:
+        return [(u, float(s)) for u, s in conn.execute(
+            select(sources.c.uri, items.c.start_s).select_from(items.join(sources, sources.c.source_id == items.c.source_id))
+            .where(items.c.status == "ok"))]
+
+
+def traffic_truth(spec: td.TrafficSpec, records: list[dict], engine: Engine) -> list[dict]:
+    """Per true intersection type: cameras, accidents drawn, accidents per camera, and the generating mean."""
+    out = []
+    for kind in td.TRAFFIC_CLASSES:
+        cams = {c.entity for c in spec.cameras if c.kind == kind}
+        accidents = sum(1 for r in records if r["camera_entity"] in cams)
+        out.append({"intersection_type": kind, "cameras": len(cams), "accidents": accidents,
+                    "accidents_per_camera": accidents / len(cams) if cams else None,
+                    "generating_rate": td.ACCIDENT_RATE[kind]})
+    return out
+
+
+def _top(rows: list[dict], key: str, value: str) -> str | None:
+    rows = [r for r in rows if r.get(value) is not None]
+    return max(rows, key=lambda r: float(r[value]))[key] if rows else None
+
+
+def traffic_agrees(answer: list[dict], truth: list[dict]) -> bool:
+    """The mart's most dangerous type (accidents per camera) is the truth's, and the generator's."""
+    got = _top([r for r in answer if r["cameras"]], "intersection_type", "accidents_per_camera")
+    return got == _top(truth, "intersection_type", "accidents_per_camera") == _top(
+        truth, "intersection_type", "generating_rate")
+
+
+def maintenance_truth(spec: md.MaintenanceSpec, records: list[dict], engine: Engine) -> list[dict]:
+    """Failure rate within the window after truly normal / abnormal clips (the mart's grain, true labels)."""
+    from alsql.loaders.stores import path_to_uri
+
+    starts: dict[str, list[float]] = {}
+    by_uri = {path_to_uri(spec.root / r.path): r.path for r in spec.recordings}
+    for uri, start in _segments(engine):
+        if uri in by_uri:
+            starts.setdefault(by_uri[uri], []).append(start)
+    rates = md.true_failure_rates(spec, records, starts, md.WINDOW_DAYS)
+    counts = {"normal": 0, "abnormal": 0}
+    for rec in spec.recordings:
+        counts["abnormal" if rec.abnormal else "normal"] += len(starts.get(rec.path, []))
+    return [{"sound": k, "clips": counts[k], "failure_rate": rates[k],
+             "generating": (f"failure within {md.FAILURE_DELAY_DAYS[0]}-{md.FAILURE_DELAY_DAYS[1]} days after "
+                            f"{md.P_FAIL_AFTER_ABNORMAL:.0%} of abnormal stretches" if k == "abnormal"
+                            else f"{md.P_FAIL_PER_DAY:.0%} chance of a failure on any day")}
+            for k in ("normal", "abnormal")]
+
+
+def maintenance_agrees(answer: list[dict], truth: list[dict]) -> bool:
+    """Failures follow predicted-abnormal sound more often than predicted-normal, as in the truth."""
+    got = {r["predicted_sound"]: r["failure_rate"] for r in answer}
+    want = {r["sound"]: r["failure_rate"] for r in truth}
+    if None in (got.get("normal"), got.get("abnormal")):
+        return False
+    return (float(got["abnormal"]) > float(got["normal"])) == (want["abnormal"] > want["normal"])
+
+
+def _describe_traffic(spec: td.TrafficSpec) -> str:
+    s = spec.size
+    return (f"traffic: {len(spec.cameras)} cameras ({s.cameras_per_type} per intersection type), "
+            f"{len(spec.videos)} videos of {s.seconds} s at {s.fps} fps, {s.side}x{s.side}, under {spec.root}/")
+
+
+def _describe_maintenance(spec: md.MaintenanceSpec) -> str:
+    s = spec.size
+    abnormal = sum(r.abnormal for r in spec.recordings)
+    return (f"maintenance: {s.machines} machines, one {s.seconds}-s recording a day for {s.days} days "
+            f"({len(spec.recordings)} WAV files, {abnormal} with a bearing whine or knocks), under {spec.root}/")
+
+
+STORIES = {
+    "traffic": Story(
+        classes=tuple(td.TRAFFIC_CLASSES),
+        description="traffic cameras: the intersection type each 2-s video segment shows",
+        generate=td.write_traffic, describe=_describe_traffic, records=td.accident_records,
+        table_kind="gis_accidents", table_name="scenario_gis_accidents", mart="intersection_safety",
+        answer_sql=("select intersection_type, cameras, accidents, accidents_per_camera "
+                    "from {marts}intersection_safety where project_id = :project_id order by intersection_class_id"),
+        truth=traffic_truth, agrees=traffic_agrees, image_size=16),  # the layout shows at 16 px; 5x less work than 32
+    "maintenance": Story(
+        classes=tuple(md.MACHINE_CLASSES),
+        description="machine sound: normal or abnormal, per 1-s clip",
+        generate=md.write_maintenance, describe=_describe_maintenance, records=md.maintenance_records,
+        table_kind="maintenance_logs", table_name="scenario_maintenance_logs", mart="maintenance_risk",
+        answer_sql=("select case when is_predicted_anomaly = 1 then 'abnormal' else 'normal' end as predicted_sound, "
+                    "count(*) as clips, sum(failed_in_window) as followed_by_failure, "
+                    "avg(1.0 * failed_in_window) as failure_rate from {marts}maintenance_risk "
+                    "where project_id = :project_id group by is_predicted_anomaly order by is_predicted_anomaly"),
+        truth=maintenance_truth, agrees=maintenance_agrees,
+        extra_vars={"maintenance_window_days": md.WINDOW_DAYS}),
+}
+

@@ -1,0 +1,142 @@
+"""The worked scenarios at their reduced size (what CI runs), on SQLite and PostgreSQL.
+
+Each generates its media, runs active learning with an oracle, writes the business
+records as a plain table of the database, builds the join mart with the var pointing
+at that table, and must answer the analyst's question the way the generating truth
+does: the intersection type with the most accidents per camera is the one drawn with
+the highest accident rate; failures follow predicted-abnormal sound more often than
+predicted-normal sound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect, text
+from typer.testing import CliRunner
+
+from alsql.cli import app
+from alsql.cli.common import set_database
+from alsql.db import make_engine
+from alsql.errors import AlsqlError
+from alsql.pipelines.scenarios import maintenance_data as md
+from alsql.pipelines.scenarios import traffic_data as td
+from alsql.pipelines.scenarios.run import run_scenario
+
+pytestmark = [pytest.mark.slow]
+runner = CliRunner()
+
+
+def _marts(engine) -> str:
+    return "" if engine.dialect.name == "sqlite" else "marts."
+
+
+def test_traffic_small_points_like_the_truth(db_url, tmp_path):
+    engine = make_engine(db_url)
+    try:
+        result = run_scenario(engine, "traffic", tmp_path / "traffic", size="small", say=lambda _m: None,
+                              work_dir=tmp_path / "dbt")
+        assert [r.labels for r in result.rounds] == [20, 40]
+        answer = {r["intersection_type"]: r for r in result.answer}
+        truth = {r["intersection_type"]: r for r in result.truth}
+        assert set(answer) == set(td.TRAFFIC_CLASSES)
+        assert sum(r["cameras"] for r in answer.values()) == 12  # every camera voted into one type
+        assert sum(r["accidents"] for r in answer.values()) == sum(r["accidents"] for r in truth.values())
+        top = max((r for r in answer.values() if r["cameras"]), key=lambda r: float(r["accidents_per_camera"]))
+        assert top["intersection_type"] == max(td.ACCIDENT_RATE, key=td.ACCIDENT_RATE.get) == "four_way"
+        assert result.agrees
+        # Every type got cameras: the model told the layouts apart, so the answer is not one bar.
+        assert all(r["cameras"] > 0 for r in answer.values())
+        tables = inspect(engine).get_table_names()
+        assert "scenario_gis_accidents" in tables and "demo_gis_accidents" not in tables
+        with engine.connect() as conn:
+            staged = conn.execute(text(f"select count(*) from {_marts(engine)}stg_gis_accidents")).scalar_one()
+            plain = conn.execute(text("select count(*) from scenario_gis_accidents")).scalar_one()
+        assert staged == plain == sum(r["accidents"] for r in truth.values())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_maintenance_small_points_like_the_truth(pg_url, tmp_path):
+    """On PostgreSQL (the command test below runs the same scenario on SQLite)."""
+    engine = make_engine(pg_url)
+    try:
+        result = run_scenario(engine, "maintenance", tmp_path / "machines", size="small", say=lambda _m: None,
+                              work_dir=tmp_path / "dbt")
+        got = {r["predicted_sound"]: r for r in result.answer}
+        want = {r["sound"]: r for r in result.truth}
+        assert set(got) == set(want) == {"normal", "abnormal"}
+        assert sum(r["clips"] for r in got.values()) == sum(r["clips"] for r in want.values()) == 14 * 4 * 3
+        assert float(got["abnormal"]["failure_rate"]) > float(got["normal"]["failure_rate"])
+        assert want["abnormal"]["failure_rate"] > want["normal"]["failure_rate"]
+        assert result.agrees
+        with engine.connect() as conn:
+            window = conn.execute(text(f"select distinct window_days from {_marts(engine)}maintenance_risk")).all()
+        assert [w[0] for w in window] == [md.WINDOW_DAYS]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.sqlite
+def test_demo_command_prints_the_answer_beside_the_truth(tmp_path):
+    url = f"sqlite:///{tmp_path / 'maintenance.db'}"
+    try:
+        out = runner.invoke(app, ["--db", url, "demo", "--scenario", "maintenance", "--size", "small",
+                                  "--folder", str(tmp_path / "machines")], env={"COLUMNS": "160"})
+        assert out.exit_code == 0, out.output
+        assert "failure within the window after the clip" in out.output
+        assert "agrees with the truth" in out.output and "does not agree" not in out.output
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            rates = dict(conn.execute(text(
+                "select is_predicted_anomaly, avg(1.0 * failed_in_window) from maintenance_risk "
+                "group by is_predicted_anomaly")).all())
+        engine.dispose()
+        assert rates[1] > rates[0]  # failures follow predicted-abnormal sound more often
+        # A database holding other items is refused before anything is written.
+        other = runner.invoke(app, ["--db", url, "demo", "--scenario", "traffic", "--size", "small",
+                                    "--folder", str(tmp_path / "traffic")])
+        assert other.exit_code != 0
+        assert "database of its own" in other.output + str(other.exception)
+        assert not (tmp_path / "traffic" / "attributes.csv").exists()
+        bad = runner.invoke(app, ["--db", url, "demo", "--scenario", "weather"])
+        assert bad.exit_code != 0 and "traffic, maintenance" in bad.output + str(bad.exception)
+    finally:
+        set_database("sqlite:///alsql.db")
+
+
+def test_generators_are_deterministic_and_carry_the_dependence(tmp_path):
+    a = td.write_traffic(tmp_path / "a", "small", seed=3)
+    rel = next(iter(a.videos))
+    before = (a.root / rel).read_bytes()
+    b = td.write_traffic(tmp_path / "a", "small", seed=3)  # a second run keeps the files: ingest dedups them
+    assert [c.kind for c in a.cameras] == [c.kind for c in b.cameras] and b.videos == a.videos
+    assert (a.root / rel).read_bytes() == before
+    cam = a.cameras[0]
+    same = [td.draw_frames(cam, a.size, np.random.default_rng(5)) for _ in range(2)]
+    assert same[0].shape == (a.size.seconds * a.size.fps, 64, 64, 3) and np.array_equal(*same)
+    # Accident means by type, over many draws: the ordering the scenario's truth relies on.
+    per_type = {k: [] for k in td.TRAFFIC_CLASSES}
+    for seed in range(30):
+        for r in td.accident_records(a, seed):
+            per_type[a.kind_of(r["camera_entity"])].append(1)
+    means = {k: len(v) / (30 * a.size.cameras_per_type) for k, v in per_type.items()}
+    assert means["four_way"] > means["t_junction"] > means["roundabout"]
+    assert abs(means["four_way"] - td.ACCIDENT_RATE["four_way"]) < 1.0
+    # Sound: abnormal recordings carry energy at the whine's 2-3.5 kHz that normal ones do not.
+    rng = np.random.default_rng(0)
+    spectrum = lambda x: np.abs(np.fft.rfft(x)) ** 2  # noqa: E731
+    band = slice(2000 * 3, 3500 * 3)  # 3 s at 16 kHz: bin = 1/3 Hz
+    normal = spectrum(md.synthesize(3, 16000, None, rng))[band].sum()
+    whine = spectrum(md.synthesize(3, 16000, "whine", rng))[band].sum()
+    assert whine > 20 * normal
+
+
+def test_unknown_scenario_and_size_are_refused(sqlite_url, tmp_path):
+    engine = make_engine(sqlite_url)
+    with pytest.raises(AlsqlError, match="traffic, maintenance"):
+        run_scenario(engine, "weather", tmp_path)
+    with pytest.raises(AlsqlError, match="small, full"):
+        run_scenario(engine, "traffic", tmp_path, size="huge")
+    engine.dispose()
