@@ -5,7 +5,7 @@ Asset graph (keys)::
     items/<source>  ->  model  ->  predictions  ->  round
          (ingest)      (train)    (infer + drift)   (select)
 
-- ``items/<source>``: ``alsql.loaders.ingest.ingest`` on the source's URI and options.
+- ``items/<source>``: the ``ingest`` step on the source's URI and options.
 - ``model``: the ``train`` step (``[watch] train`` params) for every project in scope
   that has labels.
 - ``predictions``: chunked inference (``alsql.pipelines.claims.run_claims``): any
@@ -66,16 +66,9 @@ def _items_asset(source: Source) -> AssetsDefinition:
     @asset(key=items_key(source.name), group_name=INGEST_GROUP, kinds={"python"},
            description=f"Items ingested from {source.uri} (`alsql ingest`).")
     def _items(context: AssetExecutionContext, alsql: AlsqlResource) -> MaterializeResult:
-        from alsql.loaders.ingest import ingest
-
-        engine = alsql.engine()
         params = dagster_params(context, {"source": source.name, "uri": source.uri, **source.options})
-        with recorded_run(engine, "ingest", trigger=trigger_of(context), params=params) as run:
-            rep = ingest(engine, source.uri, **source.options)
-            run.metrics.update(new=rep.new, present=rep.present, corrupt=rep.corrupt, missing=rep.missing,
-                               repaired=rep.repaired, warnings=rep.warning_count)
-        for w in rep.warnings[:20]:
-            context.log.warning(w)
+        run = run_step(alsql.engine(), "ingest", None, params, trigger=trigger_of(context))
+        context.log.info(f"[{source.name}] ingest: run {run.run_id} {run.metrics}")
         return MaterializeResult(metadata={"run_id": run.run_id, **run.metrics})
 
     return _items

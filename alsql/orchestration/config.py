@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 
 from alsql.config import Settings, get_settings
 from alsql.errors import AlsqlError
+from alsql.pipelines.steps import INGEST_OPTIONS
 from alsql.pipelines.watch import WatchRules
 
 __all__ = ["Source", "OrchestrationConfig", "INGEST_OPTIONS", "INFER_OPTIONS"]
 
-INGEST_OPTIONS = ("entity_regex", "attributes_csv", "max_bytes", "max_pixels", "segment", "stride", "workers",
-                  "batch_size")
 INFER_OPTIONS = ("batch_size", "device", "chunk_items", "lease_seconds", "map")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 

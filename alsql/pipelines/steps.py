@@ -7,7 +7,8 @@ are spent the run is marked failed with the error, which is re-raised). Steps wr
 in transactions and upsert, so a repeat after a lost connection finishes the rest and
 nothing half-written stays visible.
 
-Steps and their params: ``train`` (TrainConfig fields, ``grayscale``, ``artifacts``),
+Steps and their params: ``ingest`` (``uri``: a folder or store URI, and any of
+``INGEST_OPTIONS``, the ``ingest()`` keywords), ``train`` (TrainConfig fields, ``grayscale``, ``artifacts``),
 ``infer`` (``model_id``, ``batch_size``, ``device``), ``select`` (``strategy``,
 ``budget``, ``purpose``, ``model_id``), ``drift`` (``model_id``, ``threshold``),
 ``marts`` (``select``: dbt selectors), ``validate``.
@@ -25,7 +26,21 @@ from alsql.errors import AlsqlError
 from alsql.pipelines.retry import call_with_retry
 from alsql.pipelines.runs import Run, get_run, recorded_run
 
-__all__ = ["STEPS", "run_step", "retry_run", "marts_available"]
+__all__ = ["STEPS", "INGEST_OPTIONS", "run_step", "retry_run", "marts_available"]
+
+
+INGEST_OPTIONS = ("entity_regex", "attributes_csv", "max_bytes", "max_pixels", "segment", "stride", "workers",
+                  "batch_size")
+
+
+def _ingest(engine: Engine, project_id: int | None, params: dict, run: Run) -> dict:
+    from alsql.loaders.ingest import ingest
+
+    if not params.get("uri"):
+        raise AlsqlError("step ingest: expected params with uri (a folder or az://container/prefix)")
+    rep = ingest(engine, str(params["uri"]), **{k: params[k] for k in INGEST_OPTIONS if k in params})
+    return {"new": rep.new, "present": rep.present, "corrupt": rep.corrupt, "missing": rep.missing,
+            "repaired": rep.repaired, "warnings": rep.warning_count}
 
 
 def _train(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
@@ -95,7 +110,7 @@ def _validate(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
 
 
 STEPS: dict[str, Callable[[Engine, int, dict, Run], dict]] = {
-    "train": _train, "infer": _infer, "select": _select, "drift": _drift, "marts": _marts, "validate": _validate,
+    "ingest": _ingest, "train": _train, "infer": _infer, "select": _select, "drift": _drift, "marts": _marts, "validate": _validate,
 }
 
 
