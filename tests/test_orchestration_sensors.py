@@ -105,6 +105,14 @@ def test_queue_sensor_asks_for_a_round_when_the_queue_is_low(engine, db_url, pro
         metrics, trigger = conn.execute(select(runs.c.metrics, runs.c.trigger).where(runs.c.step == "select")).one()
     rid = metrics["round_id"]
     assert trigger.startswith(f"dagster run {res.run_id[:8]}: sensor label_queue_low (cursor {project.project_id}:")
+    from typer.testing import CliRunner
+
+    from alsql.cli import app
+
+    with engine.connect() as conn:
+        run_id = conn.execute(select(runs.c.run_id).where(runs.c.step == "select")).scalar_one()
+    shown = CliRunner().invoke(app, ["--db", db_url, "runs", "show", str(run_id)])
+    assert shown.exit_code == 0 and "label_queue_low" in shown.output and res.run_id in shown.output  # one history
     assert tick(defs, "label_queue_low", db_url, due.cursor).run_requests == []  # 20 pending
     with engine.connect() as conn:
         picked = list(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == rid)).scalars())
