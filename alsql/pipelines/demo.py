@@ -131,7 +131,7 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
             mid = train_project(engine, proj.project_id, cfg, grayscale=True)
             if key != "random":  # random needs no scores; the strategy's last ones draw the map
                 infer_project(engine, proj.project_id, mid, device=cfg.device,
-                              map_method="tsne" if r == rounds - 1 else None)
+                              map_method="tsne" if r == rounds - 1 else "pca")  # the PNG's is t-SNE
             with engine.connect() as conn:
                 row = conn.execute(select(model_versions).where(model_versions.c.model_id == mid)).one()
             acc[key], labels = row.metrics.get("accuracy"), row.label_count
