@@ -16,7 +16,8 @@ the process's peak RSS, imports included):
 Statistics are fresh for both (ANALYZE after loading), so the baseline's figures are
 not inflated by stale plans. Goals (issue 17) at 5M: margin / entropy /
 least_confidence under 5 s, random under 2 s, coreset / badge / cluster_margin /
-typiclust (budget 1000) under 60 s and 1 GB peak RSS.
+typiclust (budget 1000) under 60 s and 1 GB peak RSS; ``status`` (the ``alsql status``
+summary, listed with the strategies) under 300 MB peak RSS.
 
     python benchmarks/select.py [--sizes 1000000 5000000] [--backends sqlite postgresql]
                                 [--baseline-tree DIR] [--baseline-timeout 120]
@@ -44,7 +45,8 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = Path(__file__).parent / "reports" / "select.json"
 PG_ADMIN = os.environ.get("ALSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-STRATEGIES = ("margin", "entropy", "least_confidence", "random", "coreset", "badge", "cluster_margin", "typiclust")
+STRATEGIES = ("margin", "entropy", "least_confidence", "random", "coreset", "badge", "cluster_margin", "typiclust",
+              "status")  # status: ``alsql status`` (its summary), time and peak RSS
 CHUNK = 250_000
 
 # Run with the tree under test as the working directory, so ``import alsql`` is that tree.
@@ -59,6 +61,16 @@ t = time.perf_counter()
 ids, score, _ = select_items(engine, pid, strategy, budget, None if strategy == "random" else mid, seed)
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": round(dt, 3), "picked": int(len(ids)),
+                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+"""
+
+STATUS_WORKER = r"""
+import json, resource, sys, time
+from alsql.db import make_engine
+from alsql.report import status_summary
+t = time.perf_counter()
+status_summary(make_engine(sys.argv[1]))
+print(json.dumps({"seconds": round(time.perf_counter() - t, 3),
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 """
 
@@ -134,9 +146,11 @@ def analyze(engine) -> None:
 
 
 def run(tree: Path, url: str, strategy: str, budget: int, pid: int, mid: int, timeout: float) -> dict:
+    """``strategy`` picks ``budget`` items in a process of its own; "status" times ``alsql status`` instead."""
+    cmd = ["-c", STATUS_WORKER, url] if strategy == "status" else [
+        "-c", WORKER, url, strategy, str(budget), str(pid), str(mid), "0"]
     try:
-        out = subprocess.run([sys.executable, "-c", WORKER, url, strategy, str(budget), str(pid), str(mid), "0"],
-                             cwd=tree, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run([sys.executable, *cmd], cwd=tree, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"seconds": None, "stopped_after_s": timeout}
     if out.returncode:

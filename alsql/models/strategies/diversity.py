@@ -10,17 +10,23 @@ Precision: embeddings often sit far from the origin (all-positive features), whe
 ``|x|^2 + |y|^2 - 2 x.y`` in float32 loses the differences. Distances here are computed
 in float64 on embeddings centred on their mean (k-center), and BADGE splits each
 embedding into mean + centred part so no large terms cancel.
+
+Threads: both greedy loops are ``k`` matrix-vector products over ``(M, D)``; BLAS runs
+them on one thread (``threadpoolctl``, a scikit-learn dependency). Several BLAS threads
+buy nothing at this size and, on a machine shared with other work, cost a 10x-30x slowdown.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from alsql.models.strategies.base import Candidates, Strategy, centred, min_sq_distances, register
 
 __all__ = ["kcenter_greedy", "kmeanspp_gradient", "coreset", "badge"]
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def kcenter_greedy(
     x: np.ndarray, k: int, rng: np.random.Generator, init_sq_dist: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +70,7 @@ def _coreset(cands: Candidates, k: int, rng: np.random.Generator):
     return kcenter_greedy(emb, k, rng, init)
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def kmeanspp_gradient(
     probs: np.ndarray, emb: np.ndarray, k: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
