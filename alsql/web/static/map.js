@@ -174,9 +174,17 @@
 
   // -- hover card: label and guess from the arrays at once, the item's details lazily ------
   const details = new Map();
-  function thumbUrl(item) {  // media items: a hook for a poster / spectrogram route
+  function thumbUrl(item) {  // alsql.thumbUrl(item), when a page defines it, overrides (e.g. a video poster)
     if (alsql.thumbUrl) { const u = alsql.thumbUrl(item); if (u) return u; }
+    const t = item.media_type || "image/";
+    if (t.startsWith("audio/")) return "/api/items/" + item.item_id + "/spectrogram.png";
+    if (t.startsWith("video/")) return null;  // no poster route yet: the card shows the text only
     return item.image_url || "/api/items/" + item.item_id + "/image";
+  }
+  function setThumb(img, it) {
+    const u = thumbUrl(it);
+    img.hidden = !u;
+    if (u) img.src = u; else img.removeAttribute("src");
   }
   function className(c) { return c === NONE ? null : (classes[c] ? classes[c].name : "class " + c); }
   function showTip(i, px, py) {
@@ -188,12 +196,12 @@
     const img = $("tip-img");
     img.dataset.item = String(id);
     const have = details.get(id);
-    if (have) img.src = thumbUrl(have);
+    if (have) setThumb(img, have);
     else {
       img.removeAttribute("src");
       alsql.get("/api/projects/" + pid + "/items/" + id).then((it) => {
         details.set(id, it);
-        if (img.dataset.item === String(id)) img.src = thumbUrl(it);
+        if (img.dataset.item === String(id)) setThumb(img, it);
       }).catch(() => {});
     }
     tip.style.left = Math.min(px + 14, W - 190) + "px";
