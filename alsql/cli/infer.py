@@ -45,6 +45,8 @@ def infer(
                           map_sample=map_sample)
         console.print(f"model {done.model_id}: this worker scored {done.items} items in {len(done.chunks)} chunks"
                       + (f" ({done.took_over} taken over)" if done.took_over else ""))
+        if done.mapped is not None:
+            console.print(f"map: this worker finished the last chunk and placed {done.mapped} items")
         return
     report = infer_project(get_engine(), project, None if model == "latest" else int(model), bald=bald,
                            batch_size=batch_size, device=device, amp=amp, num_workers=workers, map_method=method,
