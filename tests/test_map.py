@@ -212,3 +212,42 @@ def test_map_command(db_url, engine, project):
     finally:
         set_database("sqlite:///alsql.db")
     assert map_params(engine, mid)["method"] == "pca"
+
+
+def test_claim_workers_map_the_model_once_after_the_last_chunk(sqlite_url, tmp_path):
+    """Two workers share the chunks; exactly one maps, after every chunk is done, and every item has x, y."""
+    import threading
+
+    from alsql.db import make_engine
+    from alsql.models.fit import TrainConfig
+    from alsql.models.train import train_and_record
+    from alsql.pipelines.claims import run_claims
+    from tests.pipeline_helpers import QUICK_TRAIN, label, make_project
+
+    engine = make_engine(sqlite_url)
+    proj, oracle = make_project(engine, tmp_path / "png", 140)
+    label(engine, proj.project_id, oracle, sorted(oracle)[:40])
+    mid = train_and_record(engine, proj.project_id, TrainConfig(**QUICK_TRAIN), grayscale=True,
+                           artifacts=str(tmp_path / "art")).model_id
+    reports = []
+
+    def work(name):
+        reports.append(run_claims(engine, proj.name, chunk_items=20, lease_seconds=30, batch_size=16,
+                                  device="cpu", worker=name, poll=0.1))
+
+    threads = [threading.Thread(target=work, args=(f"w{k}",)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    mapped = [r.mapped for r in reports if r.mapped is not None]
+    assert len(reports) == 2 and [m for m in mapped if m] == [140]  # one worker placed every item
+    assert sum(r.items for r in reports) == 140
+    xy = _xy(engine, mid)
+    assert len(xy) == 140 and all(x is not None for x, _ in xy.values())
+    m = map_params(engine, mid)
+    assert m["method"] == "tsne" and m["items"] == 140
+    with engine.connect() as conn:
+        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == mid)).scalar()
+    assert "map_claim" not in params  # released
+    engine.dispose()
