@@ -146,6 +146,24 @@ def test_map_paints_100k_points_and_hover_shows_the_thumbnail(browser, big_map):
         assert page.evaluate("() => document.getElementById('tip-img').naturalWidth") == 24
         page.screenshot(path=str(ARTIFACTS / "map-hover.png"))
 
+        # Wheel zooms around the cursor (the hovered item stays under it, its neighbours spread out);
+        # dragging pans; a click opens the item on the labeling page.
+        before = page.evaluate("() => alsqlMap.toScreen(20, 0)")
+        page.mouse.wheel(0, -600)
+        page.wait_for_timeout(200)
+        after = page.evaluate("() => alsqlMap.toScreen(20, 0)")
+        still = page.evaluate(f"() => alsqlMap.toScreen({x}, {y})")
+        assert abs(still[0] - sx) < 2 and abs(still[1] - sy) < 2
+        assert abs(after[0] - sx) > 1.5 * abs(before[0] - sx)
+        page.mouse.move(box["x"] + 500, box["y"] + 650)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 560, box["y"] + 600, steps=5)
+        page.mouse.up()
+        moved = page.evaluate(f"() => alsqlMap.toScreen({x}, {y})")
+        assert abs(moved[0] - still[0] - 60) < 2 and abs(moved[1] - still[1] + 50) < 2
+        with page.expect_navigation(url=f"{base}/projects/{pid}/label?item={item}"):
+            page.mouse.click(box["x"] + moved[0], box["y"] + moved[1])
+
         # Without WebGL the same points go to a 2-D canvas.
         page.goto(f"{base}/projects/{pid}/map?renderer=canvas")
         expect(page.locator("#map-count")).to_contain_text(f"{BIG + 20} of {BIG + 20} points", timeout=60_000)
