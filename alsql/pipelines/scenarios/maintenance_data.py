@@ -47,7 +47,7 @@ class MaintenanceSize:
     rate: int = 16000
 
 
-MAINTENANCE_SIZES = {"small": MaintenanceSize(4, 14, 3), "full": MaintenanceSize(8, 28, 3)}
+MAINTENANCE_SIZES = {"small": MaintenanceSize(4, 14, 3), "full": MaintenanceSize(6, 21, 3)}
 
 
 @dataclass

@@ -55,7 +55,7 @@ PLANS = {
     ("traffic", "small"): Plan(eval_budget=12, rounds=2, budget=20),
     ("traffic", "full"): Plan(eval_budget=48, rounds=3, budget=24),
     ("maintenance", "small"): Plan(eval_budget=40, rounds=2, budget=24),
-    ("maintenance", "full"): Plan(eval_budget=120, rounds=3, budget=40),
+    ("maintenance", "full"): Plan(eval_budget=80, rounds=3, budget=32),
 }
 
 
