@@ -138,3 +138,15 @@ def test_map_bin_without_a_model(sqlite_url, tmp_path):
     assert r.status_code == 200 and len(r.content) == HEADER and _decode(r.content)["n"] == 0
     app.state.engine.dispose()
     engine.dispose()
+
+
+def test_a_model_of_another_project_or_none_at_all_is_404(client_and_info):
+    client, info, engine, xy, labeled = client_and_info
+    pid = info["project_id"]
+    for model_id in (info["model_id"] + 1, 2**32 + 7):  # unknown; beyond the header's 32 bits
+        r = client.get(f"/api/projects/{pid}/map.bin", params={"model_id": model_id})
+        assert r.status_code == 404 and str(model_id) in r.json()["detail"]
+        r = client.post(f"/api/projects/{pid}/map/selection",
+                        json={"polygon": [[-1, -1], [1, -1], [0, 1]], "model_id": model_id})
+        assert r.status_code == 404
+    assert client.get(f"/api/projects/{pid}/map.bin", params={"model_id": info["model_id"]}).status_code == 200

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from alsql.schema import predictions
+from alsql.schema import model_versions, predictions
 from alsql.web import data, mapdata
 from alsql.web.api import project_or_404
 from alsql.web.deps import ApiUser, ApiWriter, EngineDep
@@ -38,6 +38,17 @@ class SelectionIn(BaseModel):
     limit: int = Field(default=1000, ge=1, le=10_000, description="with list: item ids answered")
 
 
+def _model_or_404(conn, project_id: int, model_id: int | None) -> int | None:
+    """``model_id`` when it is a model of the project (else 404), or the project's latest model."""
+    if model_id is None:
+        return data.latest_model_id(conn, project_id)
+    found = conn.execute(select(model_versions.c.model_id).where(
+        model_versions.c.model_id == model_id, model_versions.c.project_id == project_id)).scalar()
+    if found is None:
+        raise HTTPException(404, f"model {model_id} is not a model of project {project_id}")
+    return found
+
+
 @router.get("/projects/{project_id}/map.bin", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}}}})
 def map_bin(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId,
@@ -45,8 +56,7 @@ def map_bin(request: Request, engine: EngineDep, user: ApiUser, project_id: Proj
     """The latest (or ``model_id``'s) map as typed arrays; see ``alsql.web.mapdata``."""
     with engine.connect() as conn:
         project = project_or_404(request, conn, project_id)
-        if model_id is None:
-            model_id = data.latest_model_id(conn, project_id)
+        model_id = _model_or_404(conn, project_id, model_id)
         body = mapdata.map_binary(conn, project, model_id)
     n = (len(body) - mapdata.HEADER) // 12
     return Response(body, media_type="application/octet-stream",
@@ -59,7 +69,7 @@ def selection(request: Request, engine: EngineDep, user: ApiWriter, project_id: 
     """Items inside a lasso / box: list them, or make a round of the unlabeled ones."""
     project = project_or_404(request, engine, project_id)
     with engine.connect() as conn:
-        model_id = body.model_id or data.latest_model_id(conn, project_id)
+        model_id = _model_or_404(conn, project_id, body.model_id)
     if model_id is None:
         from alsql.errors import AlsqlError
 
