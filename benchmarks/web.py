@@ -31,18 +31,24 @@ annotators (one server process on 2 cores); map of 50,000 points under 1 s.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import os
-import random
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
+
+# Scripts here import nothing from this folder; drop it from the path so a sibling script
+# named like a standard module (select.py) cannot shadow that module.
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 REPORT = Path(__file__).parent / "reports" / "web.json"
 
