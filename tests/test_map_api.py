@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from alsql.annotate import insert_annotations
 from alsql.db import make_engine, write_transaction
@@ -98,7 +98,7 @@ def test_lasso_round_holds_exactly_the_unlabeled_points_inside(client_and_info):
                        json={"polygon": poly, "action": "round", "item_ids": [info["items"][0]]})
     assert made.status_code == 200, made.text
     rid = made.json()["round_id"]
-    assert made.json()["items"] == len(want) and made.json()["label_url"] == f"/projects/{pid}/label"
+    assert made.json()["items"] == len(want) and made.json()["label_url"] == f"/projects/{pid}/label?round={rid}"
     with engine.connect() as conn:
         r = conn.execute(select(rounds).where(rounds.c.round_id == rid)).one()
         got = set(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == rid)).scalars())
@@ -106,6 +106,69 @@ def test_lasso_round_holds_exactly_the_unlabeled_points_inside(client_and_info):
     assert r.params["polygon"] == [[float(a), float(b)] for a, b in poly] and r.budget == len(want)
     again = client.post(f"/api/projects/{pid}/map/selection", json={"polygon": poly, "action": "round"})
     assert again.status_code == 400 and "no unlabeled item" in again.json()["detail"]
+
+
+def test_the_lasso_round_is_served_before_older_open_rounds_until_it_is_done(client_and_info):
+    from alsql.catalog import create_project
+    from alsql.schema import annotations
+
+    client, info, engine, _, _ = client_and_info
+    pid, older = info["project_id"], info["round_id"]
+    api = f"/api/projects/{pid}"
+    made = client.post(f"{api}/map/selection", json={"polygon": [[-10, -10], [10, -10], [10, 10], [-10, 10]],
+                                                     "action": "round"}).json()
+    rid = made["round_id"]
+    assert rid > older and made["label_url"] == f"/projects/{pid}/label?round={rid}"
+    with engine.connect() as conn:
+        def pending(r):
+            return set(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == r,
+                                                                        round_items.c.status == "pending")).scalars())
+        mine, old = pending(rid), pending(older)
+    assert len(mine) > 10 and len(old) == 4 and not mine & old
+    # Without a round the older open round comes first (another user leases two of its items).
+    admin = {"Authorization": "Bearer tok-admin-0123456789"}
+    plain = client.post(f"{api}/queue", json={"n": 2}, headers=admin).json()
+    taken = {i["item_id"] for i in plain["items"]}
+    assert plain["round_id"] == older and taken <= old and len(taken) == 2
+    # With round_id: only the lasso round's items, through claims, labels and skips, until it is done.
+    first = client.post(f"{api}/queue", json={"n": 3, "round_id": rid})
+    assert first.status_code == 200, first.text
+    held = first.json()["items"]
+    assert first.json()["round_id"] == rid
+    served, k = [i["item_id"] for i in held], 0
+    while held:
+        cur = held.pop(0)["item_id"]
+        body = {"item_id": cur, "next": 3 - len(held), "exclude": [h["item_id"] for h in held], "round_id": rid}
+        r = (client.post(f"{api}/skip", json=body) if k % 3 == 2
+             else client.post(f"{api}/labels", json={**body, "class_id": 1}))
+        assert r.status_code == 200, r.text
+        held += r.json()["items"]
+        served += [i["item_id"] for i in r.json()["items"]]
+        k += 1
+    assert len(served) == len(set(served)) == len(mine) + 2
+    assert set(served[:len(mine)]) == mine  # every item of the round before any other
+    assert set(served[len(mine):]) == old - taken  # then the usual order; leases still respected
+    with engine.connect() as conn:
+        assert conn.execute(select(rounds.c.status).where(rounds.c.round_id == rid)).scalar() == "closed"
+        n_ann = conn.execute(select(func.count()).select_from(annotations)).scalar()
+    # A done round of the project is no error: the claim falls back to the open rounds.
+    again = client.post(f"{api}/queue", json={"n": 2, "round_id": rid})
+    assert again.status_code == 200 and {i["item_id"] for i in again.json()["items"]} <= old
+    # A round that is not the project's: 404 (labels with it write nothing); a malformed one: 422.
+    with write_transaction(engine) as conn:
+        other = create_project(conn, "elsewhere", ["a", "b"]).project_id
+        foreign = conn.execute(insert(rounds).values(project_id=other, strategy="random", budget=1)
+                               .returning(rounds.c.round_id)).scalar_one()
+    for bad in (foreign, 10**9):
+        r = client.post(f"{api}/queue", json={"n": 1, "round_id": bad})
+        assert r.status_code == 404 and f"round_id {bad}" in r.json()["detail"]
+        r = client.post(f"{api}/labels", json={"item_id": served[0], "class_id": 0, "round_id": bad})
+        assert r.status_code == 404
+        assert client.post(f"{api}/skip", json={"item_id": served[0], "round_id": bad}).status_code == 404
+    for bad in (0, -3, "x", 2**60):
+        assert client.post(f"{api}/queue", json={"n": 1, "round_id": bad}).status_code == 422
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(annotations)).scalar() == n_ann
 
 
 def test_bad_selections_are_refused_and_write_nothing(client_and_info):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 from pathlib import Path
 
@@ -174,13 +175,29 @@ def test_map_paints_100k_points_and_hover_shows_the_thumbnail(browser, big_map):
 
 
 def test_lasso_makes_a_round_of_the_unlabeled_points_inside_and_the_label_page_serves_them(browser, big_map):
-    from playwright.sync_api import expect
-
+    """... and serves them before the items of an older open round (the page opens on ?round=)."""
     from alsql.web import create_app
-    from alsql.web.mapdata import points_in_polygon
 
     app = create_app(big_map["url"], "map-secret")
-    pid, engine = big_map["project_id"], big_map["engine"]
+    pid, engine, older = big_map["project_id"], big_map["engine"], big_map["round_id"]
+    with write_transaction(engine) as conn:  # an older open round (the ring's 20 items, outside the lasso)
+        conn.execute(update(rounds).where(rounds.c.round_id == older).values(status="open"))
+    try:
+        _lasso_then_label(browser, big_map, app, pid, engine, older)
+    finally:
+        with write_transaction(engine) as conn:
+            conn.execute(update(rounds).where(rounds.c.round_id == older).values(status="closed"))
+        app.state.engine.dispose()
+
+
+def _lasso_then_label(browser, big_map, app, pid, engine, older):
+    from playwright.sync_api import expect
+
+    from alsql.schema import annotations
+    from alsql.web.mapdata import points_in_polygon
+
+    with engine.connect() as conn:
+        labeled = set(conn.execute(select(annotations.c.item_id).where(annotations.c.project_id == pid)).scalars())
     with live_server(app) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         errors: list[str] = []
@@ -198,21 +215,27 @@ def test_lasso_makes_a_round_of_the_unlabeled_points_inside_and_the_label_page_s
         page.mouse.up()
         expect(page.locator("#selection")).to_be_visible()
         page.locator("#map-app").screenshot(path=str(ARTIFACTS / "map-lasso.png"))
-        with page.expect_navigation(url=f"{base}/projects/{pid}/label"):
+        with page.expect_navigation(url=re.compile(re.escape(f"{base}/projects/{pid}/label?round=") + r"\d+$")):
             page.click("#label-these")
         expect(page.locator("#item-id")).not_to_have_text("–")
-        first = int(page.locator("#item-id").inner_text())
         left = page.locator("#left").inner_text()
-        assert not errors, errors
+        shown_round = page.locator("#round-id").inner_text()
+        shown = [int(page.locator("#item-id").inner_text())]
+        for _ in range(5):  # label on: every item the page serves comes from the lasso's round
+            page.click("#class-0")
+            expect(page.locator("#item-id")).not_to_have_text(str(shown[-1]))
+            shown.append(int(page.locator("#item-id").inner_text()))
+        expect(page.locator("#session-count")).to_have_text("5")
+        assert not errors and page.locator("#error").inner_text() == "", (errors, page.locator("#error").inner_text())
 
     with engine.connect() as conn:
         r = conn.execute(select(rounds).where(rounds.c.strategy == "map")).one()
         got = set(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == r.round_id)).scalars())
+        old = set(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == older)).scalars())
+        done = set(conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == r.round_id,
+                                                                    round_items.c.status == "labeled")).scalars())
         pts = conn.execute(select(embeddings.c.item_id, embeddings.c.x, embeddings.c.y)
                            .where(embeddings.c.model_id == big_map["model_id"])).all()
-        from alsql.schema import annotations
-
-        labeled = set(conn.execute(select(annotations.c.item_id).where(annotations.c.project_id == pid)).scalars())
     ids = np.array([p[0] for p in pts])
     xy = np.array([(p[1], p[2]) for p in pts])
     poly = np.array(r.params["polygon"])
@@ -222,5 +245,7 @@ def test_lasso_makes_a_round_of_the_unlabeled_points_inside_and_the_label_page_s
     assert inside == set(ids[points_in_polygon(xy[:, 0], xy[:, 1], poly)].tolist())
     assert len(inside) > 100 and inside & labeled
     assert got == inside - labeled  # exactly the unlabeled points inside the lasso
-    assert first in got and int(left.replace(",", "")) == len(got)
-    app.state.engine.dispose()
+    assert r.round_id > older and len(old) == 20 and not old & got
+    assert int(shown_round) == r.round_id and int(left.replace(",", "")) == len(got) + len(old)
+    assert len(set(shown)) == 6 and set(shown) <= got  # the lasso's items first, not the older round's
+    assert done == set(shown[:5])

@@ -8,7 +8,9 @@ routes (see ``alsql.web.admin``). Bad input answers 400 (AlsqlError) or 422
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -22,7 +24,7 @@ from alsql.schema import annotations, items
 from alsql.web import data
 from alsql.web.auth import CSRF_HEADER, csrf_equal
 from alsql.web.deps import ApiUser, ApiWriter, EngineDep, MaybeUser
-from alsql.web.queue import Claim, LabelQueue
+from alsql.web.queue import Claim, LabelQueue, UnknownRound
 from alsql.web.schemas import MAX_ID, ClaimIn, ItemId, LabelIn, LeasesIn, MapLimit, ProjectId, SkipIn
 
 __all__ = ["router", "project_or_404", "project_json"]
@@ -105,22 +107,38 @@ def project_one(request: Request, engine: EngineDep, user: ApiUser, project_id: 
         return project_json(conn, project_or_404(request, conn, project_id))
 
 
-@router.post("/projects/{project_id}/queue")
+_NO_ROUND = {404: {"description": "round_id is not a round of the project"}}
+
+
+@contextlib.contextmanager
+def _round_or_404() -> Iterator[None]:
+    """A preferred ``round_id`` that is not one of the project's rounds answers 404."""
+    try:
+        yield
+    except UnknownRound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.post("/projects/{project_id}/queue", responses=_NO_ROUND)
 def claim(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: ClaimIn):
     """Lease the next ``n`` items of the project's open rounds (train and evaluation,
-    interleaved) to the caller."""
+    interleaved; ``round_id``'s pending items first when given) to the caller."""
     project = project_or_404(request, engine, project_id)
-    return _queue(request).claim(project.project_id, user.name, body.n, body.exclude, then=_answer(request, project))
+    with _round_or_404():
+        return _queue(request).claim(project.project_id, user.name, body.n, body.exclude,
+                                     then=_answer(request, project), round_id=body.round_id)
 
 
-@router.post("/projects/{project_id}/labels")
+@router.post("/projects/{project_id}/labels", responses=_NO_ROUND)
 def label(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: LabelIn):
-    """Append the caller's label (source ui) and lease the next ``next`` items."""
+    """Append the caller's label (source ui) and lease the next ``next`` items (``round_id``'s
+    first when given; an unknown round answers 404 and writes nothing)."""
     project = project_or_404(request, engine, project_id)
-    annotation_id, answer = _queue(request).label(
-        project.project_id, user.name, body.item_id, body.class_id, body.seconds, body.next, body.exclude,
-        then=_answer(request, project),
-    )
+    with _round_or_404():
+        annotation_id, answer = _queue(request).label(
+            project.project_id, user.name, body.item_id, body.class_id, body.seconds, body.next, body.exclude,
+            then=_answer(request, project), round_id=body.round_id,
+        )
     return {**answer, "annotation_id": annotation_id}
 
 
@@ -175,12 +193,14 @@ def _ids(text: str) -> list[int]:
     return out
 
 
-@router.post("/projects/{project_id}/skip")
+@router.post("/projects/{project_id}/skip", responses=_NO_ROUND)
 def skip(request: Request, engine: EngineDep, user: ApiWriter, project_id: ProjectId, body: SkipIn):
-    """Mark the item skipped in the open rounds (no label) and lease the next ``next`` items."""
+    """Mark the item skipped in the open rounds (no label) and lease the next ``next`` items
+    (``round_id``'s first when given)."""
     project = project_or_404(request, engine, project_id)
-    return _queue(request).skip(project.project_id, user.name, body.item_id, body.next, body.exclude,
-                                then=_answer(request, project))
+    with _round_or_404():
+        return _queue(request).skip(project.project_id, user.name, body.item_id, body.next, body.exclude,
+                                    then=_answer(request, project), round_id=body.round_id)
 
 
 @router.get("/projects/{project_id}/items/{item_id}")

@@ -76,7 +76,7 @@ def selection(request: Request, engine: EngineDep, user: ApiWriter, project_id: 
         raise AlsqlError(f"project {project_id} has no model yet: train and infer to get a map")
     if body.action == "round":
         made = mapdata.map_round(engine, project, model_id, body.polygon)
-        return made | {"label_url": f"/projects/{project_id}/label"}
+        return made | {"label_url": f"/projects/{project_id}/label?round={made['round_id']}"}  # served first
     with engine.connect() as conn:
         sel = mapdata.select_in_polygon(conn, project, model_id, body.polygon)
         ids = [int(i) for i in sel["unlabeled"][: body.limit]]

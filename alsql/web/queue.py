@@ -6,6 +6,12 @@ annotator cannot tell which is which, so the evaluation set is labeled like the
 rest, and a team that labels only in the browser gets accuracy figures). Within a
 purpose: rounds by ``round_id``, items by ``rank`` (the clustered key).
 
+A claim may name a preferred round (``round_id``; the map's "label these" opens the
+label page on the round it made): its pending items come first, by rank, and only
+when it has no more to give does the claim fall back to the order above. A preferred
+round must be one of the project's rounds (``UnknownRound`` otherwise); a closed one
+simply gives nothing.
+
 A claimed item is leased to the user (``round_items.assigned_to`` /
 ``lease_expires_at``) for ``lease_seconds`` (``LEASE_SECONDS``, 2 minutes); nobody
 else is offered it until the lease expires, so two annotators never get the same
@@ -53,7 +59,7 @@ from alsql.errors import AlsqlError
 from alsql.schema import classes, items, round_items, rounds
 from alsql.schema.tables import utcnow
 
-__all__ = ["Claim", "Claims", "LabelQueue", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
+__all__ = ["Claim", "Claims", "LabelQueue", "UnknownRound", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
 
 LEASE_SECONDS = 120
 LEFT_TTL = 5.0
@@ -67,6 +73,7 @@ _OPEN_ROUNDS = (
     .where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open")
     .order_by(rounds.c.round_id)
 )
+_ROUND_PROJECT = select(rounds.c.project_id).where(rounds.c.round_id == bindparam("rid"))
 _PROJECT_OPEN = (select(rounds.c.round_id)
                  .where(rounds.c.project_id == bindparam("pid"), rounds.c.status == "open").scalar_subquery())
 # A user's leases: pending rows it holds (the partial index ix_round_items_assigned_to).
@@ -117,6 +124,10 @@ _MARK = (update(round_items).where(_PENDING_HERE)
          .values(status=bindparam("status"), labeled_at=bindparam("at")).returning(round_items.c.round_id))
 
 
+class UnknownRound(AlsqlError):
+    """A preferred round that is not one of the project's rounds (the API answers 404)."""
+
+
 @dataclass(frozen=True)
 class Claim:
     """One leased item: where it sits in which round."""
@@ -148,6 +159,7 @@ class LabelQueue:
         self._since_low: dict[int, int] = {}
         self.closed: set[int] = set()  # rounds this process closed
         self._writer = threading.Lock()  # SQLite: this process's writers queue here
+        self._owner: dict[int, int] = {}  # round -> project, for preferred rounds (never changes)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -260,8 +272,22 @@ class LabelQueue:
             out += got
         return out
 
-    def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int]) -> Claims:
-        """Up to ``n`` claims, alternating between train and evaluation rounds."""
+    def _check_round(self, conn: Connection, project_id: int, round_id: int) -> None:
+        """Raise ``UnknownRound`` unless the round is one of the project's (open or not)."""
+        with self._lock:
+            owner = self._owner.get(round_id)
+        if owner is None:
+            owner = conn.execute(_ROUND_PROJECT, {"rid": round_id}).scalar()
+            if owner is not None:
+                with self._lock:
+                    self._owner[round_id] = owner
+        if owner != project_id:
+            raise UnknownRound(f"round_id {round_id}: not a round of project {project_id}")
+
+    def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int],
+               prefer: int | None = None) -> Claims:
+        """Up to ``n`` claims: the preferred round's first, then alternating between train
+        and evaluation rounds."""
         out = Claims()
         now = utcnow()
         groups: dict[str, list[int]] = {}
@@ -269,9 +295,22 @@ class LabelQueue:
         for rid, purpose in conn.execute(_OPEN_ROUNDS, {"pid": project_id}):
             groups.setdefault(purpose, []).append(rid)
             opened.append(rid)
+        if prefer is not None:
+            if prefer in opened:
+                with self._lock:
+                    self._owner[prefer] = project_id
+                first = self._claim_from(conn, [prefer], user, n, exclude, now) if n > 0 else []
+                out += first
+                n -= len(first)
+                exclude = exclude + [c.item_id for c in first]
+                # what is left of it is leased to others (or it just closed): the others now
+                groups = {p: [r for r in g if r != prefer] for p, g in groups.items()}
+                groups = {p: g for p, g in groups.items() if g}
+            else:
+                self._check_round(conn, project_id, prefer)  # a closed round of the project gives nothing
         order = sorted(groups)
         if not order or n <= 0:
-            out.open_rounds = opened
+            out.open_rounds = opened if prefer is None else [r for r in opened if r not in self.closed]
             return out
         with self._lock:
             turn, self._turn = self._turn, self._turn + 1
@@ -296,15 +335,17 @@ class LabelQueue:
         return out
 
     def claim(self, project_id: int, user: str, n: int = 1, exclude: Iterable[int] = (),
-              then: Then | None = None):
-        """Lease up to ``n`` (1..MAX_CLAIM) items to ``user``, skipping ids in ``exclude``.
+              then: Then | None = None, round_id: int | None = None):
+        """Lease up to ``n`` (1..MAX_CLAIM) items to ``user``, skipping ids in ``exclude``;
+        the pending items of ``round_id`` first when given (``UnknownRound`` when it is not
+        one of the project's rounds).
 
         Items the user already leases are offered again (a reload loses nothing).
         Returns the claims, or ``then(conn, claims)`` run in the same transaction.
         """
         n = _check_n(n)
         exclude = list(exclude)[:100]
-        return self._run(lambda conn: (None, self._claim(conn, project_id, user, n, exclude)), then)[1]
+        return self._run(lambda conn: (None, self._claim(conn, project_id, user, n, exclude, round_id)), then)[1]
 
     # -- leases ----------------------------------------------------------------
     def renew(self, project_id: int, user: str, item_ids: Iterable[int] = ()) -> int:
@@ -355,8 +396,10 @@ class LabelQueue:
                                          "at": now if status == "labeled" else None}).scalars())
 
     def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
-              claim_next: int = 0, exclude: Iterable[int] = (), then: Then | None = None):
-        """Append the user's label; optionally claim the next items in the same transaction.
+              claim_next: int = 0, exclude: Iterable[int] = (), then: Then | None = None,
+              round_id: int | None = None):
+        """Append the user's label; optionally claim the next items in the same transaction
+        (``round_id``'s first when given, as in ``claim``).
 
         Returns ``(annotation_id, claims)``, or ``(annotation_id, then(conn, claims))``
         when ``then`` is given (read in the same transaction: one connection). Raises AlsqlError (nothing written) for an
@@ -367,28 +410,33 @@ class LabelQueue:
 
         def work(conn: Connection):
             self._check(conn, project_id, item_id, class_id)
+            if round_id is not None:  # checked before anything is written
+                self._check_round(conn, project_id, round_id)
             now = utcnow()
             (annotation_id,) = insert_annotations(conn, [{
                 "project_id": project_id, "item_id": item_id, "class_id": class_id, "annotator": user,
                 "created_at": now, "seconds": seconds, "source": "ui",
             }])
             hit = self._finish(conn, project_id, item_id, "labeled", now)
-            claims = self._claim(conn, project_id, user, claim_next, exclude) if claim_next else Claims()
+            claims = self._claim(conn, project_id, user, claim_next, exclude, round_id) if claim_next else Claims()
             self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
             return annotation_id, claims
 
         return self._run(work, then)
 
     def skip(self, project_id: int, user: str, item_id: int, claim_next: int = 0,
-             exclude: Iterable[int] = (), then: Then | None = None):
-        """Mark the item skipped in the project's open rounds (no annotation); claim the next."""
+             exclude: Iterable[int] = (), then: Then | None = None, round_id: int | None = None):
+        """Mark the item skipped in the project's open rounds (no annotation); claim the next
+        (``round_id``'s first when given, as in ``claim``)."""
         claim_next = _check_n(claim_next, allow_zero=True)
         exclude = [item_id, *exclude][:100]
 
         def work(conn: Connection):
             self._check(conn, project_id, item_id, None)
+            if round_id is not None:
+                self._check_round(conn, project_id, round_id)
             hit = self._finish(conn, project_id, item_id, "skipped", utcnow())
-            claims = self._claim(conn, project_id, user, claim_next, exclude) if claim_next else Claims()
+            claims = self._claim(conn, project_id, user, claim_next, exclude, round_id) if claim_next else Claims()
             self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
             return None, claims
 

@@ -38,11 +38,18 @@ ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="projects.project_i
 MapLimit = Annotated[int, Query(ge=1, le=50_000, description="points per page")]
 
 
+def _round_first():
+    return Field(default=None, description="serve this round's pending items first (a round of the project; "
+                                           "404 otherwise)")
+
+
 class ClaimIn(BaseModel):
-    """Lease up to ``n`` items; ``exclude``: ids the client already holds."""
+    """Lease up to ``n`` items; ``exclude``: ids the client already holds; ``round_id``:
+    the round to serve first."""
 
     n: int = Field(default=2, ge=1, le=MAX_CLAIM)
     exclude: list[IdField] = Field(default_factory=list, max_length=100)
+    round_id: Optional[IdField] = _round_first()
 
 
 class LabelIn(BaseModel):
@@ -54,12 +61,14 @@ class LabelIn(BaseModel):
                                      description="time spent, seconds (a finite number)")
     next: int = Field(default=1, ge=0, le=MAX_CLAIM)
     exclude: list[IdField] = Field(default_factory=list, max_length=100)
+    round_id: Optional[IdField] = _round_first()
 
 
 class SkipIn(BaseModel):
     item_id: IdField
     next: int = Field(default=1, ge=0, le=MAX_CLAIM)
     exclude: list[IdField] = Field(default_factory=list, max_length=100)
+    round_id: Optional[IdField] = _round_first()
 
 
 # One rule (alsql.names): stripped, 1..MAX_NAME characters, no control characters.

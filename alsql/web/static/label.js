@@ -3,7 +3,8 @@
 // Writes go out one at a time in order (a promise chain); the screen moves on at once.
 // The items held are leased for two minutes: a heartbeat renews them while the page is
 // open, and closing the page gives them back (sendBeacon on pagehide), so nobody else
-// waits for a tab that is gone.
+// waits for a tab that is gone. Opened as ?round=R (the map's "label these"), the page is
+// served that round's items first, then the other open rounds as usual.
 "use strict";
 (function () {
   const root = document.getElementById("label-app");
@@ -21,6 +22,9 @@
   const byKey = {};
   classes.forEach((c) => { if (c.key) byKey[c.key.toLowerCase()] = c.class_id; });
   const $ = (id) => document.getElementById(id);
+  const asked = new URLSearchParams(location.search).get("round");
+  let round = asked && /^[1-9][0-9]{0,15}$/.test(asked) ? Number(asked) : null;
+  function first(body) { if (round !== null) body.round_id = round; return body; }   // the round served first
 
   function shown() { return reviewing ? reviewing.item : queue[0] || null; }
   function held() { return queue.map((i) => i.item_id); }
@@ -93,8 +97,8 @@
     const entry = { item: it, class_id: classId };
     back.push(entry); render();
     then(async () => {
-      const d = await alsql.post(api + "/labels", { item_id: it.item_id, class_id: classId, seconds,
-        next: Math.max(0, WANT - queue.length), exclude: held() });
+      const d = await alsql.post(api + "/labels", first({ item_id: it.item_id, class_id: classId, seconds,
+        next: Math.max(0, WANT - queue.length), exclude: held() }));
       status(d); add(d.items); done(); if (!shown()) render();
       refreshItem(entry).catch(fail);
     });
@@ -105,7 +109,7 @@
     if (!it) return;
     render();
     then(async () => {
-      const d = await alsql.post(api + "/skip", { item_id: it.item_id, next: Math.max(0, WANT - queue.length), exclude: held() });
+      const d = await alsql.post(api + "/skip", first({ item_id: it.item_id, next: Math.max(0, WANT - queue.length), exclude: held() }));
       status(d); add(d.items); if (!shown()) render();
     });
   }
@@ -131,8 +135,17 @@
   then(async () => {
     const open = root.dataset.openItem;
     if (open) { reviewing = { item: await alsql.get(api + "/items/" + open), class_id: null }; render(); }
-    const d = await alsql.post(api + "/queue", { n: WANT, exclude: open ? [Number(open)] : [] });
+    const body = { n: WANT, exclude: open ? [Number(open)] : [] };
+    let d, note = "";
+    if (asked !== null && round === null) note = "round " + asked.slice(0, 20) + ": expected a round id; serving the open rounds";
+    try { d = await alsql.post(api + "/queue", first(body)); }
+    catch (e) {                                  // not a round of this project: the usual order
+      if (round === null) throw e;
+      note = String(e.message || e) + "; serving the open rounds"; round = null;
+      d = await alsql.post(api + "/queue", body);
+    }
     status(d); add(d.items); render();
+    if (note) $("error").textContent = note;
   });
   myHistory();
 
