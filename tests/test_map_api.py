@@ -135,6 +135,10 @@ def test_the_lasso_round_is_served_before_older_open_rounds_until_it_is_done(cli
     assert first.status_code == 200, first.text
     held = first.json()["items"]
     assert first.json()["round_id"] == rid
+    # A second annotator on the same round gets other items of it (leases keep them apart).
+    theirs = client.post(f"{api}/queue", json={"n": 2, "round_id": rid}, headers=admin).json()["items"]
+    theirs = {i["item_id"] for i in theirs}
+    assert len(theirs) == 2 and theirs <= mine and not theirs & {i["item_id"] for i in held}
     served, k = [i["item_id"] for i in held], 0
     while held:
         cur = held.pop(0)["item_id"]
@@ -145,11 +149,18 @@ def test_the_lasso_round_is_served_before_older_open_rounds_until_it_is_done(cli
         held += r.json()["items"]
         served += [i["item_id"] for i in r.json()["items"]]
         k += 1
-    assert len(served) == len(set(served)) == len(mine) + 2
-    assert set(served[:len(mine)]) == mine  # every item of the round before any other
-    assert set(served[len(mine):]) == old - taken  # then the usual order; leases still respected
+    ours = len(mine) - len(theirs)
+    assert len(served) == len(set(served)) == ours + 2
+    assert set(served[:ours]) == mine - theirs  # every free item of the round before any other
+    assert set(served[ours:]) == old - taken  # then the usual order; leases still respected
+    status = select(rounds.c.status).where(rounds.c.round_id == rid)
     with engine.connect() as conn:
-        assert conn.execute(select(rounds.c.status).where(rounds.c.round_id == rid)).scalar() == "closed"
+        assert conn.execute(status).scalar() == "open"  # the other annotator still holds two
+    for i in theirs:
+        assert client.post(f"{api}/labels", headers=admin,
+                           json={"item_id": i, "class_id": 0, "next": 1, "round_id": rid}).status_code == 200
+    with engine.connect() as conn:
+        assert conn.execute(status).scalar() == "closed"
         n_ann = conn.execute(select(func.count()).select_from(annotations)).scalar()
     # A done round of the project is no error: the claim falls back to the open rounds.
     again = client.post(f"{api}/queue", json={"n": 2, "round_id": rid})
