@@ -167,6 +167,7 @@ def item_media(engine: EngineDep, user: ApiUser, item_id: ItemId) -> dict:
             responses={200: {"content": {"image/png": {}}}, 404: {"description": "no such audio item"}})
 def spectrogram(engine: EngineDep, user: ApiUser, item_id: ItemId) -> Response:
     """The audio clip's log-mel spectrogram as a PNG."""
+    from alsql.media.kinds import MediaError
     from alsql.web.spectrogram import clip_png
 
     row = _item_row(engine, item_id)
@@ -176,6 +177,6 @@ def spectrogram(engine: EngineDep, user: ApiUser, item_id: ItemId) -> Response:
         uri = conn.execute(select(sources.c.uri).where(sources.c.source_id == row.source_id)).scalar_one()
     try:
         body = clip_png(uri, float(row.start_s or 0.0), float(row.end_s or 0.0))
-    except (FileNotFoundError, AlsqlError, OSError, ValueError) as exc:
+    except (FileNotFoundError, AlsqlError, MediaError, OSError, ValueError) as exc:
         raise HTTPException(404, f"item {item_id}: its clip cannot be decoded ({exc})") from None
     return Response(body, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
