@@ -19,31 +19,26 @@ least_confidence under 5 s, random under 2 s, coreset / badge / cluster_margin /
 typiclust (budget 1000) under 60 s and 1 GB peak RSS; ``status`` (the ``alsql status``
 summary, listed with the strategies) under 300 MB peak RSS.
 
-    python benchmarks/select.py [--sizes 1000000 5000000] [--backends sqlite postgresql]
-                                [--baseline-tree DIR] [--baseline-timeout 120]
+    python benchmarks/selection.py [--sizes 1000000 5000000] [--backends sqlite postgresql]
+                                   [--baseline-tree DIR] [--baseline-timeout 120]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
 
-# Run as a script, this file's folder is sys.path[0] and its name would shadow the standard
-# library's ``select`` (which subprocess imports): drop that folder first.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-REPORT = Path(__file__).parent / "reports" / "select.json"
+REPORT = Path(__file__).parent / "reports" / "selection.json"
 PG_ADMIN = os.environ.get("ALSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 STRATEGIES = ("margin", "entropy", "least_confidence", "random", "coreset", "badge", "cluster_margin", "typiclust",
               "status")  # status: ``alsql status`` (its summary), time and peak RSS
