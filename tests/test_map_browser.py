@@ -227,6 +227,11 @@ def _lasso_then_label(browser, big_map, app, pid, engine, older):
             shown.append(int(page.locator("#item-id").inner_text()))
         expect(page.locator("#session-count")).to_have_text("5")
         assert not errors and page.locator("#error").inner_text() == "", (errors, page.locator("#error").inner_text())
+        # A link naming a round that is not the project's says so and serves the open rounds.
+        page.goto(f"{base}/projects/{pid}/label?round=987654321")
+        expect(page.locator("#error")).to_contain_text("round_id 987654321: not a round of project")
+        expect(page.locator("#item-id")).not_to_have_text("–")
+        assert not errors, errors
 
     with engine.connect() as conn:
         r = conn.execute(select(rounds).where(rounds.c.strategy == "map")).one()

@@ -24,7 +24,7 @@
   const $ = (id) => document.getElementById(id);
   const asked = new URLSearchParams(location.search).get("round");
   let round = asked && /^[1-9][0-9]{0,15}$/.test(asked) ? Number(asked) : null;
-  function first(body) { if (round !== null) body.round_id = round; return body; }   // the round served first
+  function first(body) { return round === null ? body : { ...body, round_id: round }; }   // the round served first
 
   function shown() { return reviewing ? reviewing.item : queue[0] || null; }
   function held() { return queue.map((i) => i.item_id); }
