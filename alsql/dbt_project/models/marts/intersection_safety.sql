@@ -1,8 +1,10 @@
 -- One row per project x predicted intersection type (a class of the project):
--- traffic cameras (items' entity = the accident record's camera) whose images the
--- latest model calls mostly that type, and the accidents recorded at them.
--- A camera's type is the class predicted most often over its images (ties: the lower
--- class id). Only projects whose cameras appear in the accident records are kept.
+-- traffic cameras (items' entity = the accident record's camera) whose items (images
+-- or video segments) the latest model calls mostly that type, and the accidents
+-- recorded at them. A camera's type is the class predicted most often over its items
+-- (ties: the lower class id). Only projects whose cameras appear in the accident
+-- records are kept. The records: the user's table named by var('gis_accidents_table'),
+-- else the demo seed (see stg_gis_accidents).
 with predicted as (
     select project_id, entity, predicted_class_id, count(*) as images
     from {{ ref('item_index') }}

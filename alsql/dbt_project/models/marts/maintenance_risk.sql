@@ -1,8 +1,9 @@
--- One row per project x machine image (item) with a capture time: the latest
--- model's call (anomaly = a class outside var('normal_classes')) and what the
--- maintenance log recorded for that machine (the items' entity) in the
--- var('maintenance_window_days') days after the image was captured.
--- Only projects whose machines appear in the log are kept.
+-- One row per project x machine item (an image, a video segment or a sound clip) with
+-- a capture time: the latest model's call (anomaly = a class outside
+-- var('normal_classes')) and what the maintenance log recorded for that machine (the
+-- items' entity) in the var('maintenance_window_days') days after the item was
+-- captured. Only projects whose machines appear in the log are kept. The log: the
+-- user's table named by var('maintenance_logs_table'), else the demo seed.
 {% set window_days = var('maintenance_window_days') | int %}
 with images as (
     select
