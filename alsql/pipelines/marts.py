@@ -17,6 +17,7 @@ dbt's own output (``target/``: manifest, run results, docs; ``logs/``) goes to
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "source_schema",
     "dbt_vars",
     "write_profile",
+    "with_parents",
     "run_dbt",
     "build",
     "docs",
@@ -208,16 +210,35 @@ def run_dbt(
                      error=error, target_path=target_path, result=res.result)
 
 
+_HAS_ANCESTORS = re.compile(r"^(\d*\+|@)")
+
+
+def with_parents(select: list[str]) -> list[str]:
+    """Each selector with its upstream nodes: ``item_index`` -> ``+item_index``.
+
+    A mart reads staging views, seeds and other marts that a database where the full
+    build never ran does not have yet, so a selection always builds (and tests) what it
+    reads. Selectors that already name their ancestors (``+x``, ``2+x``, ``@x``) and
+    intersections (``a,b``, whose ancestors dbt cannot express) are kept as written.
+    """
+    return [s if _HAS_ANCESTORS.match(s) or "," in s else f"+{s}" for s in select]
+
+
 def build(url: str | URL, select: list[str] | str | None = None, **kw: Any) -> DbtResult:
     """``dbt build`` (seeds, models and their tests), optionally restricted by ``--select``.
 
-    ``select``: dbt selectors, as a list or one space-separated string.
+    ``select``: dbt selectors, as a list or one space-separated string; each is widened
+    to its upstream nodes (:func:`with_parents`), so ``--select item_index`` works on a
+    fresh database. Tests run for the selected nodes only (``--indirect-selection
+    cautious``).
     """
     command = ["build"]
     if isinstance(select, str):
         select = select.split()
     if select:
-        command += ["--select", *select]
+        # Only the tests whose every parent is selected: an eager pick would also run a
+        # relationship test of a mart outside the selection, against a table not built.
+        command += ["--select", *with_parents(select), "--indirect-selection", "cautious"]
     return run_dbt(url, command, **kw)
 
 
