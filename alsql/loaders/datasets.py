@@ -274,7 +274,7 @@ class SqlImageDataset(SqlViewDataset):
             yield first
             yield from rows
 
-        from alsql.media.loading import decoded_rows, is_media_uri
+        from alsql.loaders.media_rows import decoded_rows, is_media_uri
 
         if self.media.kind != "image":  # segments of video / sound files, decoded by seeking
             for (item_id, _uri, label), x in decoded_rows(

@@ -26,12 +26,12 @@ from typing import Any, TypeVar
 from alsql.errors import AlsqlError
 from alsql.loaders.stores import BlobMissing, BlobRefused, store_for
 
-__all__ = ["CORRUPT", "MISSING", "is_transient", "read_with_retry", "fetch_decoded"]
+__all__ = ["CORRUPT", "MISSING", "SKIP", "is_transient", "read_with_retry", "fetch_decoded", "settled_in_order"]
 
 T = TypeVar("T")
 Row = tuple  # (item_id, uri, label)
 MISSING, CORRUPT = "missing", "corrupt"
-_SKIP = object()
+SKIP = object()  # an outcome value meaning: yield nothing for this row, report nothing
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_NAMES = {"ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError", "ServiceResponseTimeoutError"}
 
@@ -94,36 +94,48 @@ def fetch_decoded(
         except Exception as exc:  # noqa: BLE001 - undecodable bytes of any kind are "corrupt"
             return (CORRUPT, f"{exc.__class__.__name__}: {exc}"[:500])
 
-    def settle(row: Row, outcome: Any) -> Any:
+    yield from settled_in_order(rows, one, workers=workers, on_bad=on_bad, name="alsql-fetch")
+
+
+def settled_in_order(rows: Iterable[Row], one: Callable[[Row], tuple[str | None, Any]], *, workers: int,
+                     on_bad: Callable[[int, str, str], None] | None = None,
+                     name: str = "alsql-read") -> Iterator[tuple[Row, Any]]:
+    """``(row, value)`` for each row whose ``one(row)`` is ``(None, value)``, in the order of ``rows``.
+
+    ``one`` answers ``(status, value)``: status None is a result; ``MISSING`` or ``CORRUPT``
+    with a reason is reported to ``on_bad(item_id, status, reason)`` and skipped; a value of
+    ``SKIP`` is skipped silently. ``workers`` > 1 runs that many calls at once in threads
+    with at most as many finished ones waiting; ``workers <= 1`` runs inline.
+    """
+
+    def settle(row: Row, outcome: tuple[str | None, Any]) -> Any:
         status, value = outcome
         if status is None:
             return value
         if on_bad is not None:
             on_bad(row[0], status, value)
-        return _SKIP
+        return SKIP
 
     if workers <= 1:
         for row in rows:
             value = settle(row, one(row))
-            if value is not _SKIP:
+            if value is not SKIP:
                 yield row, value
         return
-
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alsql-fetch")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
     window: deque = deque()
     try:
-        it = iter(rows)
-        for row in it:
+        for row in rows:
             window.append((row, pool.submit(one, row)))
-            if len(window) >= 2 * workers:  # finished reads wait here while ``workers`` stay in flight
+            if len(window) >= 2 * workers:  # finished calls wait here while ``workers`` stay in flight
                 head, fut = window.popleft()
                 value = settle(head, fut.result())
-                if value is not _SKIP:
+                if value is not SKIP:
                     yield head, value
         while window:
             head, fut = window.popleft()
             value = settle(head, fut.result())
-            if value is not _SKIP:
+            if value is not SKIP:
                 yield head, value
     finally:
         for _, fut in window:

@@ -19,7 +19,7 @@ API (what the loaders, the web app and the scenarios call):
 - ``alsql.media.audio``: ``probe_audio(uri) -> dict``, ``read_audio(uri, start, end,
   sample_rate) -> (samples,) float32 mono``, ``log_mel(wave, sample_rate, n_mels=64)
   -> (1, n_mels, frames)``, ``mel_filterbank``, ``resample``.
-- ``alsql.media.loading``: ``decoded_rows(rows, spec, workers=1, on_bad=...)`` (what
+- ``alsql.loaders.media_rows``: ``decoded_rows(rows, spec, workers=1, on_bad=...)`` (what
   ``SqlImageDataset`` runs in each DataLoader worker for video / audio), ``is_media_uri``.
 - ``alsql.media.training``: ``project_spec(url, project_id, image_size, grayscale)`` (the
   kind of a project's items and its decode settings), ``media_plan`` (what ``alsql train``

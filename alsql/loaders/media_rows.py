@@ -13,19 +13,15 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from alsql.loaders.fetch import CORRUPT, MISSING, is_transient
+from alsql.loaders.fetch import CORRUPT, MISSING, SKIP, is_transient, settled_in_order
 from alsql.loaders.stores import BlobMissing, uri_to_path
 from alsql.media.kinds import KindMismatch, MediaSpec, decode_item, kind_of, parse_fragment
 from alsql.media.rangeio import is_local
 
 __all__ = ["decoded_rows", "is_media_uri"]
-
-_SKIP = object()
 
 
 def is_media_uri(uri: str) -> bool:
@@ -42,7 +38,7 @@ def _decode(row: tuple, spec: MediaSpec, retries: int, backoff: float) -> tuple[
         try:
             return None, decode_item(uri, spec)
         except KindMismatch:
-            return None, _SKIP
+            return None, SKIP
         except BlobMissing as exc:
             return MISSING, f"blob missing: {exc}"
         except Exception as exc:  # noqa: BLE001 - transient: retried; anything else: corrupt
@@ -58,36 +54,7 @@ def decoded_rows(rows: Iterable[tuple], spec: MediaSpec, *, workers: int = 1, re
                  ) -> Iterator[tuple[tuple, Any]]:
     """``(row, tensor)`` per decodable row, in the order of ``rows``."""
 
-    def settle(row, outcome):
-        status, value = outcome
-        if status is None:
-            return value
-        if on_bad is not None:
-            on_bad(row[0], status, value)
-        return _SKIP
+    def one(row: tuple) -> tuple[str | None, Any]:
+        return _decode(row, spec, retries, backoff)
 
-    if workers <= 1:
-        for row in rows:
-            value = settle(row, _decode(row, spec, retries, backoff))
-            if value is not _SKIP:
-                yield row, value
-        return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alsql-media")
-    window: deque = deque()
-    try:
-        for row in rows:
-            window.append((row, pool.submit(_decode, row, spec, retries, backoff)))
-            if len(window) >= 2 * workers:
-                head, fut = window.popleft()
-                value = settle(head, fut.result())
-                if value is not _SKIP:
-                    yield head, value
-        while window:
-            head, fut = window.popleft()
-            value = settle(head, fut.result())
-            if value is not _SKIP:
-                yield head, value
-    finally:
-        for _, fut in window:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    yield from settled_in_order(rows, one, workers=workers, on_bad=on_bad, name="alsql-media")
