@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, insert, text
@@ -137,3 +138,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     for marker, c in sorted(counts.items()):
         parts = ", ".join(f"{n} {o}" for o, n in sorted(c.items()))
         terminalreporter.write_line(f"{marker} tests: {parts}")
+
+
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium (``ALSQL_CHROMIUM``) driven by Playwright, one per test module."""
+    exe = os.environ.get("ALSQL_CHROMIUM", "/usr/bin/chromium")
+    if not Path(exe).exists():
+        need(f"Chromium not found at {exe} (apt-get install chromium, or set ALSQL_CHROMIUM)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need("playwright is not installed")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=BROWSER_ARGS, headless=True)
+        yield b
+        b.close()

@@ -5,7 +5,6 @@ page serves them. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import io
-import os
 import re
 import time
 from pathlib import Path
@@ -17,30 +16,13 @@ from sqlalchemy import insert, select, update
 from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
 from alsql.schema import embeddings, items, model_versions, predictions, round_items, rounds
-from tests.conftest import need
+from tests.conftest import ARTIFACTS
 from tests.web_support import ANNOTATOR_PW, live_server, seed, users
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite, pytest.mark.slow]
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 BIG = 100_000
 
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = os.environ.get("ALSQL_CHROMIUM", "/usr/bin/chromium")
-    if not Path(exe).exists():
-        need(f"Chromium not found at {exe} (apt-get install chromium, or set ALSQL_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need("playwright is not installed")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

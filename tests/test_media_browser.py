@@ -17,7 +17,7 @@ from alsql.models.select import create_round
 from alsql.schema import items
 from alsql.schema.views import current_labels
 from tests.test_media_range import add_media_items, write_media
-from tests.test_web_browser import ARTIFACTS, browser  # noqa: F401  (the Chromium fixture)
+from tests.conftest import ARTIFACTS
 from tests.web_support import ANNOTATOR_PW, live_server, users
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite, pytest.mark.slow]

@@ -3,37 +3,18 @@ undo one and relabel it; screenshots of every page go to test-artifacts/."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from alsql.schema import annotations
 from alsql.schema.views import current_labels
-from tests.conftest import need
+from tests.conftest import ARTIFACTS
 from tests.web_support import ANNOTATOR_PW, ADMIN_PW, live_server, seed, users
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite, pytest.mark.slow]
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-
-@pytest.fixture
-def browser():
-    exe = os.environ.get("ALSQL_CHROMIUM", "/usr/bin/chromium")
-    if not Path(exe).exists():
-        need(f"Chromium not found at {exe} (apt-get install chromium, or set ALSQL_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need("playwright is not installed")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_label_ten_by_keyboard_undo_and_relabel(browser, sqlite_url, tmp_path):

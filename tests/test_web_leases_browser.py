@@ -11,7 +11,6 @@ from sqlalchemy import insert, select
 
 from alsql.db import write_transaction
 from alsql.schema import model_versions, round_items
-from tests.test_web_browser import browser  # noqa: F401 - the fixture
 from tests.web_support import ANNOTATOR_PW, live_server, seed, users
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite, pytest.mark.slow]
