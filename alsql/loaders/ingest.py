@@ -338,6 +338,8 @@ def ingest(
     finally:
         if pool:
             pool.shutdown()
+        if attributes_csv:
+            attrs.close()  # the CSV's rows sit in a temporary database: delete it
     if report.new:  # planner statistics follow the grown tables (selection plans need them)
         analyze_tables(engine, "items", "sources")
     return report
