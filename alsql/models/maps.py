@@ -11,6 +11,9 @@
 3. Places every other item into that map with ``TSNEEmbedding.transform``, one page at
    a time (memory: the sample plus one page), writing ``x, y`` back in bulk
    (``alsql.loaders.writer.update_xy``).
+4. Writes what the map endpoint sends that never changes until the map does (ids,
+   quantized coordinates, guesses) beside the model's artifact (``alsql.models.mapfile``),
+   also when a run finds nothing new to place but the file is missing or stale.
 
 The method and what rebuilding it needs (seed, threshold, max_item, perplexity; the PCA
 mean and axes) go to ``model_versions.params["map"]``. A later run of a model that
@@ -175,6 +178,7 @@ def compute_map(engine: Engine, model_id: int, method: str = "tsne", *, sample: 
     if old and not refit and old_method == method and (method == "pca" or "threshold" in old):
         done = _extend(engine, model_id, old, rep, chunk, n_jobs, t0)
         if done is not None:
+            _save_static(engine, model_id, rep, say)
             return done
     ids, vec, _xy, threshold, max_item, total = _sample(engine, model_id, sample, seed, chunk)
     if total == 0:
@@ -208,7 +212,20 @@ def compute_map(engine: Engine, model_id: int, method: str = "tsne", *, sample: 
         rep.placed = len(ids) + _transform_pages(engine, model_id, emb, m, chunk, only_unmapped=False, say=say)
     rep.seconds = time.perf_counter() - t0
     _store(engine, model_id, m | {"items": rep.placed, "fitted_at": time.time(), "seconds": round(rep.seconds, 2)})
+    _save_static(engine, model_id, rep, say)
     return rep
+
+
+def _save_static(engine: Engine, model_id: int, rep: MapReport, say: Callable[[str], None]) -> None:
+    """Write the map's static part beside the model's artifact for the map endpoint; a store that
+    refuses it costs only speed (the endpoint builds it from SQL), so it becomes a note."""
+    from alsql.models.mapfile import save_static
+
+    try:
+        save_static(engine, model_id)
+    except (OSError, AlsqlError) as exc:
+        rep.note = ((rep.note + "; ") if rep.note else "") + f"the map's file for the app was not written: {exc}"
+        say(rep.note)
 
 
 def _in_sample(ids: np.ndarray, m: dict) -> np.ndarray:

@@ -11,10 +11,11 @@ little-endian (``FORMAT``):
   255 = none), ``flags`` uint8[n] (bit 0 labeled, bit 1 the model disagrees with the
   label, bit 2 pending in an open round). Class ids above 254 are sent as 254.
 
-What never changes for a model's map (ids, coordinates, guesses) is read by two range
-scans on the clustered keys of ``embeddings`` and ``predictions`` and kept per process
-(``_STATIC``, keyed by the model and its map's ``items`` / ``fitted_at`` /
-``extended_at``); labels and open rounds are read on every request.
+What never changes for a model's map (ids, coordinates, guesses) is kept per process
+(``_STATIC``, keyed by ``alsql.models.mapfile.map_version``); on a miss it is read from
+the file the map step wrote beside the model's artifact when that file is for the current
+map version, else built from SQL (``alsql.models.mapfile``). Labels and open rounds are
+read on every request.
 
 ``points_in_polygon`` is the even-odd test; ``select_in_polygon`` reads the stored
 ``x, y`` (never a client's list of ids) and returns the items inside, split into
@@ -36,14 +37,14 @@ from sqlalchemy import Connection, Engine, insert, select
 from alsql.catalog import Project
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
-from alsql.schema import annotations, embeddings, items, model_versions, predictions, round_items, rounds
+from alsql.models.mapfile import NONE, build_static, load_static, map_version
+from alsql.schema import annotations, embeddings, items, round_items, rounds
 
 __all__ = ["map_binary", "points_in_polygon", "select_in_polygon", "map_round", "check_polygon", "FORMAT",
            "HEADER", "NONE"]
 
 FORMAT = "<4sIIIdddd"
 HEADER = struct.calcsize(FORMAT)  # 48
-NONE = 255
 MAX_VERTICES = 2000
 MAX_ROUND = 1_000_000
 _STATIC: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
@@ -51,56 +52,24 @@ _STATIC_KEEP = 2
 _LOCK = threading.Lock()
 
 
-def _map_version(conn: Connection, model_id: int) -> tuple:
-    params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
-    m = (params or {}).get("map") or {}
-    return (model_id, m.get("items"), m.get("fitted_at"), m.get("extended_at"), m.get("method"))
-
-
 def _static(conn: Connection, model_id: int) -> dict[str, np.ndarray]:
-    key = _map_version(conn, model_id)
+    """The static part of the model's map: the per-process cache, else the file the map step
+    wrote (``alsql.models.mapfile``) when it is for the current map, else the SQL build (the
+    web never writes the file)."""
+    key = map_version(conn, model_id)
     with _LOCK:
         hit = _STATIC.get(key)
         if hit is not None:
             _STATIC.move_to_end(key)
             return hit
-    e, p = embeddings.c, predictions.c
-    rows = conn.execute(select(e.item_id, e.x, e.y).where(e.model_id == model_id, e.x.is_not(None))
-                        .order_by(e.item_id)).cursor.fetchall()
-    pts = np.fromiter(rows, dtype=[("i", "<i8"), ("x", "<f8"), ("y", "<f8")], count=len(rows))
-    del rows
-    ids = pts["i"]
-    if len(ids) and ids[-1] >= 2**32:
-        raise AlsqlError(f"model {model_id}: item ids above 2**32 do not fit the map format")
-    pred = np.full(len(ids), NONE, np.uint8)
-    conf = np.full(len(ids), NONE, np.uint8)
-    if len(ids):
-        guess = conn.execute(select(p.item_id, p.class_id, p.confidence).where(
-            p.model_id == model_id, p.item_id.between(int(ids[0]), int(ids[-1]))).order_by(p.item_id)).cursor.fetchall()
-        g = np.fromiter(((a, -1 if b is None else b, -1.0 if c is None else c) for a, b, c in guess),
-                        dtype=[("i", "<i8"), ("c", "<i4"), ("f", "<f8")], count=len(guess))
-        del guess
-        at = np.searchsorted(ids, g["i"])
-        hit = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == g["i"])
-        at, g = at[hit], g[hit]
-        pred[at] = np.where(g["c"] < 0, NONE, np.minimum(g["c"], 254))
-        conf[at] = np.where(g["f"] < 0, NONE, np.round(np.clip(g["f"], 0, 1) * 254))
-    x, y = pts["x"], pts["y"]
-    bounds = (float(x.min()), float(x.max()), float(y.min()), float(y.max())) if len(ids) else (0.0, 1.0, 0.0, 1.0)
-    out = {"ids": ids.astype("<u4"), "xq": _quantize(x, *bounds[:2]), "yq": _quantize(y, *bounds[2:]),
-           "pred": pred, "conf": conf, "bounds": np.array(bounds)}
+    out = load_static(conn, model_id, key)
+    if out is None:
+        out = build_static(conn, model_id)
     with _LOCK:
         _STATIC[key] = out
         while len(_STATIC) > _STATIC_KEEP:
             _STATIC.popitem(last=False)
     return out
-
-
-def _quantize(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    span = hi - lo
-    if not span > 0:
-        return np.zeros(len(v), "<u2")
-    return np.round((v - lo) * (65535.0 / span)).astype("<u2")
 
 
 def _positions(ids: np.ndarray, which: np.ndarray) -> np.ndarray:
