@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = Path(__file__).parent / "reports" / "scale.json"
+STEPS = ("status", "attributes", "marts", "validate")
 
 
 def alsql(code: Path, *args: str, cwd: Path) -> tuple[int, float, float, str]:
@@ -93,9 +94,12 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, required=True, help="an older checkout of alsql to compare with")
     ap.add_argument("--code", type=Path, default=ROOT, help="the checkout measured as 'this' (default: this one)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000, 1_000_000])
+    ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, help="what to measure")
     ap.add_argument("--report", type=Path, default=REPORT)
     args = ap.parse_args()
     codes = {"this": args.code.resolve(), "baseline": args.baseline.resolve()}
+    commits = {k: subprocess.run(["git", "-C", str(c), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip() for k, c in codes.items()}
     rows = []
     with tempfile.TemporaryDirectory(prefix="alsql-scale-") as tmp:
         tmp = Path(tmp)
@@ -104,13 +108,17 @@ def main() -> None:
                 work = tmp / f"{name}-{n}"
                 work.mkdir()
                 url = make_db(work / "alsql.db", n)
-                rc, s, mb, tail = alsql(code, "--db", url, "status", cwd=work)
-                rows.append({"step": "status", "rows": n, "code": name, "rc": rc, "seconds": s, "peak_rss_mb": mb})
-                folder, csv = make_folder(work, n)
-                rc, s, mb, tail = alsql(code, "--db", url, "ingest", str(folder), "--attributes", str(csv), cwd=work)
-                rows.append({"step": "ingest --attributes", "rows": n, "code": name, "rc": rc, "seconds": s,
-                             "peak_rss_mb": mb})
-                if n == max(args.sizes):
+                if "status" in args.steps:
+                    rc, s, mb, tail = alsql(code, "--db", url, "status", cwd=work)
+                    rows.append({"step": "status", "rows": n, "code": name, "rc": rc, "seconds": s,
+                                 "peak_rss_mb": mb})
+                if "attributes" in args.steps:
+                    folder, csv = make_folder(work, n)
+                    rc, s, mb, tail = alsql(code, "--db", url, "ingest", str(folder), "--attributes", str(csv),
+                                            cwd=work)
+                    rows.append({"step": "ingest --attributes", "rows": n, "code": name, "rc": rc, "seconds": s,
+                                 "peak_rss_mb": mb})
+                if n == max(args.sizes) and "marts" in args.steps:
                     rc, s, mb, tail = alsql(code, "--db", url, "marts", "build", "--select", "item_index",
                                             "--work-dir", str(work / "dbt-select"), cwd=work)
                     rows.append({"step": "marts build --select item_index (fresh)", "rows": n, "code": name,
@@ -119,6 +127,7 @@ def main() -> None:
                                             cwd=work)
                     rows.append({"step": "marts build", "rows": n, "code": name, "rc": rc, "seconds": s,
                                  "peak_rss_mb": mb})
+                if n == max(args.sizes) and "validate" in args.steps:
                     rc, s, mb, tail = alsql(code, "--db", url, "validate", cwd=work)
                     rows.append({"step": "validate", "rows": n, "code": name, "rc": rc, "seconds": s,
                                  "peak_rss_mb": mb})
@@ -131,7 +140,7 @@ def main() -> None:
         print(f"{r['step']:<42} {r['rows']:>9,} {r['code']:<9} {r['rc']:>3} {r['seconds']:>8.1f} "
               f"{r['peak_rss_mb']:>12.0f}")
     args.report.parent.mkdir(exist_ok=True)
-    args.report.write_text(json.dumps({"sizes": args.sizes, "runs": 1, "rows": rows,
+    args.report.write_text(json.dumps({"sizes": args.sizes, "commits": commits, "runs": 1, "rows": rows,
                                        "note": "one run per cell on a shared 2-core machine"}, indent=2) + "\n")
     print(f"report: {args.report}")
 
