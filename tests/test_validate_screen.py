@@ -43,3 +43,28 @@ def test_clean_data_needs_no_expectation_run_and_planted_rows_only_theirs(engine
     full = validate(db_url)
     assert [(c.suite, c.column, c.success, c.unexpected_count, c.element_count) for c in full.checks] == [
         (c.suite, c.column, c.success, c.unexpected_count, c.element_count) for c in report.checks]
+
+
+def test_screen_counts_each_kind_of_failure():
+    """Duplicates, values out of set / range, NULLs and unequal pairs, NULLs skipped as GE skips them."""
+    import great_expectations as gx
+    from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert
+
+    E = gx.expectations
+    t = Table("t", MetaData(), Column("u", String), Column("s", String), Column("w", Integer),
+              Column("a", Integer), Column("b", Integer))
+    engine = create_engine("sqlite://")
+    t.create(engine)
+    rows = [("x", "ok", 1, 1, 1), ("x", "bad", 0, 1, 2), ("y", None, None, None, None), (None, "ok", 5, None, 3),
+            (None, "ok", 2, 4, 4)]
+    with engine.begin() as conn:
+        conn.execute(insert(t), [dict(zip("uswab", r)) for r in rows])
+        total, bad = v.screen(conn, t, [
+            E.ExpectColumnValuesToBeUnique(column="u"),
+            E.ExpectColumnValuesToBeInSet(column="s", value_set=["ok"]),
+            E.ExpectColumnValuesToBeBetween(column="w", min_value=0, strict_min=True),
+            E.ExpectColumnValuesToBeBetween(column="w", min_value=1, max_value=2),
+            E.ExpectColumnValuesToNotBeNull(column="s"),
+            E.ExpectColumnPairValuesToBeEqual(column_A="a", column_B="b"),
+        ])
+    assert (total, bad) == (5, [1, 1, 1, 2, 1, 2])
