@@ -3,7 +3,10 @@ endpoint's cold path reads it byte-identically to the SQL build, and never uses 
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
+import pytest
 from sqlalchemy import insert
 
 from alsql.db import write_transaction
@@ -13,6 +16,7 @@ from alsql.models import mapfile
 from alsql.models.maps import compute_map
 from alsql.schema import model_versions
 from alsql.web import mapdata
+from tests.azurite import azurite  # noqa: F401 - the fixture
 from tests.conftest import add_items
 
 
@@ -122,3 +126,29 @@ def test_no_artifact_or_a_refusing_store_costs_only_speed(engine, project, tmp_p
     assert rep.placed == 50 and "not written: read-only store" in rep.note
     assert not uri_to_path(mapfile.static_uri(uri)).exists()
     assert int.from_bytes(_cold(engine, project, mid2, True, monkeypatch)[8:12], "little") == 50
+
+
+@pytest.fixture
+def az_container(azurite, monkeypatch):
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
+    monkeypatch.delenv("ALSQL_AZURE_CONNECTION_STRING", raising=False)
+    from alsql.loaders import stores
+
+    stores._CACHE.pop("az", None)  # a fresh store reads the new environment
+    yield f"c{uuid.uuid4().hex[:12]}"
+    stores._CACHE.pop("az", None)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_file_goes_through_the_artifacts_blob_store(engine, project, az_container, monkeypatch):
+    from alsql.loaders.stores import store_for
+
+    uri = f"az://{az_container}/project-1/smallcnn-1.pt"
+    mid = _model(engine, project.project_id, uri)
+    _score(engine, mid, np.array(add_items(engine, 120)), seed=4)
+    compute_map(engine, mid, "pca", n_jobs=1)
+    data = store_for(uri).open(mapfile.static_uri(uri))
+    with engine.connect() as conn:
+        assert mapfile.decode_static(data, mapfile.map_version(conn, mid)) is not None
+        assert len(mapfile.load_static(conn, mid)["ids"]) == 120
+    assert _cold(engine, project, mid, True, monkeypatch) == _cold(engine, project, mid, False, monkeypatch)

@@ -34,11 +34,17 @@ from alsql.loaders.stores import store_for
 from alsql.schema import embeddings, model_versions, predictions
 
 __all__ = ["map_version", "build_static", "static_uri", "encode_static", "decode_static", "save_static",
-           "load_static", "NONE"]
+           "load_static", "STORE_ERRORS", "NONE"]
 
 NONE = 255
 _HEAD = "<4sIIIdddd"
 _HEAD_SIZE = struct.calcsize(_HEAD)  # 48
+try:  # a blob service's own errors (other than a missing blob) are not OSErrors
+    from azure.core.exceptions import AzureError as _AzureError
+
+    STORE_ERRORS: tuple[type[BaseException], ...] = (OSError, AlsqlError, _AzureError)
+except ImportError:  # pragma: no cover - the Azure SDK is a dependency
+    STORE_ERRORS = (OSError, AlsqlError)
 _COLS = (("ids", "<u4"), ("xq", "<u2"), ("yq", "<u2"), ("pred", "u1"), ("conf", "u1"))
 
 
@@ -135,7 +141,7 @@ def load_static(conn: Connection, model_id: int, key: tuple | None = None) -> di
         return None
     try:
         data = store_for(static_uri(uri)).open(static_uri(uri))
-    except (OSError, AlsqlError):  # missing (BlobMissing is a FileNotFoundError), refused, unreachable
+    except STORE_ERRORS:  # missing (BlobMissing is a FileNotFoundError), refused, unreachable
         return None
     return decode_static(data, cur)
 

@@ -219,11 +219,11 @@ def compute_map(engine: Engine, model_id: int, method: str = "tsne", *, sample: 
 def _save_static(engine: Engine, model_id: int, rep: MapReport, say: Callable[[str], None]) -> None:
     """Write the map's static part beside the model's artifact for the map endpoint; a store that
     refuses it costs only speed (the endpoint builds it from SQL), so it becomes a note."""
-    from alsql.models.mapfile import save_static
+    from alsql.models import mapfile
 
     try:
-        save_static(engine, model_id)
-    except (OSError, AlsqlError) as exc:
+        mapfile.save_static(engine, model_id)
+    except mapfile.STORE_ERRORS as exc:
         rep.note = ((rep.note + "; ") if rep.note else "") + f"the map's file for the app was not written: {exc}"
         say(rep.note)
 
