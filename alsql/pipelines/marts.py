@@ -211,17 +211,30 @@ def run_dbt(
 
 
 _HAS_ANCESTORS = re.compile(r"^(\d*\+|@)")
+_CHILDREN = re.compile(r"^\+?(?P<node>[^+@,]+)\+$")
 
 
 def with_parents(select: list[str]) -> list[str]:
-    """Each selector with its upstream nodes: ``item_index`` -> ``+item_index``.
+    """Each selector with the upstream nodes it needs: ``item_index`` -> ``+item_index``,
+    ``item_index+`` (and ``+item_index+``) -> ``@item_index`` (the node, its descendants
+    and every ancestor of those).
 
     A mart reads staging views, seeds and other marts that a database where the full
     build never ran does not have yet, so a selection always builds (and tests) what it
-    reads. Selectors that already name their ancestors (``+x``, ``2+x``, ``@x``) and
-    intersections (``a,b``, whose ancestors dbt cannot express) are kept as written.
+    reads. Selectors that already name their ancestors (``+x``, ``2+x``, ``@x``), depth-
+    limited descendants (``x+1``) and intersections (``a,b``, whose ancestors dbt cannot
+    express) are kept as written.
     """
-    return [s if _HAS_ANCESTORS.match(s) or "," in s else f"+{s}" for s in select]
+    out = []
+    for s in select:
+        m = _CHILDREN.match(s)
+        if m:
+            out.append(f"@{m['node']}")
+        elif _HAS_ANCESTORS.match(s) or "," in s or re.search(r"\+\d+$", s):
+            out.append(s)
+        else:
+            out.append(f"+{s}")
+    return out
 
 
 def build(url: str | URL, select: list[str] | str | None = None, **kw: Any) -> DbtResult:
