@@ -64,3 +64,15 @@ def test_memory_does_not_grow_with_rows(tmp_path):
         assert peak < 12 * 2**20, f"peak {peak / 2**20:.1f} MiB of Python allocations"
     finally:
         table.close()
+
+
+def test_iteration_pages_through_every_path(tmp_path):
+    path = _csv(tmp_path / "few.csv", 2_500)
+    table = read_attributes(path)
+    try:
+        paths = list(table)
+        assert len(paths) == len(set(paths)) == len(table) == 2_500 and paths == sorted(paths)
+        del table[paths[0]]
+        assert paths[0] not in table and len(table) == 2_499
+    finally:
+        table.close()

@@ -108,9 +108,16 @@ class AttributeTable(MutableMapping):
             return self._db.execute("SELECT count(*) FROM attrs").fetchone()[0]
 
     def __iter__(self) -> Iterator[str]:
-        with self._lock:
-            paths = self._db.execute("SELECT path FROM attrs ORDER BY path").fetchall()
-        return (p for (p,) in paths)
+        """Paths in order, a page at a time (keyset pages: flat memory)."""
+        last = None
+        while True:
+            with self._lock:
+                page = self._db.execute("SELECT path FROM attrs WHERE ? IS NULL OR path > ? ORDER BY path"
+                                        " LIMIT 1000", (last, last)).fetchall()
+            if not page:
+                return
+            yield from (p for (p,) in page)
+            last = page[-1][0]
 
     def close(self) -> None:
         """Delete the temporary database."""
