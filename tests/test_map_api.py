@@ -224,3 +224,23 @@ def test_a_model_of_another_project_or_none_at_all_is_404(client_and_info):
                         json={"polygon": [[-1, -1], [1, -1], [0, 1]], "model_id": model_id})
         assert r.status_code == 404
     assert client.get(f"/api/projects/{pid}/map.bin", params={"model_id": info["model_id"]}).status_code == 200
+
+
+def test_two_databases_in_one_process_keep_their_own_maps(tmp_path):
+    """The per-process map cache is keyed by the database too: the same model id in two
+    databases, neither mapped by the map step, serves each its own points."""
+    from alsql.catalog import get_project
+    from alsql.migrations import upgrade
+    from alsql.web.mapdata import map_binary
+
+    bodies = []
+    for n in (14, 40):
+        url = f"sqlite:///{tmp_path / f'db{n}.db'}"
+        upgrade(url)
+        engine = make_engine(url)
+        info = seed(engine, tmp_path / f"img{n}", n=n)
+        with engine.connect() as conn:
+            bodies.append(_decode(map_binary(conn, get_project(conn, str(info["project_id"])), info["model_id"])))
+        engine.dispose()
+    assert [b["model"] for b in bodies] == [1, 1]
+    assert [b["n"] for b in bodies] == [14, 40]

@@ -12,7 +12,7 @@ little-endian (``FORMAT``):
   label, bit 2 pending in an open round). Class ids above 254 are sent as 254.
 
 What never changes for a model's map (ids, coordinates, guesses) is kept per process
-(``_STATIC``, keyed by ``alsql.models.mapfile.map_version``); on a miss it is read from
+(``_STATIC``, keyed by the database and ``alsql.models.mapfile.map_version``); on a miss it is read from
 the file the map step wrote beside the model's artifact when that file is for the current
 map version, else built from SQL (``alsql.models.mapfile``). Labels and open rounds are
 read on every request.
@@ -56,13 +56,14 @@ def _static(conn: Connection, model_id: int) -> dict[str, np.ndarray]:
     """The static part of the model's map: the per-process cache, else the file the map step
     wrote (``alsql.models.mapfile``) when it is for the current map, else the SQL build (the
     web never writes the file)."""
-    key = map_version(conn, model_id)
+    version = map_version(conn, model_id)
+    key = (conn.engine.url.render_as_string(hide_password=False), version)  # one process may serve several databases
     with _LOCK:
         hit = _STATIC.get(key)
         if hit is not None:
             _STATIC.move_to_end(key)
             return hit
-    out = load_static(conn, model_id, key)
+    out = load_static(conn, model_id, version)
     if out is None:
         out = build_static(conn, model_id)
     with _LOCK:
