@@ -20,6 +20,19 @@ REQUIRE_ALL = os.environ.get("ALSQL_REQUIRE_ALL") == "1"
 PG_URL = os.environ.get("ALSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def need_module(name: str):
+    """Import ``name`` for a test module: skip the module when it is missing, or fail under
+    ALSQL_REQUIRE_ALL=1 (CI installs every test extra)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if REQUIRE_ALL:
+            raise
+        pytest.skip(f"{name} is not installed (pip install alsql[dagster])", allow_module_level=True)
+
+
 def need(reason: str) -> None:
     """Skip, or fail under ALSQL_REQUIRE_ALL=1."""
     if REQUIRE_ALL:

@@ -18,6 +18,7 @@ from alsql.cli.common import set_database
 from alsql.db import make_engine, normalize_url, write_transaction
 from alsql.migrations import upgrade
 from tests.azurite import azurite  # noqa: F401 - the fixture
+from tests.conftest import need
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,7 +124,7 @@ def test_read_only_sqlite_file_as_another_user():
         if os.geteuid() == 0:
             setpriv = shutil.which("setpriv")
             if setpriv is None:
-                pytest.skip("running as root without setpriv: a read-only file is writable")
+                need("running as root without setpriv (util-linux): a read-only file is writable")
             prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
         proc = subprocess.run(
             [*prefix, sys.executable, "-c", "from alsql.cli import main; main()", "--db", f"sqlite:///{path}",

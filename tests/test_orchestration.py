@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("dagster")
-pytest.importorskip("dagster_dbt")
+from tests.conftest import need_module  # noqa: E402
+
+need_module("dagster")
+need_module("dagster_dbt")
 
 from dagster import AssetKey, AssetSelection, AssetSpec, DagsterInstance, materialize  # noqa: E402
 from sqlalchemy import func, inspect, insert, select, text  # noqa: E402

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("dagster")
-pytest.importorskip("dagster_dbt")
+from tests.conftest import need_module  # noqa: E402
+
+need_module("dagster")
+need_module("dagster_dbt")
 
 from dagster import AssetKey, DagsterInstance, validate_run_config  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
