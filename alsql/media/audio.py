@@ -18,7 +18,7 @@ import torch
 
 from alsql.media.kinds import MediaError, extension
 from alsql.media.rangeio import open_media
-from alsql.media.video import creation_time
+from alsql.media.video import creation_time, stream_duration
 
 __all__ = [
     "AUDIO_TYPES",
@@ -63,12 +63,7 @@ def _probe_av(uri: str) -> dict[str, Any]:
         if not c.streams.audio:
             raise MediaError("no audio stream")
         s = c.streams.audio[0]
-        if s.duration is not None and s.time_base:
-            duration = float(s.duration * s.time_base)
-        elif c.duration:
-            duration = c.duration / 1_000_000
-        else:
-            raise MediaError("no duration in the container")
+        duration = stream_duration(c, s)
         if duration <= 0:
             raise MediaError("no audio samples")
         got = 0

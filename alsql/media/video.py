@@ -22,7 +22,7 @@ import torch
 from alsql.media.kinds import MediaError, extension
 from alsql.media.rangeio import open_media
 
-__all__ = ["VIDEO_TYPES", "probe_video", "decode_video", "creation_time", "open_container", "close_containers"]
+__all__ = ["VIDEO_TYPES", "probe_video", "decode_video", "creation_time", "stream_duration", "open_container", "close_containers"]
 
 VIDEO_TYPES = {
     ".mp4": "video/mp4",
@@ -34,6 +34,15 @@ VIDEO_TYPES = {
 OPEN_CONTAINERS = 2
 
 _LOCAL = threading.local()  # each thread its own containers (a container is not thread-safe)
+
+
+def stream_duration(container: Any, stream: Any) -> float:
+    """Seconds of ``stream`` (its own duration, else the container's); MediaError when neither says."""
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000
+    raise MediaError("no duration in the container")
 
 
 def creation_time(*metadata: dict) -> datetime | None:
@@ -103,12 +112,7 @@ def probe_video(uri: str) -> dict[str, Any]:
             raise MediaError("no video stream")
         s = c.streams.video[0]
         t0, dt = _stream_times(s)
-        if s.duration is not None and s.time_base:
-            duration = float(s.duration * s.time_base)
-        elif c.duration:
-            duration = c.duration / 1_000_000
-        else:
-            raise MediaError("no duration in the container")
+        duration = stream_duration(c, s)
         first = None
         for frame in c.decode(s):
             first = frame
