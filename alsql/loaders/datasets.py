@@ -38,6 +38,7 @@ from alsql.loaders import pager
 from alsql.loaders.fetch import fetch_decoded
 from alsql.loaders.partition import KeySpace, chunk_count, chunk_range, chunks_for, shuffle_rng
 from alsql.loaders.world import World
+from alsql.media.image import decode as decode_image
 from alsql.schema import items
 
 __all__ = ["SqlViewDataset", "SqlImageDataset", "pack_f16", "unpack_f16", "to_tensor", "shuffled"]
@@ -253,9 +254,7 @@ class SqlImageDataset(SqlViewDataset):
     def decode(self, data: bytes) -> Image.Image:
         """Bytes -> a loaded PIL image in the dataset's mode and size (raises on bad bytes, and on
         an image over the ``max_pixels`` setting; a large one is reduced before conversion)."""
-        from alsql.media.image import decode
-
-        return decode(data, self.image_size, "L" if self.grayscale else "RGB")
+        return decode_image(data, self.image_size, "L" if self.grayscale else "RGB")
 
     def record_bad(self, item_id: int, status: str, error: str) -> None:
         """Write ``status`` (missing / corrupt) and the error on the item."""
