@@ -112,8 +112,10 @@ def test_read_only_sqlite_connection_one_line(tmp_path, capsys):
     assert code == 2 and "read-only" in line and "ro.db" in line
 
 
-def test_read_only_sqlite_file_as_another_user():
-    """A real read-only file: run as an unprivileged user when we are root, else chmod suffices."""
+def test_read_only_sqlite_file_and_folder():
+    """A real read-only file: when we are root, the command runs without the capability to
+    override file permissions (still root, so it reads its own tree wherever it lies); else
+    chmod suffices."""
     base = Path(tempfile.mkdtemp(prefix="alsql-ro-"))
     try:
         os.chmod(base, 0o755)
@@ -125,7 +127,8 @@ def test_read_only_sqlite_file_as_another_user():
             setpriv = shutil.which("setpriv")
             if setpriv is None:
                 need("running as root without setpriv (util-linux): a read-only file is writable")
-            prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+            drop = "-dac_override,-dac_read_search"
+            prefix = [setpriv, f"--bounding-set={drop}", f"--inh-caps={drop}"]
         proc = subprocess.run(
             [*prefix, sys.executable, "-c", "from alsql.cli import main; main()", "--db", f"sqlite:///{path}",
              "status"], capture_output=True, text=True, cwd=base, env={**os.environ, "PYTHONPATH": str(ROOT)},
