@@ -75,7 +75,7 @@ def create_app(url: str | None = None, secret_key: str | None = None, max_body: 
     from alsql.config import get_settings
     from alsql.db import make_engine
     from alsql.migrations import ready_engine
-    from alsql.web import admin, api, media, pages
+    from alsql.web import admin, api, media, pages, review
 
     settings = get_settings()
     url = url or settings.database_url
@@ -110,6 +110,8 @@ def create_app(url: str | None = None, secret_key: str | None = None, max_body: 
     app.include_router(maproutes.router)
     app.include_router(media.router)
     app.include_router(admin.router)
+    app.include_router(review.router)  # the review queue: reviewers and admins
+    app.include_router(review.page_router)
     app.include_router(pages.router)
 
     @app.exception_handler(AlsqlError)

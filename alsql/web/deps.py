@@ -5,7 +5,8 @@ cookie. API routes answer 401 without either; pages redirect to ``/login``.
 Writes made with the cookie must carry the session's CSRF token (header
 ``X-CSRF-Token`` for the API, field ``csrf_token`` for forms); token requests need
 none (a browser never adds the header by itself). Admin routes answer 403 to
-annotators.
+annotators; review routes (``alsql.web.review``) answer 403 to anyone but reviewers
+and admins (``REVIEW_ROLES``).
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ __all__ = [
     "ApiWriter",
     "ApiAdmin",
     "ApiAdminWriter",
+    "ApiReviewer",
+    "ApiReviewerWriter",
     "PageUser",
     "PageAdmin",
+    "PageReviewer",
+    "REVIEW_ROLES",
+    "can_review",
     "LoginRequired",
     "check_form_csrf",
     "session_data",
@@ -128,6 +134,31 @@ async def _api_admin_writer(user: ApiWriter) -> User:
 ApiAdmin = Annotated[User, Depends(_api_admin)]
 ApiAdminWriter = Annotated[User, Depends(_api_admin_writer)]
 
+# Who may adjudicate on the review page: reviewers, and admins.
+REVIEW_ROLES = ("reviewer", "admin")
+
+
+def can_review(user: User | None) -> bool:
+    return user is not None and user.role in REVIEW_ROLES
+
+
+def _reviewer(user: User) -> User:
+    if not can_review(user):
+        raise HTTPException(403, "reviewer or admin role required")
+    return user
+
+
+async def _api_reviewer(user: ApiUser) -> User:
+    return _reviewer(user)
+
+
+async def _api_reviewer_writer(user: ApiWriter) -> User:
+    return _reviewer(user)
+
+
+ApiReviewer = Annotated[User, Depends(_api_reviewer)]
+ApiReviewerWriter = Annotated[User, Depends(_api_reviewer_writer)]
+
 
 async def _page_user(request: Request, user: MaybeUser) -> User:
     if user is None:
@@ -143,6 +174,13 @@ async def _page_admin(user: PageUser) -> User:
 
 
 PageAdmin = Annotated[User, Depends(_page_admin)]
+
+
+async def _page_reviewer(user: PageUser) -> User:
+    return _reviewer(user)
+
+
+PageReviewer = Annotated[User, Depends(_page_reviewer)]
 
 
 def check_form_csrf(user: User, token: str | None) -> None:

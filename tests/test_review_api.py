@@ -1,0 +1,175 @@
+"""The review queue's API on SQLite and PostgreSQL: disagreements between annotators and
+confident model disagreements are listed (above the threshold only), a decision is a
+``review`` annotation that becomes the label of record (and the training set's label),
+paging is a keyset that reaches every item, and annotators are refused."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from alsql.annotate import insert_annotations
+from alsql.db import write_transaction
+from alsql.schema import annotations
+from alsql.schema.views import current_labels, training_set
+from tests.web_support import seed, users
+
+
+@pytest.fixture
+def setup(db_url, engine, tmp_path):
+    # seed(): item k is guessed class k % 3 with confidence 0.4 + 0.5 * (k % 7) / 6.
+    info = seed(engine, tmp_path / "img", n=21)
+    tokens = users(engine)
+    from alsql.web import create_app
+
+    app = create_app(db_url, "test-secret")
+    info.update(app=app, client=TestClient(app),
+                admin={"Authorization": f"Bearer {tokens['admin']}"},
+                ann={"Authorization": f"Bearer {tokens['annotator']}"})
+    yield info
+    app.state.engine.dispose()
+
+
+def label(engine, pid, item, cls, who, source="ui"):
+    with write_transaction(engine) as conn:
+        return insert_annotations(conn, [{"project_id": pid, "item_id": item, "class_id": cls, "annotator": who,
+                                          "source": source}])[0]
+
+
+def listed(setup, **params) -> dict[int, list[str]]:
+    r = setup["client"].get(f"/api/projects/{setup['project_id']}/review", params={"limit": 100, **params},
+                            headers=setup["admin"])
+    assert r.status_code == 200, r.text
+    assert r.json()["next_after"] is None
+    return {it["item_id"]: it["reasons"] for it in r.json()["items"]}
+
+
+def record(engine, pid, item):
+    with engine.connect() as conn:
+        return conn.execute(select(current_labels.c.class_id, current_labels.c.source)
+                            .where(current_labels.c.project_id == pid, current_labels.c.item_id == item)).one()
+
+
+def test_disagreements_are_listed_with_every_annotators_label(setup, engine):
+    pid, it = setup["project_id"], setup["items"]
+    # Item 0 (guess cat at 40%): ann says cat, bob says dog -> listed.
+    label(engine, pid, it[0], 0, "ann"); label(engine, pid, it[0], 1, "bob")
+    # Item 1: both say dog -> not listed.
+    label(engine, pid, it[1], 1, "ann"); label(engine, pid, it[1], 1, "bob")
+    # Item 2: ann corrected herself to agree with bob: only latest labels count -> not listed.
+    label(engine, pid, it[2], 0, "ann"); label(engine, pid, it[2], 1, "bob"); label(engine, pid, it[2], 1, "ann")
+    # Item 3: disagree, then ann agrees after bob: still three annotators, two differ -> listed.
+    label(engine, pid, it[3], 0, "ann"); label(engine, pid, it[3], 2, "bob"); label(engine, pid, it[3], 2, "cy")
+    # Item 7: they disagree but a reviewer already decided -> settled, not listed.
+    label(engine, pid, it[7], 0, "ann"); label(engine, pid, it[7], 1, "bob"); label(engine, pid, it[7], 1, "ada", "review")
+
+    got = listed(setup, min_confidence=1.0)
+    assert got == {it[0]: ["annotators disagree"], it[3]: ["annotators disagree"]}
+    body = setup["client"].get(f"/api/projects/{pid}/review", headers=setup["admin"]).json()
+    first = body["items"][0]
+    assert first["item_id"] == it[0] and body["model_id"] == setup["model_id"]
+    assert [(x["annotator"], x["class_name"]) for x in first["labels"]] == [("ann", "cat"), ("bob", "dog")]
+    assert first["record"]["class_name"] in ("cat", "dog")
+    assert first["guess"] == {"model_id": setup["model_id"], "class_id": 0, "class_name": "cat",
+                              "confidence": pytest.approx(0.4)}
+    third = body["items"][1]
+    assert [(x["annotator"], x["class_name"]) for x in third["labels"]] == [("ann", "cat"), ("bob", "bird"),
+                                                                           ("cy", "bird")]
+    assert third["record"]["class_name"] == "bird"
+
+
+def test_model_disagreement_listed_above_the_threshold_only(setup, engine):
+    pid, it = setup["project_id"], setup["items"]
+    label(engine, pid, it[6], 1, "ann")    # guess cat at 0.90: disagrees
+    label(engine, pid, it[5], 0, "ann")    # guess bird at 0.8167: disagrees
+    label(engine, pid, it[4], 1, "ann")    # guess dog at 0.733: agrees
+    label(engine, pid, it[13], 0, "ann")   # guess dog at 0.90: disagrees, but gold settles it? no: a ui label
+    assert listed(setup) == {it[6]: ["model disagrees"], it[13]: ["model disagrees"]}  # default 0.9
+    assert listed(setup, min_confidence=0.95) == {}
+    assert set(listed(setup, min_confidence=0.8)) == {it[5], it[6], it[13]}
+    assert set(listed(setup, min_confidence=0.0)) == {it[5], it[6], it[13]}  # it[4] agrees with its guess
+    # Annotators disagree and the model too: both reasons.
+    label(engine, pid, it[6], 2, "bob")
+    assert listed(setup)[it[6]] == ["annotators disagree", "model disagrees"]
+
+
+def test_adjudication_writes_a_review_label_that_becomes_the_label_of_record(setup, engine):
+    c, pid, it = setup["client"], setup["project_id"], setup["items"]
+    label(engine, pid, it[0], 0, "ann"); label(engine, pid, it[0], 1, "bob")
+    before = record(engine, pid, it[0])
+    assert before.class_id in (0, 1)
+    with engine.connect() as conn:
+        last_id = conn.execute(select(func.max(annotations.c.annotation_id))).scalar_one()
+    r = c.post(f"/api/projects/{pid}/review", json={"item_id": it[0], "class_id": 2, "seconds": 3.5},
+               headers=setup["admin"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["annotation_id"] > last_id
+    assert body["record"] == {"class_id": 2, "class_name": "bird", "annotator": "ada", "source": "review",
+                              "annotation_id": body["annotation_id"]}
+    with engine.connect() as conn:
+        row = conn.execute(select(annotations).where(annotations.c.annotation_id == body["annotation_id"])).one()
+        train = conn.execute(select(training_set.c.class_id).where(training_set.c.project_id == pid,
+                                                                   training_set.c.item_id == it[0])).scalar_one()
+    assert (row.item_id, row.class_id, row.annotator, row.source, row.seconds) == (it[0], 2, "ada", "review", 3.5)
+    assert tuple(record(engine, pid, it[0])) == (2, "review") and train == 2
+    assert it[0] not in listed(setup, min_confidence=0.0)  # decided: it left the queue
+
+
+def test_bad_decisions_are_refused_and_write_nothing(setup, engine):
+    c, pid, it = setup["client"], setup["project_id"], setup["items"]
+    with engine.connect() as conn:
+        n0 = conn.execute(select(func.count()).select_from(annotations)).scalar_one()
+    r = c.post(f"/api/projects/{pid}/review", json={"item_id": it[0], "class_id": 3}, headers=setup["admin"])
+    assert r.status_code == 400 and "class_id 3" in r.json()["detail"] and "bird" in r.json()["detail"]
+    r = c.post(f"/api/projects/{pid}/review", json={"item_id": 10**9, "class_id": 0}, headers=setup["admin"])
+    assert r.status_code == 400 and "no such item" in r.json()["detail"]
+    r = c.post(f"/api/projects/{pid}/review", json={"item_id": it[0], "class_id": 0, "seconds": -1},
+               headers=setup["admin"])
+    assert r.status_code == 422
+    for bad in ({"min_confidence": "1.5"}, {"min_confidence": "nan"}, {"limit": "0"}, {"after": "-1"}):
+        assert c.get(f"/api/projects/{pid}/review", params=bad, headers=setup["admin"]).status_code == 422, bad
+    assert c.get("/api/projects/999/review", headers=setup["admin"]).status_code == 404
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(annotations)).scalar_one() == n0
+
+
+def test_annotators_are_refused(setup, engine):
+    c, pid, it = setup["client"], setup["project_id"], setup["items"]
+    label(engine, pid, it[0], 0, "ann"); label(engine, pid, it[0], 1, "bob")
+    assert c.get(f"/api/projects/{pid}/review", headers=setup["ann"]).status_code == 403
+    r = c.post(f"/api/projects/{pid}/review", json={"item_id": it[0], "class_id": 2}, headers=setup["ann"])
+    assert r.status_code == 403 and "reviewer" in r.json()["detail"]
+    assert c.get(f"/projects/{pid}/review", headers=setup["ann"]).status_code == 403
+    assert c.get("/api/projects/1/review").status_code == 401
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(annotations)
+                            .where(annotations.c.source == "review")).scalar_one() == 0
+    page = c.get(f"/projects/{pid}/review", headers=setup["admin"])
+    assert page.status_code == 200 and 'id="review-app"' in page.text and 'id="nav-review"' in page.text
+    label_page = c.get(f"/projects/{pid}/label", headers=setup["ann"])
+    assert 'id="nav-review"' not in label_page.text
+
+
+def test_keyset_pages_reach_every_item_with_bounded_windows(setup, engine, monkeypatch):
+    from alsql.web import review
+
+    pid, it = setup["project_id"], setup["items"]
+    for k in range(0, 21, 2):  # every other item: two annotators disagree
+        label(engine, pid, it[k], 0, "ann"); label(engine, pid, it[k], 1, "bob")
+    want = [it[k] for k in range(0, 21, 2)]
+    monkeypatch.setattr(review, "SPAN", 3)          # three item ids per window
+    monkeypatch.setattr(review, "MAX_WINDOWS", 2)   # at most six item ids per request
+    seen, after, requests = [], 0, 0
+    while after is not None:
+        r = setup["client"].get(f"/api/projects/{pid}/review",
+                                params={"after": after, "limit": 2, "min_confidence": 1.0}, headers=setup["admin"])
+        body = r.json()
+        ids = [x["item_id"] for x in body["items"]]
+        assert len(ids) <= 2 and ids == sorted(ids) and all(i > after for i in ids)
+        assert body["next_after"] is None or body["next_after"] - after <= 6
+        seen += ids
+        after, requests = body["next_after"], requests + 1
+        assert requests < 50
+    assert seen == want
