@@ -1,0 +1,251 @@
+"""Self-supervised pretraining (SimCLR): the loss, the encoder + projection head, the step loop.
+
+Nothing here reads SQL: ``Pretrainer`` trains on batches it is handed, and
+``pretrain_tensors`` runs it on tensors in memory (the benchmarks).
+``alsql.models.pretrain_pool`` streams a project's pool through it.
+
+- ``nt_xent(z1, z2, temperature)``: the normalized-temperature cross entropy of SimCLR.
+  ``z1, z2 (N, D)`` are the projections of two views of the same N items; row i of
+  ``z1`` must pick row i of ``z2`` among the other ``2N - 2`` projections (and the other
+  way round). Returns the mean over the ``2N`` anchors (a scalar; ``log(2N - 1)`` for
+  random projections).
+- ``SimCLR(encoder, projection_dim)``: ``encoder.embed`` (the backbone ``networks.py``
+  builds for the project's media kind) followed by a two-layer projection MLP. The
+  encoder's classification head (``fc``) takes no part and is not trained.
+- ``Pretrainer``: one optimizer step per ``step(x)`` (two views by
+  ``alsql.media.augment.augment_pair``, seeded by ``(seed, step, rank)``, so the same
+  step draws the same views in an uninterrupted and a resumed run); AdamW with a linear
+  warm-up and a cosine decay over the planned steps; AMP on CUDA (float16 with a
+  gradient scaler); ``state()`` / ``load(state)`` for checkpoints.
+
+Under torch.distributed (torchrun) the model is wrapped in DDP and **each rank computes
+the loss over its own batch** (negatives are the rank's other items, ``2B - 2`` per
+anchor); gradients are averaged over ranks, so the effective batch of a step is
+``world x B`` items but the negatives per anchor stay ``2B - 2``. Ranks with fewer
+batches in an epoch join early (``DistributedDataParallel.join``). Batch-norm
+statistics are per rank, as in ``alsql train``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alsql.errors import AlsqlError
+from alsql.media.augment import augment_pair
+from alsql.models.fit import distributed, resolve_device
+
+__all__ = ["PretrainConfig", "SimCLR", "Pretrainer", "nt_xent", "pretrain_tensors", "encoder_state",
+           "head_parameter"]
+
+
+@dataclass
+class PretrainConfig:
+    """Pretraining hyper-parameters (recorded with the encoder's model version)."""
+
+    arch: str = "cnn"
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimizer steps in all (None: the epochs decide)
+    batch_size: int = 256
+    temperature: float = 0.5
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    warmup_steps: int = 10
+    projection_dim: int = 64
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None  # None: on for CUDA, off on CPU
+    image_size: int | None = None
+    num_workers: int = 0
+    checkpoint_every: int = 100  # steps between checkpoints (and one at every epoch's end)
+    log_every: int = 10  # steps per point of the loss curve (the mean loss of those steps)
+
+    def as_params(self) -> dict:
+        return asdict(self)
+
+    def check(self) -> None:
+        if self.batch_size < 2:
+            raise AlsqlError(f"--batch-size {self.batch_size}: expected at least 2 (each item is contrasted "
+                             f"with the others of its batch)")
+        if not self.temperature > 0:
+            raise AlsqlError(f"--temperature {self.temperature}: expected a positive number (0.1 to 1 is usual)")
+        if self.epochs < 1:
+            raise AlsqlError(f"--epochs {self.epochs}: expected at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise AlsqlError(f"--max-steps {self.max_steps}: expected at least 1")
+        for name in ("checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise AlsqlError(f"{name} {getattr(self, name)}: expected at least 1")
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """SimCLR's NT-Xent loss of paired projections ``z1, z2 (N, D)``, N >= 2 (a scalar)."""
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise AlsqlError(f"nt_xent: z1 {tuple(z1.shape)} and z2 {tuple(z2.shape)}: expected two (N, D) arrays")
+    n = z1.shape[0]
+    if n < 2:
+        raise AlsqlError(f"nt_xent: {n} pair(s): expected at least 2 (the other items are the negatives)")
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    sim = z @ z.t() / temperature
+    sim.fill_diagonal_(float("-inf"))  # an item is not its own negative
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+class SimCLR(nn.Module):
+    """``projector(encoder.embed(x))``: the encoder and a 2-layer projection MLP."""
+
+    def __init__(self, encoder: nn.Module, projection_dim: int = 64):
+        super().__init__()
+        self.encoder = encoder
+        d = int(encoder.embedding_dim)
+        self.projector = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, projection_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.encoder.embed(x))
+
+
+def head_parameter(name: str) -> bool:
+    """Whether a parameter name belongs to a classification head (``fc``), not the encoder."""
+    return name.startswith("fc.") or ".fc." in name
+
+
+def encoder_state(encoder: nn.Module) -> dict[str, torch.Tensor]:
+    """The encoder's weights without its (untrained) head, on the CPU."""
+    return {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items() if not head_parameter(k)}
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    if amp and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+class Pretrainer:
+    """SimCLR optimizer steps on an encoder; ``total_steps`` sets the learning-rate schedule."""
+
+    def __init__(self, encoder: nn.Module, kind: str, cfg: PretrainConfig, total_steps: int):
+        cfg.check()
+        self.cfg, self.kind = cfg, kind
+        self.device = resolve_device(cfg.device)
+        self.amp = (self.device.type == "cuda") if cfg.amp is None else bool(cfg.amp)
+        self.rank, self.world = distributed()
+        torch.manual_seed(cfg.seed)
+        self.model = SimCLR(encoder, cfg.projection_dim).to(self.device)
+        for name, p in encoder.named_parameters():
+            if head_parameter(name):
+                p.requires_grad_(False)
+        self.ddp: nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.total = max(1, int(total_steps))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._factor)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.step_count = 0
+        self.curve: list[list[float]] = []  # [step, mean loss of the last log_every steps]
+        self._pending: list[float] = []
+
+    def _factor(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / max(1, self.cfg.warmup_steps))
+        t = min(step, self.total) / self.total
+        return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def join(self):
+        """A context for one epoch's steps: ranks that run out of batches first wait (DDP join)."""
+        if self.world > 1:
+            return self.ddp.join()
+        return nullcontext()
+
+    def step(self, x: torch.Tensor) -> float:
+        """One optimizer step on a batch of N >= 2 items; returns this rank's loss."""
+        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step_count * 7919 + self.rank)
+        x = x.to(self.device, non_blocking=True)
+        v1, v2 = augment_pair(x, self.kind, g)
+        n = v1.shape[0]
+        self.ddp.train()
+        self.opt.zero_grad(set_to_none=True)
+        with _autocast(self.device, self.amp):
+            z = self.ddp(torch.cat([v1, v2]))
+        loss = nt_xent(z[:n].float(), z[n:].float(), self.cfg.temperature)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.step_count += 1
+        value = float(loss.detach())
+        self._pending.append(value)
+        if len(self._pending) >= self.cfg.log_every:
+            self.flush_curve()
+        return value
+
+    def flush_curve(self) -> None:
+        """Close the loss curve's current point (at an epoch's end, a checkpoint, the end)."""
+        if self._pending:
+            self.curve.append([self.step_count, sum(self._pending) / len(self._pending)])
+            self._pending = []
+
+    def sync_buffers(self) -> None:
+        """Rank 0's batch-norm statistics on every rank (they drift per rank)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            for buf in self.model.buffers():
+                dist.broadcast(buf, 0)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+                "step": self.step_count, "curve": [list(p) for p in self.curve], "pending": list(self._pending)}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step_count = int(state["step"])
+        self.curve = [list(p) for p in state["curve"]]
+        self._pending = list(state.get("pending", []))
+
+
+def pretrain_tensors(network: nn.Module, tensors: torch.Tensor, kind: str = "image", steps: int = 200,
+                     batch_size: int = 256, seed: int = 0, *, temperature: float = 0.5, lr: float = 1e-3,
+                     device: str = "cpu", amp: bool | None = None,
+                     on_step: Callable[[int, float], None] | None = None) -> tuple[dict, list[float]]:
+    """Pretrain ``network`` (an alsql network with ``embed``) in place on in-memory items.
+
+    ``tensors``: ``(N, ...)`` items as the network reads them (images ``(N, C, H, W)`` in
+    [0, 1], spectrograms, clips). Each step draws ``batch_size`` items without replacement
+    (a seeded permutation per pass over ``tensors``). Returns ``(encoder state dict
+    without the head, per-step losses)``; load the state with ``strict=False`` into a
+    network of the same architecture (its ``fc`` stays as initialised).
+    """
+    n = len(tensors)
+    if n < 2:
+        raise AlsqlError(f"pretrain_tensors: {n} item(s): expected at least 2")
+    bs = min(int(batch_size), n)
+    cfg = PretrainConfig(batch_size=bs, temperature=temperature, lr=lr, seed=seed, device=device, amp=amp,
+                         log_every=1, max_steps=steps)
+    trainer = Pretrainer(network, kind, cfg, total_steps=steps)
+    g = torch.Generator().manual_seed(seed)
+    order, pos, losses = torch.randperm(n, generator=g), 0, []
+    for s in range(int(steps)):
+        if pos + bs > n:
+            order, pos = torch.randperm(n, generator=g), 0
+        loss = trainer.step(tensors[order[pos : pos + bs]])
+        pos += bs
+        losses.append(loss)
+        if on_step is not None:
+            on_step(s + 1, loss)
+    network.eval()
+    return encoder_state(network), losses
