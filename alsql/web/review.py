@@ -20,7 +20,11 @@ ids keep growing with insertion); the label of record follows the rule of
 
 Paging is a keyset on ``item_id``: a request scans the project's annotations in
 windows of ``SPAN`` item ids along the clustered key ``(project_id, item_id,
-annotation_id)``, at most ``MAX_WINDOWS`` windows, and answers up to ``limit`` items
+annotation_id)``, at most ``MAX_WINDOWS`` windows. Each window is one grouped pass over
+its annotations with the model's guesses joined by their key, which keeps the
+candidates (labels of two classes; a label against a confident guess); only those go
+through the exact tests (the annotators' latest labels; the label of record from
+``current_labels``). A request answers up to ``limit`` items
 with ``next_after`` (pass it back as ``after``; null when the scan reached the end).
 A request therefore reads a bounded range whatever the size of the project, on SQLite
 and PostgreSQL alike; a page may hold fewer than ``limit`` items with a non-null
@@ -38,7 +42,7 @@ from typing import Annotated, Any, Optional
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, bindparam, exists, func, literal, select
+from sqlalchemy import Connection, bindparam, case, func, or_, select
 
 from alsql.annotate import insert_annotations
 from alsql.catalog import Project
@@ -60,7 +64,7 @@ page_router = APIRouter(include_in_schema=False)
 
 DEFAULT_MIN_CONFIDENCE = 0.9
 SPAN = 4096          # item ids per scanned window
-MAX_WINDOWS = 16     # windows per request: at most SPAN * MAX_WINDOWS item ids scanned
+MAX_WINDOWS = 8      # windows per request: at most SPAN * MAX_WINDOWS item ids scanned
 MAX_LIMIT = 100
 # Sources that settle an item: a reviewer's decision, or a known (gold) label.
 SETTLED = ("review", "gold")
@@ -69,21 +73,42 @@ DISAGREE = "annotators disagree"
 MODEL = "model disagrees"
 
 
-def _settled(project_id, item_col):
-    s = annotations.alias("settled")
-    return exists(select(literal(1)).where(
-        s.c.project_id == project_id, s.c.item_id == item_col, s.c.source.in_(SETTLED)))
+VOTES = ("ui", "import", "oracle")  # each annotator's latest label of these sources is a vote
 
 
 def _window_queries():
-    """(disagreements, model disagreements) over item ids ``lo..hi`` of project ``pid``;
-    built once, the requests only bind values."""
-    a = annotations
-    pid, lo, hi = bindparam("pid"), bindparam("lo"), bindparam("hi")
+    """Statements over the item ids ``lo..hi`` of project ``pid``, built once (the requests
+    only bind values):
+
+    - candidates: one pass over the window's annotations (the clustered key range) with
+      the model's confident guess joined by its key, grouped by item: unsettled items
+      whose labels hold two classes or more (annotators may disagree), or one label that
+      differs from a guess of at least ``conf`` (the model may disagree with the label of
+      record, which is always one of the item's labels);
+    - the exact tests, on the candidates only: the latest labels of the item's annotators
+      differ; the label of record (``current_labels``) differs from the guess.
+    """
+    a, p = annotations, predictions
+    pid, lo, hi, ids = bindparam("pid"), bindparam("lo"), bindparam("hi"), bindparam("ids", expanding=True)
+    vote = a.c.source.in_(VOTES)
+    guess = p.alias("guess")
+    voted = case((vote, a.c.class_id))
+    two_classes = func.min(voted) != func.max(voted)  # no DISTINCT: no sort per group
+    model_differs = func.max(case((vote & (guess.c.class_id != a.c.class_id), 1), else_=0))
+    candidates = (
+        select(a.c.item_id, case((two_classes, 1), else_=0).label("classes"), model_differs.label("model"))
+        .select_from(a.outerjoin(guess, (guess.c.model_id == bindparam("model")) & (guess.c.item_id == a.c.item_id)
+                                 & guess.c.item_id.between(lo, hi)  # the planner's range on the guesses' key
+                                 & (guess.c.confidence >= bindparam("conf"))))
+        .where(a.c.project_id == pid, a.c.item_id.between(lo, hi))
+        .group_by(a.c.item_id)
+        .having(func.max(case((a.c.source.in_(SETTLED), 1), else_=0)) == 0)
+        .having(or_(two_classes, model_differs == 1))
+        .order_by(a.c.item_id)
+    )
     latest = (
         select(a.c.item_id, a.c.annotator, func.max(a.c.annotation_id).label("aid"))
-        .where(a.c.project_id == pid, a.c.item_id.between(lo, hi), a.c.source.not_in(SETTLED),
-               ~_settled(pid, a.c.item_id))
+        .where(a.c.project_id == pid, a.c.item_id.in_(ids), vote)
         .group_by(a.c.item_id, a.c.annotator)
         .subquery("latest")
     )
@@ -98,15 +123,14 @@ def _window_queries():
     cl = current_labels
     model = (
         select(cl.c.item_id)
-        .select_from(cl.join(predictions, (predictions.c.model_id == bindparam("model"))
-                             & (predictions.c.item_id == cl.c.item_id)))
-        .where(cl.c.project_id == pid, cl.c.item_id.between(lo, hi), predictions.c.class_id != cl.c.class_id,
-               predictions.c.confidence >= bindparam("conf"), ~_settled(pid, cl.c.item_id))
+        .select_from(cl.join(p, (p.c.model_id == bindparam("model")) & (p.c.item_id == cl.c.item_id)))
+        .where(cl.c.project_id == pid, cl.c.item_id.in_(ids), p.c.class_id != cl.c.class_id,
+               p.c.confidence >= bindparam("conf"))
     )
-    return disagree, model
+    return candidates, disagree, model
 
 
-_DISAGREE, _MODEL = _window_queries()
+_CANDIDATES, _DISAGREE, _MODEL = _window_queries()
 _NEXT_START = select(func.min(annotations.c.item_id)).where(
     annotations.c.project_id == bindparam("pid"), annotations.c.item_id > bindparam("after"))
 
@@ -122,7 +146,7 @@ def _details(conn: Connection, project: Project, model_id: int | None, reasons: 
     for r in conn.execute(
         select(annotations.c.item_id, annotations.c.annotation_id, annotations.c.annotator, annotations.c.class_id,
                annotations.c.source, annotations.c.created_at)
-        .where(annotations.c.project_id == pid, annotations.c.item_id.in_(ids), annotations.c.source.not_in(SETTLED))
+        .where(annotations.c.project_id == pid, annotations.c.item_id.in_(ids), annotations.c.source.in_(VOTES))
         .order_by(annotations.c.item_id, annotations.c.annotation_id)
     ):
         labels[r.item_id][r.annotator] = r  # in id order: the last kept is each annotator's latest
@@ -181,13 +205,18 @@ def review_queue(conn: Connection, project: Project, after: int = 0, limit: int 
         if start is None:
             cursor = None  # the end of the project's annotations
             break
-        params = {"pid": pid, "lo": start, "hi": min(start + SPAN - 1, MAX_ID)}
-        for i in conn.execute(_DISAGREE, params).scalars():
-            reasons.setdefault(i, []).append(DISAGREE)
-        if model_id is not None:
-            for i in conn.execute(_MODEL, {**params, "model": model_id, "conf": min_confidence}).scalars():
+        hi = min(start + SPAN - 1, MAX_ID)
+        # No model: a guess of model id 0 never exists, so only disagreements are candidates.
+        guess = {"pid": pid, "model": model_id if model_id is not None else 0, "conf": min_confidence}
+        maybe = conn.execute(_CANDIDATES, {**guess, "lo": start, "hi": hi}).all()
+        split = [r.item_id for r in maybe if r.classes], [r.item_id for r in maybe if r.model]
+        if split[0]:
+            for i in conn.execute(_DISAGREE, {"pid": pid, "ids": split[0]}).scalars():
+                reasons.setdefault(i, []).append(DISAGREE)
+        if split[1]:
+            for i in conn.execute(_MODEL, {**guess, "ids": split[1]}).scalars():
                 reasons.setdefault(i, []).append(MODEL)
-        cursor = params["hi"]
+        cursor = hi
         if len(reasons) >= limit:
             break
     if len(reasons) > limit:

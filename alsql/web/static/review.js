@@ -33,6 +33,7 @@
         while (!end && list.length - pos <= AHEAD) {
           const q = new URLSearchParams({ after: String(after), limit: String(PAGE), min_confidence: minConfidence });
           const d = await alsql.get(api + "/review?" + q);
+          const had = list.length;
           for (const it of d.items) {
             if (list.some((x) => x.item_id === it.item_id)) continue;
             list.push(it);
@@ -41,6 +42,7 @@
             addRow(it);
           }
           if (d.next_after === null) end = true; else after = d.next_after;
+          if (had <= pos && list.length > pos) render();   // nothing was shown: show the first found now
         }
       } finally { loading = null; }
       more();
