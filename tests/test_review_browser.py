@@ -91,3 +91,67 @@ def test_disagreements_listed_one_key_adjudicates(browser, sqlite_url, tmp_path)
     assert (ARTIFACTS / "review.png").stat().st_size > 1000
     app.state.engine.dispose()
     engine.dispose()
+
+
+def test_video_and_audio_play_in_place_on_the_review_page(browser, sqlite_url, tmp_path):
+    """The review page reuses the labeling page's playback: a disputed video segment loops
+    in its fragment, a disputed sound clip plays beside its spectrogram (Space replays,
+    Shift+Space goes on), and a class key adjudicates either."""
+    from playwright.sync_api import expect
+
+    from alsql.db import make_engine
+    from alsql.web import create_app
+    from tests.test_media_range import add_media_items, write_media
+
+    engine = make_engine(sqlite_url)
+    files = write_media(tmp_path / "media", video_seconds=6)
+    info = add_media_items(engine, files, "media", ("normal", "abnormal"))
+    pid = info["project_id"]
+    video, audio = info["items"]["video"][1], info["items"]["audio"][0]  # video: the segment [2, 4)
+    with write_transaction(engine) as conn:
+        insert_annotations(conn, [{"project_id": pid, "item_id": i, "class_id": c, "annotator": who}
+                                  for i in (video, audio) for c, who in ((0, "ann"), (1, "bob"))])
+    users(engine)
+    app = create_app(sqlite_url, "media-secret")
+    with live_server(app) as base:
+        page = browser.new_page(viewport={"width": 1100, "height": 700})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/login?next=/projects/{pid}/review")
+        page.fill("#name", "ada")
+        page.fill("#password", ADMIN_PW)
+        page.click("#login-button")
+        expect(page.locator("#review-list li")).to_have_count(2)
+        first = min(video, audio)
+        for n, item in enumerate(sorted((video, audio)), start=1):
+            expect(page.locator("#item-id")).to_have_text(str(item))
+            if item == video:
+                expect(page.locator("#item-video")).to_be_visible()
+                expect(page.locator("#item-image")).to_be_hidden()
+                assert page.eval_on_selector("#item-video", "v => v.getAttribute('src')").endswith("#t=2,4")
+                page.wait_for_function("() => { const v = document.getElementById('item-video');"
+                                       " return !v.paused && v.currentTime > 2.1 && v.currentTime <= 4.05; }",
+                                       timeout=15000)
+            else:
+                page.wait_for_function("() => document.getElementById('item-spectrogram').naturalWidth >= 64",
+                                       timeout=20000)
+                expect(page.locator("#item-spectrogram")).to_be_visible()
+                page.keyboard.press(" ")  # replays the clip; stays on the item
+                page.wait_for_function("() => { const a = document.getElementById('item-audio');"
+                                       " return !a.paused && a.currentTime > 0; }", timeout=15000)
+                expect(page.locator("#item-id")).to_have_text(str(item))
+            if item == first:  # Shift+Space goes on without deciding, Backspace comes back
+                page.keyboard.press("Shift+Space")
+                expect(page.locator("#item-id")).not_to_have_text(str(item))
+                page.keyboard.press("Backspace")
+                expect(page.locator("#item-id")).to_have_text(str(item))
+            page.keyboard.press("2")  # abnormal
+            expect(page.locator("#decided-count")).to_have_text(str(n))
+        expect(page.locator("#empty")).to_be_visible()
+        assert not errors, errors
+    with engine.connect() as conn:
+        rec = dict(conn.execute(select(current_labels.c.item_id, current_labels.c.source)
+                                .where(current_labels.c.class_id == 1)).all())
+    assert rec == {video: "review", audio: "review"}
+    app.state.engine.dispose()
+    engine.dispose()
