@@ -77,3 +77,13 @@ def test_world_override_and_consumer_index():
         World.detect(rank=2, world_size=2)
     with pytest.raises(AlsqlError, match="pass both or neither"):
         World.detect(rank=0)
+
+
+def test_key_space_survives_pickle():
+    """Workers started by spawn or forkserver receive the dataset, key space included, by pickle."""
+    import pickle
+
+    space = KeySpace(3, 900, 64)
+    back = pickle.loads(pickle.dumps(space))
+    assert back == space and isinstance(back, KeySpace)
+    assert (back.lo, back.hi, back.width) == (3, 900, 64)

@@ -28,6 +28,11 @@ class KeySpace(tuple):
             raise AlsqlError(f"chunk width {width}: expected a positive number of keys per chunk")
         return super().__new__(cls, (lo, hi, int(width)))
 
+    def __getnewargs__(self):
+        # Pickle rebuilds through __new__(lo, hi, width): datasets reach DataLoader workers
+        # started by spawn or forkserver.
+        return tuple(self)
+
     lo = property(lambda self: self[0])
     hi = property(lambda self: self[1])
     width = property(lambda self: self[2])
