@@ -70,6 +70,12 @@ def train(
     workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore a checkpoint of an interrupted run")] = False,
+    init: Annotated[str, typer.Option(
+        help="pretrained: start from the project's newest encoder (`alsql pretrain`); random: fresh weights; "
+             "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
+    head: Annotated[str, typer.Option(
+        help="From an encoder: frozen (train a linear head on its features), finetune (train the whole network), "
+             "or auto (default): frozen under 10 labels per class, else finetune")] = "auto",
 ) -> None:
     """Train on training_set, evaluate on evaluation_set, save the artifact.
 
@@ -86,7 +92,8 @@ def train(
     bar = show_progress()
     with EpochReporter(bar=bar, lines=not bar and not os.environ.get("CI")) as report:
         model_id = train_project(engine, project, cfg, weights=weights, grayscale=grayscale, resume=not no_resume,
-                                 say=lambda m: console.print(m, markup=False), on_progress=report)
+                                 init=init, head=head, say=lambda m: console.print(m, markup=False),
+                                 on_progress=report)
     if distributed()[0] == 0:
         from sqlalchemy import select
 
@@ -95,8 +102,13 @@ def train(
         with engine.connect() as conn:
             row = conn.execute(select(model_versions).where(model_versions.c.model_id == model_id)).one()
         acc = row.metrics.get("accuracy")
+        start = (row.params or {}).get("init") or {}
+        how = ""
+        if start.get("init") == "pretrained":
+            how = f" from encoder {start['encoder_model_id']} (" + (
+                "a linear head on its frozen features)" if start.get("head") == "frozen" else "fine-tuned)")
         console.print(
-            f"model {model_id}: {row.architecture} on {row.label_count} labels, "
+            f"model {model_id}: {row.architecture}{how} on {row.label_count} labels, "
             f"{row.metrics.get('epochs')} epochs, accuracy "
             f"{'n/a (no evaluation set)' if acc is None else format(acc, '.4f')}"
         )

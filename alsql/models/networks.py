@@ -7,6 +7,7 @@ spectrograms ``(B, 1, n_mels, frames)``; ``VideoNet`` reads T frames ``(B, T, C,
 through an image net's ``embed`` and averages the frame embeddings (temporal pooling). ``embed(x)`` returns
 the penultimate layer ``(B, embedding_dim)``; ``head(embedding)`` the logits. A dropout
 layer sits between them, so MC-dropout (``mc_dropout(True)``) samples the head.
+``freeze_encoder()`` leaves only the head trainable (a linear probe on pretrained features).
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ __all__ = ["SmallCNN", "ResNet18", "AudioCNN", "VideoNet", "ARCHITECTURES", "MED
 
 class _Net(nn.Module):
     embedding_dim: int
+    encoder_frozen: bool = False
+
+    def freeze_encoder(self, on: bool = True) -> None:
+        """Train only the head (dropout + ``fc``): every other parameter stops requiring
+        gradients and every other layer stays in eval mode (batch-norm statistics fixed)."""
+        self.encoder_frozen = bool(on)
+        for name, p in self.named_parameters():
+            p.requires_grad_(not on or name.startswith("fc."))
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "_Net":
+        super().train(mode)
+        if mode and self.encoder_frozen:
+            for name, child in self.named_children():
+                if name not in ("fc", "dropout"):
+                    child.train(False)
+        return self
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -6,7 +6,8 @@ Writes, on rank 0 only:
 
 - the artifact (``alsql.models.artifacts``) under ``settings.artifacts``;
 - a ``model_versions`` row: architecture, params (hyper-parameters, image size,
-  channels), label_count, ``trained_on_annotation_id`` (the newest annotation of the
+  channels, ``init``: random / weights / pretrained from which encoder, with which
+  head), label_count, ``trained_on_annotation_id`` (the newest annotation of the
   project when training started), metrics (accuracy and per-class recall on the
   evaluation set, evaluated count, epochs, best epoch).
 
@@ -31,6 +32,7 @@ from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.media.training import media_plan
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
+from alsql.models.encoders import head_config
 from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, resolve_device
 from alsql.models.metrics import metrics_dict
 from alsql.models.networks import build_network, load_weights
@@ -145,6 +147,32 @@ def _check_class_ids(engine: Engine, proj) -> None:
             )
 
 
+def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: str | None, n_train: int,
+           num_classes: int) -> dict:
+    """Load the encoder into ``net`` when ``init`` asks for one (and freeze it for a frozen
+    head); return what is recorded as ``params["init"]`` (plus ``key``, the checkpoint suffix)."""
+    from alsql.models.encoders import choose_head, load_encoder_weights, resolve_init
+
+    with engine.connect() as conn:
+        row = resolve_init(conn, proj.project_id, init, arch, weights=weights)
+    if row is None:
+        why = "--weights" if weights else ("--init random" if init == "random" else
+                                            f"no {arch}+simclr encoder for the project")
+        return {"init": "weights" if weights else "random", "encoder_model_id": None, "head": None, "why": why,
+                "key": ""}
+    try:
+        load_encoder_weights(net, row)
+    except AlsqlError as exc:
+        if init == "pretrained":
+            raise
+        return {"init": "random", "encoder_model_id": None, "head": None, "key": "",
+                "why": f"--init auto: random weights, {exc}"}
+    mode, why = choose_head(head, n_train, num_classes)
+    net.freeze_encoder(mode == "frozen")
+    return {"init": "pretrained", "encoder_model_id": int(row.model_id), "head": mode, "why": why,
+            "key": f"-e{row.model_id}-{mode}"}
+
+
 @dataclass
 class TrainOutcome:
     model_id: int
@@ -158,13 +186,18 @@ def train_project(engine: Engine, project: str | int, cfg: TrainConfig | None = 
 
 def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None = None, *,
                      weights: str | None = None, grayscale: bool = False, artifacts: str | None = None,
-                     name: str | None = None, resume: bool = True,
+                     name: str | None = None, resume: bool = True, init: str = "auto", head: str = "auto",
                      say: Callable[[str], None] | None = None,
                      on_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train, save the artifact and the model version (rank 0); return the id and fit result.
 
-    ``say`` (rank 0) hears the plan in one line when ``--min-steps`` changes the epoch
-    count; ``on_progress`` gets ``fit``'s per-epoch dict. Both default to silence.
+    ``init`` (auto, pretrained, random) and ``head`` (auto, frozen, finetune): start from the
+    project's newest encoder of the architecture (``alsql pretrain``; ``auto``: when there is
+    one and no ``weights``), fine-tuned whole or as a linear head on the frozen encoder
+    (``alsql.models.encoders.choose_head``: frozen under 10 labels per class); recorded as
+    ``params["init"]``. ``say`` (rank 0) hears the plan in one line when ``--min-steps``
+    changes the epoch count, and the start chosen; ``on_progress`` gets ``fit``'s per-epoch
+    dict. Both default to silence.
     """
     cfg = cfg or TrainConfig()
     init_distributed(cfg.device)
@@ -195,10 +228,18 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     torch.manual_seed(cfg.seed)
     net = build_network(cfg.arch, num_classes, in_channels)
     skipped = load_weights(net, weights) if weights else []
+    start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes)
+    fit_cfg = head_config(cfg, start["head"])
+    if fit_cfg.lr != cfg.lr:
+        start["lr"] = fit_cfg.lr
+    if say is not None and rank == 0 and start["init"] == "pretrained":
+        say(f"starting from encoder model {start['encoder_model_id']}: {start['why']}")
+    elif say is not None and rank == 0 and start["why"].startswith("--init auto"):
+        say(start["why"])
 
     root = artifacts or get_settings().artifacts
     ckpt_uri = artifact_uri(root, f"project-{proj.project_id}", "checkpoints",
-                            f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}.pt")
+                            f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}{start['key']}.pt")
     state = load_object(ckpt_uri) if resume else None
     steps = -(-n_train // (cfg.batch_size * world))
     _epochs, note = plan_epochs(cfg, steps)
@@ -206,7 +247,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         say(note)
 
     result = fit(net, train_src.batches, (lambda: eval_src.batches(0)) if eval_src is not None else None,
-                 cfg, num_classes, steps, resume=state, on_epoch=lambda s: save_object(ckpt_uri, s),
+                 fit_cfg, num_classes, steps, resume=state, on_epoch=lambda s: save_object(ckpt_uri, s),
                  on_progress=on_progress)
     model_id = None
     if rank == 0:
@@ -218,6 +259,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             "image_size": image_size, "in_channels": in_channels, "grayscale": grayscale,
             "num_classes": num_classes, "weights": weights, "weights_skipped": skipped, "world_size": world,
             "device": device.type, "media": media.spec.as_dict(),
+            "init": {k: v for k, v in start.items() if k != "key"},
         }
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         uri = artifact_uri(root, f"project-{proj.project_id}", f"{cfg.arch}-{stamp}.pt")

@@ -49,8 +49,10 @@ def items_key(source: str) -> AssetKey:
 
 
 def _newest_model(engine, project_id: int) -> int | None:
+    """The newest classifier (a pretrained encoder, status 'encoder', is not one)."""
     with engine.connect() as conn:
-        return conn.execute(select(model_versions.c.model_id).where(model_versions.c.project_id == project_id)
+        return conn.execute(select(model_versions.c.model_id)
+                            .where(model_versions.c.project_id == project_id, model_versions.c.status == "ready")
                             .order_by(model_versions.c.model_id.desc()).limit(1)).scalar()
 
 

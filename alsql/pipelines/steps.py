@@ -8,7 +8,9 @@ in transactions and upsert, so a repeat after a lost connection finishes the res
 nothing half-written stays visible.
 
 Steps and their params: ``ingest`` (``uri``: a folder or store URI, and any of
-``INGEST_OPTIONS``, the ``ingest()`` keywords), ``train`` (TrainConfig fields, ``grayscale``, ``artifacts``),
+``INGEST_OPTIONS``, the ``ingest()`` keywords), ``train`` (TrainConfig fields, ``grayscale``, ``artifacts``, ``init``, ``head``),
+``pretrain`` (PretrainConfig fields, ``grayscale``, ``artifacts``, ``resume``: default true, so a
+retried run continues from its checkpoint),
 ``infer`` (``model_id``, ``batch_size``, ``device``), ``select`` (``strategy``,
 ``budget``, ``purpose``, ``model_id``), ``drift`` (``model_id``, ``threshold``),
 ``marts`` (``select``: dbt selectors), ``validate``.
@@ -50,7 +52,8 @@ def _train(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in params.items() if k in fields})
     out = train_and_record(engine, project_id, cfg, grayscale=bool(params.get("grayscale", False)),
-                           artifacts=params.get("artifacts"), name=params.get("name") or f"run {run.run_id}")
+                           artifacts=params.get("artifacts"), name=params.get("name") or f"run {run.run_id}",
+                           init=params.get("init", "auto"), head=params.get("head", "auto"))
     with engine.connect() as conn:
         from sqlalchemy import select
 
@@ -60,6 +63,20 @@ def _train(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
                            .where(model_versions.c.model_id == out.model_id)).first()
     return {"model_id": out.model_id, "label_count": row.label_count,
             "accuracy": (row.metrics or {}).get("accuracy"), "epochs": out.fit.epochs_run}
+
+
+def _pretrain(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    from alsql.models.pretrain import PretrainConfig
+    from alsql.models.pretrain_pool import pretrain_project
+
+    fields = {f.name for f in dataclasses.fields(PretrainConfig)}
+    cfg = PretrainConfig(**{k: v for k, v in params.items() if k in fields})
+    out = pretrain_project(engine, project_id, cfg, grayscale=bool(params.get("grayscale", False)),
+                           artifacts=params.get("artifacts"), name=params.get("name") or f"run {run.run_id}",
+                           resume=bool(params.get("resume", True)))
+    final = out.loss_curve[-1][1] if out.loss_curve else None
+    return {"model_id": out.model_id, "steps": out.steps, "epochs": out.epochs, "items_seen": out.items_seen,
+            "final_loss": None if final is None else round(final, 6)}
 
 
 def _infer(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
@@ -110,7 +127,7 @@ def _validate(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
 
 
 STEPS: dict[str, Callable[[Engine, int, dict, Run], dict]] = {
-    "ingest": _ingest, "train": _train, "infer": _infer, "select": _select, "drift": _drift, "marts": _marts, "validate": _validate,
+    "ingest": _ingest, "train": _train, "pretrain": _pretrain, "infer": _infer, "select": _select, "drift": _drift, "marts": _marts, "validate": _validate,
 }
 
 

@@ -10,7 +10,12 @@ Rules come from ``[watch]`` in ``alsql.toml`` (``settings.watch``); defaults:
   and ``marts`` (``dbt build``, when ``marts`` is true and the marts module ships);
 - ``select`` a new round of ``round_budget`` items by ``strategy`` (random before the
   first model) when the queue (pending, still unlabeled items of open train rounds) is
-  below ``queue_low``.
+  below ``queue_low``;
+- ``pretrain`` (self-supervised, before ``train`` in a tick) once the pool (ok items of the
+  project's kind) first holds ``pretrain_items`` (10,000; 0 turns the rule off), and again
+  whenever it holds ``pretrain_growth`` (2.0) times the items the newest encoder was
+  pretrained on; params from ``pretrain`` (PretrainConfig fields, ``grayscale``, ``artifacts``).
+  Encoders (``status = 'encoder'``) are never "the newest model" of the other rules.
 
 Each due step is claimed with a step lease (``alsql.pipelines.leases``) and its
 condition checked again under the lease, so several watchers never run the same step
@@ -32,12 +37,14 @@ from sqlalchemy import Engine, func, select, update
 
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
+from alsql.models.encoders import ENCODER_STATUS
 from alsql.pipelines.leases import step_lease, worker_id
 from alsql.pipelines.runs import Run
 from alsql.pipelines.steps import marts_available, run_step
 from alsql.schema import annotations, items, model_versions, predictions, projects, round_items, rounds, runs
 
-__all__ = ["WatchRules", "Watcher", "labels_since_model", "missing_predictions", "queue_size", "fmt_psi"]
+__all__ = ["WatchRules", "Watcher", "labels_since_model", "missing_predictions", "queue_size", "fmt_psi",
+           "pool_since_encoder"]
 
 
 @dataclass
@@ -53,6 +60,9 @@ class WatchRules:
     projects: list | None = None
     train: dict = field(default_factory=dict)
     infer: dict = field(default_factory=dict)
+    pretrain_items: int = 10_000
+    pretrain_growth: float = 2.0
+    pretrain: dict = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, m: dict | None) -> "WatchRules":
@@ -62,13 +72,33 @@ class WatchRules:
         bad = sorted(set(m) - known)
         if bad:
             raise AlsqlError(f"[watch] {', '.join(bad)}: unknown rule; expected some of {', '.join(sorted(known))}")
-        return cls(**m)
+        rules = cls(**m)
+        if rules.pretrain_items < 0 or not rules.pretrain_growth > 1:
+            raise AlsqlError(f"[watch] pretrain_items {rules.pretrain_items}, pretrain_growth "
+                             f"{rules.pretrain_growth}: expected items >= 0 (0: off) and a growth factor above 1")
+        return rules
 
 
 def _newest_model(conn, project_id: int):
+    """The newest classifier of the project (encoders from ``alsql pretrain`` are not models here)."""
     mv = model_versions.c
-    return conn.execute(select(mv.model_id, mv.trained_on_annotation_id).where(mv.project_id == project_id)
+    return conn.execute(select(mv.model_id, mv.trained_on_annotation_id)
+                        .where(mv.project_id == project_id, mv.status != ENCODER_STATUS)
                         .order_by(mv.model_id.desc()).limit(1)).first()
+
+
+def pool_since_encoder(conn, project_id: int) -> tuple[int, int | None, int | None]:
+    """``(ok items of the project's kind now, items the newest encoder was pretrained on, its id)``."""
+    from alsql.media.training import spec_on
+    from alsql.models.encoders import latest_encoder
+    from alsql.models.pretrain_pool import kind_filter
+
+    kind = spec_on(conn, project_id, None, False).kind
+    n = conn.execute(select(func.count()).select_from(items).where(items.c.status == "ok", kind_filter(kind)))
+    enc = latest_encoder(conn, project_id)
+    if enc is None:
+        return int(n.scalar_one()), None, None
+    return int(n.scalar_one()), int((enc.params or {}).get("pool_items") or 0), int(enc.model_id)
 
 
 def labels_since_model(conn, project_id: int) -> tuple[int, int | None]:
@@ -157,6 +187,20 @@ class Watcher:
         since = f"model {model} was trained" if model else "the start (no model yet)"
         return f"{n} labels arrived since {since} (rule: >= {self.rules.retrain_labels})"
 
+    def _pretrain_reason(self, project_id: int) -> str | None:
+        r = self.rules
+        if not r.pretrain_items:
+            return None
+        n, before, enc = self._due(pool_since_encoder, project_id)
+        if enc is None:
+            if n < r.pretrain_items:
+                return None
+            return f"the pool holds {n:,} items, no encoder yet (rule: pretrain at >= {r.pretrain_items:,})"
+        if n < r.pretrain_growth * max(before, 1):
+            return None
+        return (f"the pool grew to {n:,} items, {n / max(before, 1):.1f}x the {before:,} encoder {enc} was "
+                f"pretrained on (rule: >= {r.pretrain_growth:g}x)")
+
     def _infer_reason(self, project_id: int) -> str | None:
         n, model = self._due(missing_predictions, project_id)
         return f"{n} items lack predictions of model {model}" if n else None
@@ -193,6 +237,16 @@ class Watcher:
         out.append(drift)
         if queue >= r.queue_low:
             out.append(f"select: queue {queue} pending, a new round of {r.round_budget} when below {r.queue_low}")
+        if not r.pretrain_items:
+            out.append("pretrain: off (pretrain_items = 0)")
+        elif self._pretrain_reason(project_id) is None:
+            with self.engine.connect() as conn:
+                pool, before, enc = pool_since_encoder(conn, project_id)
+            if enc is None:
+                out.append(f"pretrain: pool {pool:,} of {r.pretrain_items:,} items (first pretraining)")
+            else:
+                out.append(f"pretrain: pool {pool:,} items, encoder {enc} saw {before:,}; again at "
+                           f"{int(-(-r.pretrain_growth * max(before, 1) // 1)):,} ({r.pretrain_growth:g}x)")
         return out
 
     def run_queued(self) -> list[Run]:
@@ -208,7 +262,8 @@ class Watcher:
             if got != 1:
                 continue
             self.say(f"run {q.run_id}: {q.step} was queued; running it")
-            params = (dict(self.rules.train) if q.step == "train" else {}) | dict(q.params or {})
+            defaults = {"train": self.rules.train, "pretrain": self.rules.pretrain}.get(q.step, {})
+            params = dict(defaults) | dict(q.params or {})
             try:
                 done.append(run_step(self.engine, q.step, q.project_id, params, run_id=q.run_id))
             except Exception as exc:  # noqa: BLE001 - recorded as failed; the watcher goes on
@@ -228,6 +283,9 @@ class Watcher:
     def _tick_project(self, pid: int, name: str) -> list[Run]:
         made: list[Run] = []
         r = self.rules
+        if self._pretrain_reason(pid):
+            run = self._leased("pretrain", pid, name, lambda: self._pretrain_reason(pid), dict(r.pretrain))
+            made += [run] if run else []
         if self._train_reason(pid):
             run = self._leased("train", pid, name, lambda: self._train_reason(pid), dict(r.train))
             made += [run] if run else []

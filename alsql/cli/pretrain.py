@@ -1,0 +1,106 @@
+"""``alsql pretrain``: self-supervised (SimCLR) pretraining of the project's encoder on its pool."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from alsql.cli.common import console, get_engine, show_progress
+
+__all__ = ["register", "StepReporter"]
+
+
+class StepReporter:
+    """Pretraining progress: a rich bar of steps (loss, items) on a terminal; off a terminal a
+    plain line every ``every`` steps; nothing per step in CI."""
+
+    def __init__(self, bar: bool, lines: bool, every: int = 50) -> None:
+        self.bar, self.lines, self.every = bar, lines, max(1, every)
+        self.progress = self.task = None
+
+    def __enter__(self) -> "StepReporter":
+        if self.bar:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("step"), MofNCompleteColumn(), BarColumn(),
+                                     TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                                     transient=False)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    @staticmethod
+    def describe(row: dict) -> str:
+        return f"epoch {row['epoch']}/{row['epochs']}, loss {row['loss']:.4f}, {row['items']:,} items"
+
+    def __call__(self, row: dict) -> None:
+        if self.progress is not None:
+            if self.task is None:
+                self.task = self.progress.add_task("", total=row["total"])
+            self.progress.update(self.task, completed=row["step"], total=row["total"], description=self.describe(row))
+        elif self.lines and (row["step"] % self.every == 0 or row["step"] == row["total"]):
+            console.print(f"step {row['step']}/{row['total']}: {self.describe(row)}", markup=False)
+
+
+def pretrain(
+    project: Annotated[str, typer.Option(help="Project name or id")],
+    arch: Annotated[str, typer.Option(help="cnn (small, fast on CPU) or resnet18: the network `alsql train` "
+                                          "will start from (its audio / video form for such items)")] = "cnn",
+    epochs: Annotated[int, typer.Option(help="Passes over the pool (every ok item, labeled or not)")] = 10,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many optimizer steps in all")] = None,
+    batch_size: Annotated[int, typer.Option(
+        help="Items per batch (per process); each item's negatives are the rest of its batch")] = 256,
+    temperature: Annotated[float, typer.Option(help="NT-Xent temperature")] = 0.5,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (warm-up, then cosine decay)")] = 1e-3,
+    projection_dim: Annotated[int, typer.Option(help="Output size of the projection head")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    amp: Annotated[Optional[bool], typer.Option(
+        "--amp/--no-amp", help="Mixed precision (default: on with CUDA, off on CPU)")] = None,
+    image_size: Annotated[Optional[int], typer.Option(help="Resize to this square size (default: the images' own)")] = None,
+    grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint "
+                                                          "(same settings; the loss curve goes on)")] = False,
+) -> None:
+    """Pretrain the project's encoder on its whole pool (SimCLR), recorded as an encoder model version.
+
+    `alsql train` then starts from it (`--init`, `--head`). Under torchrun every process
+    runs this command; rank 0 records the encoder.
+    """
+    from alsql.models.fit import distributed
+    from alsql.models.pretrain import PretrainConfig
+    from alsql.models.pretrain_pool import pretrain_project
+
+    cfg = PretrainConfig(arch=arch, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                         temperature=temperature, lr=lr, projection_dim=projection_dim, seed=seed, device=device,
+                         amp=amp, image_size=image_size, num_workers=workers, checkpoint_every=checkpoint_every)
+    engine = get_engine()
+    import os
+
+    bar = show_progress()
+    with StepReporter(bar=bar, lines=not bar and not os.environ.get("CI")) as report:
+        out = pretrain_project(engine, project, cfg, grayscale=grayscale, resume=resume, on_progress=report)
+    if distributed()[0] == 0:
+        from sqlalchemy import select
+
+        from alsql.schema import model_versions
+
+        with engine.connect() as conn:
+            row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
+        m = row.metrics or {}
+        loss = "n/a" if m.get("final_loss") is None else f"{m['final_loss']:.4f}"
+        rate = "" if not m.get("items_per_second") else f", {m['items_per_second']:,.0f} items/s"
+        console.print(f"encoder {out.model_id}: {row.architecture}, {out.steps} steps, {out.epochs} epoch{'s' if out.epochs != 1 else ''}, "
+                      f"{out.items_seen:,} items, final loss {loss}{rate}"
+                      + (" (resumed)" if out.resumed else ""), markup=False)
+        console.print(f"artifact: {row.artifact_uri}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pretrain")(pretrain)

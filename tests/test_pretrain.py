@@ -1,0 +1,230 @@
+"""Self-supervised pretraining: the loss, the augmentations, the pool streamed from SQL, checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from sqlalchemy import select
+
+from alsql.errors import AlsqlError
+from alsql.media.augment import augment_pair
+from alsql.models.pretrain import PretrainConfig, nt_xent, pretrain_tensors
+from alsql.schema import items, model_versions
+from tests.test_train_infer import make_digits_project
+
+TINY = dict(epochs=2, batch_size=32, image_size=8, device="cpu", log_every=1, checkpoint_every=3)
+
+
+def _reference_nt_xent(z1, z2, t):
+    """The loss written out anchor by anchor (SimCLR's definition)."""
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    n, total = len(z1), 0.0
+    for i in range(2 * n):
+        j = (i + n) % (2 * n)
+        others = [k for k in range(2 * n) if k != i]
+        logits = torch.stack([z[i] @ z[k] / t for k in others])
+        total += -(z[i] @ z[j] / t - torch.logsumexp(logits, 0))
+    return total / (2 * n)
+
+
+def test_nt_xent_matches_its_definition_and_rewards_agreeing_views():
+    g = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    assert torch.allclose(nt_xent(z1, z2, 0.3), _reference_nt_xent(z1, z2, 0.3), atol=1e-5)
+    aligned = nt_xent(z1, z1 + 0.01 * z2, 0.3)
+    assert aligned < nt_xent(z1, z2, 0.3)
+    # Orthogonal, identical views: the positive wins with margin 1 / t over every negative.
+    eye = torch.eye(4)
+    assert math.isclose(float(nt_xent(eye, eye, 0.1)), math.log(1 + 6 * math.exp(-10)), rel_tol=1e-4)
+    with pytest.raises(AlsqlError, match="at least 2"):
+        nt_xent(z1[:1], z2[:1])
+
+
+@pytest.mark.parametrize("kind,shape", [("image", (4, 1, 8, 8)), ("image", (4, 3, 16, 16)),
+                                        ("audio", (4, 1, 64, 101)), ("video", (4, 8, 3, 16, 16))])
+def test_augment_pair_keeps_shapes_and_is_seeded(kind, shape):
+    x = torch.rand(shape) if kind != "audio" else torch.randn(shape) * 3 - 10
+    a1, b1 = augment_pair(x, kind, torch.Generator().manual_seed(5))
+    a2, b2 = augment_pair(x, kind, torch.Generator().manual_seed(5))
+    assert a1.shape == b1.shape == x.shape
+    assert torch.equal(a1, a2) and torch.equal(b1, b2)  # the generator alone decides
+    assert not torch.equal(a1, b1)  # two different views
+    if kind != "audio":
+        assert float(a1.min()) >= 0.0 and float(a1.max()) <= 1.0
+    with pytest.raises(AlsqlError, match="expected"):
+        augment_pair(x[0], kind)
+
+
+def test_pretrain_tensors_lowers_the_loss_and_returns_the_encoder():
+    from alsql.models.networks import build_network
+
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 8, 8)
+    net = build_network("cnn", 10, 1)
+    fc_before = net.fc.weight.detach().clone()
+    state, losses = pretrain_tensors(net, x, "image", steps=12, batch_size=32, seed=0)
+    assert len(losses) == 12 and all(math.isfinite(v) for v in losses)
+    assert sum(losses[-3:]) < sum(losses[:3])
+    assert not any(k.startswith("fc.") for k in state)
+    assert torch.equal(net.fc.weight, fc_before)  # the classification head is not trained
+    fresh = build_network("cnn", 10, 1)
+    fresh.load_state_dict(state, strict=False)
+    assert torch.equal(fresh.features[0].weight, net.features[0].weight)
+
+
+def _ok_ids(engine):
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(items.c.item_id).where(items.c.status == "ok")).scalars())
+
+
+@pytest.fixture
+def digits(sqlite_url, tmp_path):
+    engine, proj, oracle = make_digits_project(sqlite_url, tmp_path / "scans", n=150, train=20, evaluate=10)
+    yield engine, proj, tmp_path
+    engine.dispose()
+
+
+def test_pretrain_streams_the_pool_once_per_epoch_and_records_an_encoder(digits):
+    from alsql.models.pretrain_pool import pretrain_project
+
+    engine, proj, tmp = digits
+    seen: dict[int, list[int]] = {}
+    cfg = PretrainConfig(**TINY | {"num_workers": 2})
+    out = pretrain_project(engine, proj.project_id, cfg, grayscale=True, artifacts=str(tmp / "art"),
+                           on_ids=lambda e, ids: seen.setdefault(e, []).extend(ids))
+    ids = _ok_ids(engine)
+    assert len(ids) == 150  # labeled (30) and unlabeled items alike
+    for epoch in (0, 1):
+        assert sorted(seen[epoch]) == ids  # every item exactly once
+    assert out.items_seen == 300 and out.epochs == 2
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
+    assert row.status == "encoder" and row.architecture == "cnn+simclr" and row.label_count is None
+    assert row.params["kind"] == "encoder" and row.params["steps"] == out.steps > 0
+    assert row.params["items_seen"] == 300 and row.params["pool_items"] == 150
+    assert row.params["batch_size"] == 32 and row.params["temperature"] == 0.5
+    assert [p[0] for p in row.params["loss_curve"]] == list(range(1, out.steps + 1))
+    assert row.metrics["items_per_second"] > 0
+    from alsql.models.artifacts import load_object
+
+    art = load_object(row.artifact_uri)
+    assert art["meta"]["encoder"] and set(art["projector"]) and "features.0.weight" in art["state_dict"]
+    # An encoder is never "the latest model" that selection and inference use.
+    from alsql.models.pool import latest_model_id
+
+    with engine.connect() as conn:
+        assert latest_model_id(conn, proj.project_id) is None
+
+
+def test_resume_continues_the_loss_curve_exactly(digits):
+    from alsql.models.pretrain_pool import pretrain_project
+
+    engine, proj, tmp = digits
+    cfg = PretrainConfig(**TINY)
+    full = pretrain_project(engine, proj.project_id, cfg, grayscale=True, artifacts=str(tmp / "a"))
+    assert full.steps == 10  # 150 items in batches of 32: 5 steps per epoch
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_7(row):
+        if row["step"] == 7:
+            raise Crash
+
+    with pytest.raises(Crash):  # killed after step 7; the last checkpoint is step 6 (mid-epoch 2)
+        pretrain_project(engine, proj.project_id, cfg, grayscale=True, artifacts=str(tmp / "b"),
+                         on_progress=crash_at_7)
+    steps_after: list[int] = []
+    again = pretrain_project(engine, proj.project_id, cfg, grayscale=True, artifacts=str(tmp / "b"), resume=True,
+                             on_progress=lambda row: steps_after.append(row["step"]))
+    assert again.resumed and steps_after == [7, 8, 9, 10]  # the step count continues
+    assert [p[0] for p in again.loss_curve] == [p[0] for p in full.loss_curve]
+    # Bit-exact on CPU: the same batches, the same seeded views, the same optimizer state.
+    assert [p[1] for p in again.loss_curve] == [p[1] for p in full.loss_curve]
+    assert again.items_seen == full.items_seen == 300
+    with engine.connect() as conn:
+        uris = dict(conn.execute(select(model_versions.c.model_id, model_versions.c.artifact_uri)).all())
+    from alsql.models.artifacts import load_object
+
+    a, b = load_object(uris[full.model_id])["state_dict"], load_object(uris[again.model_id])["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((tmp / "b" / "project-1" / "checkpoints").glob("*.pt"))  # removed once recorded
+
+
+def test_resume_with_other_settings_is_refused(digits):
+    from alsql.models.pretrain_pool import pretrain_project
+
+    engine, proj, tmp = digits
+
+    def stop(row):
+        if row["step"] == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_project(engine, proj.project_id, PretrainConfig(**TINY), grayscale=True, artifacts=str(tmp / "a"),
+                         on_progress=stop)
+    with pytest.raises(AlsqlError, match=r"temperature 0.5 \(now 0.2\)"):
+        pretrain_project(engine, proj.project_id, PretrainConfig(**TINY | {"temperature": 0.2}), grayscale=True,
+                         artifacts=str(tmp / "a"), resume=True)
+
+
+def test_a_pool_smaller_than_a_batch_is_refused_clearly(digits, capsys, monkeypatch):
+    from alsql.cli import main
+    from alsql.models.pretrain_pool import pretrain_project
+
+    engine, proj, tmp = digits
+    with pytest.raises(AlsqlError) as err:
+        pretrain_project(engine, proj.project_id, PretrainConfig(batch_size=256, image_size=8, device="cpu"),
+                         grayscale=True, artifacts=str(tmp / "a"))
+    msg = str(err.value)
+    assert "project 'scans'" in msg and "150 ok image items" in msg and "--batch-size 256" in msg
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp / "a"))
+    with pytest.raises(SystemExit) as code:
+        main(["--db", str(engine.url.render_as_string(hide_password=False)), "pretrain", "--project", "scans",
+              "--batch-size", "500"])
+    out = capsys.readouterr()
+    assert code.value.code == 2
+    assert "project 'scans' has 150 ok image items" in out.err and "--batch-size 500" in out.err
+
+
+def test_cli_pretrain_records_an_encoder(digits, capsys, monkeypatch):
+    from alsql.cli import main
+
+    engine, proj, tmp = digits
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp / "a"))
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit) as code:
+        main(["--db", engine.url.render_as_string(hide_password=False), "pretrain", "--project", "scans",
+              "--batch-size", "64", "--max-steps", "3", "--image-size", "8", "--grayscale", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code.value.code == 0
+    assert "encoder 1: cnn+simclr, 3 steps, 1 epoch, 150 items, final loss" in out and "artifact: file://" in out
+
+
+def test_an_audio_project_pretrains(sqlite_url, tmp_path):
+    from alsql.catalog import create_project
+    from alsql.db import make_engine, write_transaction
+    from alsql.loaders.ingest import ingest
+    from alsql.models.pretrain_pool import pretrain_project
+    from tests.media_support import make_tone
+
+    folder = tmp_path / "sounds"
+    for i in range(3):
+        make_tone(folder / f"low-{i}.wav", seconds=3, sr=8000, freq=300, noise=0.05, seed=i)
+        make_tone(folder / f"high-{i}.wav", seconds=3, sr=8000, freq=2500, noise=0.05, seed=10 + i)
+    engine = make_engine(sqlite_url)
+    assert ingest(engine, str(folder)).new == 18  # 1 s segments
+    with write_transaction(engine) as conn:
+        proj = create_project(conn, "machines", ["low", "high"])
+    seen: list[int] = []
+    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, batch_size=6, device="cpu"),
+                           artifacts=str(tmp_path / "art"), on_ids=lambda e, ids: seen.extend(ids))
+    assert sorted(seen) == _ok_ids(engine) and out.steps == 3
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
+    assert row.architecture == "audio_cnn+simclr" and row.params["media"]["kind"] == "audio"
+    assert all(math.isfinite(p[1]) for p in row.params["loss_curve"])
+    engine.dispose()
