@@ -95,6 +95,7 @@ def test_oracle_errors(sqlite_url, tmp_path):
 @pytest.mark.sqlite
 def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     from alsql.db import make_engine
+    from alsql.models.encoders import ENCODER_STATUS
     from alsql.pipelines.demo import run_demo
 
     monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp_path / "art"))
@@ -102,17 +103,30 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
 
     set_settings(None)
     engine = make_engine(sqlite_url)
+    said: list[str] = []
     rows = run_demo(engine, tmp_path / "digits", rounds=2, budget=20, first_budget=20, eval_budget=100,
-                    image_size=8, map_path=tmp_path / "map.png", say=lambda s: None)
+                    image_size=8, map_path=tmp_path / "map.png", curve_path=tmp_path / "curve.png",
+                    pretrain_steps=3, pretrain_batch=32, say=said.append)
     assert [r.labels for r in rows] == [20, 40]
     assert all(0 <= r.strategy_accuracy <= 1 and 0 <= r.random_accuracy <= 1 for r in rows)
+    assert all(0 <= r.pretrained_accuracy <= 1 for r in rows)
+    assert [r.pretrained_head for r in rows] == ["frozen", "frozen"]  # under 10 labels per class
     assert (tmp_path / "map.png").stat().st_size > 10_000
+    assert (tmp_path / "curve.png").stat().st_size > 10_000
+    assert any(s.startswith("pretrained encoder model") and "3 steps of 32" in s for s in said)
     with engine.connect() as conn:
         ev = conn.execute(select(evaluation_set.c.project_id, evaluation_set.c.item_id)).all()
+        models = conn.execute(select(model_versions.c.project_id, model_versions.c.status, model_versions.c.params)
+                              .order_by(model_versions.c.model_id)).all()
     by_project: dict[int, set] = {}
     for pid, item in ev:
         by_project.setdefault(pid, set()).add(item)
-    a, b = by_project.values()
-    assert a == b and len(a) == 100  # the same held-out items in both projects
+    a, b, c = by_project.values()
+    assert a == b == c and len(a) == 100  # the same held-out items in every project
+    encoders = [m for m in models if m.status == ENCODER_STATUS]
+    assert len(encoders) == 1  # only the pretrained arm's project has an encoder
+    starts = {(m.project_id, (m.params.get("init") or {}).get("init")) for m in models if m.status != ENCODER_STATUS}
+    assert (encoders[0].project_id, "pretrained") in starts
+    assert {init for pid, init in starts if pid != encoders[0].project_id} == {"random"}
     set_settings(None)
     engine.dispose()

@@ -23,7 +23,7 @@ def _demo_then_marts(url, tmp_path, schema_prefix):
     engine = make_engine(url)
     try:
         rows = run_demo(engine, tmp_path / "digits", rounds=2, budget=20, first_budget=30, eval_budget=100,
-                        map_path=tmp_path / "map.png", say=lambda _msg: None)
+                        map_path=tmp_path / "map.png", curve_path=None, pretrain_steps=0, say=lambda _msg: None)
         assert len(rows) == 2 and rows[-1].labels == 50
         assert (tmp_path / "map.png").stat().st_size > 0
         result = build(url, work_dir=tmp_path / "dbt")

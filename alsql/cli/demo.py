@@ -1,9 +1,10 @@
 """``alsql demo``: the main job end to end on the embedded SQLite default.
 
 Writes scikit-learn's digits as PNG files, ingests them, holds out a random
-evaluation round, then runs active-learning rounds with a simulated oracle for a
-strategy and for random side by side, printing a table per round, and writes the
-embedding map PNG.
+evaluation round, pretrains an encoder on the unlabeled pool (briefly), then runs
+active-learning rounds with a simulated oracle for a strategy, the same strategy from
+the pretrained encoder, and random side by side, printing a table per round, and writes
+the embedding map PNG and the learning curves PNG.
 
 ``--scenario traffic`` / ``--scenario maintenance`` runs a worked scenario on generated
 video or sound instead (``alsql.pipelines.scenarios``): rounds with an oracle, the
@@ -40,9 +41,14 @@ def demo(
     eval_budget: Annotated[int, typer.Option(help="Random evaluation labels held out")] = 300,
     image_size: Annotated[int, typer.Option(help="Square size the scans are read at (8: their own)")] = 8,
     map_png: Annotated[Path, typer.Option("--map", help="Embedding map PNG")] = Path("embedding-map.png"),
+    curve_png: Annotated[Path, typer.Option("--curve", help="Learning curves PNG (with and without pretraining)")] = Path(
+        "learning-curve.png"),
+    pretrain_steps: Annotated[int, typer.Option(
+        help="SimCLR steps on the unlabeled pool before the first label, for the pretrained arm (0: no such arm)")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
-    """Digits -> PNG -> ingest -> evaluation round -> AL rounds (strategy beside random) -> map.
+    """Digits -> PNG -> ingest -> evaluation round -> pretraining -> AL rounds (strategy with and
+    without pretraining, beside random) -> map and learning curves.
 
     With --scenario: generated video (traffic) or sound (maintenance) -> ingest -> AL rounds
     -> the user's business table -> the join mart -> the analyst's answer beside the truth.
@@ -59,22 +65,27 @@ def demo(
 
     torch.set_num_threads(1)  # tiny convolutions: one thread beats two that share the cores
     t0 = time.perf_counter()
-    table = Table("round", "labels", f"{strategy} accuracy", "random accuracy", "seconds",
-                  title=f"digits: {strategy} beside random", title_justify="left")
+    pre = pretrain_steps > 0
+    columns = ["round", "labels", strategy] + ([f"{strategy} + pretraining", "head"] if pre else []) + ["random",
+                                                                                                         "seconds"]
+    table = Table(*columns, title=f"digits: evaluation accuracy, {strategy} "
+                                  f"{'with and without pretraining, ' if pre else ''}beside random", title_justify="left")
 
     def fmt(a):
         return "n/a" if a is None else f"{a:.4f}"
 
     def show(row) -> None:
-        table.add_row(str(row.round), str(row.labels), fmt(row.strategy_accuracy), fmt(row.random_accuracy),
-                      f"{row.seconds:.1f}")
+        cells = [str(row.round), str(row.labels), fmt(row.strategy_accuracy)]
+        if pre:
+            cells += [fmt(row.pretrained_accuracy), row.pretrained_head or "n/a"]
+        table.add_row(*cells, fmt(row.random_accuracy), f"{row.seconds:.1f}")
         console.print(table)
 
     console.print(f"writing scikit-learn's digits as PNG files under {folder}/")
     engine = get_engine(create=True)  # the demo is self-contained: it creates its database
     run_demo(engine, folder, strategy=strategy, rounds=rounds, budget=budget, first_budget=first_budget,
-             eval_budget=eval_budget, seed=seed, image_size=image_size, map_path=map_png,
-             say=console.print, on_round=show)
+             eval_budget=eval_budget, seed=seed, image_size=image_size, map_path=map_png, curve_path=curve_png,
+             pretrain_steps=pretrain_steps, say=console.print, on_round=show)
     print_status(status_summary(engine, None))
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
 
