@@ -51,21 +51,6 @@ answers as (
     where r.recency = 1
 ),
 
--- Every timed label ranked by its seconds within its day and within all time.
-timed as (
-    select
-        project_id,
-        annotator,
-        label_date,
-        seconds_spent,
-        row_number() over (partition by project_id, annotator, label_date order by seconds_spent) as day_rank,
-        count(*) over (partition by project_id, annotator, label_date) as day_timed,
-        row_number() over (partition by project_id, annotator order by seconds_spent) as all_rank,
-        count(*) over (partition by project_id, annotator) as all_timed
-    from rater_labels
-    where seconds_spent is not null
-),
-
 given_days as (
     select
         project_id,
@@ -79,18 +64,42 @@ given_days as (
     group by project_id, annotator, label_date
 ),
 
+given_all as (
+    -- A whole number on every backend (a sum of counts is numeric on PostgreSQL).
+    select project_id, annotator, cast(sum(timed_labels) as {{ dbt.type_bigint() }}) as timed_labels
+    from given_days
+    group by project_id, annotator
+),
+
+-- Every timed label ranked by its seconds within its day and within all time (two sorts);
+-- the median is the middle one, or the mean of the middle two.
+timed as (
+    select
+        project_id,
+        annotator,
+        label_date,
+        seconds_spent,
+        row_number() over (partition by project_id, annotator, label_date order by seconds_spent) as day_rank,
+        row_number() over (partition by project_id, annotator order by seconds_spent) as all_rank
+    from rater_labels
+    where seconds_spent is not null
+),
+
 median_days as (
-    select project_id, annotator, label_date, avg(seconds_spent) as median_seconds
-    from timed
-    where day_rank in ((day_timed + 1) / 2, (day_timed + 2) / 2)
-    group by project_id, annotator, label_date
+    select t.project_id, t.annotator, t.label_date, avg(t.seconds_spent) as median_seconds
+    from timed as t
+    inner join given_days as g
+        on g.project_id = t.project_id and g.annotator = t.annotator and g.label_date = t.label_date
+    where t.day_rank in ((g.timed_labels + 1) / 2, (g.timed_labels + 2) / 2)
+    group by t.project_id, t.annotator, t.label_date
 ),
 
 median_all as (
-    select project_id, annotator, avg(seconds_spent) as median_seconds
-    from timed
-    where all_rank in ((all_timed + 1) / 2, (all_timed + 2) / 2)
-    group by project_id, annotator
+    select t.project_id, t.annotator, avg(t.seconds_spent) as median_seconds
+    from timed as t
+    inner join given_all as g on g.project_id = t.project_id and g.annotator = t.annotator
+    where t.all_rank in ((g.timed_labels + 1) / 2, (g.timed_labels + 2) / 2)
+    group by t.project_id, t.annotator
 ),
 
 answer_days as (
