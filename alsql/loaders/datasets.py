@@ -39,9 +39,11 @@ from alsql.loaders.fetch import fetch_decoded
 from alsql.loaders.partition import KeySpace, chunk_count, chunk_range, chunks_for, shuffle_rng
 from alsql.loaders.world import World
 from alsql.media.image import decode as decode_image
+from alsql.media.image import max_pixels_setting
 from alsql.schema import items
 
-__all__ = ["SqlViewDataset", "SqlImageDataset", "pack_f16", "unpack_f16", "to_tensor", "shuffled"]
+__all__ = ["SqlViewDataset", "SqlImageDataset", "pack_f16", "unpack_f16", "to_tensor", "to_uint8_tensor",
+           "as_float", "shuffled"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,20 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     a = np.asarray(img, dtype=np.uint8)
     t = torch.from_numpy(a.reshape(a.shape[0], a.shape[1], -1).transpose(2, 0, 1).copy())
     return t.float().div_(255.0)
+
+
+def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
+    """A PIL image -> uint8 tensor ``(C, H, W)``: the bytes as decoded, for readers that
+    convert a whole batch at once with ``as_float`` (a quarter of the memory per item, and
+    one conversion per batch instead of two small tensor operations per item)."""
+    a = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(a.reshape(a.shape[0], a.shape[1], -1).transpose(2, 0, 1).copy())
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """A batch from ``to_uint8_tensor`` -> float32 in [0, 1], the same values ``to_tensor``
+    gives (any other tensor is returned as it is)."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def shuffled(rows: Iterator[Any], size: int, rng: np.random.Generator) -> Iterator[Any]:
@@ -249,12 +265,13 @@ class SqlImageDataset(SqlViewDataset):
                 media = project_spec(self.url, self.project_id, image_size, grayscale)
         self.media = media if isinstance(media, MediaSpec) else MediaSpec.from_dict(media)
         self.transform = transform or to_tensor
+        self.max_pixels = max_pixels_setting()  # read once, not per item
         self.fetch_workers, self.retries, self.backoff = int(fetch_workers), int(retries), float(backoff)
 
     def decode(self, data: bytes) -> Image.Image:
         """Bytes -> a loaded PIL image in the dataset's mode and size (raises on bad bytes, and on
         an image over the ``max_pixels`` setting; a large one is reduced before conversion)."""
-        return decode_image(data, self.image_size, "L" if self.grayscale else "RGB")
+        return decode_image(data, self.image_size, "L" if self.grayscale else "RGB", self.max_pixels)
 
     def record_bad(self, item_id: int, status: str, error: str) -> None:
         """Write ``status`` (missing / corrupt) and the error on the item."""

@@ -23,7 +23,9 @@ the same writer stay). alsql never deletes items or models.
 
 After writing, ``close`` refreshes the planner statistics of the table it grew
 (``ANALYZE`` on PostgreSQL, a bounded ``ANALYZE`` on SQLite, ``UPDATE STATISTICS`` on
-SQL Server), so selection plans do not wait for autovacuum.
+SQL Server), so selection plans do not wait for autovacuum. A caller that writes one
+model's rows through many short-lived writers (the chunk-claiming inference workers)
+passes ``analyze=False`` and calls ``analyze_tables`` once when its work is done.
 
 Writing the same (model, item) twice overwrites, so a crashed job is re-run, not
 repaired; a process killed mid-flush leaves none of that flush's rows (the
@@ -186,10 +188,11 @@ class PredictionWriter:
     ``write(item_ids=(N,), vector=(N, D) float, x=None | (N,), y=None | (N,))`` for
     ``kind="embeddings"``. ``rows_written`` counts rows sent to the database.
     ``flush_seconds`` (None: never by time) bounds how long a row waits in the buffer.
+    ``analyze`` (default True): refresh the table's planner statistics on ``close``.
     """
 
     def __init__(self, engine: Engine, model_id: int, kind: str = "predictions", buffer_rows: int = 50_000,
-                 flush_seconds: float | None = FLUSH_SECONDS) -> None:
+                 flush_seconds: float | None = FLUSH_SECONDS, analyze: bool = True) -> None:
         if kind not in KINDS:
             raise AlsqlError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
         if buffer_rows < 1:
@@ -197,6 +200,7 @@ class PredictionWriter:
         if flush_seconds is not None and not flush_seconds > 0:
             raise AlsqlError(f"flush_seconds {flush_seconds}: expected a positive number of seconds, or None")
         self.flush_seconds = flush_seconds
+        self.analyze = bool(analyze)
         self._last_flush = time.monotonic()
         self.engine, self.model_id, self.kind, self.buffer_rows = engine, int(model_id), kind, int(buffer_rows)
         self.spec = KINDS[kind][1]
@@ -282,9 +286,10 @@ class PredictionWriter:
         return n
 
     def close(self) -> None:
-        """Flush, then refresh the planner statistics of the table when this writer wrote rows."""
+        """Flush, then refresh the planner statistics of the table when this writer wrote rows
+        (unless built with ``analyze=False``)."""
         self.flush()
-        if self.rows_written:
+        if self.rows_written and self.analyze:
             analyze_tables(self.engine, KINDS[self.kind][0].name)
 
     def _check_references(self, conn, ids: np.ndarray) -> None:

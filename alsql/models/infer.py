@@ -19,6 +19,7 @@ batch plus the writers' buffers.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ from alsql.models.predict import predict_batch
 from alsql.models.strategies.scores import score_columns
 from alsql.models.train import dataset_url
 
-__all__ = ["InferReport", "infer_project", "score_batches", "MAP_SAMPLE", "BUFFER_ROWS"]
+__all__ = ["InferReport", "infer_project", "score_batches", "cpu_cores", "share_cores", "MAP_SAMPLE", "BUFFER_ROWS"]
 
 BUFFER_ROWS = 50_000
 
@@ -49,9 +50,32 @@ class InferReport:
     map: MapReport | None = None
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def share_cores(processes: int, cores: int | None = None) -> int:
+    """Intra-op threads for one of ``processes`` busy processes sharing ``cores`` (at least 1).
+
+    More threads than cores make PyTorch's threads wait on each other (each one spins at
+    its barriers while the core it needs runs another process), so the forward pass gets
+    slower, not faster: processes that run side by side divide the cores instead.
+    """
+    cores = cpu_cores() if cores is None else cores
+    return max(1, cores // max(1, processes))
+
+
 def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: int = 0, amp: bool = False,
-                  buffer_rows: int = BUFFER_ROWS, flush_seconds: float = FLUSH_SECONDS) -> int:
-    """Score ``(x, _y, ids)`` batches and write predictions and embeddings; return the items written."""
+                  buffer_rows: int = BUFFER_ROWS, flush_seconds: float = FLUSH_SECONDS, analyze: bool = True) -> int:
+    """Score ``(x, _y, ids)`` batches and write predictions and embeddings; return the items written.
+
+    ``analyze=False`` leaves the statistics refresh to the caller (one per job, not per chunk).
+    """
+    from alsql.loaders.datasets import as_float
     from alsql.loaders.writer import PredictionWriter
 
     written = 0
@@ -59,10 +83,12 @@ def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: 
     # Both writers flush on the same batch (same row counts; time is checked here): the
     # embeddings writer is flushed first, so a crash never leaves a prediction without
     # its embedding (the queue is "items without a prediction").
-    with PredictionWriter(engine, model_id, kind="embeddings", buffer_rows=buffer_rows, flush_seconds=None) as ew, \
-            PredictionWriter(engine, model_id, kind="predictions", buffer_rows=buffer_rows, flush_seconds=None) as pw:
+    with PredictionWriter(engine, model_id, kind="embeddings", buffer_rows=buffer_rows, flush_seconds=None,
+                          analyze=analyze) as ew, \
+            PredictionWriter(engine, model_id, kind="predictions", buffer_rows=buffer_rows, flush_seconds=None,
+                             analyze=analyze) as pw:
         for x, _y, ids in batches:
-            out = predict_batch(net, x.to(device, non_blocking=True), bald, amp)
+            out = predict_batch(net, as_float(x.to(device, non_blocking=True)), bald, amp)
             ids = np.asarray(ids, dtype=np.int64)
             cols = score_columns(out["probs"])
             ew.write(item_ids=ids, vector=out["embeddings"])
@@ -80,9 +106,10 @@ def infer_project(engine: Engine, project: str | int, model_id: int | None = Non
                   batch_size: int = 256, device: str = "auto", amp: bool = False, num_workers: int = 0,
                   map_method: str | None = "tsne", map_sample: int = MAP_SAMPLE) -> InferReport:
     """Score the model's inference queue, then map the new embeddings; return what was written."""
+    import torch
     from torch.utils.data import DataLoader
 
-    from alsql.loaders.datasets import SqlImageDataset
+    from alsql.loaders.datasets import SqlImageDataset, to_uint8_tensor
 
     if bald < 0 or bald > 1000:
         raise AlsqlError(f"--bald {bald}: expected a number of MC-dropout passes from 0 to 1000")
@@ -94,10 +121,20 @@ def infer_project(engine: Engine, project: str | int, model_id: int | None = Non
     net, meta, _row = load_model(engine, model_id)
     dev = resolve_device(device)
     net.to(dev)
+    # Items come as uint8 tensors and each batch is converted to float once (score_batches).
     ds = SqlImageDataset(dataset_url(engine), proj.project_id, view="inference_queue", model_id=model_id,
-                         shuffle=False, image_size=meta["image_size"], grayscale=meta["grayscale"])
+                         shuffle=False, image_size=meta["image_size"], grayscale=meta["grayscale"],
+                         transform=to_uint8_tensor)
     dl = DataLoader(ds, batch_size=batch_size, num_workers=num_workers, pin_memory=dev.type == "cuda")
-    items = score_batches(engine, model_id, net, dl, dev, bald=bald, amp=amp)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu" and num_workers > 0:
+        # DataLoader workers decode on cores of their own (one thread each): the forward
+        # pass gets the rest, so no core runs two busy threads.
+        torch.set_num_threads(max(1, cpu_cores() - num_workers))
+    try:
+        items = score_batches(engine, model_id, net, dl, dev, bald=bald, amp=amp)
+    finally:
+        torch.set_num_threads(threads)
     rep = InferReport(model_id, items=items, bald=bald > 0)
     if map_method is not None:
         rep.map = compute_map(engine, model_id, map_method, sample=map_sample)

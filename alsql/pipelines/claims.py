@@ -9,7 +9,14 @@ its heartbeat fresh from a thread, score the chunk's inference queue (ok items
 without a prediction of the model) through ``PredictionWriter``, mark it ``done``.
 A chunk whose worker died (heartbeat older than the lease) is claimed again and its
 rest scored; rows already written stay (writes are upserts), so every item ends
-with exactly one prediction. A worker stops when every chunk is done.
+with exactly one prediction. A worker stops when every chunk is done, then refreshes
+the planner statistics of predictions and embeddings once (not after every chunk).
+
+Workers on one machine divide its cores: on the CPU, before each chunk a worker counts
+the workers of its host (``host:pid``) holding a chunk of the model and sets its
+PyTorch intra-op threads to its share (``alsql.models.infer.share_cores``), so two
+workers on two cores do not run four busy threads. Each worker builds its dataset once
+and points it at each chunk's key range.
 
 Workers write embeddings without map coordinates. The 2-D map is one step after all
 chunks: the worker that finds every chunk done after finishing one itself takes the
@@ -37,7 +44,7 @@ from alsql.schema import items, model_versions
 from alsql.schema.pipelines import work_chunks
 
 __all__ = ["Chunk", "ClaimReport", "plan_chunks", "claim_chunk", "finish_chunk", "chunk_progress", "run_claims",
-           "claim_map", "MAP_CLAIM_SECONDS"]
+           "claim_map", "local_workers", "MAP_CLAIM_SECONDS"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,7 @@ class ClaimReport:
     items: int = 0
     took_over: int = 0
     mapped: int | None = None  # items this worker placed on the map (None: another worker maps)
+    threads: int | None = None  # intra-op threads of its last chunk (CPU), its share of this host's cores
 
 
 def plan_chunks(engine: Engine, model_id: int, chunk_items: int = 5000, lease_seconds: int = 60) -> int:
@@ -173,23 +181,82 @@ def chunk_progress(engine: Engine, model_id: int) -> dict[str, int]:
     return {s: int(n) for s, n in rows}
 
 
-def _score_chunk(engine: Engine, project_id: int, model_id: int, chunk: Chunk, net, meta: dict,
-                 batch_size: int, device) -> int:
-    from torch.utils.data import DataLoader
+def local_workers(engine: Engine, model_id: int, worker: str, lease_seconds: int = 60) -> int:
+    """Workers on this worker's host (``host:pid``) holding a fresh chunk of the model, itself included."""
+    from datetime import datetime, timezone
 
+    w = work_chunks.c
+    host = worker.rsplit(":", 1)[0]
+    stale = datetime.fromtimestamp(utcnow().timestamp() - lease_seconds, timezone.utc)
+    q = select(func.count(func.distinct(w.worker))).where(
+        w.model_id == model_id, w.status == "running", w.heartbeat_at >= stale,
+        w.worker.startswith(f"{host}:", autoescape=True), w.worker != worker)
+    with engine.connect() as conn:
+        return 1 + int(conn.execute(q).scalar_one())
+
+
+def _chunk_dataset(engine: Engine, project_id: int, model_id: int, meta: dict):
+    """One dataset for all of a worker's chunks (set ``bounds`` before each): the source
+    checks, key bounds and media settings are read once, not per chunk."""
     from alsql.loaders import pager
-    from alsql.loaders.datasets import SqlImageDataset
-    from alsql.models.infer import score_batches
+    from alsql.loaders.datasets import SqlImageDataset, to_uint8_tensor
     from alsql.models.train import dataset_url
 
     class RangeDataset(SqlImageDataset):
+        bounds = (0, 0)
+
         def rows(self):
-            return pager.iter_rows(self.engine, self.project_id, self.view, after=chunk.lo, upto=chunk.hi,
+            lo, hi = self.bounds
+            return pager.iter_rows(self.engine, self.project_id, self.view, after=lo, upto=hi,
                                    model_id=self.model_id, page_rows=self.page_rows)
 
-    ds = RangeDataset(dataset_url(engine), project_id, view="inference_queue", model_id=model_id, shuffle=False,
-                      image_size=meta["image_size"], grayscale=meta["grayscale"])
-    return score_batches(engine, model_id, net, DataLoader(ds, batch_size=batch_size, num_workers=0), device)
+    return RangeDataset(dataset_url(engine), project_id, view="inference_queue", model_id=model_id, shuffle=False,
+                        image_size=meta["image_size"], grayscale=meta["grayscale"], transform=to_uint8_tensor)
+
+
+def _score_chunk(engine: Engine, ds, model_id: int, chunk: Chunk, net, batch_size: int, device) -> int:
+    from torch.utils.data import DataLoader
+
+    from alsql.models.infer import score_batches
+
+    ds.bounds = (chunk.lo, chunk.hi)
+    # Statistics are refreshed once when the worker is done, not after every chunk.
+    return score_batches(engine, model_id, net, DataLoader(ds, batch_size=batch_size, num_workers=0), device,
+                         analyze=False)
+
+
+def _claim_loop(engine: Engine, model_id: int, report: ClaimReport, ds, net, dev, batch_size: int,
+                lease_seconds: int, poll: float, max_chunks: int | None, threads: int) -> None:
+    """Claim, score and finish chunks until none is left (or ``max_chunks`` are done).
+
+    On the CPU, before each chunk the worker counts the workers of this host that hold a
+    chunk of the model and takes its share of the cores as intra-op threads (``threads``
+    at most): two workers on two cores run one thread each instead of four threads
+    fighting over two cores.
+    """
+    import torch
+
+    from alsql.models.infer import share_cores
+
+    while max_chunks is None or len(report.chunks) < max_chunks:
+        chunk = claim_chunk(engine, model_id, report.worker, lease_seconds)
+        if chunk is None:
+            prog = chunk_progress(engine, model_id)
+            if prog.get("pending", 0) + prog.get("running", 0) == 0:
+                break
+            time.sleep(poll)  # others hold the rest; wait for them to finish or go silent
+            continue
+        report.took_over += chunk.attempts > 1
+        if dev.type == "cpu":
+            want = min(threads, share_cores(local_workers(engine, model_id, report.worker, lease_seconds)))
+            if want != torch.get_num_threads():
+                torch.set_num_threads(want)
+            report.threads = want
+        with Heartbeat(lambda c=chunk: _touch(engine, c, heartbeat_at=utcnow()), max(0.2, lease_seconds / 3)):
+            n = _score_chunk(engine, ds, model_id, chunk, net, batch_size, dev)
+        if finish_chunk(engine, chunk, n):
+            report.chunks.append(chunk.chunk_id)
+            report.items += n
 
 
 def run_claims(engine: Engine, project: str | int, model_id: int | None = None, *, chunk_items: int = 5000,
@@ -200,7 +267,10 @@ def run_claims(engine: Engine, project: str | int, model_id: int | None = None, 
 
     The worker that sees the last chunk done (having scored at least one) maps the model.
     """
+    import torch
+
     from alsql.catalog import get_project
+    from alsql.loaders.writer import analyze_tables
     from alsql.models.artifacts import load_model
     from alsql.models.fit import resolve_device
     from alsql.models.pool import require_model
@@ -213,20 +283,16 @@ def run_claims(engine: Engine, project: str | int, model_id: int | None = None, 
     dev = resolve_device(device)
     net.to(dev)
     report = ClaimReport(model_id, worker or worker_id())
-    while max_chunks is None or len(report.chunks) < max_chunks:
-        chunk = claim_chunk(engine, model_id, report.worker, lease_seconds)
-        if chunk is None:
-            prog = chunk_progress(engine, model_id)
-            if prog.get("pending", 0) + prog.get("running", 0) == 0:
-                break
-            time.sleep(poll)  # others hold the rest; wait for them to finish or go silent
-            continue
-        report.took_over += chunk.attempts > 1
-        with Heartbeat(lambda c=chunk: _touch(engine, c, heartbeat_at=utcnow()), max(0.2, lease_seconds / 3)):
-            n = _score_chunk(engine, proj.project_id, model_id, chunk, net, meta, batch_size, dev)
-        if finish_chunk(engine, chunk, n):
-            report.chunks.append(chunk.chunk_id)
-            report.items += n
+    ds = _chunk_dataset(engine, proj.project_id, model_id, meta)
+    threads = torch.get_num_threads()
+    try:
+        _claim_loop(engine, model_id, report, ds, net, dev, batch_size, lease_seconds, poll, max_chunks, threads)
+    finally:
+        torch.set_num_threads(threads)
+    if report.chunks:
+        from alsql.loaders.writer import KINDS
+
+        analyze_tables(engine, *(KINDS[k][0].name for k in ("embeddings", "predictions")))
     prog = chunk_progress(engine, model_id)
     all_done = prog.get("pending", 0) + prog.get("running", 0) == 0
     if map_method and report.chunks and all_done and claim_map(engine, model_id, report.worker):
