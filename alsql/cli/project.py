@@ -1,4 +1,4 @@
-"""``alsql project create|list|show``."""
+"""``alsql project create|list|show|set``."""
 
 from __future__ import annotations
 
@@ -52,6 +52,31 @@ def show(name: Annotated[str, typer.Argument(help="Project name or id")]) -> Non
     for i, (cls, key) in enumerate(zip(proj.classes, proj.keys)):
         table.add_row(str(i), cls, key or "", str(summary["labels_per_class"].get(cls, 0)))
     console.print(table)
+
+
+@project_app.command("set")
+def set_(
+    project: Annotated[str, typer.Option("--project", help="Project name or id")],
+    overlap: Annotated[Optional[float], typer.Option(
+        "--overlap", help="Share 0..1 of queued items also served to further annotators")] = None,
+    overlap_annotators: Annotated[Optional[int], typer.Option(
+        "--overlap-annotators", help="Distinct annotators an overlapped item is served to in all (2..20)")] = None,
+    gold_rate: Annotated[Optional[float], typer.Option(
+        "--gold-rate", help="Share 0..1 of the items served to an annotator that are gold items")] = None,
+) -> None:
+    """Set the project's annotation-quality settings (docs/quality.md); prints them all."""
+    from alsql.quality import check_settings, read_settings, write_settings
+
+    check_settings(overlap, overlap_annotators, gold_rate)  # before touching the database
+    with write_transaction(get_engine()) as conn:
+        proj = get_project(conn, project)
+        if overlap is None and overlap_annotators is None and gold_rate is None:
+            s = read_settings(conn, proj.project_id)
+        else:
+            s = write_settings(conn, proj.project_id, overlap=overlap, overlap_annotators=overlap_annotators,
+                               gold_rate=gold_rate)
+    console.print(f"project [bold]{proj.name}[/bold]: overlap {s.overlap:g} "
+                  f"(served to {s.overlap_annotators} annotators), gold rate {s.gold_rate:g}")
 
 
 def register(app: typer.Typer) -> None:

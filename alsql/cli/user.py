@@ -23,7 +23,7 @@ user_app = typer.Typer(help="Users of the labeling app (annotators and admins)."
 @user_app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="User name")],
-    role: Annotated[str, typer.Option("--role", help="annotator or admin")] = "annotator",
+    role: Annotated[str, typer.Option("--role", help="annotator, reviewer (adjudicates disagreements) or admin")] = "annotator",
     password: Annotated[Optional[str], typer.Option(
         "--password", help="Password (at least 8 characters); asked for when not given")] = None,
     token: Annotated[bool, typer.Option("--token", help="Also create an API token (printed once)")] = False,

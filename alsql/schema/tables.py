@@ -48,6 +48,7 @@ __all__ = [
     "embeddings",
     "rounds",
     "round_items",
+    "item_assignments",
     "runs",
     "users",
     "alerts",
@@ -57,6 +58,7 @@ __all__ = [
     "ROUND_ITEM_STATUSES",
     "ROLES",
     "ANNOTATION_SOURCES",
+    "ASSIGNMENT_KINDS",
 ]
 
 ITEM_STATUSES = ("ok", "corrupt", "missing")
@@ -64,8 +66,13 @@ ITEM_STATUSES = ("ok", "corrupt", "missing")
 SOURCE_STATUSES = ("ok", "corrupt", "missing", "refused")
 ROUND_PURPOSES = ("train", "evaluation")
 ROUND_ITEM_STATUSES = ("pending", "labeled", "skipped")
-ROLES = ("annotator", "admin")
-ANNOTATION_SOURCES = ("ui", "import", "review", "oracle")
+# A reviewer adjudicates disagreements (source ``review``); an admin may review too.
+ROLES = ("annotator", "reviewer", "admin")
+# ``gold``: a known label (``alsql labels import --gold``), mixed into queues unmarked.
+ANNOTATION_SOURCES = ("ui", "import", "review", "oracle", "gold")
+# Per-annotator servings outside round_items: a further annotator of an overlapped item,
+# or a gold item mixed into an annotator's queue.
+ASSIGNMENT_KINDS = ("overlap", "gold")
 
 
 def utcnow() -> datetime:
@@ -89,6 +96,13 @@ projects = Table(
     Name("name", 200, unique=True),
     LongText("description"),
     Timestamp("created_at", default=utcnow, nullable=False),
+    # Annotation quality (``alsql project set``; checked by alsql.quality.check_settings):
+    # the share 0..1 of queued items also served to further annotators, how many distinct
+    # annotators in all (>= 2) such an item is served to, the share 0..1 of served items
+    # that are gold.
+    Real("overlap", nullable=False, default=0.0, server_default="0"),
+    Column("overlap_annotators", Integer, nullable=False, default=2, server_default="2"),
+    Real("gold_rate", nullable=False, default=0.0, server_default="0"),
     _clustered("project_id"),
 )
 
@@ -183,6 +197,9 @@ annotations = Table(
     ),
     Index(None, "project_id", "created_at"),
     Index(None, "annotation_id", unique=True),
+    # The gold items of a project (a partial index: gold rows only).
+    Index("ix_annotations_gold", "project_id", "item_id",
+          **{f"{d}_where": text("source = 'gold'") for d in ("sqlite", "postgresql", "mssql")}),
     CheckConstraint(_in("source", ANNOTATION_SOURCES), name="source"),
     **COMPOSITE,
 )
@@ -262,12 +279,45 @@ round_items = Table(
     Name("assigned_to", 200, nullable=True),
     Timestamp("lease_expires_at"),
     Timestamp("labeled_at"),
+    # Overlap: further annotators an overlapped item still needs (set to
+    # overlap_annotators - 1 when its first serving is labeled; one less per further
+    # serving leased, one more when such a serving is skipped or given back).
+    Column("copies_open", Integer, nullable=True),
     _clustered("round_id", "rank"),
     Index(None, "item_id"),
     # The leases a user holds (renewed by the page's heartbeat, released on logout): a
     # partial index, so the rows already labeled or skipped are not in it.
     Index(None, "assigned_to", **{f"{d}_where": text("status = 'pending' AND assigned_to IS NOT NULL")
                                   for d in ("sqlite", "postgresql", "mssql")}),
+    # The items still waiting for further annotators (a partial index, small).
+    Index("ix_round_items_copies_open", "round_id", "rank",
+          **{f"{d}_where": text("copies_open > 0") for d in ("sqlite", "postgresql", "mssql")}),
+    CheckConstraint(_in("status", ROUND_ITEM_STATUSES), name="status"),
+    **COMPOSITE,
+)
+
+# One row per (item, annotator) served outside round_items: a further serving of an
+# overlapped round item (kind overlap, with its round_id and rank) or a gold item mixed
+# into the annotator's queue (kind gold, no round). The key makes "never the same item
+# twice to one annotator" a constraint. status and lease_expires_at work as in round_items.
+item_assignments = Table(
+    "item_assignments",
+    metadata,
+    Id("project_id", ForeignKey("projects.project_id", ondelete="CASCADE")),
+    Id("item_id", ForeignKey("items.item_id")),
+    Name("annotator", 200),
+    Name("kind", 16),
+    Id("round_id", nullable=True),
+    Column("rank", Integer, nullable=True),
+    Name("status", 16, default="pending"),
+    Timestamp("assigned_at", default=utcnow, nullable=False),
+    Timestamp("lease_expires_at"),
+    Timestamp("done_at"),
+    _clustered("project_id", "item_id", "annotator"),
+    # An annotator's open servings in a project (renew, release, re-offer on reload).
+    Index("ix_item_assignments_pending", "project_id", "annotator",
+          **{f"{d}_where": text("status = 'pending'") for d in ("sqlite", "postgresql", "mssql")}),
+    CheckConstraint(_in("kind", ASSIGNMENT_KINDS), name="kind"),
     CheckConstraint(_in("status", ROUND_ITEM_STATUSES), name="status"),
     **COMPOSITE,
 )

@@ -1,6 +1,19 @@
 """Training views: one SQLAlchemy definition, compiled per dialect by the migrations.
 
-- ``current_labels``: the label of record per (project, item): the latest annotation.
+- ``current_labels``: the label of record per (project, item), by one rule
+  (docs/quality.md):
+
+  1. a review decision wins: the item's latest ``review`` annotation;
+  2. else a gold label: the item's latest ``gold`` annotation;
+  3. else the majority of the annotators: each annotator's latest annotation on the
+     item (sources ui, import, oracle; a NULL annotator counts as one annotator) is
+     one vote, so an annotator who changed their mind counts once; a tie goes to the
+     class of the annotator whose first annotation on the item is the earliest
+     (lowest annotation_id).
+
+  ``annotation_id`` is the row that carries the chosen label (for a majority, that
+  class's latest vote); its other columns come from that row. With one annotator per
+  item (the common case) this is the latest annotation, as before.
 - ``training_set``: items with a current label, not in an evaluation round, status ok.
 - ``evaluation_set``: labeled items chosen by evaluation rounds (random, unbiased).
 - ``unlabeled_pool``: items of the project with no annotation yet, status ok.
@@ -12,9 +25,14 @@ Every view carries ``project_id`` and ``item_id``; readers page them by keyset o
 from __future__ import annotations
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
+    and_,
+    case,
     column,
+    distinct,
     exists,
+    or_,
     func,
     literal,
     select,
@@ -28,6 +46,7 @@ from alsql.schema.tables import annotations, items, projects, round_items, round
 
 __all__ = [
     "VIEW_NAMES",
+    "VOTE_SOURCES",
     "view_selects",
     "create_view_sql",
     "drop_view_sql",
@@ -57,16 +76,86 @@ evaluation_set = _view(
 unlabeled_pool = _view("unlabeled_pool", "project_id", "item_id", "uri", "entity")
 
 
+VOTE_SOURCES = ("ui", "import", "oracle")
+
+
+def _same_annotator(x, y):
+    """NULL-safe equality of two annotator columns, in SQL every dialect accepts."""
+    return or_(x.c.annotator == y.c.annotator, and_(x.c.annotator.is_(None), y.c.annotator.is_(None)))
+
+
+def _chosen_annotation(outer) -> ColumnElement:
+    """The annotation id that carries the label of record of ``outer``'s (project, item).
+
+    Correlated scalar subqueries on the annotations key ``(project_id, item_id, ...)``:
+    each is a range scan of one item's few rows, so paging the views by item keeps
+    reading in key order (no window over the whole table).
+    """
+    def same_item(t):
+        return and_(t.c.project_id == outer.c.project_id, t.c.item_id == outer.c.item_id)
+
+    def latest_of(source: str):
+        t = annotations.alias(f"{source}_a")
+        return (select(func.max(t.c.annotation_id)).where(same_item(t), t.c.source == literal(source))
+                .correlate(outer))
+
+    # Majority: ``a`` ranges over every vote-source row of the item, ``v`` is the latest
+    # row of a's annotator (its vote); grouped by the voted class: the number of voters,
+    # the earliest first annotation among them (tie-break), the class's latest vote.
+    a = annotations.alias("a")
+    v = annotations.alias("v")
+    newer = annotations.alias("n")
+    votes = [literal(s) for s in VOTE_SOURCES]
+    v_is_latest = ~exists(
+        select(literal(1)).where(
+            newer.c.project_id == v.c.project_id, newer.c.item_id == v.c.item_id,
+            _same_annotator(newer, v), newer.c.source.in_(votes),
+            newer.c.annotation_id > v.c.annotation_id,
+        )
+    )
+    majority = (
+        select(func.max(v.c.annotation_id))
+        .select_from(a.join(v, and_(v.c.project_id == a.c.project_id, v.c.item_id == a.c.item_id,
+                                    _same_annotator(v, a))))
+        .where(same_item(a), a.c.source.in_(votes), v.c.source.in_(votes), v_is_latest)
+        .correlate(outer)
+        .group_by(v.c.class_id)
+        .order_by(func.count(distinct(v.c.annotation_id)).desc(), func.min(a.c.annotation_id))
+        .limit(1)
+    )
+    return func.coalesce(latest_of("review").scalar_subquery(), latest_of("gold").scalar_subquery(),
+                         majority.scalar_subquery())
+
+
+def _differs(x, y):
+    """NULL-safe inequality of two annotator columns."""
+    return or_(x.c.annotator != y.c.annotator, and_(x.c.annotator.is_(None), y.c.annotator.is_not(None)),
+               and_(x.c.annotator.is_not(None), y.c.annotator.is_(None)))
+
+
 def _current_labels() -> Select:
-    b = annotations.alias("b")
-    latest = (
-        select(func.max(b.c.annotation_id))
-        .where(b.c.project_id == annotations.c.project_id, b.c.item_id == annotations.c.item_id)
-        .scalar_subquery()
-    )
-    return select(*(annotations.c[n] for n in _LABEL_COLUMNS)).where(
-        annotations.c.annotation_id == latest
-    )
+    # One row per item: ``l``, the item's latest row (an anti-join on the key, as before).
+    # The common case is cheap: when every row of the item is a vote by l's annotator (one
+    # annotator, no review, no gold), l carries the label of record; only other items
+    # evaluate the rule, and read the chosen row's columns by its key. The rule sits in
+    # the select list, not in WHERE, so a planner sees one row per item and pages by key.
+    l, o, nw, x = (annotations.alias(a) for a in ("l", "o", "nw", "x"))
+    newer = exists(select(literal(1)).where(
+        nw.c.project_id == l.c.project_id, nw.c.item_id == l.c.item_id, nw.c.annotation_id > l.c.annotation_id))
+    mixed = exists(select(literal(1)).where(
+        o.c.project_id == l.c.project_id, o.c.item_id == l.c.item_id,
+        or_(o.c.source.not_in([literal(s) for s in VOTE_SOURCES]), _differs(o, l)),
+    ))
+    chosen = _chosen_annotation(l)
+
+    def pick(name: str):
+        if name == "annotation_id":
+            return case((mixed, chosen), else_=l.c.annotation_id).label(name)
+        row = select(x.c[name]).where(x.c.project_id == l.c.project_id, x.c.item_id == l.c.item_id,
+                                      x.c.annotation_id == chosen).scalar_subquery()
+        return case((mixed, row), else_=l.c[name]).label(name)
+
+    return select(l.c.project_id, l.c.item_id, *(pick(n) for n in _LABEL_COLUMNS[2:])).where(~newer)
 
 
 def _in_evaluation(project_col, item_col):

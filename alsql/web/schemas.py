@@ -92,7 +92,7 @@ class RoundIn(BaseModel):
 
 class UserIn(BaseModel):
     name: UserName
-    role: Literal["annotator", "admin"] = "annotator"
+    role: Literal["annotator", "reviewer", "admin"] = "annotator"
     password: Optional[str] = Field(default=None, min_length=8, max_length=200)
     token: bool = Field(default=False, description="also create an API token (shown once)")
 
