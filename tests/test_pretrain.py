@@ -86,10 +86,12 @@ def digits(sqlite_url, tmp_path):
     engine.dispose()
 
 
-def test_pretrain_streams_the_pool_once_per_epoch_and_records_an_encoder(digits):
+def test_pretrain_streams_the_pool_once_per_epoch_and_records_an_encoder(db_url, tmp_path):
+    """On SQLite and PostgreSQL: two DataLoader workers, two epochs, every ok item once per epoch."""
     from alsql.models.pretrain_pool import pretrain_project
 
-    engine, proj, tmp = digits
+    engine, proj, _ = make_digits_project(db_url, tmp_path / "scans", n=150, train=20, evaluate=10)
+    tmp = tmp_path
     seen: dict[int, list[int]] = {}
     cfg = PretrainConfig(**TINY | {"num_workers": 2})
     out = pretrain_project(engine, proj.project_id, cfg, grayscale=True, artifacts=str(tmp / "art"),
@@ -116,6 +118,7 @@ def test_pretrain_streams_the_pool_once_per_epoch_and_records_an_encoder(digits)
 
     with engine.connect() as conn:
         assert latest_model_id(conn, proj.project_id) is None
+    engine.dispose()
 
 
 def test_resume_continues_the_loss_curve_exactly(digits):
