@@ -60,7 +60,8 @@ def pretrain(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     amp: Annotated[Optional[bool], typer.Option(
         "--amp/--no-amp", help="Mixed precision (default: on with CUDA, off on CPU)")] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Resize to this square size (default: the images' own)")] = None,
+    image_size: Annotated[Optional[int], typer.Option(
+        help="Resize to this square size (default: the images' own)")] = None,
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints")] = 100,
@@ -96,7 +97,8 @@ def pretrain(
         m = row.metrics or {}
         loss = "n/a" if m.get("final_loss") is None else f"{m['final_loss']:.4f}"
         rate = "" if not m.get("items_per_second") else f", {m['items_per_second']:,.0f} items/s"
-        console.print(f"encoder {out.model_id}: {row.architecture}, {out.steps} steps, {out.epochs} epoch{'s' if out.epochs != 1 else ''}, "
+        epochs = f"{out.epochs} epoch{'s' if out.epochs != 1 else ''}"
+        console.print(f"encoder {out.model_id}: {row.architecture}, {out.steps} steps, {epochs}, "
                       f"{out.items_seen:,} items, final loss {loss}{rate}"
                       + (" (resumed)" if out.resumed else ""), markup=False)
         console.print(f"artifact: {row.artifact_uri}", markup=False)

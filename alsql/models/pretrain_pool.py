@@ -241,11 +241,11 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
                 if rank == 0 and trainer.step_count % cfg.checkpoint_every == 0:
                     save(epoch, batches, time.perf_counter() - began)
                 if on_progress is not None and rank == 0:
-                    on_progress({"step": trainer.step_count, "total": max(total, trainer.step_count), "epoch": epoch + 1,
-                                 "epochs": cfg.epochs, "loss": loss, "items": seen + epoch_seen})
+                    on_progress({"step": trainer.step_count, "total": max(total, trainer.step_count),
+                                 "epoch": epoch + 1, "epochs": cfg.epochs, "loss": loss, "items": seen + epoch_seen})
         skip = 0
         if world > 1:
-            box = torch.tensor([epoch_seen], dtype=torch.int64)
+            box = torch.tensor([epoch_seen], dtype=torch.int64, device=trainer.device)  # NCCL needs CUDA tensors
             dist.all_reduce(box)
             epoch_seen = int(box.item())
         seen += epoch_seen

@@ -127,7 +127,8 @@ def _validate(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
 
 
 STEPS: dict[str, Callable[[Engine, int, dict, Run], dict]] = {
-    "ingest": _ingest, "train": _train, "pretrain": _pretrain, "infer": _infer, "select": _select, "drift": _drift, "marts": _marts, "validate": _validate,
+    "ingest": _ingest, "train": _train, "pretrain": _pretrain, "infer": _infer, "select": _select, "drift": _drift,
+    "marts": _marts, "validate": _validate,
 }
 
 
