@@ -173,3 +173,31 @@ def test_keyset_pages_reach_every_item_with_bounded_windows(setup, engine, monke
         after, requests = body["next_after"], requests + 1
         assert requests < 50
     assert seen == want
+
+
+def test_reviewers_review_and_their_decision_outlasts_later_labels(setup, engine):
+    from alsql.web.auth import add_user
+
+    c, pid, it = setup["client"], setup["project_id"], setup["items"]
+    with write_transaction(engine) as conn:
+        add_user(conn, "rita", "reviewer", token="tok-review-0123456789")
+    rita = {"Authorization": "Bearer tok-review-0123456789"}
+    label(engine, pid, it[0], 0, "ann"); label(engine, pid, it[0], 1, "bob")
+    assert [x["item_id"] for x in c.get(f"/api/projects/{pid}/review", headers=rita).json()["items"]] == [it[0]]
+    r = c.post(f"/api/projects/{pid}/review", json={"item_id": it[0], "class_id": 1}, headers=rita)
+    assert r.status_code == 200 and r.json()["record"]["annotator"] == "rita"
+    assert c.get(f"/projects/{pid}/review", headers=rita).status_code == 200
+    # Two annotators outvote nobody: a review decision wins over every later label.
+    label(engine, pid, it[0], 0, "cy"); label(engine, pid, it[0], 0, "dee")
+    assert tuple(record(engine, pid, it[0])) == (1, "review")
+    assert it[0] not in listed(setup, min_confidence=0.0)
+    # The same reviewer may change the decision: the latest review wins.
+    c.post(f"/api/projects/{pid}/review", json={"item_id": it[0], "class_id": 2}, headers=rita)
+    assert tuple(record(engine, pid, it[0])) == (2, "review")
+
+
+def test_gold_items_are_settled_and_not_listed(setup, engine):
+    pid, it = setup["project_id"], setup["items"]
+    label(engine, pid, it[0], 0, "gold", "gold"); label(engine, pid, it[0], 1, "ann"); label(engine, pid, it[0], 2, "bob")
+    label(engine, pid, it[6], 1, "gold", "gold")  # gold dog, model says cat at 0.90
+    assert listed(setup, min_confidence=0.0) == {}

@@ -50,7 +50,7 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.schema import annotations, items, predictions
 from alsql.schema.tables import utcnow
-from alsql.schema.views import current_labels
+from alsql.schema.views import VOTE_SOURCES, current_labels
 from alsql.web import data
 from alsql.web.api import project_or_404
 from alsql.web.deps import ApiReviewer, ApiReviewerWriter, EngineDep, PageReviewer
@@ -73,7 +73,7 @@ DISAGREE = "annotators disagree"
 MODEL = "model disagrees"
 
 
-VOTES = ("ui", "import", "oracle")  # each annotator's latest label of these sources is a vote
+VOTES = VOTE_SOURCES  # each annotator's latest label of these sources is a vote (ui, import, oracle)
 
 
 def _window_queries():
