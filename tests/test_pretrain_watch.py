@@ -107,6 +107,7 @@ def test_an_encoder_is_never_taken_for_the_newest_model(sqlite_url, tmp_path):
         assert require_model(conn, proj.project_id, None) == mid
         assert web_data.latest_model_id(conn, proj.project_id) == mid
         assert labels_since_model(conn, proj.project_id) == (0, mid)  # no retrain because an encoder appeared
+        assert [m["model_id"] for m in web_data.progress(conn, proj)["models"]] == [mid]  # the progress page
     rid = create_round(engine, proj.project_id, "margin", 5, seed=0)
     with engine.connect() as conn:
         assert conn.execute(select(rounds.c.model_id).where(rounds.c.round_id == rid)).scalar() == mid

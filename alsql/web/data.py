@@ -144,7 +144,9 @@ def progress(conn: Connection, project: Project) -> dict[str, Any]:
     models = conn.execute(
         select(model_versions.c.model_id, model_versions.c.architecture, model_versions.c.label_count,
                model_versions.c.metrics, model_versions.c.created_at)
-        .where(model_versions.c.project_id == pid).order_by(model_versions.c.model_id)
+        # classifiers only: a pretrained encoder (alsql pretrain) has no accuracy to show
+        .where(model_versions.c.project_id == pid, model_versions.c.status != "encoder")
+        .order_by(model_versions.c.model_id)
     ).all()
     open_rounds = conn.execute(
         select(rounds.c.round_id, rounds.c.strategy, rounds.c.purpose, rounds.c.budget, rounds.c.created_at)
