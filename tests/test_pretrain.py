@@ -231,3 +231,29 @@ def test_an_audio_project_pretrains(sqlite_url, tmp_path):
     assert row.architecture == "audio_cnn+simclr" and row.params["media"]["kind"] == "audio"
     assert all(math.isfinite(p[1]) for p in row.params["loss_curve"])
     engine.dispose()
+
+
+def test_a_video_project_pretrains(sqlite_url, tmp_path):
+    from alsql.catalog import create_project
+    from alsql.db import make_engine, write_transaction
+    from alsql.loaders.ingest import ingest
+    from alsql.models.pretrain_pool import pretrain_project
+    from tests.media_support import make_video
+
+    for i in range(3):
+        make_video(tmp_path / "v" / f"cam-{i}.mp4", seconds=6, fps=10, size=32, pattern="left" if i % 2 else "right",
+                   seed=i)
+    engine = make_engine(sqlite_url)
+    assert ingest(engine, str(tmp_path / "v")).new == 9  # 2 s segments
+    with write_transaction(engine) as conn:
+        proj = create_project(conn, "traffic", ["left", "right"])
+    seen: list[int] = []
+    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, batch_size=4, image_size=16,
+                                                                    device="cpu"),
+                           artifacts=str(tmp_path / "art"), on_ids=lambda e, ids: seen.extend(ids))
+    assert sorted(seen) == _ok_ids(engine)
+    assert out.steps == 2 and out.items_seen == 8  # batches of 4, 4 and 1: a lone item has no negative
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
+    assert row.architecture == "video_cnn+simclr" and row.params["media"]["kind"] == "video"
+    engine.dispose()
