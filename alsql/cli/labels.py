@@ -23,15 +23,25 @@ def import_(
     project: Annotated[str, typer.Option(help="Project name or id")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing")] = False,
     root: Annotated[Optional[Path], typer.Option(help="Folder that 'path' values are relative to")] = None,
+    gold: Annotated[bool, typer.Option(
+        "--gold", help="Known labels: gold items, mixed into annotators' queues unmarked (docs/quality.md)")] = False,
+    annotator: Annotated[Optional[str], typer.Option(
+        "--annotator", help="Who the labels are by: rows without an annotator (with --gold: every row; "
+                            "default 'gold')")] = None,
 ) -> None:
     """Validate every row, then append all labels (or none)."""
-    report = import_labels(get_engine(), file, project, dry_run=dry_run, root=root)
+    if gold:
+        report = import_labels(get_engine(), file, project, dry_run=dry_run, root=root, source="gold",
+                               annotator="gold" if annotator is None else annotator)
+    else:
+        report = import_labels(get_engine(), file, project, dry_run=dry_run, root=root, annotator=annotator)
     table = Table("class", "labels")
     for name, n in sorted(report.per_class.items()):
         table.add_row(name, str(n))
     console.print(table)
     verb = "would write" if dry_run else "wrote"
-    console.print(f"{report.rows} rows valid; {verb} {report.rows if dry_run else report.written} labels")
+    what = "gold labels" if gold else "labels"
+    console.print(f"{report.rows} rows valid; {verb} {report.rows if dry_run else report.written} {what}")
 
 
 @labels_app.command("export")

@@ -35,6 +35,7 @@ from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.stores import path_to_uri
 from alsql.schema import annotations, classes, current_labels, items
+from alsql.schema.tables import ANNOTATION_SOURCES
 
 __all__ = ["ImportReport", "import_labels", "export_labels", "MAX_ERRORS_SHOWN"]
 
@@ -142,7 +143,19 @@ def import_labels(
     source: str = "import",
     annotator: str | None = None,
 ) -> ImportReport:
-    """Validate every row of ``csv_path``, then append them all as annotations."""
+    """Validate every row of ``csv_path``, then append them all as annotations.
+
+    ``source`` ``gold``: known labels (docs/quality.md); every row is by ``annotator``
+    (the file's annotator column is not used), which must be given.
+    """
+    if source not in ANNOTATION_SOURCES or source in ("ui", "review"):
+        raise AlsqlError(f"source {source!r}: expected one of import, oracle, gold")
+    if annotator is not None:
+        annotator = annotator.strip()
+        if not annotator or len(annotator) > ANNOTATOR_MAX or _bad_text({"annotator": annotator}):
+            raise AlsqlError(f"--annotator {annotator!r}: expected a name of 1 to {ANNOTATOR_MAX} printable characters")
+    if source == "gold" and annotator is None:
+        raise AlsqlError("gold labels need an annotator name (--annotator; default 'gold')")
     path = Path(csv_path)
     if not path.is_file():
         raise AlsqlError(f"labels file {str(csv_path)!r} does not exist")
@@ -189,7 +202,7 @@ def import_labels(
             except AlsqlError as exc:
                 errors.append(str(exc))
                 continue
-            who = (rec.get("annotator") or "").strip() or annotator
+            who = annotator if source == "gold" else ((rec.get("annotator") or "").strip() or annotator)
             if who is not None and len(who) > ANNOTATOR_MAX:
                 errors.append(f"{where}: annotator is {len(who)} characters long; at most {ANNOTATOR_MAX}")
                 continue

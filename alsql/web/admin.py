@@ -5,14 +5,18 @@
   module, ``random`` is drawn here and other strategies answer 409;
 - retrain now: a ``runs`` row (step train, status queued, trigger ``web:<user>``)
   that the watcher picks up;
-- users: list, add (password and/or a token shown once).
+- users: list, add (password and/or a token shown once);
+- annotation-quality settings of a project (overlap, overlap annotators, gold rate;
+  ``alsql.quality``): read and set (the admin page's per-project form calls these).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Optional
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, func, insert, select
 
 from alsql.catalog import create_project
@@ -24,7 +28,7 @@ from alsql.web import auth
 from alsql.web.deps import ApiAdmin, ApiAdminWriter, EngineDep
 from alsql.web.schemas import ProjectId, ProjectIn, RoundIn, UserIn
 
-__all__ = ["router", "new_project", "start_round", "retrain", "new_user"]
+__all__ = ["router", "new_project", "start_round", "retrain", "new_user", "set_quality", "QualityIn"]
 
 router = APIRouter(prefix="/api", tags=["admin"])
 
@@ -123,3 +127,43 @@ def api_users(engine: EngineDep, user: ApiAdmin) -> list[dict[str, Any]]:
 def api_add_user(engine: EngineDep, user: ApiAdminWriter, body: UserIn) -> dict[str, Any]:
     """Add a user; the token (when asked for) is in the answer and nowhere else."""
     return new_user(engine, body.name, body.role, body.password, body.token)
+
+
+class QualityIn(BaseModel):
+    """Quality settings to change (those left out stay); checked by ``alsql.quality``."""
+
+    model_config = ConfigDict(extra="forbid")
+    overlap: Optional[float] = None
+    overlap_annotators: Optional[int] = None
+    gold_rate: Optional[float] = None
+
+
+def set_quality(engine: Engine, project_id: int, overlap=None, overlap_annotators=None, gold_rate=None) -> dict:
+    from alsql.quality import write_settings
+
+    with write_transaction(engine) as conn:
+        return asdict(write_settings(conn, project_id, overlap=overlap, overlap_annotators=overlap_annotators,
+                                     gold_rate=gold_rate))
+
+
+@router.get("/projects/{project_id}/quality")
+def api_quality(engine: EngineDep, user: ApiAdmin, project_id: ProjectId) -> dict[str, Any]:
+    """The project's annotation-quality settings (docs/quality.md)."""
+    from alsql.quality import read_settings
+
+    _project_exists(engine, project_id)
+    with engine.connect() as conn:
+        return asdict(read_settings(conn, project_id))
+
+
+@router.post("/projects/{project_id}/quality")
+def api_set_quality(request: Request, engine: EngineDep, user: ApiAdminWriter, project_id: ProjectId,
+                    body: QualityIn) -> dict[str, Any]:
+    """Set the project's overlap (0..1), overlap_annotators (2..20) and gold_rate (0..1); a bad
+    value answers 400 naming it, and nothing is written. Applies to this server's queue at once."""
+    _project_exists(engine, project_id)
+    out = set_quality(engine, project_id, body.overlap, body.overlap_annotators, body.gold_rate)
+    queue = getattr(request.app.state, "queue", None)
+    if queue is not None:
+        queue.forget_settings(project_id)
+    return out

@@ -63,7 +63,7 @@ def _queue(request: Request) -> LabelQueue:
     return request.app.state.queue
 
 
-def _answer(request: Request, project: Project):
+def _answer(request: Request, project: Project, user: str | None = None):
     """``then`` for the queue: the claimed items as the page needs them (see LabelQueue for
     which transaction reads them). The latest model id is remembered for
     ``MODEL_TTL`` seconds (a newly trained model's guesses show within that)."""
@@ -75,7 +75,8 @@ def _answer(request: Request, project: Project):
         if hit is None or now - hit[1] > MODEL_TTL:
             hit = cache[project.project_id] = (data.latest_model_id(conn, project.project_id), now)
         model_id = hit[0]
-        views = [data.item_view(conn, project, c.item_id, model_id, c.round_id, c.rank) for c in claims]
+        views = [data.item_view(conn, project, c.item_id, model_id, c.round_id, user if c.blind else None)
+                 for c in claims]
         open_ = getattr(claims, "open_rounds", None)
         if open_ is None:
             open_ = q.open_rounds(conn, project.project_id)
@@ -126,7 +127,7 @@ def claim(request: Request, engine: EngineDep, user: ApiWriter, project_id: Proj
     project = project_or_404(request, engine, project_id)
     with _round_or_404():
         return _queue(request).claim(project.project_id, user.name, body.n, body.exclude,
-                                     then=_answer(request, project), round_id=body.round_id)
+                                     then=_answer(request, project, user.name), round_id=body.round_id)
 
 
 @router.post("/projects/{project_id}/labels", responses=_NO_ROUND)
@@ -137,7 +138,7 @@ def label(request: Request, engine: EngineDep, user: ApiWriter, project_id: Proj
     with _round_or_404():
         annotation_id, answer = _queue(request).label(
             project.project_id, user.name, body.item_id, body.class_id, body.seconds, body.next, body.exclude,
-            then=_answer(request, project), round_id=body.round_id,
+            then=_answer(request, project, user.name), round_id=body.round_id,
         )
     return {**answer, "annotation_id": annotation_id}
 
@@ -200,7 +201,7 @@ def skip(request: Request, engine: EngineDep, user: ApiWriter, project_id: Proje
     project = project_or_404(request, engine, project_id)
     with _round_or_404():
         return _queue(request).skip(project.project_id, user.name, body.item_id, body.next, body.exclude,
-                                    then=_answer(request, project), round_id=body.round_id)
+                                    then=_answer(request, project, user.name), round_id=body.round_id)
 
 
 @router.get("/projects/{project_id}/items/{item_id}")

@@ -67,9 +67,12 @@ def _iso(ts) -> str | None:
     return ts.isoformat() if ts is not None else None
 
 
-def history(conn: Connection, project: Project, item_id: int) -> list[dict[str, Any]]:
-    """Every label of the item in the project, oldest first (the last is the label of record)."""
-    rows = conn.execute(_HISTORY, {"pid": project.project_id, "item": item_id}).all()
+def history(conn: Connection, project: Project, item_id: int, only: str | None = None) -> list[dict[str, Any]]:
+    """The item's labels in the project, oldest first; never a gold label (the labeling app
+    does not show that an item is gold); ``only``: that annotator's labels alone (an item
+    served blind: overlap or gold, docs/quality.md)."""
+    rows = [r for r in conn.execute(_HISTORY, {"pid": project.project_id, "item": item_id})
+            if r.source != "gold" and (only is None or r.annotator == only)]
     return [
         {"annotation_id": r.annotation_id, "class_id": r.class_id, "class_name": _name(project, r.class_id),
          "annotator": r.annotator, "created_at": _iso(r.created_at), "source": r.source, "seconds": r.seconds}
@@ -84,8 +87,9 @@ def _name(project: Project, class_id: int | None) -> str | None:
 
 
 def item_view(conn: Connection, project: Project, item_id: int, model_id: int | None,
-              round_id: int | None = None, rank: int | None = None) -> dict[str, Any] | None:
-    """The item as the labeling page needs it, or None when it does not exist."""
+              round_id: int | None = None, blind_for: str | None = None) -> dict[str, Any] | None:
+    """The item as the labeling page needs it, or None when it does not exist (``blind_for``:
+    the history shows that user's labels only)."""
     it = conn.execute(_ITEM_GUESS, {"item": item_id, "model": model_id if model_id is not None else 0}).first()
     if it is None:
         return None
@@ -95,8 +99,8 @@ def item_view(conn: Connection, project: Project, item_id: int, model_id: int | 
                  "confidence": it.confidence}
     return {
         "item_id": it.item_id, "width": it.width, "height": it.height, "media_type": it.media_type,
-        "status": it.status, "image_url": f"/api/items/{it.item_id}/image", "round_id": round_id, "rank": rank,
-        "guess": guess, "history": history(conn, project, item_id),
+        "status": it.status, "image_url": f"/api/items/{it.item_id}/image", "round_id": round_id,
+        "guess": guess, "history": history(conn, project, item_id, blind_for),
     }
 
 

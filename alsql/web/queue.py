@@ -35,6 +35,28 @@ when its last pending item is labeled or skipped. A label is checked (item, clas
 in one statement and marks its round items with one ``UPDATE ... RETURNING``; the
 open rounds are read once per request (``Claims.open_rounds``).
 
+Quality (docs/quality.md; the project's ``overlap``, ``overlap_annotators`` and
+``gold_rate``, read once per claim):
+
+- Overlap: when the first serving of a round item is labeled and the item is among the
+  ``overlap`` share (``alsql.quality.is_overlapped``, a stable hash of ``item_id``), its
+  ``round_items.copies_open`` is set to ``overlap_annotators - 1``. A claim serves such
+  items first (oldest round, lowest rank) to users who have not labeled them and were
+  never served them: each further serving is an ``item_assignments`` row (kind
+  ``overlap``, keyed by project, item and annotator, so never twice to one person) and
+  takes one from ``copies_open`` (a conditional UPDATE of the round item; on PostgreSQL
+  the candidate rows are locked ``FOR UPDATE SKIP LOCKED``). Skipping or giving back such
+  a serving, or its lease expiring unlabeled, gives the copy back (``copies_open + 1``)
+  and the row stays (status ``skipped``), so that person is not served it again.
+- Gold: each slot of a claim is a gold item with probability ``gold_rate`` (none when no
+  other item is served): an item with a ``gold`` annotation that the user has not
+  labeled and was never served (an ``item_assignments`` row of kind ``gold``). Gold items
+  are never in the unlabeled pool (they carry an annotation) nor marked: the claim
+  answer shows them like any item (the round of the claim, no gold label in the
+  history), and the answer is an ordinary ``ui`` label.
+- Items served through ``item_assignments`` are shown blind (``Claim.blind``): their
+  history lists only the user's own labels, so a second annotator does not see the first.
+
 Concurrency: on SQLite, writers of this process queue on a lock before ``BEGIN
 IMMEDIATE`` (a wait that ends as soon as the writer before is done, instead of
 SQLite's busy handler, which sleeps in steps of up to 100 ms). A request's writes
@@ -44,6 +66,7 @@ and the reads of its answer (``then``) share one transaction on one connection.
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -51,12 +74,13 @@ from dataclasses import dataclass
 from typing import Any
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal, or_, select, update
 
 from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
-from alsql.schema import classes, items, round_items, rounds
+from alsql.quality import QualitySettings, is_overlapped, read_settings
+from alsql.schema import annotations, classes, item_assignments, items, round_items, rounds
 from alsql.schema.tables import utcnow
 
 __all__ = ["Claim", "Claims", "LabelQueue", "UnknownRound", "LEASE_SECONDS", "LEFT_TTL", "MAX_CLAIM"]
@@ -65,6 +89,7 @@ LEASE_SECONDS = 120
 LEFT_TTL = 5.0
 MAX_CLAIM = 10
 LOW_REFRESH = 64
+SETTINGS_TTL = 5.0
 
 
 # Statements built once (bound parameters by name): the hot path only binds values.
@@ -121,7 +146,61 @@ _PENDING_HERE = and_(
         .scalar_subquery()),
 )
 _MARK = (update(round_items).where(_PENDING_HERE)
-         .values(status=bindparam("status"), labeled_at=bindparam("at")).returning(round_items.c.round_id))
+         .values(status=bindparam("status"), labeled_at=bindparam("at"))
+         .returning(round_items.c.round_id, round_items.c.rank))
+
+# -- quality: overlap copies and gold items (item_assignments) --------------------------
+ia = item_assignments.c
+_SETTINGS_NONE = QualitySettings()
+_MINE = and_(ia.project_id == bindparam("pid"), ia.annotator == bindparam("user"), ia.status == "pending")
+_HELD_EXTRA = (select(ia.item_id, ia.kind, ia.round_id, ia.rank).where(_MINE)
+               .order_by(ia.assigned_at, ia.item_id).limit(bindparam("n")))
+def _unseen(item_col):
+    """The user never labeled the item in the project and was never served it outside round_items."""
+    labeled = select(literal(1)).where(annotations.c.project_id == bindparam("pid"),
+                                       annotations.c.item_id == item_col,
+                                       annotations.c.annotator == bindparam("user")).exists()
+    served = select(literal(1)).where(ia.project_id == bindparam("pid"), ia.item_id == item_col,
+                                      ia.annotator == bindparam("user")).exists()
+    return and_(~labeled, ~served)
+
+
+_COPIES = (
+    select(round_items.c.round_id, round_items.c.rank, round_items.c.item_id)
+    .select_from(round_items.join(rounds, rounds.c.round_id == round_items.c.round_id))
+    .where(rounds.c.project_id == bindparam("pid"), round_items.c.copies_open > 0,
+           round_items.c.item_id.not_in(bindparam("exclude", expanding=True)), _unseen(round_items.c.item_id))
+    .order_by(round_items.c.round_id, round_items.c.rank).limit(bindparam("n"))
+)
+_COPIES_LOCKED = _COPIES.with_for_update(skip_locked=True, of=round_items)
+_TAKE_COPY = (update(round_items)
+              .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank == bindparam("rk"),
+                     round_items.c.copies_open > 0)
+              .values(copies_open=round_items.c.copies_open - 1))
+_GIVE_COPY = (update(round_items)
+              .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank == bindparam("rk"))
+              .values(copies_open=func.coalesce(round_items.c.copies_open, 0) + 1))
+_SET_COPIES = (update(round_items)
+               .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank == bindparam("rk"))
+               .values(copies_open=bindparam("k")))
+_EXPIRED_COPIES = (update(item_assignments)
+                   .where(ia.project_id == bindparam("pid"), ia.status == "pending", ia.kind == "overlap",
+                          ia.lease_expires_at < bindparam("now"))
+                   .values(status="skipped", done_at=bindparam("now"), lease_expires_at=None)
+                   .returning(ia.round_id, ia.rank))
+_gold = annotations.alias("gold")
+_GOLD = (
+    select(_gold.c.item_id)
+    .select_from(_gold.join(items, items.c.item_id == _gold.c.item_id))
+    .where(_gold.c.project_id == bindparam("pid"), _gold.c.source == "gold", items.c.status == "ok",
+           _gold.c.item_id.not_in(bindparam("exclude", expanding=True)), _unseen(_gold.c.item_id))
+    .group_by(_gold.c.item_id).order_by(_gold.c.item_id).limit(bindparam("n"))
+)
+_SERVED = (update(item_assignments)
+           .where(ia.project_id == bindparam("pid"), ia.item_id == bindparam("item"),
+                  ia.annotator == bindparam("user"), ia.status == "pending")
+           .values(status=bindparam("status"), done_at=bindparam("at"), lease_expires_at=None)
+           .returning(ia.kind, ia.round_id, ia.rank))
 
 
 class UnknownRound(AlsqlError):
@@ -132,9 +211,10 @@ class UnknownRound(AlsqlError):
 class Claim:
     """One leased item: where it sits in which round."""
 
-    round_id: int
-    rank: int
+    round_id: int | None
+    rank: int | None
     item_id: int
+    blind: bool = False  # served through item_assignments: show only the user's own labels
 
 
 class Claims(list):
@@ -149,9 +229,11 @@ Then = Callable[[Connection, "list[Claim]"], Any]
 class LabelQueue:
     """Claims, labels and skips for one database. Thread-safe; one per app."""
 
-    def __init__(self, engine: Engine, lease_seconds: int = LEASE_SECONDS):
+    def __init__(self, engine: Engine, lease_seconds: int = LEASE_SECONDS, rng: random.Random | None = None):
         self.engine = engine
         self.lease = timedelta(seconds=lease_seconds)
+        self._rng = rng or random.Random()  # which claim slots are gold
+        self._settings: dict[int, tuple[QualitySettings, float]] = {}
         self._low: dict[int, int] = {}
         self._left: dict[int, tuple[int, float]] = {}
         self._lock = threading.Lock()
@@ -284,10 +366,123 @@ class LabelQueue:
         if owner != project_id:
             raise UnknownRound(f"round_id {round_id}: not a round of project {project_id}")
 
+    # -- quality: settings, overlap copies, gold ---------------------------------
+    def settings(self, conn: Connection, project_id: int) -> QualitySettings:
+        """The project's quality settings, kept ``SETTINGS_TTL`` seconds (``forget_settings``
+        drops them at once: the admin page calls it after a change)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._settings.get(project_id)
+        if hit is not None and now - hit[1] < SETTINGS_TTL:
+            return hit[0]
+        try:
+            value = read_settings(conn, project_id)
+        except AlsqlError:
+            value = _SETTINGS_NONE
+        with self._lock:
+            self._settings[project_id] = (value, now)
+        return value
+
+    def forget_settings(self, project_id: int | None = None) -> None:
+        with self._lock:
+            if project_id is None:
+                self._settings.clear()
+            else:
+                self._settings.pop(project_id, None)
+
+    def _serve(self, conn: Connection, project_id: int, user: str, item_id: int, kind: str,
+               round_id: int | None, rank: int | None, now) -> bool:
+        """Record a serving outside round_items; False when the user already has one for the
+        item (a concurrent request of the same user won: PostgreSQL's ON CONFLICT)."""
+        row = {"project_id": project_id, "item_id": item_id, "annotator": user, "kind": kind,
+               "round_id": round_id, "rank": rank, "status": "pending", "assigned_at": now,
+               "lease_expires_at": now + self.lease}
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(item_assignments).values(**row).on_conflict_do_nothing().returning(ia.item_id)
+            return conn.execute(stmt).first() is not None
+        conn.execute(insert(item_assignments).values(**row))
+        return True
+
+    def _copies(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now) -> list[Claim]:
+        """Up to ``n`` further servings of overlapped items (oldest round, lowest rank first)."""
+        params = {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0]}
+        stmt = _COPIES_LOCKED if conn.dialect.name == "postgresql" else _COPIES
+        rows = conn.execute(stmt, params).all()
+        if len(rows) < n:  # short: copies whose lease expired unlabeled go back to the pool
+            back = conn.execute(_EXPIRED_COPIES, {"pid": project_id, "now": now}).all()
+            if back:
+                conn.execute(_GIVE_COPY, [{"rid": b.round_id, "rk": b.rank} for b in back])
+                rows = conn.execute(stmt, params).all()
+        got = []
+        for r in rows:
+            if conn.execute(_TAKE_COPY, {"rid": r.round_id, "rk": r.rank}).rowcount != 1:
+                continue
+            if self._serve(conn, project_id, user, r.item_id, "overlap", r.round_id, r.rank, now):
+                got.append(Claim(r.round_id, r.rank, r.item_id, blind=True))
+            else:
+                conn.execute(_GIVE_COPY, {"rid": r.round_id, "rk": r.rank})
+        return got
+
+    def _gold(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now) -> list[Claim]:
+        """Up to ``n`` gold items the user never labeled and was never served."""
+        ids = conn.execute(_GOLD, {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0]}).scalars().all()
+        return [Claim(None, None, i, blind=True) for i in ids
+                if self._serve(conn, project_id, user, i, "gold", None, None, now)]
+
     def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int],
                prefer: int | None = None) -> Claims:
-        """Up to ``n`` claims: the preferred round's first, then alternating between train
-        and evaluation rounds."""
+        """Up to ``n`` claims: the user's open servings outside round_items first (a reload
+        loses nothing), then overlap copies, fresh round items (``_claim_rounds``), and gold
+        items in random slots at the project's ``gold_rate``."""
+        q = self.settings(conn, project_id) if n > 0 else _SETTINGS_NONE
+        if q.overlap <= 0 and q.gold_rate <= 0 and n > 0:
+            # nothing mixed in; still re-offer servings a change of settings left open
+            if conn.execute(_HELD_EXTRA, {"pid": project_id, "user": user, "n": 1}).first() is None:
+                return self._claim_rounds(conn, project_id, user, n, exclude, prefer)
+        if n <= 0:
+            return self._claim_rounds(conn, project_id, user, n, exclude, prefer)
+        now = utcnow()
+        held = [Claim(h.round_id, h.rank, h.item_id, blind=True)
+                for h in conn.execute(_HELD_EXTRA, {"pid": project_id, "user": user, "n": n})
+                if h.item_id not in exclude]
+        if held:
+            conn.execute(update(item_assignments).where(_MINE, ia.item_id.in_([c.item_id for c in held]))
+                         .values(lease_expires_at=now + self.lease), {"pid": project_id, "user": user})
+        left = n - len(held)
+        with self._lock:
+            gold_n = sum(self._rng.random() < q.gold_rate for _ in range(left)) if q.gold_rate > 0 else 0
+        want = left - gold_n
+        taken = exclude + [c.item_id for c in held]
+        copies: list[Claim] = []
+        if q.overlap > 0 and want > 0 and prefer is None:
+            copies = self._copies(conn, project_id, user, want, taken, now)
+            taken = taken + [c.item_id for c in copies]
+        fresh = self._claim_rounds(conn, project_id, user, want - len(copies), taken, prefer)
+        taken = taken + [c.item_id for c in fresh]
+        if q.overlap > 0 and prefer is not None and len(fresh) < want:
+            copies = self._copies(conn, project_id, user, want - len(fresh), taken, now)
+            taken = taken + [c.item_id for c in copies]
+        opened = fresh.open_rounds if fresh.open_rounds is not None else self.open_rounds(conn, project_id)
+        gold: list[Claim] = []
+        if gold_n and (held or copies or fresh or opened):  # no gold once the rounds are done
+            gold = self._gold(conn, project_id, user, gold_n, taken, now)
+        out = Claims(held + copies + list(fresh))
+        with self._lock:
+            for g in gold:  # each at a random place, shown in the round of a neighbour
+                out.insert(self._rng.randint(0, len(out)), g)
+        rid = next((c.round_id for c in out if c.round_id is not None), opened[0] if opened else None)
+        for k, c in enumerate(out):
+            if c.round_id is None:
+                out[k] = Claim(rid, None, c.item_id, blind=True)
+        out.open_rounds = opened
+        return out
+
+    def _claim_rounds(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int],
+                      prefer: int | None = None) -> Claims:
+        """Up to ``n`` claims of round items: the preferred round's first, then alternating
+        between train and evaluation rounds."""
         out = Claims()
         now = utcnow()
         groups: dict[str, list[int]] = {}
@@ -356,9 +551,13 @@ class LabelQueue:
         cond = [_HELD, round_items.c.round_id.in_(_PROJECT_OPEN)]
         if ids:
             cond.append(round_items.c.item_id.in_(ids))
+        mine = [_MINE] + ([ia.item_id.in_(ids)] if ids else [])
         with self._write() as conn:
-            return conn.execute(update(round_items).where(*cond).values(lease_expires_at=utcnow() + self.lease),
-                                {"user": user, "pid": project_id}).rowcount
+            until = utcnow() + self.lease
+            n = conn.execute(update(round_items).where(*cond).values(lease_expires_at=until),
+                             {"user": user, "pid": project_id}).rowcount
+            return n + conn.execute(update(item_assignments).where(*mine).values(lease_expires_at=until),
+                                    {"user": user, "pid": project_id}).rowcount
 
     def release(self, user: str, project_id: int | None = None, item_ids: Iterable[int] = ()) -> int:
         """Give back the user's leases (in one project, or everywhere; only ``item_ids``
@@ -371,9 +570,24 @@ class LabelQueue:
             params["pid"] = project_id
         if ids:
             cond.append(round_items.c.item_id.in_(ids))
+        mine = [ia.annotator == bindparam("user"), ia.status == "pending"]
+        if project_id is not None:
+            mine.append(ia.project_id == bindparam("pid"))
+        if ids:
+            mine.append(ia.item_id.in_(ids))
         with self._write() as conn:
-            return conn.execute(update(round_items).where(*cond).values(assigned_to=None, lease_expires_at=None),
-                                params).rowcount
+            n = conn.execute(update(round_items).where(*cond).values(assigned_to=None, lease_expires_at=None),
+                             params).rowcount
+            # an overlap copy given back goes to someone else (this person is not served it
+            # again); a gold item stays the user's, offered again on their next claim
+            back = conn.execute(update(item_assignments).where(*mine, ia.kind == "overlap")
+                                .values(status="skipped", done_at=utcnow(), lease_expires_at=None)
+                                .returning(ia.round_id, ia.rank), params).all()
+            if back:
+                conn.execute(_GIVE_COPY, [{"rid": b.round_id, "rk": b.rank} for b in back])
+            gold = conn.execute(update(item_assignments).where(*mine, ia.kind == "gold")
+                                .values(lease_expires_at=None), params).rowcount
+            return n + len(back) + gold
 
     # -- writing ---------------------------------------------------------------
     def _check(self, conn: Connection, project_id: int, item_id: int, class_id: int | None) -> None:
@@ -390,10 +604,28 @@ class LabelQueue:
             raise AlsqlError(f"class_id {class_id} is not a class of project {project_id}; expected one of: "
                              + ", ".join(f"{i} ({nm})" for i, nm in names))
 
-    def _finish(self, conn: Connection, project_id: int, item_id: int, status: str, now) -> list[int]:
-        """Turn the item's pending rows in the project's open rounds to ``status``; their round ids."""
-        return list(conn.execute(_MARK, {"item": item_id, "pid": project_id, "status": status,
-                                         "at": now if status == "labeled" else None}).scalars())
+    def _finish(self, conn: Connection, project_id: int, item_id: int, status: str, now,
+                user: str | None = None) -> list[int]:
+        """Close the user's serving of the item: a serving outside round_items (``item_assignments``)
+        when the user holds one, else the item's pending rows in the project's open rounds
+        turn ``status``; the round ids whose pending count went down.
+
+        The first serving of an overlapped item, labeled, opens its copies; an overlap copy
+        skipped goes back to the pool."""
+        if user is not None:
+            served = conn.execute(_SERVED, {"pid": project_id, "item": item_id, "user": user, "status": status,
+                                            "at": now}).first()
+            if served is not None:
+                if served.kind == "overlap" and status == "skipped":
+                    conn.execute(_GIVE_COPY, {"rid": served.round_id, "rk": served.rank})
+                return []
+        hit = conn.execute(_MARK, {"item": item_id, "pid": project_id, "status": status,
+                                   "at": now if status == "labeled" else None}).all()
+        if hit and status == "labeled":
+            q = self.settings(conn, project_id)
+            if q.overlap > 0 and q.overlap_annotators > 1 and is_overlapped(item_id, q.overlap):
+                conn.execute(_SET_COPIES, {"rid": hit[0].round_id, "rk": hit[0].rank, "k": q.overlap_annotators - 1})
+        return [h.round_id for h in hit]
 
     def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
               claim_next: int = 0, exclude: Iterable[int] = (), then: Then | None = None,
@@ -417,7 +649,7 @@ class LabelQueue:
                 "project_id": project_id, "item_id": item_id, "class_id": class_id, "annotator": user,
                 "created_at": now, "seconds": seconds, "source": "ui",
             }])
-            hit = self._finish(conn, project_id, item_id, "labeled", now)
+            hit = self._finish(conn, project_id, item_id, "labeled", now, user)
             claims = self._claim(conn, project_id, user, claim_next, exclude, round_id) if claim_next else Claims()
             self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
             return annotation_id, claims
@@ -435,7 +667,7 @@ class LabelQueue:
             self._check(conn, project_id, item_id, None)
             if round_id is not None:
                 self._check_round(conn, project_id, round_id)
-            hit = self._finish(conn, project_id, item_id, "skipped", utcnow())
+            hit = self._finish(conn, project_id, item_id, "skipped", utcnow(), user)
             claims = self._claim(conn, project_id, user, claim_next, exclude, round_id) if claim_next else Claims()
             self._done(hit)  # before ``then`` reads ``left``; a rollback is corrected by the TTL
             return None, claims
