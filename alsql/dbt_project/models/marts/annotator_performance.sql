@@ -6,8 +6,8 @@
 --   answers           items whose label by the annotator (their newest) was given then
 --   gold_*            those answers on items with a gold label, and how many match it
 --   record_*          those answers on items someone else also labeled (another
---                     annotator, a reviewer, a gold label), and how many match the
---                     label of record (current_labels)
+--                     annotator, a reviewer, a gold label, the oracle or an unnamed
+--                     import), and how many match the label of record (current_labels)
 --   last_annotation_id the newest of the labels (what "labels since the build" counts from)
 with labels as (
     select
@@ -22,17 +22,27 @@ rater_labels as (
     where label_role = 'rater'
 ),
 
--- Per item: how many annotators labeled it, its gold class, whether a reviewer decided.
+-- Per item: how many annotators labeled it, its gold class, whether a reviewer decided,
+-- whether any other label (the oracle's, an unnamed import) weighs in its label of record.
 item_facts as (
     select
         project_id,
         item_id,
         sum(case when label_role = 'rater' then 1 else 0 end) as raters,
         max(case when label_role = 'gold' then class_id end) as gold_class_id,
-        max(case when label_role = 'review' then 1 else 0 end) as reviewed
+        max(case when label_role = 'review' then 1 else 0 end) as reviewed,
+        max(case when label_role = 'other' then 1 else 0 end) as other_labels
     from labels
     where recency = 1
     group by project_id, item_id
+),
+
+-- The label of record, read once: its view decides item by item with correlated
+-- subqueries, so it is materialized where the dialect can be told to (planned on its
+-- own, never re-run for every row of the join below).
+records as {{ 'materialized' if target.type in ('postgres', 'sqlite') }} (
+    select project_id, item_id, class_id
+    from {{ ref('stg_current_labels') }}
 ),
 
 answers as (
@@ -42,11 +52,14 @@ answers as (
         r.label_date,
         case when f.gold_class_id is not null then 1 else 0 end as on_gold,
         case when r.class_id = f.gold_class_id then 1 else 0 end as gold_correct,
-        case when f.raters > 1 or f.gold_class_id is not null or f.reviewed = 1 then 1 else 0 end as shared,
+        case
+            when f.raters > 1 or f.gold_class_id is not null or f.reviewed = 1 or f.other_labels = 1 then 1
+            else 0
+        end as shared,
         case when r.class_id = cl.class_id then 1 else 0 end as matches_record
     from rater_labels as r
     inner join item_facts as f on f.project_id = r.project_id and f.item_id = r.item_id
-    left join {{ ref('stg_current_labels') }} as cl
+    left join records as cl
         on cl.project_id = r.project_id and cl.item_id = r.item_id
     where r.recency = 1
 ),
