@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.schema import projects
-from alsql.web import admin, auth
+from alsql.web import admin, agreement, auth
 from alsql.web.api import project_or_404
 from alsql.web.deps import EngineDep, PageAdmin, PageUser, check_form_csrf, session_data
 from alsql.web.schemas import MAX_ID, ProjectId
@@ -148,7 +148,12 @@ def label_page(request: Request, engine: EngineDep, user: PageUser, project_id: 
 
 @router.get("/projects/{project_id}/progress", response_class=HTMLResponse)
 def progress_page(request: Request, engine: EngineDep, user: PageUser, project_id: ProjectId):
-    return _project_page(request, engine, user, project_id, "progress.html")
+    """Progress (drawn by progress.js from the API) and, rendered here, the annotators'
+    figures and their agreement from the quality marts (``alsql.web.agreement``)."""
+    with engine.connect() as conn:
+        project_or_404(request, conn, project_id)
+        figures = agreement.quality(conn, project_id)
+    return _project_page(request, engine, user, project_id, "progress.html", quality=figures)
 
 
 @router.get("/projects/{project_id}/map", response_class=HTMLResponse)
