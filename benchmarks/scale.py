@@ -9,11 +9,15 @@ environment; peak RSS is the child's ``ru_maxrss`` from ``os.wait4``.
   1 in 50 corrupt, 1 in 100 missing) and a project; peak RSS of ``alsql status``.
 - attributes: ``alsql ingest`` of a folder of 3 PNG files with an attributes CSV of N rows
   (the CSV is checked whole, 3 of its rows match files); peak RSS.
-- marts / validate at the largest N (items only, no predictions): wall time of
-  ``alsql marts build`` and ``alsql validate``, and whether ``marts build --select
-  item_index`` succeeds on a database where the full build never ran.
+- marts / validate at the largest N: wall time of ``alsql marts build`` and ``alsql
+  validate``, and whether ``marts build --select item_index`` succeeds on a database where
+  the full build never ran. Items only, unless ``--predictions``: then the items also
+  carry entity, attributes and capture time, and one model predicted every ok item, with
+  labels and an evaluation round (``add_predictions``), which is what the marts read at
+  scale; each model's own time (dbt's ``run_results.json``) is reported beside the total.
 
     python benchmarks/scale.py --baseline OLD_CHECKOUT [--code CHECKOUT] [--sizes 20000 200000 1000000]
+                               [--steps status attributes marts validate] [--predictions] [--no-baseline]
 
 Reports the median of ``--repeats`` runs per cell (the slow cells at the largest size
 only; with repeats, only the first `--select item_index` run is on a fresh database);
@@ -34,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = Path(__file__).parent / "reports" / "scale.json"
-STEPS = ("status", "attributes", "marts", "validate")
+STEPS = ("status", "attributes", "select", "marts", "validate")
 
 
 REPEATS = 1
@@ -81,6 +85,55 @@ def make_db(path: Path, n: int) -> str:
     return url
 
 
+def add_predictions(url: str, n: int, evaluation: int = 2000, labels: int = 5000) -> None:
+    """What the marts read at scale, on a database from ``make_db``: items with an entity
+    (97 cameras), ``lighting`` / ``site`` attributes and a capture time over 12 months; one
+    model's prediction of every ok item (3 classes); ``labels`` labeled items, ``evaluation`` of them in an evaluation
+    round. All generated in SQL."""
+    from sqlalchemy import insert
+
+    from alsql.db import make_engine, write_transaction
+    from alsql.schema import model_versions, rounds
+
+    engine = make_engine(url)
+    with write_transaction(engine) as conn:
+        conn.exec_driver_sql(
+            "UPDATE items SET entity = 'cam-' || (item_id % 97), captured_at = '2024-' || "
+            "substr('0' || (1 + item_id % 12), -2) || '-15 10:00:00', attributes = json_object('lighting', "
+            "CASE WHEN item_id % 2 THEN 'night' ELSE 'day' END, 'site', 'site-' || (item_id % 13))")
+        pid = conn.exec_driver_sql("SELECT project_id FROM projects").scalar_one()
+        conn.execute(insert(model_versions).values(model_id=1, project_id=pid, architecture="cnn"))
+        conn.exec_driver_sql(
+            "INSERT INTO predictions (model_id, item_id, class_id, confidence, margin, entropy, probs) "
+            "SELECT 1, item_id, (item_id * 7) % 3, 0.4 + (item_id % 600) / 1000.0, (item_id % 400) / 1000.0, 0.5, "
+            "zeroblob(6) FROM items WHERE status = 'ok'")
+        conn.exec_driver_sql(
+            "INSERT INTO annotations (project_id, item_id, annotation_id, class_id, created_at, source) "
+            f"SELECT {pid}, item_id, item_id, (item_id * 7 + item_id / 5) % 3, '2024-03-01 00:00:00', 'ui' "
+            f"FROM items WHERE status = 'ok' AND item_id % {max(1, n // labels)} = 3 LIMIT {labels}")
+        conn.execute(insert(rounds).values(round_id=1, project_id=pid, strategy="random", purpose="evaluation",
+                                           budget=evaluation))
+        conn.exec_driver_sql(
+            "INSERT INTO round_items (round_id, rank, item_id, status) SELECT 1, row_number() OVER "
+            f"(ORDER BY item_id) - 1, item_id, 'labeled' FROM annotations LIMIT {evaluation}")
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+def dbt_timings(work_dir: Path, top: int = 12) -> dict[str, float]:
+    """The slowest nodes of the last dbt run in ``work_dir`` (models and tests), seconds each."""
+    path = work_dir / "target" / "run_results.json"
+    if not path.is_file():
+        return {}
+    results = json.loads(path.read_text())["results"]
+    nodes = sorted(((r["execution_time"], r["unique_id"].split(".", 1)[0] + " " + r["unique_id"].split(".")[2])
+                    for r in results), reverse=True)
+    out = {name: round(t, 2) for t, name in nodes[:top]}
+    out["(all tests)"] = round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("test.")), 2)
+    out["(all models)"] = round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("model.")), 2)
+    return out
+
+
 def make_folder(root: Path, n: int) -> tuple[Path, Path]:
     """3 PNG files and an attributes CSV of N rows (3 of them name the files)."""
     import numpy as np
@@ -108,11 +161,15 @@ def main() -> None:
     ap.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS, help="what to measure")
     ap.add_argument("--repeats", type=int, default=1, help="runs per cell (median seconds, largest RSS); "
                     "status and marts/validate repeat on the same database, ingest re-ingests its folder")
+    ap.add_argument("--predictions", action="store_true", help="marts / validate over predictions, labels and "
+                    "attributes too (add_predictions)")
+    ap.add_argument("--no-baseline", action="store_true", help="measure --code only (slow cells at large sizes)")
     ap.add_argument("--report", type=Path, default=REPORT)
     args = ap.parse_args()
     global REPEATS
     REPEATS = args.repeats
-    codes = {"this": args.code.resolve(), "baseline": args.baseline.resolve()}
+    codes = {"this": args.code.resolve()} if args.no_baseline else {
+        "this": args.code.resolve(), "baseline": args.baseline.resolve()}
     commits = {k: subprocess.run(["git", "-C", str(c), "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip() for k, c in codes.items()}
     rows = []
@@ -123,6 +180,8 @@ def main() -> None:
                 work = tmp / f"{name}-{n}"
                 work.mkdir()
                 url = make_db(work / "alsql.db", n)
+                if args.predictions and n == max(args.sizes):
+                    add_predictions(url, n)
                 if "status" in args.steps:
                     rc, s, mb, tail = alsql(code, "--db", url, "status", cwd=work)
                     rows.append({"step": "status", "rows": n, "code": name, "rc": rc, "seconds": s,
@@ -133,19 +192,22 @@ def main() -> None:
                                             cwd=work)
                     rows.append({"step": "ingest --attributes", "rows": n, "code": name, "rc": rc, "seconds": s,
                                  "peak_rss_mb": mb})
-                if n == max(args.sizes) and "marts" in args.steps:
+                if n == max(args.sizes) and "select" in args.steps:
                     rc, s, mb, tail = alsql(code, "--db", url, "marts", "build", "--select", "item_index",
                                             "--work-dir", str(work / "dbt-select"), cwd=work)
                     rows.append({"step": "marts build --select item_index (fresh)", "rows": n, "code": name,
                                  "rc": rc, "seconds": s, "peak_rss_mb": mb})
+                if n == max(args.sizes) and "marts" in args.steps:
+                    load = round(os.getloadavg()[0], 2)
                     rc, s, mb, tail = alsql(code, "--db", url, "marts", "build", "--work-dir", str(work / "dbt"),
                                             cwd=work)
                     rows.append({"step": "marts build", "rows": n, "code": name, "rc": rc, "seconds": s,
-                                 "peak_rss_mb": mb})
+                                 "peak_rss_mb": mb, "load_average_1m": load, "nodes": dbt_timings(work / "dbt")})
                 if n == max(args.sizes) and "validate" in args.steps:
+                    load = round(os.getloadavg()[0], 2)
                     rc, s, mb, tail = alsql(code, "--db", url, "validate", cwd=work)
                     rows.append({"step": "validate", "rows": n, "code": name, "rc": rc, "seconds": s,
-                                 "peak_rss_mb": mb})
+                                 "peak_rss_mb": mb, "load_average_1m": load})
                 (work / "alsql.db").unlink()
                 print(f"{n:>9,} {name}: " + ", ".join(f"{r['step']} {r['peak_rss_mb']:.0f} MB {r['seconds']:.1f} s "
                                                        f"rc={r['rc']}" for r in rows if r["rows"] == n
@@ -155,7 +217,13 @@ def main() -> None:
         print(f"{r['step']:<42} {r['rows']:>9,} {r['code']:<9} {r['rc']:>3} {r['seconds']:>8.1f} "
               f"{r['peak_rss_mb']:>12.0f}")
     args.report.parent.mkdir(exist_ok=True)
+    for r in rows:
+        if r.get("nodes"):
+            print(f"{r['step']}, {r['rows']:,} rows, {r['code']}: slowest dbt nodes")
+        for node, t in (r.get("nodes") or {}).items():
+            print(f"    {node:<60} {t:>8.1f} s")
     args.report.write_text(json.dumps({"sizes": args.sizes, "commits": commits, "runs": args.repeats, "rows": rows,
+                                       "predictions": args.predictions,
                                        "note": f"median of {args.repeats} run(s) per cell on a shared 2-core machine"}, indent=2) + "\n")
     print(f"report: {args.report}")
 
