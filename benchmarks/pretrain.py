@@ -1,0 +1,231 @@
+"""Pretraining benchmark: SimCLR throughput and peak memory through the SQL path as the pool grows.
+
+Two SQLite databases are made: one whose pool holds ``--items`` N images and one with
+10 N (16x16 greyscale PNGs: scikit-learn's digits, shifted and noised, ingested by
+``alsql ingest``). On each, ``pretrain_project`` (what ``alsql pretrain`` runs: every ok
+item streamed from SQL through the paged dataset, the network of the project, the
+encoder recorded as a model version) runs the same number of steps in a fresh process,
+``--repeats`` times; reported are the medians of
+
+- items/s: items trained on per second of pretraining (the command's own clock);
+- peak RSS: VmHWM of that process (imports, model, loader pages, batches in flight).
+
+Goal: peak RSS flat as the pool grows tenfold (the pool is streamed, never held).
+
+Baseline in the same run, on the same files: the pool decoded into one in-memory tensor
+(PIL, the same resize) and pretrained by ``pretrain_tensors`` for the same steps: its
+throughput is the ceiling of what streaming from SQL costs, and its memory grows with
+the pool.
+
+GPU: when CUDA is available the SQL path runs again on the GPU with AMP (float16) at the
+10 N pool, reporting items/s and peak GPU memory; otherwise the report says "no GPU".
+
+    python benchmarks/pretrain.py [--items 2000] [--steps 30] [--batch-size 64] [--repeats 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPORT = Path(__file__).parent / "reports" / "pretrain.json"
+SIDE = 16
+
+CHILD = r"""
+import json, sys, time
+mode, url, folder, steps, batch, device, amp, art = sys.argv[1:9]
+steps, batch = int(steps), int(batch)
+amp = {"on": True, "off": False, "auto": None}[amp]
+import torch
+torch.set_num_threads(1)
+from alsql.models.pretrain import PretrainConfig, pretrain_tensors
+from alsql.models.pretrain_pool import pretrain_project
+from alsql.db import make_engine
+
+def hwm():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+
+base = hwm()
+out = {"mode": mode, "rss_after_imports_mb": round(base, 1)}
+if mode == "sql":
+    engine = make_engine(url)
+    cfg = PretrainConfig(epochs=100_000, max_steps=steps, batch_size=batch, image_size=16, seed=0, device=device,
+                         amp=amp, checkpoint_every=1_000_000)
+    res = pretrain_project(engine, "pool", cfg, grayscale=True, artifacts=art)
+    out.update(items=res.items_seen, steps=res.steps, seconds=res.seconds)
+    engine.dispose()
+else:  # memory: decode the whole pool into one tensor first, then pretrain on it
+    from pathlib import Path
+    import numpy as np
+    from PIL import Image
+    from alsql.models.networks import build_network
+    t0 = time.perf_counter()
+    files = sorted(Path(folder).rglob("*.png"))
+    x = torch.from_numpy(np.stack([np.asarray(Image.open(f).convert("L").resize((16, 16)), dtype=np.float32)
+                                   for f in files]) / 255.0)[:, None]
+    out["decode_seconds"] = round(time.perf_counter() - t0, 2)
+    torch.manual_seed(0)
+    net = build_network("cnn", 1, 1)
+    t0 = time.perf_counter()
+    pretrain_tensors(net, x, "image", steps=steps, batch_size=batch, seed=0, device=device, amp=amp)
+    out.update(items=steps * min(batch, len(x)), steps=steps, seconds=time.perf_counter() - t0)
+if device == "cuda":
+    out["gpu_peak_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    out["gpu"] = torch.cuda.get_device_name(0)
+out["items_per_s"] = round(out["items"] / out["seconds"], 1)
+out["peak_rss_mb"] = round(hwm(), 1)
+print(json.dumps(out))
+"""
+
+
+def write_pool(folder: Path, n: int, seed: int = 0) -> Path:
+    """``n`` 16x16 greyscale PNGs: digits placed at a random offset, with noise (every file distinct)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits().images / 16.0
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.zeros((SIDE, SIDE))
+        dy, dx = rng.integers(0, SIDE - 8 + 1, 2)
+        img[dy:dy + 8, dx:dx + 8] = digits[i % len(digits)]
+        img = np.clip(img + rng.normal(0, 0.05, img.shape), 0, 1)
+        sub = folder / f"part-{i // 1000:03d}"
+        sub.mkdir(exist_ok=True)
+        Image.fromarray((img * 255).astype(np.uint8), mode="L").save(sub / f"{i:06d}.png")
+    return folder
+
+
+def make_db(root: Path, name: str, folder: Path) -> tuple[str, float]:
+    from alsql.catalog import create_project
+    from alsql.db import make_engine, write_transaction
+    from alsql.loaders.ingest import ingest
+    from alsql.migrations import upgrade
+
+    url = f"sqlite:///{root / (name + '.db')}"
+    upgrade(url)
+    engine = make_engine(url)
+    t0 = time.perf_counter()
+    ingest(engine, str(folder))
+    with write_transaction(engine) as conn:
+        create_project(conn, "pool", [str(d) for d in range(10)], "pretraining benchmark pool")
+    engine.dispose()
+    return url, time.perf_counter() - t0
+
+
+def child(mode: str, url: str, folder: Path, steps: int, batch: int, device: str, amp: str, art: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, url, str(folder), str(steps), str(batch), device, amp,
+                          str(art)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{mode} pretraining on {url} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def median_of(runs: list[dict]) -> dict:
+    keys = ("items_per_s", "peak_rss_mb", "rss_after_imports_mb", "seconds")
+    med = {k: round(statistics.median(r[k] for r in runs), 1) for k in keys}
+    med["items"] = runs[0]["items"]
+    med["runs"] = runs
+    return med
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=2000, help="N: the small pool (the large one is 10 N)")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="N = 300, 10 steps, 1 repeat")
+    ap.add_argument("--out", default=str(REPORT))
+    args = ap.parse_args()
+    if args.quick:
+        args.items, args.steps, args.repeats = 300, 10, 1
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=160)
+    import torch
+
+    t_all = time.perf_counter()
+    report: dict = {"config": {"items": args.items, "steps": args.steps, "batch_size": args.batch_size,
+                               "repeats": args.repeats, "image": f"{SIDE}x{SIDE} greyscale PNG", "network": "cnn",
+                               "torch_threads": 1, "cpus": __import__("os").cpu_count(),
+                               "python": platform.python_version(), "torch": torch.__version__,
+                               "load_average_at_start": [round(v, 1) for v in __import__("os").getloadavg()]},
+                    "cpu": {}, "baseline_memory": {}}
+    with tempfile.TemporaryDirectory(prefix="alsql-pretrain-bench-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        small = write_pool(root / "small", args.items, seed=0)
+        large = write_pool(root / "large", 10 * args.items, seed=1)
+        console.print(f"wrote {args.items} + {10 * args.items} PNGs in {time.perf_counter() - t0:.1f} s")
+        sizes = {}
+        for name, folder, n in (("N", small, args.items), ("10N", large, 10 * args.items)):
+            url, secs = make_db(root, name, folder)
+            sizes[name] = (url, folder, n)
+            console.print(f"pool {name}: {n} items ingested in {secs:.1f} s")
+        for name, (url, folder, n) in sizes.items():
+            for mode, bucket in (("sql", "cpu"), ("memory", "baseline_memory")):
+                runs = [child(mode, url, folder, args.steps, args.batch_size, "cpu", "off", root / "art")
+                        for _ in range(args.repeats)]
+                bucket_rep = median_of(runs)
+                bucket_rep["pool_items"] = n
+                report[bucket][name] = bucket_rep
+                console.print(f"{mode:6s} pool {name:3s} ({n} items): {bucket_rep['items_per_s']:.0f} items/s, "
+                              f"peak RSS {bucket_rep['peak_rss_mb']:.0f} MB")
+        if torch.cuda.is_available():
+            url, folder, n = sizes["10N"]
+            runs = [child("sql", url, folder, args.steps * 4, 256, "cuda", "on", root / "art")
+                    for _ in range(args.repeats)]
+            gpu = median_of(runs)
+            gpu.update(pool_items=n, amp=True, batch_size=256, steps=args.steps * 4,
+                       gpu=runs[0].get("gpu"),
+                       gpu_peak_mb=round(statistics.median(r["gpu_peak_mb"] for r in runs), 1))
+            report["gpu"] = gpu
+        else:
+            report["gpu"] = "no GPU"
+    cpu, mem = report["cpu"], report["baseline_memory"]
+    growth = cpu["10N"]["peak_rss_mb"] - cpu["N"]["peak_rss_mb"]
+    report["rss_growth_mb_10x_pool"] = round(growth, 1)
+    report["baseline_rss_growth_mb_10x_pool"] = round(mem["10N"]["peak_rss_mb"] - mem["N"]["peak_rss_mb"], 1)
+    report["goal"] = {"text": "peak RSS of the SQL path flat (within 10 %) as the pool grows tenfold",
+                      "met": growth <= 0.1 * cpu["N"]["peak_rss_mb"]}
+    report["seconds"] = round(time.perf_counter() - t_all, 1)
+    report["config"]["load_average_at_end"] = [round(v, 1) for v in __import__("os").getloadavg()]
+
+    tab = Table(title=f"SimCLR pretraining, {args.steps} steps of {args.batch_size}, 1 torch thread "
+                      f"(medians of {args.repeats})", title_justify="left")
+    for col in ("path", "pool items", "items/s", "peak RSS MB", "RSS after imports MB"):
+        tab.add_column(col, justify="right" if col != "path" else "left")
+    for label, bucket in (("SQL stream (alsql pretrain)", cpu), ("baseline: pool in memory", mem)):
+        for name in ("N", "10N"):
+            r = bucket[name]
+            tab.add_row(label, f"{r['pool_items']:,}", f"{r['items_per_s']:.0f}", f"{r['peak_rss_mb']:.0f}",
+                        f"{r['rss_after_imports_mb']:.0f}")
+    if isinstance(report["gpu"], dict):
+        g = report["gpu"]
+        tab.add_row(f"GPU {g['gpu']} AMP, batch 256", f"{g['pool_items']:,}", f"{g['items_per_s']:.0f}",
+                    f"{g['peak_rss_mb']:.0f} (GPU {g['gpu_peak_mb']:.0f})", f"{g['rss_after_imports_mb']:.0f}")
+    console.print(tab)
+    if not isinstance(report["gpu"], dict):
+        console.print("GPU: no GPU")
+    console.print(f"peak RSS growth, pool x10: SQL stream {growth:+.1f} MB, in-memory baseline "
+                  f"{report['baseline_rss_growth_mb_10x_pool']:+.1f} MB; goal {'MET' if report['goal']['met'] else 'MISSED'}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
