@@ -1,29 +1,54 @@
-"""Label efficiency of the active-learning strategies on scikit-learn's digits.
+"""Label efficiency of the active-learning strategies, from scratch and from a pretrained encoder.
+
+Three datasets: scikit-learn's digits (8x8 scans, 10 classes; also a long-tail variant
+with classes 5..9 cut to a tenth of the pool), and the two worked scenarios generated
+small by ``alsql.pipelines.scenarios`` and decoded to tensors in memory through
+``alsql.media``: ``traffic`` (2-s video segments of 24 intersection cameras, 3 classes)
+and ``maintenance`` (1-s machine sound clips, normal / abnormal).
 
 For every seed: a stratified 30 % test split is held out; the rest is the pool. Each
-strategy starts from the same 20 random labels and adds labels round by round up
-to 400 (budgets below); after each round a fresh network is trained on the labels so
-far and scored on the test split. Selection calls the same strategy functions as
-``alsql select`` (``alsql.models.strategies``: the in-memory ordering of the
-scalar ones is the one their SQL ``ORDER BY`` reproduces), and scoring the same
-``predict_batch`` as ``alsql infer``. Training reads in-memory tensors (this
-measures strategies, not loaders).
+strategy starts from the same random labels and adds labels round by round (budgets
+below); after each round a network is trained on the labels so far and scored on the
+test split. With a pretrained encoder, strategies that read embeddings alone (TypiClust,
+core-set) pick the first labels too, from the encoder's features (the cold start
+TypiClust was made for); the others start from the same random labels. Every strategy
+runs twice:
 
-Reports per strategy and budget the mean and std accuracy over seeds, the labels each
-strategy needs to reach random's mean accuracy at the largest budget (linear
-interpolation on the mean curve), and for the long-tail scenario (classes 5..9 cut to
-a tenth of the pool) the mean recall of those rare classes.
+- from scratch (a fresh network each round, as ``alsql train``);
+- ``+pretrained``: once per seed an encoder is pretrained on the whole pool, unlabeled
+  (SimCLR, ``alsql.models.pretrain``, what ``alsql pretrain`` runs), and each round
+  trains from it by the rule ``alsql train --init pretrained`` follows (a head on frozen
+  features when labels are few, fine-tuning the whole network otherwise:
+  ``alsql.models.pretrain``'s rule, called here, not restated).
 
-    python benchmarks/label_efficiency.py [--seeds 5] [--strategies all] [--quick]
+Selection calls the same strategy functions as ``alsql select``, scoring the same
+``predict_batch`` as ``alsql infer`` (with a pretrained encoder the embeddings the
+batch strategies read are the pretrained feature space). Training reads in-memory
+tensors: this measures strategies and pretraining, not loaders.
 
-Goal (issue 4): the best of margin / entropy needs at most 60 % of random's labels.
+Reports per dataset, arm and budget the mean and std accuracy over seeds; the labels
+each arm needs to reach random-from-scratch's mean accuracy at the largest budget
+(linear interpolation on the mean curve); TypiClust+pretrained against
+random+pretrained at the cold-start budgets; and the mean recall of the rare classes
+(digits long tail: classes 5..9; maintenance: abnormal).
+
+    python benchmarks/label_efficiency.py [--seeds 5] [--strategies all] [--datasets all] [--quick]
+
+Goals: issue 4: the best of margin / entropy needs at most 60 % of random's labels
+(digits). Issue 18: with pretraining the best strategy needs under 100 labels to match
+random-from-scratch at 400 (digits); TypiClust+pretrained beats random+pretrained at 20,
+40 and 60 labels.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,102 +58,356 @@ from rich.table import Table
 
 from alsql.models.fit import TrainConfig, fit
 from alsql.models.metrics import confusion_matrix, labels_to_reach, per_class_recall
-from alsql.models.networks import SmallCNN
+from alsql.models.networks import AudioCNN, SmallCNN, VideoNet
 from alsql.models.predict import predict_batch
 from alsql.models.strategies import Candidates, get_strategy, score_columns, strategy_names
 
 REPORTS = Path(__file__).parent / "reports"
-BUDGETS = [20, 40, 60, 80, 100, 140, 180, 220, 260, 300, 350, 400]
-LONGTAIL_BUDGETS = [20, 40, 60, 80, 100, 140, 180, 220]
-RARE = list(range(5, 10))
-console = Console(highlight=False, width=200)
+PRETRAINED = "+pretrained"
+COLD_START = [20, 40, 60]
+console = Console(highlight=False, width=220)
 
 
-def load_digits_tensors():
+@dataclass
+class Dataset:
+    """One benchmark dataset: tensors in memory, the network, budgets and training lengths."""
+
+    name: str
+    kind: str  # image / video / audio: the augmentations pretraining uses
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+    make_net: Callable[[], torch.nn.Module]
+    budgets: list[int]
+    cfg: TrainConfig
+    pretrain_steps: int
+    pretrain_batch: int
+    rare: list[int] = field(default_factory=list)  # classes whose mean recall is reported
+    longtail: bool = False  # thin the rare classes to a tenth of the pool
+    note: str = ""
+
+
+# ---------------------------------------------------------------------------------------- data
+
+
+def digits(quick: bool, longtail: bool = False) -> Dataset:
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]
-    return x, torch.tensor(d.target, dtype=torch.int64)
+    budgets = [20, 40, 60, 100, 200] if quick else [20, 40, 60, 80, 100, 150, 250, 400]
+    if longtail:
+        budgets = [20, 40, 60, 100] if quick else [20, 40, 60, 100, 140]
+    cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=1000, lr=3e-3)
+    return Dataset("digits-longtail" if longtail else "digits", "image", x, torch.tensor(d.target),
+                   [str(c) for c in range(10)], lambda: SmallCNN(10, 1, width=16), budgets, cfg,
+                   pretrain_steps=300, pretrain_batch=128,
+                   rare=list(range(5, 10)), longtail=longtail,
+                   note="scikit-learn digits, 1,797 8x8 scans" + (", classes 5-9 at a tenth of the pool"
+                                                                  if longtail else ""))
 
 
-def split(y: np.ndarray, seed: int, longtail: bool):
-    """(pool positions, test positions): stratified 30 % test; long tail thins the pool."""
+def traffic(quick: bool, data: Path) -> Dataset:
+    """Every 2-s segment of 24 cameras' 16-s videos: 2 frames at 16x16 per segment."""
+    from alsql.loaders.stores import path_to_uri
+    from alsql.media.kinds import MediaSpec, decode_item, fragment_uri, tile
+    from alsql.pipelines.scenarios.traffic_data import TRAFFIC_CLASSES, TrafficSize, write_traffic
+
+    size = TrafficSize(cameras_per_type=8, videos_per_camera=1, seconds=16)
+    spec = write_traffic(data / "traffic", size, seed=0)
+    media = MediaSpec(kind="video", image_size=16, frames=2)
+    xs, ys = [], []
+    for rel, entity in spec.videos.items():
+        uri = path_to_uri((spec.root / rel).resolve())
+        for start, end in tile(size.seconds, 2.0):
+            xs.append(decode_item(fragment_uri(uri, start, end), media))
+            ys.append(TRAFFIC_CLASSES.index(spec.kind_of(entity)))
+    budgets = [6, 12, 24] if quick else [6, 12, 18, 30]
+    cfg = TrainConfig(epochs=10, min_steps=100, batch_size=16, patience=1000, lr=3e-3)
+    return Dataset("traffic", "video", torch.stack(xs), torch.tensor(ys), list(TRAFFIC_CLASSES),
+                   lambda: VideoNet(SmallCNN(3, 3, width=16), 3), budgets, cfg,
+                   pretrain_steps=200, pretrain_batch=64,
+                   note=f"{len(ys)} 2-s video segments of 24 cameras, 2 frames at 16x16")
+
+
+def maintenance(quick: bool, data: Path) -> Dataset:
+    """Every 1-s clip of 6 machines' daily 3-s recordings over 21 days: 16-band log-mel at 8 kHz."""
+    from alsql.loaders.stores import path_to_uri
+    from alsql.media.kinds import MediaSpec, decode_item, fragment_uri, tile
+    from alsql.pipelines.scenarios.maintenance_data import MACHINE_CLASSES, MaintenanceSize, write_maintenance
+
+    size = MaintenanceSize(machines=6, days=21, seconds=3)
+    spec = write_maintenance(data / "maintenance", size, seed=0)
+    media = MediaSpec(kind="audio", sample_rate=8000, n_mels=16, seconds=1.0)
+    xs, ys = [], []
+    for rec in spec.recordings:
+        uri = path_to_uri((spec.root / rec.path).resolve())
+        for start, end in tile(size.seconds, 1.0):
+            xs.append(decode_item(fragment_uri(uri, start, end), media))
+            ys.append(MACHINE_CLASSES.index("abnormal" if rec.abnormal else "normal"))
+    x = torch.nn.functional.avg_pool2d(torch.stack(xs), (1, 4), ceil_mode=True)  # 40-ms frames: 16 x 26
+    budgets = [6, 12, 24] if quick else [6, 12, 18, 30]
+    cfg = TrainConfig(epochs=10, min_steps=100, batch_size=16, patience=1000, lr=3e-3)
+    return Dataset("maintenance", "audio", x, torch.tensor(ys), list(MACHINE_CLASSES),
+                   lambda: AudioCNN(2, 1, width=16), budgets, cfg,
+                   pretrain_steps=200, pretrain_batch=64,
+                   rare=[MACHINE_CLASSES.index("abnormal")],
+                   note=f"{len(ys)} 1-s sound clips of 6 machines, 16-band log-mel at 8 kHz, 40-ms frames")
+
+
+def split(y: np.ndarray, seed: int, n_classes: int, rare: list[int], longtail: bool):
+    """(pool positions, test positions): stratified 30 % test; long tail thins the rare classes' pool."""
     rng = np.random.default_rng(seed)
     pool, test = [], []
-    for c in range(10):
+    for c in range(n_classes):
         idx = rng.permutation(np.flatnonzero(y == c))
         n_test = int(round(0.3 * len(idx)))
         test.extend(idx[:n_test])
         rest = idx[n_test:]
-        if longtail and c in RARE:
+        if longtail and c in rare:
             rest = rest[: max(1, len(rest) // 10)]
         pool.extend(rest)
     return np.sort(np.array(pool)), np.sort(np.array(test))
 
 
-def train(x, y, seed: int, cfg: TrainConfig) -> SmallCNN:
-    torch.manual_seed(seed)
-    net = SmallCNN(10, 1, width=16)
+# ------------------------------------------------------------------------------------ training
+
+
+def _batches(x, y, seed: int, batch_size: int):
     n = len(y)
 
     def batches(epoch):
         g = torch.Generator().manual_seed(seed * 1000 + epoch)
         perm = torch.randperm(n, generator=g)
-        for s in range(0, n, cfg.batch_size):
-            j = perm[s : s + cfg.batch_size]
+        for s in range(0, n, batch_size):
+            j = perm[s : s + batch_size]
             yield x[j], y[j]
 
-    fit(net, batches, None, cfg, 10, steps_per_epoch=-(-n // cfg.batch_size))
+    return batches, -(-n // batch_size)
+
+
+def train_scratch(ds: Dataset, x, y, seed: int):
+    torch.manual_seed(seed)
+    net = ds.make_net()
+    batches, steps = _batches(x, y, seed, ds.cfg.batch_size)
+    fit(net, batches, None, ds.cfg, len(ds.classes), steps_per_epoch=steps)
     return net
 
 
+def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch.nn.Module, str]:
+    """A network trained from the pretrained encoder as ``alsql train --init pretrained`` does:
+    the head rule (``choose_head``) picks a linear head on the frozen encoder or fine-tuning
+    the whole network, ``start_from_encoder`` loads (and freezes), ``head_config`` sets the
+    head's training settings, then the same ``fit``."""
+    from alsql.models.encoders import choose_head, head_config, start_from_encoder
+
+    torch.manual_seed(seed)
+    net = ds.make_net()
+    mode, _why = choose_head("auto", len(y), len(ds.classes))
+    start_from_encoder(net, encoder, mode)
+    cfg = head_config(ds.cfg, mode)
+    batches, steps = _batches(x, y, seed, cfg.batch_size)
+    fit(net, batches, None, cfg, len(ds.classes), steps_per_epoch=steps)
+    net.freeze_encoder(False)
+    return net, mode
+
+
+def pretrain(ds: Dataset, x, seed: int) -> tuple[dict, dict]:
+    """The encoder's state after SimCLR on ``x`` (the unlabeled pool), and what it took."""
+    from alsql.models.pretrain import pretrain_tensors
+
+    torch.manual_seed(seed)
+    net = ds.make_net()
+    t0 = time.perf_counter()
+    state, losses = pretrain_tensors(net, x, ds.kind, steps=ds.pretrain_steps, batch_size=ds.pretrain_batch,
+                                     seed=seed)
+    seconds = time.perf_counter() - t0
+    info = {"seconds": round(seconds, 2), "steps": ds.pretrain_steps, "batch_size": ds.pretrain_batch,
+            "items_per_s": round(ds.pretrain_steps * min(ds.pretrain_batch, len(x)) / seconds, 1),
+            "loss_first": round(float(losses[0]), 4), "loss_last": round(float(np.mean(losses[-10:])), 4)}
+    return state, info
+
+
 def score(net, x, mc: int) -> dict[str, np.ndarray]:
-    parts = [predict_batch(net, x[s : s + 1024], mc) for s in range(0, len(x), 1024)]
+    parts = [predict_batch(net, x[s : s + 512], mc) for s in range(0, len(x), 512)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def run_one(strategy: str, seed: int, x, y, budgets, longtail: bool, cfg: TrainConfig) -> list[dict]:
-    pool, test = split(y.numpy(), seed, longtail)
+def picks_cold_start(strategy: str) -> bool:
+    """Whether the strategy reads embeddings alone (no predictions): with a pretrained encoder it
+    chooses the very first labels itself, from the encoder's features (TypiClust's cold start)."""
+    s = get_strategy(strategy)
+    return s.kind == "batch" and "probs" not in s.needs and s.prefilter is None
+
+
+def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list[dict]:
+    y_np = ds.y.numpy()
+    pool, test = split(y_np, seed, len(ds.classes), ds.rare, ds.longtail)
+    budgets = ds.budgets
     rng = np.random.default_rng(seed)
-    labeled = list(rng.choice(pool, budgets[0], replace=False))  # same start for every strategy
     srng = np.random.default_rng(seed + 7)
     s = get_strategy(strategy)
+    if encoder is not None and picks_cold_start(strategy):
+        from alsql.models.encoders import start_from_encoder
+
+        enc = ds.make_net()
+        start_from_encoder(enc, encoder, "frozen")
+        cands = Candidates(pool.astype(np.int64), None, score(enc, ds.x[pool], 0)["embeddings"], {})
+        idx, _ = s.select(cands, budgets[0], srng)
+        labeled = pool[idx].tolist()
+    else:  # the same random start for every other arm
+        labeled = list(rng.choice(pool, budgets[0], replace=False))
     out = []
     for i, budget in enumerate(budgets):
         lab = np.array(sorted(labeled))
-        net = train(x[lab], y[lab], seed * 100 + i, cfg)
-        pred = score(net, x[test], 0)["probs"].argmax(1)
-        cm = confusion_matrix(y[test].numpy(), pred, 10)
+        t0 = time.perf_counter()
+        if encoder is None:
+            net, mode = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i), "scratch"
+        else:
+            net, mode = train_pretrained(ds, encoder, ds.x[lab], ds.y[lab], seed * 100 + i)
+        train_s = time.perf_counter() - t0
+        pred = score(net, ds.x[test], 0)["probs"].argmax(1)
+        cm = confusion_matrix(y_np[test], pred, len(ds.classes))
         rec = per_class_recall(cm)
         out.append({"labels": len(lab), "accuracy": float(np.trace(cm) / cm.sum()),
-                    "rare_recall": float(np.nanmean(rec[RARE]))})
+                    "rare_recall": float(np.nanmean(rec[ds.rare])) if ds.rare else None,
+                    "mode": mode, "train_s": round(train_s, 3)})
         if i + 1 == len(budgets):
             break
         unl = np.setdiff1d(pool, lab)
-        sc = score(net, x[unl], 10 if strategy == "bald" else 0)
+        sc = score(net, ds.x[unl], 10 if strategy == "bald" else 0)
         cols = score_columns(sc["probs"])
         cands = Candidates(
             unl.astype(np.int64), sc["probs"], sc["embeddings"],
             {"confidence": cols["confidence"], "margin": cols["margin"], "entropy": cols["entropy"],
              "bald": sc.get("bald")},
-            labeled=(lambda lab=lab: iter([score(net, x[lab], 0)["embeddings"]])), labeled_count=len(lab),
+            labeled=(lambda lab=lab, net=net: iter([score(net, ds.x[lab], 0)["embeddings"]])),
+            labeled_count=len(lab),
         )
         idx, _ = s.select(cands, budgets[i + 1] - len(lab), srng)
         labeled.extend(unl[idx].tolist())
     return out
 
 
-def summarize(runs: dict[str, list[list[dict]]], key: str) -> dict:
+# --------------------------------------------------------------------------------- the tasks
+
+_DATASETS: dict[str, Dataset] = {}
+
+
+def pretrain_task(task: tuple[str, int]) -> tuple[str, int, dict, dict]:
+    """Pretrain the encoder of one dataset and seed on that seed's whole pool (unlabeled)."""
+    name, seed = task
+    torch.set_num_threads(1)
+    ds = _DATASETS[name]
+    pool, _ = split(ds.y.numpy(), seed, len(ds.classes), ds.rare, ds.longtail)
+    state, info = pretrain(ds, ds.x[pool], seed)
+    return name, seed, state, info
+
+
+def arm_task(task: tuple[str, int, str, dict | None]) -> dict:
+    """One strategy on one dataset and seed, from scratch or (``encoder``) from the pretrained encoder."""
+    name, seed, strategy, encoder = task
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    rows = run_arm(_DATASETS[name], strategy, seed, encoder)
+    arm = strategy + (PRETRAINED if encoder is not None else "")
+    return {"dataset": name, "seed": seed, "arm": arm, "rows": rows, "seconds": round(time.perf_counter() - t, 1)}
+
+
+# ----------------------------------------------------------------------------------- summary
+
+
+def summarize(per_seed: dict[str, list[list[dict]]], key: str) -> dict:
     table = {}
-    for name, per_seed in runs.items():
-        arr = np.array([[r[key] for r in seed_runs] for seed_runs in per_seed])
+    for name, runs in per_seed.items():
+        if runs[0][0][key] is None:
+            continue
+        arr = np.array([[r[key] for r in seed_runs] for seed_runs in runs], dtype=float)
         table[name] = {
-            "labels": [r["labels"] for r in per_seed[0]],
+            "labels": [r["labels"] for r in runs[0]],
             "mean": arr.mean(axis=0).round(4).tolist(),
             "std": arr.std(axis=0).round(4).tolist(),
+            "seeds": len(runs),
         }
     return table
+
+
+def dataset_report(ds: Dataset, results: list[dict], pretrains: list[dict]) -> dict:
+    arms: dict[str, list] = {}
+    seconds: dict[str, float] = {}
+    for r in sorted(results, key=lambda r: r["seed"]):
+        arms.setdefault(r["arm"], []).append(r["rows"])
+        seconds[r["arm"]] = seconds.get(r["arm"], 0.0) + r["seconds"]
+    order = sorted(arms, key=lambda a: (a.endswith(PRETRAINED), a.removesuffix(PRETRAINED) != "random"))
+    arms = {a: arms[a] for a in order}
+    acc = summarize(arms, "accuracy")
+    rep = {"note": ds.note, "classes": ds.classes, "items": len(ds.y), "budgets": ds.budgets,
+           "train": ds.cfg.as_params(), "seeds": max(c["seeds"] for c in acc.values()), "accuracy": acc}
+    if ds.rare:
+        rep["rare_classes"] = [ds.classes[c] for c in ds.rare]
+        rep["rare_recall"] = summarize(arms, "rare_recall")
+    target = acc["random"]["mean"][-1]
+    rep["target_accuracy"] = target
+    rep["labels_to_reach_random_at_max"] = {n: labels_to_reach(c["labels"], c["mean"], target)
+                                            for n, c in acc.items()}
+    modes = {}
+    for arm, runs in arms.items():
+        if arm.endswith(PRETRAINED):
+            modes = {str(row["labels"]): row["mode"] for row in runs[0]}
+            break
+    if modes:
+        rep["pretrained_mode_by_labels"] = modes
+    if pretrains:
+        rep["pretrain"] = {"steps": ds.pretrain_steps, "batch_size": ds.pretrain_batch,
+                           "seconds_median": float(np.median([p["seconds"] for p in pretrains])),
+                           "items_per_s_median": float(np.median([p["items_per_s"] for p in pretrains])),
+                           "per_seed": pretrains}
+    rep["seconds_per_arm"] = {a: round(v, 1) for a, v in seconds.items()}
+    return rep
+
+
+def cold_start(rep: dict) -> dict | None:
+    acc = rep["accuracy"]
+    a, b = "typiclust" + PRETRAINED, "random" + PRETRAINED
+    if a not in acc or b not in acc:
+        return None
+    out = {}
+    for budget in COLD_START:
+        if budget in acc[a]["labels"]:
+            i = acc[a]["labels"].index(budget)
+            out[str(budget)] = {"typiclust+pretrained": acc[a]["mean"][i], "random+pretrained": acc[b]["mean"][i],
+                                "typiclust_std": acc[a]["std"][i], "random_std": acc[b]["std"][i],
+                                "beats": acc[a]["mean"][i] > acc[b]["mean"][i]}
+    return out
+
+
+def goals(report: dict) -> dict:
+    g = {}
+    d = report["datasets"].get("digits")
+    if d:
+        need, top = d["labels_to_reach_random_at_max"], d["budgets"][-1]
+        best = [need[n] for n in ("margin", "entropy") if need.get(n) is not None]
+        g["issue4"] = {"text": "best of margin/entropy (from scratch) needs <= 60% of random's labels (digits)",
+                       "best_fraction": round(min(best) / top, 4) if best else None,
+                       "met": bool(best) and min(best) <= 0.6 * top}
+        pre = {n: v for n, v in need.items() if n.endswith(PRETRAINED) and n != "random" + PRETRAINED
+               and v is not None}
+        best_pre = min(pre, key=pre.get) if pre else None
+        g["issue18_labels"] = {
+            "text": f"with pretraining the best strategy needs < 100 labels to reach random-from-scratch's "
+                    f"accuracy at {top} labels ({d['target_accuracy']:.4f}) (digits)",
+            "best": best_pre, "labels": None if best_pre is None else round(pre[best_pre], 1),
+            "met": best_pre is not None and pre[best_pre] < 100}
+        cs = d.get("cold_start")
+        if cs:
+            g["issue18_cold_start"] = {"text": "typiclust+pretrained beats random+pretrained at 20, 40 and 60 labels "
+                                               "(digits, mean over seeds)",
+                                       "met": all(v["beats"] for v in cs.values()) and len(cs) == len(COLD_START),
+                                       "by_budget": cs}
+    return g
+
+
+# -------------------------------------------------------------------------------------- output
 
 
 def plot(report: dict, path: Path) -> None:
@@ -137,99 +416,202 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("balanced", "accuracy", "test accuracy")]
-    if "longtail" in report["scenarios"]:
-        panels.append(("longtail", "rare_recall", "rare-class recall (long tail)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
-    for ax, (scen, key, title) in zip(axes[0], panels):
-        for name, curve in report["scenarios"][scen][key].items():
-            m, s = np.array(curve["mean"]), np.array(curve["std"])
-            style = dict(color="black", lw=2.2, ls="--") if name == "random" else dict(lw=1.3)
-            ax.plot(curve["labels"], m, label=name, **style)
-            ax.fill_between(curve["labels"], m - s, m + s, alpha=0.12, color=style.get("color"))
+    panels = []
+    for name, d in report["datasets"].items():
+        if name == "digits-longtail":
+            panels.append((name, "rare_recall", "digits long tail: rare-class recall (classes 5-9)"))
+        else:
+            panels.append((name, "accuracy", f"{name}: test accuracy"))
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.0 * cols, 4.8 * rows), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for ax, (name, key, title) in zip(axes.flat, panels):
+        curves = report["datasets"][name][key]
+        bases = [n for n in curves if not n.endswith(PRETRAINED)]
+        for i, base in enumerate(bases):
+            colour = "black" if base == "random" else cmap(i % 10)
+            lw = 2.2 if base in ("random", "typiclust") else 1.1
+            for arm, ls in ((base, "--"), (base + PRETRAINED, "-")):
+                if arm not in curves:
+                    continue
+                m = np.array(curves[arm]["mean"])
+                ax.plot(curves[arm]["labels"], m, color=colour, lw=lw, ls=ls,
+                        label=arm if ls == "-" or base in ("random", "typiclust") else None)
         ax.set_xlabel("labels")
-        ax.set_title(title)
+        ax.set_title(title + " (dashed: from scratch)", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=2)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def print_tables(report: dict) -> None:
+    for name, d in report["datasets"].items():
+        key = "rare_recall" if name == "digits-longtail" else "accuracy"
+        curves = d[key]
+        labels = next(iter(curves.values()))["labels"]
+        what = "rare-class recall" if key == "rare_recall" else "accuracy"
+        tab = Table(title=f"{name}, {d['seeds']} seeds: {what} mean ± std by labels "
+                          f"(+pretrained: {d.get('pretrained_mode_by_labels', {})})", title_justify="left")
+        tab.add_column("arm")
+        for b in labels:
+            tab.add_column(str(b), justify="right")
+        if key == "accuracy":
+            tab.add_column(f"labels to {d['target_accuracy']:.3f}", justify="right")
+        for n, c in curves.items():
+            cells = [f"{m:.3f}±{s:.3f}" for m, s in zip(c["mean"], c["std"])]
+            if key == "accuracy":
+                need = d["labels_to_reach_random_at_max"].get(n)
+                cells.append("-" if need is None else f"{need:.0f}")
+            tab.add_row(n, *cells)
+        console.print(tab)
+        if key == "accuracy" and "rare_recall" in d:
+            rr = d["rare_recall"]
+            console.print(f"  {name} recall of {', '.join(d['rare_classes'])} at {labels[-1]} labels: " + ", ".join(
+                f"{n} {c['mean'][-1]:.3f}" for n, c in rr.items()))
+        if "pretrain" in d:
+            p = d["pretrain"]
+            console.print(f"  pretraining: {p['steps']} steps of {p['batch_size']}, median {p['seconds_median']:.1f} s "
+                          f"per seed ({p['items_per_s_median']:.0f} items/s)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--strategies", default="all", help="comma-separated names, or all")
-    ap.add_argument("--quick", action="store_true", help="2 seeds, 4 budgets, shorter training")
-    ap.add_argument("--no-longtail", action="store_true")
+    ap.add_argument("--scenario-strategies", default=None,
+                    help="strategies on traffic and maintenance (default: the same as --strategies)")
+    ap.add_argument("--scenario-seeds", type=int, default=None, help="seeds on traffic and maintenance "
+                                                                      "(default: --seeds)")
+    ap.add_argument("--datasets", default="all", help="comma-separated: digits, digits-longtail, traffic, "
+                                                       "maintenance; or all")
+    ap.add_argument("--no-pretrained", action="store_true", help="the from-scratch arms only")
+    ap.add_argument("--quick", action="store_true", help="2 seeds, fewer budgets (the same training lengths)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (one (dataset, seed) each)")
+    ap.add_argument("--data", default=None, help="where the scenario media are generated (default: a temp folder)")
     ap.add_argument("--out", default=str(REPORTS / "label_efficiency.json"))
+    ap.add_argument("--longtail-strategies", default=None,
+                    help="strategies on the digits long tail (default: the same as --strategies)")
+    ap.add_argument("--pretrain-steps", type=int, default=None, help="override every dataset's pretraining steps")
+    ap.add_argument("--from-partial", default=None,
+                    help="build the report from the per-task results a run saved so far (<out>.partial.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    names = strategy_names() if args.strategies == "all" else [s.strip() for s in args.strategies.split(",")]
-    for n in names:
-        get_strategy(n)
-    if "random" not in names:
-        names.insert(0, "random")
-    names = ["random"] + [n for n in names if n != "random"]
-    seeds = 2 if args.quick else args.seeds
-    budgets = [20, 60, 120, 200] if args.quick else BUDGETS
-    lt_budgets = [20, 60, 120] if args.quick else LONGTAIL_BUDGETS
-    cfg = TrainConfig(epochs=10, min_steps=60 if args.quick else 150, batch_size=32, patience=1000, lr=3e-3)
-    x, y = load_digits_tensors()
-    report = {"config": {"seeds": seeds, "budgets": budgets, "longtail_budgets": lt_budgets,
-                         "strategies": names, "network": "SmallCNN(width=16)", "train": cfg.as_params(),
-                         "test_split": 0.3, "rare_classes": RARE, "torch_threads": 1},
-              "scenarios": {}}
-    t0 = time.perf_counter()
-    scenarios = [("balanced", budgets, False)] + ([] if args.no_longtail else [("longtail", lt_budgets, True)])
-    for scen, bud, lt in scenarios:
-        runs: dict[str, list] = {}
-        for name in names:
-            t = time.perf_counter()
-            runs[name] = [run_one(name, seed, x, y, bud, lt, cfg) for seed in range(seeds)]
-            console.print(f"{scen:9s} {name:17s} {time.perf_counter() - t:6.1f} s "
-                          f"acc@{bud[-1]} {np.mean([r[-1]['accuracy'] for r in runs[name]]):.4f}")
-        report["scenarios"][scen] = {"accuracy": summarize(runs, "accuracy"),
-                                     "rare_recall": summarize(runs, "rare_recall")}
-    bal = report["scenarios"]["balanced"]["accuracy"]
-    target = bal["random"]["mean"][-1]
-    need = {n: labels_to_reach(c["labels"], c["mean"], target) for n, c in bal.items()}
-    report["target_accuracy"] = target
-    report["labels_to_reach_random_at_max"] = need
-    report["fraction_of_random_labels"] = {n: (None if v is None else round(v / budgets[-1], 4)) for n, v in need.items()}
-    best = [need[n] for n in ("margin", "entropy") if n in need and need[n] is not None]
-    report["goal"] = {
-        "text": "best of margin/entropy needs <= 60% of random's labels",
-        "best_fraction": round(min(best) / budgets[-1], 4) if best else None,
-        "met": bool(best) and min(best) <= 0.6 * budgets[-1],
-    }
-    report["seconds"] = round(time.perf_counter() - t0, 1)
+    def strategies(text: str) -> list[str]:
+        out = strategy_names() if text == "all" else [s.strip() for s in text.split(",")]
+        for n in out:
+            get_strategy(n)
+        return ["random"] + [n for n in out if n != "random"]
 
-    tab = Table(title=f"digits, {seeds} seeds: accuracy mean ± std by labels")
-    tab.add_column("strategy")
-    for b in budgets:
-        tab.add_column(str(b), justify="right")
-    tab.add_column(f"labels to {target:.3f}", justify="right")
-    for n, c in bal.items():
-        cells = [f"{m:.3f}±{s:.3f}" for m, s in zip(c["mean"], c["std"])]
-        tab.add_row(n, *cells, "-" if need[n] is None else f"{need[n]:.0f}")
-    console.print(tab)
-    if "longtail" in report["scenarios"]:
-        lt_tab = Table(title="long tail (classes 5-9 at a tenth): rare-class recall mean ± std")
-        lt_tab.add_column("strategy")
-        for b in lt_budgets:
-            lt_tab.add_column(str(b), justify="right")
-        for n, c in report["scenarios"]["longtail"]["rare_recall"].items():
-            lt_tab.add_row(n, *[f"{m:.3f}±{s:.3f}" for m, s in zip(c["mean"], c["std"])])
-        console.print(lt_tab)
-    console.print(f"goal: {report['goal']}")
+    names = strategies(args.strategies)
+    scen_names = strategies(args.scenario_strategies) if args.scenario_strategies else names
+    lt_names = strategies(args.longtail_strategies) if args.longtail_strategies else names
+    all_sets = ["digits", "digits-longtail", "traffic", "maintenance"]
+    sets = all_sets if args.datasets == "all" else [s.strip() for s in args.datasets.split(",")]
+    for s in sets:
+        if s not in all_sets:
+            raise SystemExit(f"--datasets {s!r}: expected some of {', '.join(all_sets)}")
+    seeds = 2 if args.quick else args.seeds
+    scen_seeds = seeds if args.scenario_seeds is None else args.scenario_seeds
+    tmp = None
+    if args.data is None:
+        tmp = tempfile.TemporaryDirectory(prefix="alsql-label-efficiency-")
+    data = Path(args.data or tmp.name)
+    t0 = time.perf_counter()
+    builders = {"digits": lambda: digits(args.quick), "digits-longtail": lambda: digits(args.quick, True),
+                "traffic": lambda: traffic(args.quick, data), "maintenance": lambda: maintenance(args.quick, data)}
+    for s in sets:
+        t = time.perf_counter()
+        _DATASETS[s] = builders[s]()
+        if args.pretrain_steps is not None:
+            _DATASETS[s].pretrain_steps = args.pretrain_steps
+        console.print(f"{s}: {_DATASETS[s].note} ({time.perf_counter() - t:.1f} s)")
+    scenario = {"traffic", "maintenance"}
+    per_set = {s: scen_names if s in scenario else lt_names if s == "digits-longtail" else names for s in sets}
+    n_seeds = {s: scen_seeds if s in scenario else seeds for s in sets}
     out = Path(args.out)
+    partial = out.with_suffix(".partial.json")
+    saved = json.loads(Path(args.from_partial).read_text()) if args.from_partial else {"pretrain": [], "arms": []}
+    pretrains, results = saved["pretrain"], saved["arms"]
+    ctx = mp.get_context("fork")
+    with ctx.Pool(max(1, args.jobs)) if args.jobs > 1 else _Serial() as pool:
+        encoders: dict[tuple[str, int], dict] = {}
+        if not args.no_pretrained and not args.from_partial:
+            jobs = [(s, seed) for seed in range(max(n_seeds.values())) for s in sets if seed < n_seeds[s]]
+            for name, seed, state, info in pool.imap_unordered(pretrain_task, jobs):
+                encoders[(name, seed)] = state
+                pretrains.append({"dataset": name, "seed": seed, **info})
+                console.print(f"{name:16s} seed {seed} pretrained: {info['seconds']:.1f} s, loss "
+                              f"{info['loss_first']:.3f} -> {info['loss_last']:.3f}")
+        tasks = []
+        if not args.from_partial:
+            for seed in range(max(n_seeds.values())):  # seed by seed: an interrupted run has whole seeds
+                for s in sets:
+                    if seed < n_seeds[s]:
+                        for n in per_set[s]:
+                            tasks.append((s, seed, n, None))
+                            if not args.no_pretrained:
+                                tasks.append((s, seed, n, encoders[(s, seed)]))
+        for r in pool.imap_unordered(arm_task, tasks):
+            results.append(r)
+            partial.write_text(json.dumps({"pretrain": pretrains, "arms": results}))
+            console.print(f"{r['dataset']:16s} seed {r['seed']} {r['arm']:26s} {r['seconds']:6.1f} s  "
+                          + " ".join(f"{row['accuracy']:.3f}" for row in r["rows"]))
+    if tmp is not None:
+        tmp.cleanup()
+    report = {"config": {"seeds": seeds, "strategies": per_set.get("digits", names), "scenario_seeds": scen_seeds,
+                         "scenario_strategies": scen_names, "longtail_strategies": lt_names, "pretrained_arms": not args.no_pretrained,
+                         "cold_start": "the first budget is random for every arm, except the +pretrained arms of "
+                                       "strategies that read embeddings alone ("
+                                       + ", ".join(n for n in names if picks_cold_start(n))
+                                       + "): they pick it from the pretrained encoder's features",
+                         "quick": args.quick, "test_split": 0.3, "torch_threads": 1, "jobs": args.jobs,
+                         "networks": {"digits": "SmallCNN(width=16)", "traffic": "VideoNet(SmallCNN(width=16))",
+                                      "maintenance": "AudioCNN(width=16)"}},
+              "datasets": {}}
+    for s in sets:
+        done = [r for r in results if r["dataset"] == s]
+        arms = {r["arm"] for r in done}
+        whole = sorted(seed for seed in {r["seed"] for r in done}  # seeds with every arm done (a cut-short run)
+                       if {r["arm"] for r in done if r["seed"] == seed} == arms)
+        done = [r for r in done if r["seed"] in whole]
+        if not done:
+            continue
+        rep = dataset_report(_DATASETS[s], done, [p for p in pretrains if p["dataset"] == s])
+        cs = cold_start(rep)
+        if cs:
+            rep["cold_start"] = cs
+        report["datasets"][s] = rep
+    report["goals"] = goals(report)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    print_tables(report)
+    for k, v in report["goals"].items():
+        console.print(f"goal {k}: {'MET' if v['met'] else 'MISSED'}: {v['text']}"
+                      + (f" (best {v.get('best')}: {v.get('labels')})" if "labels" in v else "")
+                      + (f" (best fraction {v.get('best_fraction')})" if "best_fraction" in v else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
     png = out.with_suffix(".png")
     plot(report, png)
     report["plot"] = png.name
     out.write_text(json.dumps(report, indent=2))
-    console.print(f"wrote {out} and {png}")
+    if partial.exists() and not args.from_partial:
+        partial.unlink()
+    console.print(f"wrote {out} and {png} in {report['seconds']:.0f} s")
+
+
+class _Serial:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap_unordered(self, fn, tasks):
+        return map(fn, tasks)
 
 
 if __name__ == "__main__":
