@@ -2,26 +2,18 @@
 -- product predicted defective by the latest model (a class outside
 -- var('normal_classes')), and the warranty claims filed for that serial.
 -- Only projects whose serials appear in the claims are kept.
-with images as (
-    select
-        project_id,
-        entity,
-        predicted_label,
-        prediction_confidence,
-        1 - {{ is_normal_class('predicted_label') }} as is_defect
-    from {{ ref('item_index') }}
-    where predicted_class_id is not null and entity is not null
-),
-
-products as (
+{% set is_defect = "(1 - " ~ is_normal_class('predicted_label') ~ ")" %}
+-- One pass over item_index, aggregated as it is read (no copy of its rows).
+with products as (
     select
         project_id,
         entity,
         count(*) as images,
-        sum(is_defect) as defect_images,
-        max(is_defect) as is_predicted_defective,
-        max(case when is_defect = 1 then prediction_confidence end) as defect_confidence
-    from images
+        sum({{ is_defect }}) as defect_images,
+        max({{ is_defect }}) as is_predicted_defective,
+        max(case when {{ is_defect }} = 1 then prediction_confidence end) as defect_confidence
+    from {{ ref('item_index') }}
+    where predicted_class_id is not null and entity is not null
     group by project_id, entity
 ),
 

@@ -6,13 +6,15 @@
 --   accuracy        = correct / evaluated items of the group (same on each class row)
 --   recall          = evaluated items of the class predicted right / evaluated items of the class
 --   prediction_rate = items predicted as the class / items the model predicted in the group
+{#- Sums of counts keep the type count(*) has on the backend (bigint; int on SQL Server). -#}
+{%- set count_type = 'int' if target.type == 'sqlserver' else dbt.type_bigint() %}
 with ranked_models as (
     select
         project_id,
         model_id,
         row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
-    from {{ ref('stg_model_versions') }}
-    where model_id in (select model_id from {{ ref('stg_predictions') }})
+    from {{ ref('stg_model_versions') }} as mv
+    where exists (select 1 from {{ ref('stg_predictions') }} as p where p.model_id = mv.model_id)
 ),
 
 scored as (
@@ -32,19 +34,47 @@ scored as (
     where m.recency = 1
 ),
 
+-- The one pass over the scored rows (keyed, then counted into cells): item counts per
+-- combination of every group (entity and each attribute), predicted class and true
+-- class. Everything below reads these cells, which are few (groups x classes), not
+-- the rows.
+keyed as (
+    select
+        project_id,
+        model_id,
+        predicted_class_id,
+        true_class_id,
+        cast(coalesce(entity, '(none)') as {{ dbt.type_string() }}) as g_entity
+        {%- for key in var('fairness_attributes') %},
+        cast(coalesce({{ json_attr('attributes', key) }}, '(none)') as {{ dbt.type_string() }}) as g_{{ loop.index }}
+        {%- endfor %}
+    from scored
+),
+
+cells as (
+    select
+        project_id, model_id, predicted_class_id, true_class_id, g_entity,
+        {%- for key in var('fairness_attributes') %} g_{{ loop.index }},{% endfor %}
+        count(*) as n
+    from keyed
+    group by
+        project_id, model_id, predicted_class_id, true_class_id, g_entity
+        {%- for key in var('fairness_attributes') %}, g_{{ loop.index }}{% endfor %}
+),
+
 grouped as (
     select
-        project_id, model_id, item_id, predicted_class_id, true_class_id,
+        project_id, model_id, predicted_class_id, true_class_id, n,
         cast('entity' as {{ dbt.type_string() }}) as group_kind,
-        cast(coalesce(entity, '(none)') as {{ dbt.type_string() }}) as group_value
-    from scored
+        g_entity as group_value
+    from cells
     {%- for key in var('fairness_attributes') %}
     union all
     select
-        project_id, model_id, item_id, predicted_class_id, true_class_id,
+        project_id, model_id, predicted_class_id, true_class_id, n,
         cast('{{ key }}' as {{ dbt.type_string() }}) as group_kind,
-        cast(coalesce({{ json_attr('attributes', key) }}, '(none)') as {{ dbt.type_string() }}) as group_value
-    from scored
+        g_{{ loop.index }} as group_value
+    from cells
     {%- endfor %}
 ),
 
@@ -55,9 +85,9 @@ classes as (
 group_totals as (
     select
         project_id, model_id, group_kind, group_value,
-        count(*) as items,
-        sum(case when true_class_id is not null then 1 else 0 end) as eval_items,
-        sum(case when true_class_id = predicted_class_id then 1 else 0 end) as correct
+        cast(sum(n) as {{ count_type }}) as items,
+        cast(sum(case when true_class_id is not null then n else 0 end) as {{ count_type }}) as eval_items,
+        cast(sum(case when true_class_id = predicted_class_id then n else 0 end) as {{ count_type }}) as correct
     from grouped
     group by project_id, model_id, group_kind, group_value
 ),
@@ -65,10 +95,10 @@ group_totals as (
 group_classes as (
     select
         g.project_id, g.model_id, g.group_kind, g.group_value, c.class_id,
-        sum(case when gr.predicted_class_id = c.class_id then 1 else 0 end) as predicted,
-        sum(case when gr.true_class_id = c.class_id then 1 else 0 end) as support,
-        sum(case when gr.true_class_id = c.class_id and gr.predicted_class_id = c.class_id then 1 else 0 end)
-            as true_positives
+        cast(sum(case when gr.predicted_class_id = c.class_id then gr.n else 0 end) as {{ count_type }}) as predicted,
+        cast(sum(case when gr.true_class_id = c.class_id then gr.n else 0 end) as {{ count_type }}) as support,
+        cast(sum(case when gr.true_class_id = c.class_id and gr.predicted_class_id = c.class_id
+            then gr.n else 0 end) as {{ count_type }}) as true_positives
     from group_totals as g
     inner join classes as c on c.project_id = g.project_id
     left join grouped as gr
@@ -81,22 +111,22 @@ group_classes as (
 overall_totals as (
     select
         project_id,
-        count(*) as items,
-        sum(case when true_class_id is not null then 1 else 0 end) as eval_items,
-        sum(case when true_class_id = predicted_class_id then 1 else 0 end) as correct
-    from scored
+        cast(sum(n) as {{ count_type }}) as items,
+        cast(sum(case when true_class_id is not null then n else 0 end) as {{ count_type }}) as eval_items,
+        cast(sum(case when true_class_id = predicted_class_id then n else 0 end) as {{ count_type }}) as correct
+    from cells
     group by project_id
 ),
 
 overall_classes as (
     select
         c.project_id, c.class_id,
-        sum(case when s.predicted_class_id = c.class_id then 1 else 0 end) as predicted,
-        sum(case when s.true_class_id = c.class_id then 1 else 0 end) as support,
-        sum(case when s.true_class_id = c.class_id and s.predicted_class_id = c.class_id then 1 else 0 end)
-            as true_positives
+        cast(sum(case when s.predicted_class_id = c.class_id then s.n else 0 end) as {{ count_type }}) as predicted,
+        cast(sum(case when s.true_class_id = c.class_id then s.n else 0 end) as {{ count_type }}) as support,
+        cast(sum(case when s.true_class_id = c.class_id and s.predicted_class_id = c.class_id
+            then s.n else 0 end) as {{ count_type }}) as true_positives
     from classes as c
-    inner join scored as s on s.project_id = c.project_id
+    inner join cells as s on s.project_id = c.project_id
     group by c.project_id, c.class_id
 ),
 

@@ -21,18 +21,27 @@ models as (
         project_id,
         row_number() over (partition by project_id order by created_at, model_id) as version_number,
         row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
-    from {{ ref('stg_model_versions') }}
+    from {{ ref('stg_model_versions') }} as mv
     -- only models that predicted: one still training has no distribution yet
-    where model_id in (select model_id from predictions)
+    where exists (select 1 from predictions as p where p.model_id = mv.model_id)
+),
+
+-- Predictions are read once per comparison and counted per class straight away; the
+-- joins below work on these counts (models x classes, months x classes), not on rows.
+model_class_counts as (
+    select model_id, predicted_class_id, count(*) as n_items
+    from predictions
+    group by model_id, predicted_class_id
 ),
 
 model_counts as (
-    select m.project_id, m.model_id, m.version_number, c.class_id, count(p.item_id) as n_items
+    select
+        m.project_id, m.model_id, m.version_number, c.class_id,
+        coalesce(mc.n_items, 0) as n_items
     from models as m
     inner join classes as c on c.project_id = m.project_id
-    left join predictions as p
-        on p.model_id = m.model_id and p.predicted_class_id = c.class_id
-    group by m.project_id, m.model_id, m.version_number, c.class_id
+    left join model_class_counts as mc
+        on mc.model_id = m.model_id and mc.predicted_class_id = c.class_id
 ),
 
 model_shares as (
@@ -47,12 +56,20 @@ model_pairs as (
                        dbt.safe_cast('b.model_id', dbt.type_string()), dbt.safe_cast('c.model_id', dbt.type_string())) }}
 ),
 
-latest_predictions as (
-    select m.project_id, m.model_id, p.predicted_class_id, {{ to_month('i.captured_at') }} as captured_month
+-- The latest model's predictions per project, capture month and class (one row each:
+-- one latest model per project).
+latest_counts as (
+    select
+        m.project_id,
+        m.model_id,
+        p.predicted_class_id,
+        {{ to_month('i.captured_at') }} as captured_month,
+        count(*) as n_items
     from models as m
     inner join predictions as p on p.model_id = m.model_id
     inner join {{ ref('stg_items') }} as i on i.item_id = p.item_id
     where m.recency = 1 and i.captured_at is not null
+    group by m.project_id, m.model_id, p.predicted_class_id, {{ to_month('i.captured_at') }}
 ),
 
 months as (
@@ -61,18 +78,19 @@ months as (
         model_id,
         captured_month,
         dense_rank() over (partition by project_id order by captured_month) as month_number
-    from (select distinct project_id, model_id, captured_month from latest_predictions) as distinct_months
+    from (select distinct project_id, model_id, captured_month from latest_counts) as distinct_months
 ),
 
 month_counts as (
-    select mo.project_id, mo.model_id, mo.captured_month, mo.month_number, c.class_id, count(lp.model_id) as n_items
+    select
+        mo.project_id, mo.model_id, mo.captured_month, mo.month_number, c.class_id,
+        coalesce(lc.n_items, 0) as n_items
     from months as mo
     inner join classes as c on c.project_id = mo.project_id
-    left join latest_predictions as lp
-        on lp.project_id = mo.project_id
-        and lp.captured_month = mo.captured_month
-        and lp.predicted_class_id = c.class_id
-    group by mo.project_id, mo.model_id, mo.captured_month, mo.month_number, c.class_id
+    left join latest_counts as lc
+        on lc.project_id = mo.project_id
+        and lc.captured_month = mo.captured_month
+        and lc.predicted_class_id = c.class_id
 ),
 
 month_shares as (
