@@ -411,8 +411,8 @@ def run_backend(backend: str, args, console) -> dict:
                 side = quality_side_by_side(url, base, ids, args)
                 walk = review_walk(base, ids["quality"]["project_id"], args.review_pages)
             load.append(round(os.getloadavg()[0], 1))
-            return {"populate_seconds": round(populate_s, 1), "load_average_1min_before_after": load,
-                    "quality_side_by_side": side, "review_queue_walk": walk}
+            side.update(populate_seconds=round(populate_s, 1), load_average_1min_before_after=load)
+            return {"quality_side_by_side": side, "review_queue_walk": walk}
         headers = {"Authorization": f"Bearer {TOKEN.format(args.clients)}"}  # the single client's own user
         with server(url) as base, httpx.Client(base_url=base, headers=headers, timeout=60) as c:
             for _ in range(20):  # warm-up: connections, caches
