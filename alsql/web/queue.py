@@ -74,7 +74,7 @@ from dataclasses import dataclass
 from typing import Any
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal, literal_column, or_, select, update
 
 from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
@@ -152,7 +152,8 @@ _MARK = (update(round_items).where(_PENDING_HERE)
 # -- quality: overlap copies and gold items (item_assignments) --------------------------
 ia = item_assignments.c
 _SETTINGS_NONE = QualitySettings()
-_MINE = and_(ia.project_id == bindparam("pid"), ia.annotator == bindparam("user"), ia.status == "pending")
+_MINE = and_(ia.project_id == bindparam("pid"), ia.annotator == bindparam("user"),
+             ia.status == literal_column("'pending'"))
 _HELD_EXTRA = (select(ia.item_id, ia.kind, ia.round_id, ia.rank).where(_MINE)
                .order_by(ia.assigned_at, ia.item_id).limit(bindparam("n")))
 def _unseen(item_col):
@@ -168,7 +169,8 @@ def _unseen(item_col):
 _COPIES = (
     select(round_items.c.round_id, round_items.c.rank, round_items.c.item_id)
     .select_from(round_items.join(rounds, rounds.c.round_id == round_items.c.round_id))
-    .where(rounds.c.project_id == bindparam("pid"), round_items.c.copies_open > 0,
+    # constants rendered inline, so SQLite sees that the partial indexes qualify
+    .where(rounds.c.project_id == bindparam("pid"), round_items.c.copies_open > literal_column("0"),
            round_items.c.item_id.not_in(bindparam("exclude", expanding=True)), _unseen(round_items.c.item_id))
     .order_by(round_items.c.round_id, round_items.c.rank).limit(bindparam("n"))
 )
@@ -192,7 +194,7 @@ _gold = annotations.alias("gold")
 _GOLD = (
     select(_gold.c.item_id)
     .select_from(_gold.join(items, items.c.item_id == _gold.c.item_id))
-    .where(_gold.c.project_id == bindparam("pid"), _gold.c.source == "gold", items.c.status == "ok",
+    .where(_gold.c.project_id == bindparam("pid"), _gold.c.source == literal_column("'gold'"), items.c.status == "ok",
            _gold.c.item_id.not_in(bindparam("exclude", expanding=True)), _unseen(_gold.c.item_id))
     .group_by(_gold.c.item_id).order_by(_gold.c.item_id).limit(bindparam("n"))
 )
