@@ -105,3 +105,34 @@ def test_select_mart_and_its_children_on_fresh_database(fresh_url, tmp_path):
                 assert conn.execute(text(f"select count(*) from {schema}{mart}")).scalar_one() > 0, mart
     finally:
         engine.dispose()
+
+
+@pytest.mark.slow
+def test_model_performance_leaves_out_pretrained_encoders(fresh_url, tmp_path):
+    """An encoder from ``alsql pretrain`` (status 'encoder') is not a model version of the mart."""
+    from sqlalchemy import insert, select
+
+    from alsql.schema import model_versions
+
+    engine = make_engine(fresh_url)
+    try:
+        with engine.begin() as conn:
+            project_id = conn.execute(select(model_versions.c.project_id).limit(1)).scalar_one()
+            encoder_id = conn.execute(insert(model_versions).values(
+                project_id=project_id, architecture="cnn+simclr", params={}, metrics={}, status="encoder",
+            ).returning(model_versions.c.model_id)).scalar_one()
+            classifiers = conn.execute(select(model_versions.c.model_id).where(
+                model_versions.c.status != "encoder")).scalars().all()
+        try:
+            result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", "model_performance",
+                                         "--work-dir", str(tmp_path / "dbt")])
+            assert result.exit_code == 0, result.output
+        finally:
+            set_database("sqlite:///alsql.db")
+        schema = "marts." if fresh_url.startswith("postgresql") else ""
+        with engine.connect() as conn:
+            listed = set(conn.execute(text(f"select distinct model_id from {schema}model_performance")).scalars())
+    finally:
+        engine.dispose()
+    assert encoder_id not in listed
+    assert listed and listed <= set(classifiers)

@@ -6,6 +6,8 @@ with models as (
         *,
         row_number() over (partition by project_id order by created_at, model_id) as version_number
     from {{ ref('stg_model_versions') }}
+    -- encoders from `alsql pretrain` are not classifiers: no version number, no rows
+    where model_status <> 'encoder'
 ),
 
 classes as (
