@@ -100,8 +100,9 @@ def pretrain(
         epochs = f"{out.epochs} epoch{'s' if out.epochs != 1 else ''}"
         console.print(f"encoder {out.model_id}: {row.architecture}, {out.steps} steps, {epochs}, "
                       f"{out.items_seen:,} items, final loss {loss}{rate}"
-                      + (" (resumed)" if out.resumed else ""), markup=False)
-        console.print(f"artifact: {row.artifact_uri}", markup=False)
+                      + (" (resumed)" if out.resumed else ""), markup=False, soft_wrap=True)
+        # One line each whatever the terminal's width: scripts read the artifact's uri.
+        console.print(f"artifact: {row.artifact_uri}", markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
