@@ -170,7 +170,7 @@ def _analyze(url: str) -> None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE")
     else:
-        with engine.connect() as conn:
+        with engine.begin() as conn:  # committed: a rolled-back ANALYZE leaves no statistics
             conn.exec_driver_sql("ANALYZE")
     engine.dispose()
 

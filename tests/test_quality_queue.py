@@ -240,3 +240,38 @@ def test_simulated_annotators_gold_accuracy_matches_their_error_rates(engine):
         assert n >= 40, (who, n)
         p = 1 - e
         assert abs(ok / n - p) <= 3.5 * math.sqrt(p * (1 - p) / n) + 1 / n, (who, ok, n)
+
+
+def test_sqlite_overlap_claims_use_the_open_copies_index_without_prior_statistics(tmp_path):
+    """With no planner statistics SQLite reads the whole round by its key for each overlap
+    claim; the queue gathers bounded statistics once, so the partial index is taken."""
+    from sqlalchemy import event
+
+    from alsql.db import make_engine
+    from alsql.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        info = quality_project(engine, 300, overlap=0.5, overlap_annotators=2)
+        pid = info["project_id"]
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first() is None or conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_stat1 WHERE tbl = 'round_items'").first() is None
+        q = LabelQueue(engine)
+        drain(q, pid, "ann", limit=40)
+        seen = []
+        event.listen(engine, "before_cursor_execute",
+                     lambda conn, cur, st, params, ctx, many: seen.append((st, params)))
+        assert q.claim(pid, "bob", 1)  # a copy of one of ann's overlapped items
+        copies_sql = [(st, p) for st, p in seen if "copies_open > 0" in st and st.lstrip().startswith("SELECT")]
+        assert copies_sql, "the overlap lookup ran"
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT 1 FROM sqlite_stat1 WHERE tbl = 'round_items'").first()
+            plan = " ".join(r[-1] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + copies_sql[0][0],
+                                                                copies_sql[0][1]).all())
+        assert "ix_round_items_copies_open" in plan, plan
+    finally:
+        engine.dispose()

@@ -79,6 +79,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, litera
 from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
+from alsql.loaders.writer import refresh_statistics
 from alsql.quality import QualitySettings, is_overlapped, read_settings
 from alsql.schema import annotations, classes, item_assignments, items, round_items, rounds
 from alsql.schema.tables import utcnow
@@ -244,6 +245,7 @@ class LabelQueue:
         self.closed: set[int] = set()  # rounds this process closed
         self._writer = threading.Lock()  # SQLite: this process's writers queue here
         self._owner: dict[int, int] = {}  # round -> project, for preferred rounds (never changes)
+        self._stats_checked = False  # SQLite: round_items has planner statistics (see _copies)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -410,6 +412,8 @@ class LabelQueue:
     def _copies(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now) -> list[Claim]:
         """Up to ``n`` further servings of overlapped items (oldest round, lowest rank first)."""
         params = {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0]}
+        if conn.dialect.name == "sqlite" and not self._stats_checked:
+            self._ensure_statistics(conn)
         stmt = _COPIES_LOCKED if conn.dialect.name == "postgresql" else _COPIES
         rows = conn.execute(stmt, params).all()
         if len(rows) < n:  # short: copies whose lease expired unlabeled go back to the pool
@@ -426,6 +430,18 @@ class LabelQueue:
             else:
                 conn.execute(_GIVE_COPY, {"rid": r.round_id, "rk": r.rank})
         return got
+
+    def _ensure_statistics(self, conn: Connection) -> None:
+        """SQLite with no statistics on round_items reads the whole round by its key for
+        each overlap claim (tens of ms at 200k items, under the write lock) instead of the
+        partial index of open copies: any statistics, even gathered before a copy opened,
+        make it take the index. A bounded ANALYZE, once per process, when none exist."""
+        has = conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'").first()
+        if has is None or conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_stat1 WHERE tbl = 'round_items'").first() is None:
+            refresh_statistics(conn, "round_items")
+        self._stats_checked = True
 
     def _gold(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now) -> list[Claim]:
         """Up to ``n`` gold items the user never labeled and was never served."""
