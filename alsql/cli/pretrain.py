@@ -7,31 +7,20 @@ from typing import Annotated, Optional
 import typer
 
 from alsql.cli.common import console, get_engine, show_progress
+from alsql.cli.train import EpochReporter
 
 __all__ = ["register", "StepReporter"]
 
 
-class StepReporter:
+class StepReporter(EpochReporter):
     """Pretraining progress: a rich bar of steps (loss, items) on a terminal; off a terminal a
     plain line every ``every`` steps; nothing per step in CI."""
 
+    unit = "step"
+
     def __init__(self, bar: bool, lines: bool, every: int = 50) -> None:
-        self.bar, self.lines, self.every = bar, lines, max(1, every)
-        self.progress = self.task = None
-
-    def __enter__(self) -> "StepReporter":
-        if self.bar:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("step"), MofNCompleteColumn(), BarColumn(),
-                                     TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                                     transient=False)
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
+        super().__init__(bar, lines)
+        self.every = max(1, every)
 
     @staticmethod
     def describe(row: dict) -> str:

@@ -15,6 +15,8 @@ class EpochReporter:
     """Training progress: a rich bar on a terminal (epoch, loss, evaluation accuracy);
     off a terminal one plain line per evaluated epoch; nothing per epoch in CI."""
 
+    unit = "epoch"  # the bar's label
+
     def __init__(self, bar: bool, lines: bool) -> None:
         self.bar, self.lines = bar, lines
         self.progress = self.task = None
@@ -23,7 +25,7 @@ class EpochReporter:
         if self.bar:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
+            self.progress = Progress(TextColumn(self.unit), MofNCompleteColumn(), BarColumn(),
                                      TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                                      transient=False)
             self.progress.__enter__()
