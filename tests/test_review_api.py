@@ -201,3 +201,28 @@ def test_gold_items_are_settled_and_not_listed(setup, engine):
     label(engine, pid, it[0], 0, "gold", "gold"); label(engine, pid, it[0], 1, "ann"); label(engine, pid, it[0], 2, "bob")
     label(engine, pid, it[6], 1, "gold", "gold")  # gold dog, model says cat at 0.90
     assert listed(setup, min_confidence=0.0) == {}
+
+
+def test_an_annotator_sees_only_own_labels_on_an_overlapped_item(setup, engine):
+    """Agreement needs independent labels: on an overlapped project, the item endpoint shows an
+    annotator their own labels only (gold never), while an admin sees every label."""
+    from alsql.quality import is_overlapped, write_settings
+
+    pid, it = setup["project_id"], setup["items"]
+    with write_transaction(engine) as conn:
+        write_settings(conn, pid, overlap=0.5)
+    over = next(i for i in it if is_overlapped(i, 0.5))
+    plain = next(i for i in it if not is_overlapped(i, 0.5))
+    for item in (over, plain):
+        label(engine, pid, item, 1, "bob")
+        label(engine, pid, item, 2, "ann")
+        label(engine, pid, item, 0, "gold", "gold")
+
+    def seen(item, who):
+        r = setup["client"].get(f"/api/projects/{pid}/items/{item}", headers=setup[who])
+        assert r.status_code == 200, r.text
+        return [(h["annotator"], h["class_id"]) for h in r.json()["history"]]
+
+    assert seen(over, "ann") == [("ann", 2)]
+    assert seen(over, "admin") == [("bob", 1), ("ann", 2)]
+    assert seen(plain, "ann") == [("bob", 1), ("ann", 2)]

@@ -20,10 +20,11 @@ from sqlalchemy import Connection, Engine, select
 
 from alsql.catalog import Project, get_project
 from alsql.errors import AlsqlError
-from alsql.schema import annotations, items
+from alsql.quality import is_overlapped, read_settings
+from alsql.schema import annotations, item_assignments, items
 from alsql.web import data
 from alsql.web.auth import CSRF_HEADER, csrf_equal
-from alsql.web.deps import ApiUser, ApiWriter, EngineDep, MaybeUser
+from alsql.web.deps import ApiUser, ApiWriter, EngineDep, MaybeUser, can_review
 from alsql.web.queue import Claim, LabelQueue, UnknownRound
 from alsql.web.schemas import MAX_ID, ClaimIn, ItemId, LabelIn, LeasesIn, MapLimit, ProjectId, SkipIn
 
@@ -206,13 +207,28 @@ def skip(request: Request, engine: EngineDep, user: ApiWriter, project_id: Proje
 
 @router.get("/projects/{project_id}/items/{item_id}")
 def item(request: Request, engine: EngineDep, user: ApiUser, project_id: ProjectId, item_id: ItemId):
-    """One item with the latest model's guess and its label history in the project."""
+    """One item with the latest model's guess and its label history in the project. An
+    annotator asking for an item that is served blind (an overlapped item, or one served to
+    them through an assignment: docs/quality.md) sees only their own labels, so the
+    agreement figures stay independent; reviewers and admins see every label."""
     with engine.connect() as conn:
         project = project_or_404(request, conn, project_id)
-        view = data.item_view(conn, project, item_id, data.latest_model_id(conn, project_id))
+        blind = None if can_review(user) else _blind_for(conn, project_id, item_id, user.name)
+        view = data.item_view(conn, project, item_id, data.latest_model_id(conn, project_id), blind_for=blind)
     if view is None:
         raise HTTPException(404, f"item {item_id} does not exist")
     return view
+
+
+def _blind_for(conn: Connection, project_id: int, item_id: int, user: str) -> str | None:
+    """``user`` when the item's history must show only that user's labels, else None."""
+    if is_overlapped(item_id, read_settings(conn, project_id).overlap):
+        return user
+    assigned = conn.execute(
+        select(item_assignments.c.item_id).where(item_assignments.c.project_id == project_id,
+                                                 item_assignments.c.item_id == item_id,
+                                                 item_assignments.c.annotator == user)).first()
+    return user if assigned is not None else None
 
 
 @router.get("/projects/{project_id}/history")
