@@ -275,3 +275,59 @@ def test_sqlite_overlap_claims_use_the_open_copies_index_without_prior_statistic
         assert "ix_round_items_copies_open" in plan, plan
     finally:
         engine.dispose()
+
+
+def test_quality_claims_cost_no_more_statements_than_plain_ones(engine):
+    """Label-and-next with overlap and gold on issues no more statements on average than
+    with them off (same items, same users, alternating), on SQLite and PostgreSQL."""
+    from sqlalchemy import event
+
+    off = quality_project(engine, 120, n_gold=20, seed=1, name="plain")
+    on = quality_project(engine, 120, n_gold=20, seed=2, name="quality-on", overlap=0.3, overlap_annotators=2,
+                         gold_rate=0.1)
+    q = LabelQueue(engine, rng=random.Random(7))
+    count = [0]
+
+    def seen(*_):
+        count[0] += 1
+
+    per_label = {}
+    for arm, info in (("off", off), ("on", on)):
+        pid, users = info["project_id"], ("ann", "bob", "cyd")
+        todo = {u: q.claim(pid, u, 1) for u in users}
+        calls, served = [], []
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            for k in range(60):
+                u = users[k % len(users)]
+                if not todo[u]:
+                    continue
+                item = todo[u][0].item_id
+                count[0] = 0
+                _, todo[u] = q.label(pid, u, item, 0, claim_next=1)
+                calls.append(count[0])
+                served.append((u, item))
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert len(served) == len(set(served)) and len(calls) >= 50
+        per_label[arm] = sum(calls) / len(calls)
+        if arm == "on":  # the quality path was exercised: copies and gold were served
+            assert servings(engine, pid, "overlap") and servings(engine, pid, "gold")
+    assert per_label["on"] <= per_label["off"], per_label
+
+
+def test_quality_queue_statements_compile_for_each_dialect():
+    """The queue's quality statements compile for SQLite, PostgreSQL (one statement that
+    reads held servings and serves copies, SKIP LOCKED) and T-SQL (OUTPUT for RETURNING)."""
+    from sqlalchemy.dialects import mssql, postgresql, sqlite
+
+    from alsql.web import queue as qm
+
+    pg = str(qm._PG_HELD_AND_COPIES.compile(dialect=postgresql.dialect()))
+    assert "FOR UPDATE OF round_items SKIP LOCKED" in pg and "ON CONFLICT DO NOTHING" in pg
+    assert "ON CONFLICT DO NOTHING" in str(qm._PG_GOLD_SERVE.compile(dialect=postgresql.dialect()))
+    for stmt in (qm._HELD_AND_COPIES, qm._GOLD_SERVE, qm._MARK_OPENING, qm._COPIES, qm._EXPIRED_COPIES):
+        str(stmt.compile(dialect=sqlite.dialect()))
+        tsql = str(stmt.compile(dialect=mssql.dialect()))
+        assert "LIMIT" not in tsql
+    assert "OUTPUT inserted.item_id" in str(qm._GOLD_SERVE.compile(dialect=mssql.dialect()))

@@ -36,7 +36,7 @@ in one statement and marks its round items with one ``UPDATE ... RETURNING``; th
 open rounds are read once per request (``Claims.open_rounds``).
 
 Quality (docs/quality.md; the project's ``overlap``, ``overlap_annotators`` and
-``gold_rate``, read once per claim):
+``gold_rate``, kept per process for ``SETTINGS_TTL`` seconds):
 
 - Overlap: when the first serving of a round item is labeled and the item is among the
   ``overlap`` share (``alsql.quality.is_overlapped``, a stable hash of ``item_id``), its
@@ -47,7 +47,9 @@ Quality (docs/quality.md; the project's ``overlap``, ``overlap_annotators`` and
   takes one from ``copies_open`` (a conditional UPDATE of the round item; on PostgreSQL
   the candidate rows are locked ``FOR UPDATE SKIP LOCKED``). Skipping or giving back such
   a serving, or its lease expiring unlabeled, gives the copy back (``copies_open + 1``)
-  and the row stays (status ``skipped``), so that person is not served it again.
+  and the row stays (status ``skipped``), so that person is not served it again. Expired
+  copies are looked for when a claim comes up short of copies, at most every
+  ``SWEEP_SECONDS`` per project (sooner once a copy this process served may have expired).
 - Gold: each slot of a claim is a gold item with probability ``gold_rate`` (none when no
   other item is served): an item with a ``gold`` annotation that the user has not
   labeled and was never served (an ``item_assignments`` row of kind ``gold``). Gold items
@@ -56,6 +58,15 @@ Quality (docs/quality.md; the project's ``overlap``, ``overlap_annotators`` and
   history), and the answer is an ordinary ``ui`` label.
 - Items served through ``item_assignments`` are shown blind (``Claim.blind``): their
   history lists only the user's own labels, so a second annotator does not see the first.
+
+Cost: the quality path adds no round trip to the plain one in the common case. Which
+slots are gold is drawn in Python from the cached settings; the user's open servings and
+the copy candidates are read in ONE statement, the one the plain claim spends on open
+servings (on PostgreSQL that statement also takes the copies and writes their servings,
+data-modifying CTEs); a copy served replaces the plain claim's lease of a fresh item; gold
+items are found and served by one ``INSERT ... SELECT ... RETURNING``, only when a slot
+drew gold; the label that opens an item's copies sets them in its own ``UPDATE``; and the
+label of a copy or gold item closes its serving alone (no round item to mark).
 
 Concurrency: on SQLite, writers of this process queue on a lock before ``BEGIN
 IMMEDIATE`` (a wait that ends as soon as the writer before is done, instead of
@@ -74,7 +85,8 @@ from dataclasses import dataclass
 from typing import Any
 from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, literal, literal_column, or_, select, update
+from sqlalchemy import (Connection, Engine, and_, bindparam, case, func, insert, literal, literal_column, null, or_,
+                        select, union_all, update)
 
 from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
@@ -91,6 +103,7 @@ LEFT_TTL = 5.0
 MAX_CLAIM = 10
 LOW_REFRESH = 64
 SETTINGS_TTL = 5.0
+SWEEP_SECONDS = 5.0
 
 
 # Statements built once (bound parameters by name): the hot path only binds values.
@@ -149,6 +162,8 @@ _PENDING_HERE = and_(
 _MARK = (update(round_items).where(_PENDING_HERE)
          .values(status=bindparam("status"), labeled_at=bindparam("at"))
          .returning(round_items.c.round_id, round_items.c.rank))
+# A label that opens an overlapped item's further servings sets its copies in the same UPDATE.
+_MARK_OPENING = _MARK.values(copies_open=bindparam("k"))
 
 # -- quality: overlap copies and gold items (item_assignments) --------------------------
 ia = item_assignments.c
@@ -167,15 +182,74 @@ def _unseen(item_col):
     return and_(~labeled, ~served)
 
 
-_COPIES = (
-    select(round_items.c.round_id, round_items.c.rank, round_items.c.item_id)
-    .select_from(round_items.join(rounds, rounds.c.round_id == round_items.c.round_id))
-    # constants rendered inline, so SQLite sees that the partial indexes qualify
-    .where(rounds.c.project_id == bindparam("pid"), round_items.c.copies_open > literal_column("0"),
-           round_items.c.item_id.not_in(bindparam("exclude", expanding=True)), _unseen(round_items.c.item_id))
-    .order_by(round_items.c.round_id, round_items.c.rank).limit(bindparam("n"))
-)
+def _copies_select(limit: str):
+    """Open copies of the project's overlapped items the user may be served: oldest round,
+    lowest rank first; at most bind parameter ``limit``."""
+    return (
+        select(round_items.c.round_id, round_items.c.rank, round_items.c.item_id)
+        .select_from(round_items.join(rounds, rounds.c.round_id == round_items.c.round_id))
+        # constants rendered inline, so SQLite sees that the partial indexes qualify
+        .where(rounds.c.project_id == bindparam("pid"), round_items.c.copies_open > literal_column("0"),
+               round_items.c.item_id.not_in(bindparam("exclude", expanding=True)), _unseen(round_items.c.item_id))
+        .order_by(round_items.c.round_id, round_items.c.rank).limit(bindparam(limit))
+    )
+
+
+_COPIES = _copies_select("n")
 _COPIES_LOCKED = _COPIES.with_for_update(skip_locked=True, of=round_items)
+# The user's open servings (offered again) and up to ``want`` copy candidates in ONE round
+# trip, in place of the plain claim's check for open servings: with overlap on, a claim
+# that serves no copy costs no more statements than one with overlap off.
+_OFFER_AGAIN = (select(ia.item_id, ia.kind, ia.round_id, ia.rank)
+                .where(_MINE, ia.item_id.not_in(bindparam("exclude", expanding=True)))
+                .order_by(ia.assigned_at, ia.item_id).limit(bindparam("n")))
+_held_rows, _cand_rows = _OFFER_AGAIN.subquery("held"), _copies_select("want").subquery("cand")
+_HELD_AND_COPIES = union_all(
+    select(literal_column("1").label("held"), _held_rows.c.item_id, _held_rows.c.round_id, _held_rows.c.rank,
+           literal_column("1").label("served")),
+    select(literal_column("0"), _cand_rows.c.item_id, _cand_rows.c.round_id, _cand_rows.c.rank,
+           literal_column("0")),
+)
+_SERVING_COLUMNS = ["project_id", "item_id", "annotator", "kind", "round_id", "rank", "status", "assigned_at",
+                    "lease_expires_at"]
+
+
+def _serving(item_id, kind: str, round_id, rank):
+    """The SELECT list of a serving row inserted from a query (INSERT ... SELECT)."""
+    return select(bindparam("pid", type_=ia.project_id.type), item_id, bindparam("user", type_=ia.annotator.type),
+                  literal_column(f"'{kind}'"), round_id, rank, literal_column("'pending'"),
+                  bindparam("now", type_=ia.assigned_at.type), bindparam("until", type_=ia.lease_expires_at.type))
+
+
+def _pg_held_and_copies():
+    """PostgreSQL: the same in one statement that also serves the copies: candidates locked
+    ``FOR UPDATE SKIP LOCKED`` (claimers never wait on each other), one taken from each
+    ``copies_open`` and a serving row inserted (ON CONFLICT DO NOTHING: a concurrent request
+    of the same user won; ``served`` false, and the caller gives that copy back). No copy is
+    taken when the user holds open servings (the caller then takes the right number)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    held = _OFFER_AGAIN.cte("held")
+    cand = (_copies_select("want").where(~select(held.c.item_id).exists())
+            .with_for_update(skip_locked=True, of=round_items).cte("cand").prefix_with("MATERIALIZED"))
+    take = (update(round_items)
+            .where(round_items.c.round_id == cand.c.round_id, round_items.c.rank == cand.c.rank,
+                   round_items.c.copies_open > 0)
+            .values(copies_open=round_items.c.copies_open - 1)
+            .returning(round_items.c.round_id, round_items.c.rank, round_items.c.item_id).cte("take"))
+    served = (pg_insert(item_assignments)
+              .from_select(_SERVING_COLUMNS, _serving(take.c.item_id, "overlap", take.c.round_id, take.c.rank))
+              .on_conflict_do_nothing().returning(ia.item_id).cte("served"))
+    return union_all(
+        select(literal_column("1").label("held"), held.c.item_id, held.c.round_id, held.c.rank,
+               literal_column("1").label("served")),
+        select(literal_column("0"), take.c.item_id, take.c.round_id, take.c.rank,
+               case((served.c.item_id.is_(None), 0), else_=1))
+        .select_from(take.outerjoin(served, served.c.item_id == take.c.item_id)),
+    )
+
+
+_PG_HELD_AND_COPIES = _pg_held_and_copies()
 _TAKE_COPY = (update(round_items)
               .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank == bindparam("rk"),
                      round_items.c.copies_open > 0)
@@ -183,9 +257,6 @@ _TAKE_COPY = (update(round_items)
 _GIVE_COPY = (update(round_items)
               .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank == bindparam("rk"))
               .values(copies_open=func.coalesce(round_items.c.copies_open, 0) + 1))
-_SET_COPIES = (update(round_items)
-               .where(round_items.c.round_id == bindparam("rid"), round_items.c.rank == bindparam("rk"))
-               .values(copies_open=bindparam("k")))
 _EXPIRED_COPIES = (update(item_assignments)
                    .where(ia.project_id == bindparam("pid"), ia.status == "pending", ia.kind == "overlap",
                           ia.lease_expires_at < bindparam("now"))
@@ -204,6 +275,19 @@ _SERVED = (update(item_assignments)
                   ia.annotator == bindparam("user"), ia.status == "pending")
            .values(status=bindparam("status"), done_at=bindparam("at"), lease_expires_at=None)
            .returning(ia.kind, ia.round_id, ia.rank))
+_gold_rows = _GOLD.subquery("gold_rows")
+_GOLD_SERVE_ROWS = _serving(_gold_rows.c.item_id, "gold", null(), null())
+_GOLD_SERVE = insert(item_assignments).from_select(_SERVING_COLUMNS, _GOLD_SERVE_ROWS).returning(ia.item_id)
+
+
+def _pg_gold_serve():
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    return (pg_insert(item_assignments).from_select(_SERVING_COLUMNS, _GOLD_SERVE_ROWS)
+            .on_conflict_do_nothing().returning(ia.item_id))
+
+
+_PG_GOLD_SERVE = _pg_gold_serve()
 
 
 class UnknownRound(AlsqlError):
@@ -246,6 +330,7 @@ class LabelQueue:
         self._writer = threading.Lock()  # SQLite: this process's writers queue here
         self._owner: dict[int, int] = {}  # round -> project, for preferred rounds (never changes)
         self._stats_checked = False  # SQLite: round_items has planner statistics (see _copies)
+        self._sweep_at: dict[int, float] = {}  # project -> when expired copies are next looked for
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -409,18 +494,30 @@ class LabelQueue:
         conn.execute(insert(item_assignments).values(**row))
         return True
 
-    def _copies(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now) -> list[Claim]:
-        """Up to ``n`` further servings of overlapped items (oldest round, lowest rank first)."""
-        params = {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0]}
-        if conn.dialect.name == "sqlite" and not self._stats_checked:
-            self._ensure_statistics(conn)
-        stmt = _COPIES_LOCKED if conn.dialect.name == "postgresql" else _COPIES
-        rows = conn.execute(stmt, params).all()
-        if len(rows) < n:  # short: copies whose lease expired unlabeled go back to the pool
-            back = conn.execute(_EXPIRED_COPIES, {"pid": project_id, "now": now}).all()
-            if back:
-                conn.execute(_GIVE_COPY, [{"rid": b.round_id, "rk": b.rank} for b in back])
-                rows = conn.execute(stmt, params).all()
+    def _note_copy_lease(self, project_id: int) -> None:
+        """A copy was served with a lease: sweep expired copies again once it may have expired."""
+        due = time.monotonic() + self.lease.total_seconds()
+        with self._lock:
+            self._sweep_at[project_id] = min(self._sweep_at.get(project_id, 0.0), due)
+
+    def _sweep(self, conn: Connection, project_id: int, now) -> bool:
+        """Give back the project's copies whose lease expired unlabeled; whether any came back.
+
+        Runs only when a claim comes up short of copies, and then at most every
+        ``SWEEP_SECONDS`` per project (sooner when a copy this process served has since
+        expired): a lease expiry reaches the pool within seconds, off the hot path."""
+        t = time.monotonic()
+        with self._lock:
+            if self._sweep_at.get(project_id, 0.0) > t:
+                return False
+            self._sweep_at[project_id] = t + SWEEP_SECONDS
+        back = conn.execute(_EXPIRED_COPIES, {"pid": project_id, "now": now}).all()
+        if back:
+            conn.execute(_GIVE_COPY, [{"rid": b.round_id, "rk": b.rank} for b in back])
+        return bool(back)
+
+    def _take(self, conn: Connection, project_id: int, user: str, rows: Iterable[Any], now) -> list[Claim]:
+        """Serve copy candidates (generic SQL): one taken from each ``copies_open``, a serving row each."""
         got = []
         for r in rows:
             if conn.execute(_TAKE_COPY, {"rid": r.round_id, "rk": r.rank}).rowcount != 1:
@@ -429,7 +526,62 @@ class LabelQueue:
                 got.append(Claim(r.round_id, r.rank, r.item_id, blind=True))
             else:
                 conn.execute(_GIVE_COPY, {"rid": r.round_id, "rk": r.rank})
+        if got:
+            self._note_copy_lease(project_id)
         return got
+
+    def _copies(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now,
+                swept: bool = False) -> list[Claim]:
+        """Up to ``n`` further servings of overlapped items (oldest round, lowest rank first);
+        when short, expired copies are given back first (``_sweep``) and looked up again."""
+        params = {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0]}
+        if conn.dialect.name == "sqlite" and not self._stats_checked:
+            self._ensure_statistics(conn)
+        stmt = _COPIES_LOCKED if conn.dialect.name == "postgresql" else _COPIES
+        got = self._take(conn, project_id, user, conn.execute(stmt, params).all(), now)
+        if len(got) < n and not swept and self._sweep(conn, project_id, now):
+            got += self._copies(conn, project_id, user, n - len(got), exclude + [c.item_id for c in got], now,
+                                swept=True)
+        return got
+
+    def _held_and_copies(self, conn: Connection, project_id: int, user: str, gold: list[bool],
+                         exclude: list[int], copies: bool, now) -> tuple[list[Claim], list[Claim], int]:
+        """The user's open servings outside round_items (offered again: a reload loses
+        nothing), then overlap copies when ``copies``, in one round trip; ``gold``: which of
+        the claim's slots are gold. Returns (held, copies served, gold slots left)."""
+        n = len(gold)
+        want0 = n - sum(gold) if copies else 0
+        pg = conn.dialect.name == "postgresql"
+        if want0 and not pg and not self._stats_checked:
+            self._ensure_statistics(conn)
+        until = now + self.lease
+        rows = conn.execute(_PG_HELD_AND_COPIES if pg else _HELD_AND_COPIES,
+                            {"pid": project_id, "user": user, "n": n, "want": want0, "exclude": exclude or [0],
+                             "now": now, "until": until}).all()
+        held = [Claim(r.round_id, r.rank, r.item_id, blind=True) for r in rows if r.held]
+        cand = sorted((r for r in rows if not r.held), key=lambda r: (r.round_id, r.rank))
+        if held:
+            conn.execute(update(item_assignments).where(_MINE, ia.item_id.in_([c.item_id for c in held]))
+                         .values(lease_expires_at=until), {"pid": project_id, "user": user})
+        gold_n = sum(gold[len(held):])  # the slots after the held ones
+        want = n - len(held) - gold_n if copies else 0
+        got: list[Claim] = []
+        if pg:  # served in the statement (only when nothing was held: then want == want0)
+            for r in cand:
+                if r.served:
+                    got.append(Claim(r.round_id, r.rank, r.item_id, blind=True))
+                else:
+                    conn.execute(_GIVE_COPY, {"rid": r.round_id, "rk": r.rank})
+            if got:
+                self._note_copy_lease(project_id)
+            if held and want > 0:
+                got = self._copies(conn, project_id, user, want, exclude + [c.item_id for c in held], now)
+        elif want > 0:
+            got = self._take(conn, project_id, user, cand[:want], now)
+        if len(got) < want and not (pg and held) and self._sweep(conn, project_id, now):
+            taken = exclude + [c.item_id for c in held + got]
+            got += self._copies(conn, project_id, user, want - len(got), taken, now, swept=True)
+        return held, got, gold_n
 
     def _ensure_statistics(self, conn: Connection) -> None:
         """SQLite with no statistics on round_items reads the whole round by its key for
@@ -444,51 +596,49 @@ class LabelQueue:
         self._stats_checked = True
 
     def _gold(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now) -> list[Claim]:
-        """Up to ``n`` gold items the user never labeled and was never served."""
-        ids = conn.execute(_GOLD, {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0]}).scalars().all()
-        return [Claim(None, None, i, blind=True) for i in ids
-                if self._serve(conn, project_id, user, i, "gold", None, None, now)]
+        """Up to ``n`` gold items the user never labeled and was never served, served in the
+        same statement that finds them (INSERT ... SELECT ... RETURNING)."""
+        stmt = _PG_GOLD_SERVE if conn.dialect.name == "postgresql" else _GOLD_SERVE
+        ids = conn.execute(stmt, {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0], "now": now,
+                                  "until": now + self.lease}).scalars().all()
+        return [Claim(None, None, i, blind=True) for i in sorted(ids)]
 
     def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int],
                prefer: int | None = None) -> Claims:
         """Up to ``n`` claims: the user's open servings outside round_items first (a reload
         loses nothing), then overlap copies, fresh round items (``_claim_rounds``), and gold
-        items in random slots at the project's ``gold_rate``."""
+        items in random slots at the project's ``gold_rate``.
+
+        Which slots are gold is drawn first, in Python, from the cached settings; the open
+        servings and the copies are then read (and on PostgreSQL served) in the one statement
+        that the plain claim spends on open servings, and the gold table is touched only
+        when a slot drew gold."""
         q = self.settings(conn, project_id) if n > 0 else _SETTINGS_NONE
-        if q.overlap <= 0 and q.gold_rate <= 0 and n > 0:
+        if n <= 0:
+            return self._claim_rounds(conn, project_id, user, n, exclude, prefer)
+        if q.overlap <= 0 and q.gold_rate <= 0:
             # nothing mixed in; still re-offer servings a change of settings left open
             if conn.execute(_HELD_EXTRA, {"pid": project_id, "user": user, "n": 1}).first() is None:
                 return self._claim_rounds(conn, project_id, user, n, exclude, prefer)
-        if n <= 0:
-            return self._claim_rounds(conn, project_id, user, n, exclude, prefer)
         now = utcnow()
-        held = [Claim(h.round_id, h.rank, h.item_id, blind=True)
-                for h in conn.execute(_HELD_EXTRA, {"pid": project_id, "user": user, "n": n})
-                if h.item_id not in exclude]
-        if held:
-            conn.execute(update(item_assignments).where(_MINE, ia.item_id.in_([c.item_id for c in held]))
-                         .values(lease_expires_at=now + self.lease), {"pid": project_id, "user": user})
-        left = n - len(held)
         with self._lock:
-            gold_n = sum(self._rng.random() < q.gold_rate for _ in range(left)) if q.gold_rate > 0 else 0
-        want = left - gold_n
-        taken = exclude + [c.item_id for c in held]
-        copies: list[Claim] = []
-        if q.overlap > 0 and want > 0 and prefer is None:
-            copies = self._copies(conn, project_id, user, want, taken, now)
-            taken = taken + [c.item_id for c in copies]
+            gold = [self._rng.random() < q.gold_rate for _ in range(n)] if q.gold_rate > 0 else [False] * n
+        held, copies, gold_n = self._held_and_copies(conn, project_id, user, gold, exclude,
+                                                     q.overlap > 0 and prefer is None, now)
+        want = n - len(held) - gold_n
+        taken = exclude + [c.item_id for c in held + copies]
         fresh = self._claim_rounds(conn, project_id, user, want - len(copies), taken, prefer)
         taken = taken + [c.item_id for c in fresh]
         if q.overlap > 0 and prefer is not None and len(fresh) < want:
             copies = self._copies(conn, project_id, user, want - len(fresh), taken, now)
             taken = taken + [c.item_id for c in copies]
         opened = fresh.open_rounds if fresh.open_rounds is not None else self.open_rounds(conn, project_id)
-        gold: list[Claim] = []
+        gold_claims: list[Claim] = []
         if gold_n and (held or copies or fresh or opened):  # no gold once the rounds are done
-            gold = self._gold(conn, project_id, user, gold_n, taken, now)
+            gold_claims = self._gold(conn, project_id, user, gold_n, taken, now)
         out = Claims(held + copies + list(fresh))
         with self._lock:
-            for g in gold:  # each at a random place, shown in the round of a neighbour
+            for g in gold_claims:  # each at a random place, shown in the round of a neighbour
                 out.insert(self._rng.randint(0, len(out)), g)
         rid = next((c.round_id for c in out if c.round_id is not None), opened[0] if opened else None)
         for k, c in enumerate(out):
@@ -637,12 +787,14 @@ class LabelQueue:
                 if served.kind == "overlap" and status == "skipped":
                     conn.execute(_GIVE_COPY, {"rid": served.round_id, "rk": served.rank})
                 return []
-        hit = conn.execute(_MARK, {"item": item_id, "pid": project_id, "status": status,
-                                   "at": now if status == "labeled" else None}).all()
-        if hit and status == "labeled":
+        opening = 0  # an overlapped item's first serving labeled: its further servings open
+        if status == "labeled":
             q = self.settings(conn, project_id)
             if q.overlap > 0 and q.overlap_annotators > 1 and is_overlapped(item_id, q.overlap):
-                conn.execute(_SET_COPIES, {"rid": hit[0].round_id, "rk": hit[0].rank, "k": q.overlap_annotators - 1})
+                opening = q.overlap_annotators - 1
+        hit = conn.execute(_MARK_OPENING if opening else _MARK,
+                           {"item": item_id, "pid": project_id, "status": status,
+                            "at": now if status == "labeled" else None, "k": opening}).all()
         return [h.round_id for h in hit]
 
     def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
