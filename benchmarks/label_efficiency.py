@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -80,7 +81,7 @@ class Dataset:
     make_net: Callable[[], torch.nn.Module]
     budgets: list[int]
     cfg: TrainConfig
-    pretrain_steps: int
+    pretrain_steps: int | None  # None: what `alsql pretrain` runs by default on the pool (plan_epochs)
     pretrain_batch: int
     rare: list[int] = field(default_factory=list)  # classes whose mean recall is reported
     longtail: bool = False  # thin the rare classes to a tenth of the pool
@@ -101,7 +102,7 @@ def digits(quick: bool, longtail: bool = False) -> Dataset:
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=1000, lr=3e-3)
     return Dataset("digits-longtail" if longtail else "digits", "image", x, torch.tensor(d.target),
                    [str(c) for c in range(10)], lambda: SmallCNN(10, 1, width=16), budgets, cfg,
-                   pretrain_steps=300, pretrain_batch=128,
+                   pretrain_steps=None, pretrain_batch=128,
                    rare=list(range(5, 10)), longtail=longtail,
                    note="scikit-learn digits, 1,797 8x8 scans" + (", classes 5-9 at a tenth of the pool"
                                                                   if longtail else ""))
@@ -212,18 +213,29 @@ def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch
     return net, mode
 
 
+def pretrain_steps(ds: Dataset, n_pool: int) -> int:
+    """The dataset's pretraining steps: ``ds.pretrain_steps``, or when None what ``alsql pretrain``
+    runs with its defaults on a pool of ``n_pool`` items (epochs raised to ``--min-steps``)."""
+    from alsql.models.pretrain import PretrainConfig, plan_epochs
+
+    if ds.pretrain_steps is not None:
+        return ds.pretrain_steps
+    per_epoch = -(-n_pool // ds.pretrain_batch)
+    return plan_epochs(PretrainConfig(batch_size=ds.pretrain_batch), per_epoch) * per_epoch
+
+
 def pretrain(ds: Dataset, x, seed: int) -> tuple[dict, dict]:
     """The encoder's state after SimCLR on ``x`` (the unlabeled pool), and what it took."""
     from alsql.models.pretrain import pretrain_tensors
 
     torch.manual_seed(seed)
     net = ds.make_net()
+    steps = pretrain_steps(ds, len(x))
     t0 = time.perf_counter()
-    state, losses = pretrain_tensors(net, x, ds.kind, steps=ds.pretrain_steps, batch_size=ds.pretrain_batch,
-                                     seed=seed)
+    state, losses = pretrain_tensors(net, x, ds.kind, steps=steps, batch_size=ds.pretrain_batch, seed=seed)
     seconds = time.perf_counter() - t0
-    info = {"seconds": round(seconds, 2), "steps": ds.pretrain_steps, "batch_size": ds.pretrain_batch,
-            "items_per_s": round(ds.pretrain_steps * min(ds.pretrain_batch, len(x)) / seconds, 1),
+    info = {"seconds": round(seconds, 2), "steps": steps, "batch_size": ds.pretrain_batch,
+            "items_per_s": round(steps * min(ds.pretrain_batch, len(x)) / seconds, 1),
             "loss_first": round(float(losses[0]), 4), "loss_last": round(float(np.mean(losses[-10:])), 4)}
     return state, info
 
@@ -358,7 +370,7 @@ def dataset_report(ds: Dataset, results: list[dict], pretrains: list[dict]) -> d
     if modes:
         rep["pretrained_mode_by_labels"] = modes
     if pretrains:
-        rep["pretrain"] = {"steps": ds.pretrain_steps, "batch_size": ds.pretrain_batch,
+        rep["pretrain"] = {"steps": int(np.median([p["steps"] for p in pretrains])), "batch_size": ds.pretrain_batch,
                            "seconds_median": float(np.median([p["seconds"] for p in pretrains])),
                            "items_per_s_median": float(np.median([p["items_per_s"] for p in pretrains])),
                            "per_seed": pretrains}
@@ -491,14 +503,19 @@ def main() -> None:
                                                        "maintenance; or all")
     ap.add_argument("--no-pretrained", action="store_true", help="the from-scratch arms only")
     ap.add_argument("--quick", action="store_true", help="2 seeds, fewer budgets (the same training lengths)")
-    ap.add_argument("--jobs", type=int, default=1, help="worker processes (one (dataset, seed) each)")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="worker processes, one task (an encoder, or one arm of one seed) each, one torch thread "
+                         "each (default: 2, or 1 on a single core)")
     ap.add_argument("--data", default=None, help="where the scenario media are generated (default: a temp folder)")
     ap.add_argument("--out", default=str(REPORTS / "label_efficiency.json"))
     ap.add_argument("--longtail-strategies", default=None,
                     help="strategies on the digits long tail (default: the same as --strategies)")
     ap.add_argument("--pretrain-steps", type=int, default=None, help="override every dataset's pretraining steps")
     ap.add_argument("--from-partial", default=None,
-                    help="build the report from the per-task results a run saved so far (<out>.partial.json)")
+                    help="build the report from the per-task results runs saved (<out>.partial.json; several, "
+                         "comma-separated, are merged: a run split by dataset)")
+    ap.add_argument("--keep-partial", action="store_true",
+                    help="keep <out>.partial.json after the report (to merge split runs with --from-partial)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     def strategies(text: str) -> list[str]:
@@ -535,8 +552,13 @@ def main() -> None:
     n_seeds = {s: scen_seeds if s in scenario else seeds for s in sets}
     out = Path(args.out)
     partial = out.with_suffix(".partial.json")
-    saved = json.loads(Path(args.from_partial).read_text()) if args.from_partial else {"pretrain": [], "arms": []}
-    pretrains, results = saved["pretrain"], saved["arms"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pretrains, results, earlier = [], [], []
+    for path in (args.from_partial.split(",") if args.from_partial else []):
+        saved = json.loads(Path(path).read_text())
+        pretrains += saved["pretrain"]
+        results += saved["arms"]
+        earlier.append(saved.get("seconds"))
     ctx = mp.get_context("fork")
     with ctx.Pool(max(1, args.jobs)) if args.jobs > 1 else _Serial() as pool:
         encoders: dict[tuple[str, int], dict] = {}
@@ -558,13 +580,15 @@ def main() -> None:
                                 tasks.append((s, seed, n, encoders[(s, seed)]))
         for r in pool.imap_unordered(arm_task, tasks):
             results.append(r)
-            partial.write_text(json.dumps({"pretrain": pretrains, "arms": results}))
+            partial.write_text(json.dumps({"pretrain": pretrains, "arms": results,
+                                           "seconds": round(time.perf_counter() - t0, 1)}))
             console.print(f"{r['dataset']:16s} seed {r['seed']} {r['arm']:26s} {r['seconds']:6.1f} s  "
                           + " ".join(f"{row['accuracy']:.3f}" for row in r["rows"]))
     if tmp is not None:
         tmp.cleanup()
     report = {"config": {"seeds": seeds, "strategies": per_set.get("digits", names), "scenario_seeds": scen_seeds,
-                         "scenario_strategies": scen_names, "longtail_strategies": lt_names, "pretrained_arms": not args.no_pretrained,
+                         "scenario_strategies": scen_names, "longtail_strategies": lt_names,
+                         "pretrained_arms": not args.no_pretrained,
                          "cold_start": "the first budget is random for every arm, except the +pretrained arms of "
                                        "strategies that read embeddings alone ("
                                        + ", ".join(n for n in names if picks_cold_start(n))
@@ -588,6 +612,8 @@ def main() -> None:
         report["datasets"][s] = rep
     report["goals"] = goals(report)
     report["seconds"] = round(time.perf_counter() - t0, 1)
+    if earlier:  # a report merged from split runs: each run's wall time
+        report["run_seconds"] = earlier
     print_tables(report)
     for k, v in report["goals"].items():
         console.print(f"goal {k}: {'MET' if v['met'] else 'MISSED'}: {v['text']}"
@@ -598,7 +624,7 @@ def main() -> None:
     plot(report, png)
     report["plot"] = png.name
     out.write_text(json.dumps(report, indent=2))
-    if partial.exists() and not args.from_partial:
+    if partial.exists() and not args.from_partial and not args.keep_partial:
         partial.unlink()
     console.print(f"wrote {out} and {png} in {report['seconds']:.0f} s")
 

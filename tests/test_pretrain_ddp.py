@@ -28,7 +28,8 @@ def _worker(rank: int, world: int, url: str, tmp: str) -> None:
     try:
         engine = make_engine(url)
         seen: dict[int, list[int]] = {}
-        cfg = PretrainConfig(epochs=2, batch_size=16, image_size=8, device="cpu", num_workers=2, log_every=1)
+        cfg = PretrainConfig(epochs=2, min_steps=0, batch_size=16, image_size=8, device="cpu", num_workers=2,
+                             log_every=1)
         out = pretrain_project(engine, 1, cfg, grayscale=True, artifacts=f"{tmp}/art",
                                on_ids=lambda e, ids: seen.setdefault(e, []).extend(ids))
         with open(f"{tmp}/seen-{rank}.json", "w") as fh:

@@ -5,16 +5,22 @@ batch, the input of a SimCLR-style loss (``alsql.models.pretrain.nt_xent``). Sha
 kept; values stay what the network reads:
 
 - ``image`` ``(B, C, H, W)`` in [0, 1], C = 1 or 3: a random resized crop (area
-  ``crop_scale`` of the image, aspect ``ratio``) with a small rotation, a horizontal flip
-  (colour images only by default: a mirrored digit or letter is another symbol), colour
+  ``crop_scale`` of the image, aspect ``ratio``) with a rotation (by default up to 20
+  degrees on one-channel images, 10 on colour), a horizontal flip (colour images only by
+  default: a mirrored digit or letter is another symbol, so greyscale scans get no flip and
+  a wider rotation as their other change of viewpoint), colour
   jitter (brightness, contrast, and saturation for colour), random greyscale (colour),
   and a little gaussian noise; clamped to [0, 1]. One affine warp per image
   (``affine_grid`` + ``grid_sample``), so a batch is a few tensor ops.
-- ``audio`` ``(B, 1, n_mels, frames)`` log-mel spectrograms (SpecAugment-style): a time
-  shift (up to ``max_shift`` of the frames, the gap filled with the clip's minimum), a
-  gain (a constant added in the log domain), ``freq_masks`` bands of up to ``max_freq``
-  of the mels and ``time_masks`` spans of up to ``max_time`` of the frames set to the
-  clip's mean.
+- ``audio`` ``(B, 1, n_mels, frames)`` log-mel spectrograms: a time shift (up to
+  ``max_shift`` of the frames, the gap filled with the clip's minimum) and a gain (a
+  constant added in the log domain). SpecAugment-style masks (``freq_masks`` bands of up
+  to ``max_freq`` of the mels, ``time_masks`` spans of up to ``max_time`` of the frames,
+  set to the clip's mean) are off by default: a contrastive loss teaches the encoder to
+  ignore what the masks hide, and a fault's cue is often one band (a whine) or a few
+  frames (a knock). Measured on the maintenance sounds (2 seeds, a linear head on the
+  encoder's features): 6 labels 0.767 with two masks of each, 0.802 without; 12 labels
+  0.830 against 0.867.
 - ``video`` ``(B, T, C, H, W)``: a temporal crop (a window of at least ``min_window`` of
   the T frames, resampled back to T frames, in order), then the image augmentations with
   one set of parameters per clip (every frame of a clip gets the same crop and colour).
@@ -36,6 +42,8 @@ from alsql.errors import AlsqlError
 __all__ = ["ImageAugment", "AudioAugment", "VideoAugment", "KINDS", "augment", "augment_pair", "default_augment"]
 
 KINDS = ("image", "audio", "video")
+GREY_ROTATE = 20.0  # degrees, one-channel images (no flip)
+COLOUR_ROTATE = 10.0  # degrees, colour images (flipped half the time)
 
 
 def _u(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
@@ -44,17 +52,27 @@ def _u(g: torch.Generator, n: int, lo: float, hi: float) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class ImageAugment:
-    """Image augmentation settings; ``flip`` None: flip colour images only."""
+    """Image augmentation settings. ``flip`` None: flip colour images only (p = 0.5);
+    ``rotate_degrees`` None: ``GREY_ROTATE`` (20) degrees on one-channel images,
+    ``COLOUR_ROTATE`` (10) on colour (measured on digits, 8x8 greyscale scans: a linear head
+    on the encoder's features with 100 random labels, mean of 3 seeds, 0.977 at 10 degrees,
+    0.981 at 20)."""
 
     crop_scale: tuple[float, float] = (0.35, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    rotate_degrees: float = 10.0
+    rotate_degrees: float | None = None
     flip: float | None = None
     brightness: float = 0.4
     contrast: float = 0.4
     saturation: float = 0.4
     grey: float = 0.2
     noise: float = 0.02
+
+    def rotation(self, channels: int) -> float:
+        """The largest rotation, in degrees, for images of ``channels`` channels."""
+        if self.rotate_degrees is not None:
+            return float(self.rotate_degrees)
+        return GREY_ROTATE if channels == 1 else COLOUR_ROTATE
 
     def params(self, n: int, channels: int, g: torch.Generator) -> dict[str, torch.Tensor]:
         """Per-image random parameters (CPU tensors of length ``n``)."""
@@ -65,7 +83,8 @@ class ImageAugment:
         h = torch.sqrt(area / r).clamp(max=1.0)
         cx = (torch.rand(n, generator=g) * 2 - 1) * (1 - w)  # crop centre, normalised [-1, 1]
         cy = (torch.rand(n, generator=g) * 2 - 1) * (1 - h)
-        angle = _u(g, n, -self.rotate_degrees, self.rotate_degrees) * math.pi / 180
+        deg = self.rotation(channels)
+        angle = _u(g, n, -deg, deg) * math.pi / 180
         flip_p = (0.5 if channels == 3 else 0.0) if self.flip is None else self.flip
         flip = torch.where(torch.rand(n, generator=g) < flip_p, -1.0, 1.0)
         return {
@@ -113,13 +132,13 @@ class ImageAugment:
 
 @dataclass(frozen=True)
 class AudioAugment:
-    """Spectrogram augmentation settings (fractions of the mel bands / frames)."""
+    """Spectrogram augmentation settings (fractions of the mel bands / frames); no masks by default."""
 
     max_shift: float = 0.15
     gain: float = 1.0  # +- in log-power units
-    freq_masks: int = 2
+    freq_masks: int = 0
     max_freq: float = 0.15
-    time_masks: int = 2
+    time_masks: int = 0
     max_time: float = 0.15
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -9,12 +9,14 @@ for the project's media kind, e.g. ``cnn``, ``audio_cnn``, ``video_cnn``),
 ``state_dict`` (the classification head as initialised, never trained), the projection
 head and ``meta`` (arch, in_channels, image_size, grayscale, media).
 
-The head rule (``choose_head``): with fewer than ``FROZEN_BELOW_PER_CLASS`` (10) labels per
+The head rule (``choose_head``): with fewer than ``FROZEN_BELOW_PER_CLASS`` (20) labels per
 class on average, the encoder is frozen and only the linear head (dropout + ``fc``) is
 trained on its features (few labels cannot move a whole network without overfitting; the
 pretrained features are kept as they are), at ``FROZEN_LR_FACTOR`` (10) times the learning
-rate (``head_config``); from 10 per class on, the whole network is fine-tuned from the
-encoder at the given rate.
+rate (``head_config``); from 20 per class on, the whole network is fine-tuned from the
+encoder at the given rate. Measured on digits (4 seeds, random labels, the same encoder):
+the frozen head leads fine-tuning by 2.3 points at 6 per class, 0.2 at 10 and 0.7 at 15;
+fine-tuning leads by 0.2 at 25 and 0.4 at 40 per class.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ __all__ = ["ENCODER_STATUS", "SUFFIX", "FROZEN_BELOW_PER_CLASS", "INITS", "HEADS
 
 ENCODER_STATUS = "encoder"
 SUFFIX = "+simclr"
-FROZEN_BELOW_PER_CLASS = 10
+FROZEN_BELOW_PER_CLASS = 20
 FROZEN_LR_FACTOR = 10.0
 INITS = ("auto", "pretrained", "random")
 HEADS = ("auto", "frozen", "finetune")

@@ -16,7 +16,7 @@ Writes, on rank 0:
   loss curve go on as if never interrupted (the same numbers on CPU; the test checks it);
 - at the end the artifact and a ``model_versions`` row with ``status = 'encoder'`` (see
   ``alsql.models.encoders``): architecture ``<arch>+simclr``; params: the
-  ``PretrainConfig``, ``kind: encoder``, steps, epochs run, items seen, pool items at the
+  ``PretrainConfig`` (``lr`` the rate used), ``kind: encoder``, steps, epochs run, items seen, pool items at the
   start, the loss curve ``[[step, loss], ...]`` (rank 0's, at most ``CURVE_POINTS``
   points), media spec, input size; metrics: final loss, steps, items, seconds, items/s.
   The checkpoint is then removed.
@@ -46,7 +46,7 @@ from alsql.models.artifacts import artifact_uri, load_object, remove_object, sav
 from alsql.models.encoders import ENCODER_STATUS, encoder_arch
 from alsql.models.fit import distributed
 from alsql.models.networks import build_network
-from alsql.models.pretrain import PretrainConfig, Pretrainer
+from alsql.models.pretrain import PretrainConfig, Pretrainer, plan_epochs
 from alsql.models.train import dataset_url, init_distributed
 from alsql.schema import items, model_versions
 
@@ -198,7 +198,8 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
                     pin_memory=torch.cuda.is_available() and cfg.device != "cpu")
     # Steps per epoch on a rank: its items / batch, plus one short batch per DataLoader worker at most.
     per_epoch = -(-n_pool // (cfg.batch_size * world)) + max(0, cfg.num_workers - 1)
-    total = cfg.epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * per_epoch)
+    epochs = plan_epochs(cfg, per_epoch)  # --min-steps raises the epochs on a small pool
+    total = epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, epochs * per_epoch)
     torch.manual_seed(cfg.seed)
     net = build_network(arch, 1, in_channels)
     trainer = Pretrainer(net, spec.kind, cfg, total)
@@ -221,7 +222,7 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
 
     began = time.perf_counter() - seconds
     epoch = start_epoch
-    while epoch < cfg.epochs and trainer.step_count < limit:
+    while epoch < epochs and trainer.step_count < limit:
         ds.set_epoch(epoch)
         batches, epoch_seen = 0, 0
         with trainer.join():
@@ -242,7 +243,7 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
                     save(epoch, batches, time.perf_counter() - began)
                 if on_progress is not None and rank == 0:
                     on_progress({"step": trainer.step_count, "total": max(total, trainer.step_count),
-                                 "epoch": epoch + 1, "epochs": cfg.epochs, "loss": loss, "items": seen + epoch_seen})
+                                 "epoch": epoch + 1, "epochs": epochs, "loss": loss, "items": seen + epoch_seen})
         skip = 0
         if world > 1:
             box = torch.tensor([epoch_seen], dtype=torch.int64, device=trainer.device)  # NCCL needs CUDA tensors
@@ -283,7 +284,8 @@ def _record(engine, proj, trainer: Pretrainer, cfg: PretrainConfig, media, arch:
                       "projector": {k: v.detach().cpu() for k, v in trainer.model.projector.state_dict().items()},
                       "meta": meta})
     params = cfg.as_params() | {
-        "kind": "encoder", "method": "simclr", "arch": arch, "steps": trainer.step_count, "epochs_run": epochs,
+        "kind": "encoder", "method": "simclr", "arch": arch, "lr": trainer.lr, "steps": trainer.step_count,
+        "epochs_run": epochs,
         "items_seen": seen, "pool_items": n_pool, "loss_curve": curve, "world_size": world,
         "device": trainer.device.type, "amp": trainer.amp, "media": media.spec.as_dict(),
         "in_channels": media.in_channels, "image_size": media.image_size, "grayscale": grayscale,
