@@ -18,10 +18,13 @@ environment; peak RSS is the child's ``ru_maxrss`` from ``os.wait4``.
 
     python benchmarks/scale.py --baseline OLD_CHECKOUT [--code CHECKOUT] [--sizes 20000 200000 1000000]
                                [--steps status attributes marts validate] [--predictions] [--no-baseline]
+                               [--db-cache DIR] [--note TEXT]
 
 Reports the median of ``--repeats`` runs per cell (the slow cells at the largest size
 only; with repeats, only the first `--select item_index` run is on a fresh database);
-saves ``benchmarks/reports/scale.json``.
+saves ``benchmarks/reports/scale.json``. ``--db-cache DIR`` keeps each generated database
+in DIR and copies it for later runs instead of generating it again (5M rows with
+predictions take minutes to generate); every run still starts on a fresh copy.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -120,8 +124,38 @@ def add_predictions(url: str, n: int, evaluation: int = 2000, labels: int = 5000
     engine.dispose()
 
 
-def dbt_timings(work_dir: Path, top: int = 12) -> dict[str, float]:
-    """The slowest nodes of the last dbt run in ``work_dir`` (models and tests), seconds each."""
+def fresh_db(path: Path, n: int, predictions: bool, cache: Path | None) -> str:
+    """The database of N items (with ``add_predictions`` when ``predictions``) at ``path``:
+    generated there, or copied from ``cache`` where an earlier run left it (generated into
+    the cache first when missing)."""
+    if cache is None:
+        url = make_db(path, n)
+        if predictions:
+            add_predictions(url, n)
+        return url
+    cache.mkdir(parents=True, exist_ok=True)
+    kept = cache / f"scale-{n}{'-predictions' if predictions else ''}.db"
+    if not kept.is_file():
+        partial = kept.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        fresh_db(partial, n, predictions, None)
+        partial.rename(kept)
+    shutil.copyfile(kept, path)
+    return f"sqlite:///{path}"
+
+
+def load_averages() -> list[float]:
+    """The 1, 5 and 15 minute load averages (as ``uptime`` prints them)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+TOP_NODES = 12
+
+
+def dbt_timings(work_dir: Path, top: int | None = None) -> dict[str, float]:
+    """The slowest nodes of the last dbt run in ``work_dir`` (models and tests), seconds each
+    (``--nodes`` of them), and the sums of all its tests and all its models."""
+    top = TOP_NODES if top is None else top
     path = work_dir / "target" / "run_results.json"
     if not path.is_file():
         return {}
@@ -131,6 +165,7 @@ def dbt_timings(work_dir: Path, top: int = 12) -> dict[str, float]:
     out = {name: round(t, 2) for t, name in nodes[:top]}
     out["(all tests)"] = round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("test.")), 2)
     out["(all models)"] = round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("model.")), 2)
+    out["(all seeds)"] = round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("seed.")), 2)
     return out
 
 
@@ -164,10 +199,14 @@ def main() -> None:
     ap.add_argument("--predictions", action="store_true", help="marts / validate over predictions, labels and "
                     "attributes too (add_predictions)")
     ap.add_argument("--no-baseline", action="store_true", help="measure --code only (slow cells at large sizes)")
+    ap.add_argument("--db-cache", type=Path, help="keep generated databases here and copy them for later runs")
+    ap.add_argument("--note", default="", help="appended to the report's note")
+    ap.add_argument("--nodes", type=int, default=12, help="the slowest dbt nodes to report per build")
     ap.add_argument("--report", type=Path, default=REPORT)
     args = ap.parse_args()
-    global REPEATS
+    global REPEATS, TOP_NODES
     REPEATS = args.repeats
+    TOP_NODES = args.nodes
     codes = {"this": args.code.resolve()} if args.no_baseline else {
         "this": args.code.resolve(), "baseline": args.baseline.resolve()}
     commits = {k: subprocess.run(["git", "-C", str(c), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -179,9 +218,7 @@ def main() -> None:
             for name, code in codes.items():
                 work = tmp / f"{name}-{n}"
                 work.mkdir()
-                url = make_db(work / "alsql.db", n)
-                if args.predictions and n == max(args.sizes):
-                    add_predictions(url, n)
+                url = fresh_db(work / "alsql.db", n, args.predictions and n == max(args.sizes), args.db_cache)
                 if "status" in args.steps:
                     rc, s, mb, tail = alsql(code, "--db", url, "status", cwd=work)
                     rows.append({"step": "status", "rows": n, "code": name, "rc": rc, "seconds": s,
@@ -198,16 +235,24 @@ def main() -> None:
                     rows.append({"step": "marts build --select item_index (fresh)", "rows": n, "code": name,
                                  "rc": rc, "seconds": s, "peak_rss_mb": mb})
                 if n == max(args.sizes) and "marts" in args.steps:
-                    load = round(os.getloadavg()[0], 2)
+                    load = load_averages()
                     rc, s, mb, tail = alsql(code, "--db", url, "marts", "build", "--work-dir", str(work / "dbt"),
                                             cwd=work)
+                    nodes = dbt_timings(work / "dbt")
+                    if nodes:
+                        # dbt's start-up, parsing and bookkeeping between nodes (the wall time
+                        # less every node's own time)
+                        nodes["(outside nodes)"] = round(s - nodes["(all tests)"] - nodes["(all models)"]
+                                                         - nodes.get("(all seeds)", 0), 2)
                     rows.append({"step": "marts build", "rows": n, "code": name, "rc": rc, "seconds": s,
-                                 "peak_rss_mb": mb, "load_average_1m": load, "nodes": dbt_timings(work / "dbt")})
+                                 "peak_rss_mb": mb, "load_average_1m": load[0], "load_averages": load,
+                                 "load_after": load_averages(), "nodes": nodes})
                 if n == max(args.sizes) and "validate" in args.steps:
-                    load = round(os.getloadavg()[0], 2)
+                    load = load_averages()
                     rc, s, mb, tail = alsql(code, "--db", url, "validate", cwd=work)
                     rows.append({"step": "validate", "rows": n, "code": name, "rc": rc, "seconds": s,
-                                 "peak_rss_mb": mb, "load_average_1m": load})
+                                 "peak_rss_mb": mb, "load_average_1m": load[0], "load_averages": load,
+                                 "load_after": load_averages()})
                 (work / "alsql.db").unlink()
                 print(f"{n:>9,} {name}: " + ", ".join(f"{r['step']} {r['peak_rss_mb']:.0f} MB {r['seconds']:.1f} s "
                                                        f"rc={r['rc']}" for r in rows if r["rows"] == n
@@ -224,7 +269,9 @@ def main() -> None:
             print(f"    {node:<60} {t:>8.1f} s")
     args.report.write_text(json.dumps({"sizes": args.sizes, "commits": commits, "runs": args.repeats, "rows": rows,
                                        "predictions": args.predictions,
-                                       "note": f"median of {args.repeats} run(s) per cell on a shared 2-core machine"}, indent=2) + "\n")
+                                       "note": f"median of {args.repeats} run(s) per cell on a shared 2-core machine; "
+                                               "load averages (1, 5, 15 min) at the start and end of each timed step"
+                                               + (f". {args.note}" if args.note else "")}, indent=2) + "\n")
     print(f"report: {args.report}")
 
 

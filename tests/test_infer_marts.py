@@ -1,12 +1,13 @@
 """The marts that read every prediction, rewritten to read them once: their figures
 against what Python computes from the raw rows (``marts_data``), and the one-pass
 ``assert_item_index_one_row_per_project_item`` test failing on a duplicated and on a
-missing row.
+missing row (with the key's unique test, on a duplicate that stands in for a missing row).
 
-- fairness_by_group: counts one pass of the latest model's predictions into cells
-  (groups x predicted class x true class) and derives every group from the cells.
-- prediction_drift: counts predictions per model and class, and the latest model's per
-  capture month and class, before joining them to the classes.
+- int_prediction_cells: one pass of the latest model's predictions counted into cells
+  (entity x attribute values x capture month x predicted class x true class).
+- fairness_by_group: derives every group from the cells.
+- prediction_drift: counts predictions per model and class, and takes the latest
+  model's per capture month and class from the cells, before joining them to the classes.
 """
 
 from __future__ import annotations
@@ -152,10 +153,11 @@ def test_prediction_drift_counts_match_python(built):
 def test_one_row_per_project_item_test_fails_on_a_duplicate_and_on_a_gap(built):
     url, engine, root = built
     name = "assert_item_index_one_row_per_project_item"
+    key_test = "unique_item_index_project_item_key"
 
-    def run() -> str:
-        res = run_dbt(url, ["test", "--select", name], work_dir=root / "dbt")
-        return {n.name: n.status for n in res.nodes}[name]
+    def run(test: str = name) -> str:
+        res = run_dbt(url, ["test", "--select", test], work_dir=root / "dbt")
+        return {n.name: n.status for n in res.nodes}[test]
 
     assert run() == "pass"
     with engine.begin() as conn:
@@ -176,5 +178,23 @@ def test_one_row_per_project_item_test_fails_on_a_duplicate_and_on_a_gap(built):
     with engine.begin() as conn:
         conn.execute(text("delete from item_index"))
         conn.execute(text("insert into item_index select * from item_index_copy"))
+        conn.execute(text("update item_index set project_item_key = project_item_key || 'x' "
+                          "where rowid = (select min(rowid) from item_index)"))
+    assert run() == "fail"  # a key that is not its pair's
+    with engine.begin() as conn:
+        conn.execute(text("delete from item_index"))
+        conn.execute(text("insert into item_index select * from item_index_copy"))
+        last = conn.execute(text("select project_id, item_id from item_index order by project_id desc, item_id desc "
+                                 "limit 1")).one()
+        conn.execute(text("delete from item_index where project_id = :p and item_id = :i"),
+                     {"p": last.project_id, "i": last.item_id})
+        conn.execute(text("insert into item_index select * from item_index where project_id = :p and item_id = :i"),
+                     {"p": first.project_id, "i": first.item_id})
+    # One pair twice and another missing: as many rows as pairs, each a project x item
+    # with its own key; the key's unique test is the one that fails.
+    assert (run(), run(key_test)) == ("pass", "fail")
+    with engine.begin() as conn:
+        conn.execute(text("delete from item_index"))
+        conn.execute(text("insert into item_index select * from item_index_copy"))
         conn.execute(text("drop table item_index_copy"))
-    assert run() == "pass"
+    assert (run(), run(key_test)) == ("pass", "pass")

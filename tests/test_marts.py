@@ -76,7 +76,7 @@ def _rows(engine, table, schema=None):
 def _assert_built(result):
     assert result.success, (result.error, [(n.name, n.status, n.message) for n in result.failed])
     by_type = Counter(n.resource_type for n in result.nodes)
-    assert by_type["model"] == 24 and by_type["seed"] == 3
+    assert by_type["model"] == 25 and by_type["seed"] == 3
     assert by_type["test"] >= 100  # every key and relationship of every model and seed
     statuses = {n.name: n.status for n in result.nodes}
     for mart in MARTS:
@@ -228,10 +228,11 @@ def test_sqlserver_parse_and_offline_compile(tmp_path):
     assert set(MARTS) <= set(sql)
     everything = "\n".join(sql.values())
     # SQL Server spellings from the dispatch macros, none of the other backends'.
-    assert "json_value(attributes, '$.lighting')" in sql["fairness_by_group"]
+    assert "json_value(i.attributes, '$.lighting')" in sql["int_prediction_cells"]
     assert "log(c_share / b_share)" in sql["prediction_drift"]
     assert "switchoffset(captured_at, '+00:00')" in sql["stg_items"]
-    assert "convert(char(7)" in sql["prediction_drift"]
+    assert "convert(char(7)" in sql["int_prediction_cells"]
+    assert "cast(sum(items) as int)" in sql["intersection_safety"]  # sums of counts typed as count(*) is
     for other in ("json_extract", "julianday", "strftime", "->>", "datetime(", " || ", "to_char("):
         assert other not in everything, other
     assert '"dbo"."items"' in sql["stg_items"]

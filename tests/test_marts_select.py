@@ -1,9 +1,9 @@
 """``alsql marts build --select X`` on a database where the full build never ran.
 
-Each mart reads staging views, seeds and (some of them) ``item_index``; the selection
-must build what it reads. One demo-size dataset per backend is populated once; every
-test starts from it with no dbt object in the database (a copy of the SQLite file; the
-PostgreSQL ``marts`` schema dropped).
+Each mart reads staging views, seeds and (some of them) ``item_index`` or
+``int_prediction_cells``; the selection must build what it reads. One demo-size dataset
+per backend is populated once; every test starts from it with no dbt object in the
+database (a copy of the SQLite file; the PostgreSQL ``marts`` schema dropped).
 """
 
 from __future__ import annotations
@@ -89,19 +89,23 @@ def test_select_one_mart_on_fresh_database(fresh_url, mart, tmp_path):
 
 @pytest.mark.slow
 def test_select_mart_and_its_children_on_fresh_database(fresh_url, tmp_path):
-    """``item_index+`` (docs/analysts.md): the marts built on item_index need their own
-    inputs too (stg_warranty_claims, the seeds), which are not upstream of item_index."""
+    """``item_index+`` (docs/analysts.md): the mart built on item_index (maintenance_risk)
+    needs its own inputs too (stg_maintenance_logs, the seed), which are not upstream of
+    item_index; ``int_prediction_cells+`` builds the marts that share its one pass over
+    the predictions, with their own inputs (the claims and accidents seeds)."""
     try:
-        result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", "item_index+",
-                                     "--work-dir", str(tmp_path / "dbt")])
-        assert result.exit_code == 0, result.output
+        for selection in ("item_index+", "int_prediction_cells+"):
+            result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", selection,
+                                         "--work-dir", str(tmp_path / "dbt")])
+            assert result.exit_code == 0, result.output
     finally:
         set_database("sqlite:///alsql.db")
     engine = make_engine(fresh_url)
     schema = "marts." if fresh_url.startswith("postgresql") else ""
     try:
         with engine.connect() as conn:
-            for mart in ("item_index", "defect_warranty", "intersection_safety", "maintenance_risk"):
+            for mart in ("item_index", "maintenance_risk", "fairness_by_group", "prediction_drift",
+                         "defect_warranty", "intersection_safety"):
                 assert conn.execute(text(f"select count(*) from {schema}{mart}")).scalar_one() > 0, mart
     finally:
         engine.dispose()

@@ -32,3 +32,21 @@
     {%- for c in var('normal_classes') %}'{{ c | replace("'", "''") }}'{{ "," if not loop.last }}{% endfor -%}
   ) then 1 else 0 end
 {%- endmacro %}
+
+{#- sum() of counts, typed as count(*) is on the backend: bigint (int on SQL Server),
+    where a plain sum would widen it (numeric on PostgreSQL); untyped on SQLite. -#}
+{% macro sum_counts(expression) -%}
+  {{ return(adapter.dispatch('sum_counts', 'alsql')(expression)) }}
+{%- endmacro %}
+
+{% macro default__sum_counts(expression) -%}
+  cast(sum({{ expression }}) as {{ dbt.type_bigint() }})
+{%- endmacro %}
+
+{% macro sqlserver__sum_counts(expression) -%}
+  cast(sum({{ expression }}) as int)
+{%- endmacro %}
+
+{% macro sqlite__sum_counts(expression) -%}
+  sum({{ expression }})
+{%- endmacro %}

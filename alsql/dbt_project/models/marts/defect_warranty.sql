@@ -2,18 +2,31 @@
 -- product predicted defective by the latest model (a class outside
 -- var('normal_classes')), and the warranty claims filed for that serial.
 -- Only projects whose serials appear in the claims are kept.
-{% set is_defect = "(1 - " ~ is_normal_class('predicted_label') ~ ")" %}
--- One pass over item_index, aggregated as it is read (no copy of its rows).
-with products as (
+-- The latest model's predictions per serial, summed from int_prediction_cells (the one
+-- pass over the predictions that the marts share; its cells hold each predicted class
+-- of an entity with the item count and the top confidence), not from item_index's rows.
+with cells as (
+    select
+        c.project_id,
+        c.entity,
+        c.items,
+        c.max_confidence,
+        1 - {{ is_normal_class('cls.class_name') }} as is_defect
+    from {{ ref('int_prediction_cells') }} as c
+    left join {{ ref('stg_classes') }} as cls
+        on cls.project_id = c.project_id and cls.class_id = c.predicted_class_id
+    where c.entity is not null
+),
+
+products as (
     select
         project_id,
         entity,
-        count(*) as images,
-        sum({{ is_defect }}) as defect_images,
-        max({{ is_defect }}) as is_predicted_defective,
-        max(case when {{ is_defect }} = 1 then prediction_confidence end) as defect_confidence
-    from {{ ref('item_index') }}
-    where predicted_class_id is not null and entity is not null
+        {{ sum_counts('items') }} as images,
+        {{ sum_counts('case when is_defect = 1 then items else 0 end') }} as defect_images,
+        max(is_defect) as is_predicted_defective,
+        max(case when is_defect = 1 then max_confidence end) as defect_confidence
+    from cells
     group by project_id, entity
 ),
 

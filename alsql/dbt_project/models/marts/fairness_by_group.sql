@@ -8,58 +8,31 @@
 --   prediction_rate = items predicted as the class / items the model predicted in the group
 {#- Sums of counts keep the type count(*) has on the backend (bigint; int on SQL Server). -#}
 {%- set count_type = 'int' if target.type == 'sqlserver' else dbt.type_bigint() %}
-with ranked_models as (
-    select
-        project_id,
-        model_id,
-        row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
-    from {{ ref('stg_model_versions') }} as mv
-    where exists (select 1 from {{ ref('stg_predictions') }} as p where p.model_id = mv.model_id)
-),
-
-scored as (
-    select
-        m.project_id,
-        m.model_id,
-        p.item_id,
-        p.predicted_class_id,
-        e.true_class_id,
-        i.entity,
-        i.attributes
-    from ranked_models as m
-    inner join {{ ref('stg_predictions') }} as p on p.model_id = m.model_id
-    inner join {{ ref('stg_items') }} as i on i.item_id = p.item_id
-    left join {{ ref('stg_evaluation_set') }} as e
-        on e.project_id = m.project_id and e.item_id = p.item_id
-    where m.recency = 1
-),
-
--- The one pass over the scored rows (keyed, then counted into cells): item counts per
--- combination of every group (entity and each attribute), predicted class and true
--- class. Everything below reads these cells, which are few (groups x classes), not
--- the rows.
-keyed as (
+-- int_prediction_cells made the one pass over the latest model's predictions; this
+-- mart sums its cells per group value (entity and each attribute, a missing value
+-- being '(none)'), predicted class and true class. Everything below reads these
+-- cells, which are few (groups x classes), not the rows.
+with cells as (
     select
         project_id,
         model_id,
         predicted_class_id,
         true_class_id,
-        cast(coalesce(entity, '(none)') as {{ dbt.type_string() }}) as g_entity
-        {%- for key in var('fairness_attributes') %},
-        cast(coalesce({{ json_attr('attributes', key) }}, '(none)') as {{ dbt.type_string() }}) as g_{{ loop.index }}
+        cast(coalesce(entity, '(none)') as {{ dbt.type_string() }}) as g_entity,
+        {%- for key in var('fairness_attributes') %}
+        cast(coalesce(attr_{{ key }}, '(none)') as {{ dbt.type_string() }}) as g_{{ loop.index }},
         {%- endfor %}
-    from scored
-),
-
-cells as (
-    select
-        project_id, model_id, predicted_class_id, true_class_id, g_entity,
-        {%- for key in var('fairness_attributes') %} g_{{ loop.index }},{% endfor %}
-        count(*) as n
-    from keyed
+        {{ sum_counts('items') }} as n
+    from {{ ref('int_prediction_cells') }}
     group by
-        project_id, model_id, predicted_class_id, true_class_id, g_entity
-        {%- for key in var('fairness_attributes') %}, g_{{ loop.index }}{% endfor %}
+        project_id,
+        model_id,
+        predicted_class_id,
+        true_class_id,
+        cast(coalesce(entity, '(none)') as {{ dbt.type_string() }})
+        {%- for key in var('fairness_attributes') %},
+        cast(coalesce(attr_{{ key }}, '(none)') as {{ dbt.type_string() }})
+        {%- endfor %}
 ),
 
 grouped as (

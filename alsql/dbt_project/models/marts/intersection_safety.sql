@@ -5,10 +5,12 @@
 -- (ties: the lower class id). Only projects whose cameras appear in the accident
 -- records are kept. The records: the user's table named by var('gis_accidents_table'),
 -- else the demo seed (see stg_gis_accidents).
+-- The latest model's predictions per camera and class, summed from int_prediction_cells
+-- (the one pass over the predictions that the marts share), not from item_index's rows.
 with predicted as (
-    select project_id, entity, predicted_class_id, count(*) as images
-    from {{ ref('item_index') }}
-    where predicted_class_id is not null and entity is not null
+    select project_id, entity, predicted_class_id, {{ sum_counts('items') }} as images
+    from {{ ref('int_prediction_cells') }}
+    where entity is not null
     group by project_id, entity, predicted_class_id
 ),
 

@@ -8,10 +8,6 @@ items as (
     select * from {{ ref('stg_items') }}
 ),
 
-classes as (
-    select * from {{ ref('stg_classes') }}
-),
-
 current_labels as (
     select * from {{ ref('stg_current_labels') }}
 ),
@@ -74,7 +70,9 @@ from projects as p
 cross join items as i
 left join current_labels as cl
     on cl.project_id = p.project_id and cl.item_id = i.item_id
-left join classes as lc
+-- the classes view itself, twice: a CTE named twice is copied into a temporary table
+-- on SQLite, which then scans it for every item instead of probing the classes key
+left join {{ ref('stg_classes') }} as lc
     on lc.project_id = p.project_id and lc.class_id = cl.class_id
 left join human_labels as hl
     on hl.project_id = p.project_id and hl.item_id = i.item_id
@@ -84,5 +82,5 @@ left join latest_models as lm
     on lm.project_id = p.project_id
 left join predictions as pr
     on pr.model_id = lm.model_id and pr.item_id = i.item_id
-left join classes as pc
+left join {{ ref('stg_classes') }} as pc
     on pc.project_id = p.project_id and pc.class_id = pr.predicted_class_id

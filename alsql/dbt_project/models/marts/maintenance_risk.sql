@@ -5,28 +5,36 @@
 -- captured. Only projects whose machines appear in the log are kept. The log: the
 -- user's table named by var('maintenance_logs_table'), else the demo seed.
 {% set window_days = var('maintenance_window_days') | int %}
-with images as (
-    select
-        project_item_key,
-        project_id,
-        item_id,
-        entity,
-        captured_at,
-        predicted_label,
-        prediction_confidence,
-        1 - {{ is_normal_class('predicted_label') }} as is_predicted_anomaly
-    from {{ ref('item_index') }}
-    where predicted_class_id is not null and entity is not null and captured_at is not null
-),
-
-logs as (
+-- The projects whose machines are in the log, from int_prediction_cells (the latest
+-- model's predictions counted per entity and capture month): where no project's are,
+-- no row of item_index is read.
+with logs as (
     select * from {{ ref('stg_maintenance_logs') }}
 ),
 
 machine_projects as (
-    select distinct i.project_id
-    from images as i
-    inner join logs as l on l.entity = i.entity
+    select distinct c.project_id
+    from {{ ref('int_prediction_cells') }} as c
+    inner join logs as l on l.entity = c.entity
+    where c.captured_month is not null
+),
+
+images as (
+    select
+        r.project_item_key,
+        r.project_id,
+        r.item_id,
+        r.entity,
+        r.captured_at,
+        r.predicted_label,
+        r.prediction_confidence,
+        1 - {{ is_normal_class('r.predicted_label') }} as is_predicted_anomaly
+    -- machine_projects first (a cross join keeps SQLite's join order): item_index is
+    -- scanned once per machine project, never when there is none
+    from machine_projects as mp
+    cross join {{ ref('item_index') }} as r
+    where r.project_id = mp.project_id
+        and r.predicted_class_id is not null and r.entity is not null and r.captured_at is not null
 ),
 
 in_window as (
@@ -64,5 +72,4 @@ select
     coalesce(w.downtime_hours, 0) as downtime_hours,
     coalesce(w.maintenance_cost_usd, 0) as maintenance_cost_usd
 from images as i
-inner join machine_projects as mp on mp.project_id = i.project_id
 left join in_window as w on w.project_id = i.project_id and w.item_id = i.item_id

@@ -11,26 +11,24 @@ with classes as (
     select * from {{ ref('stg_classes') }}
 ),
 
-predictions as (
-    select * from {{ ref('stg_predictions') }}
-),
-
 models as (
     select
         model_id,
         project_id,
-        row_number() over (partition by project_id order by created_at, model_id) as version_number,
-        row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
+        row_number() over (partition by project_id order by created_at, model_id) as version_number
     from {{ ref('stg_model_versions') }} as mv
-    -- only models that predicted: one still training has no distribution yet
-    where exists (select 1 from predictions as p where p.model_id = mv.model_id)
+    -- only models that predicted: one still training has no distribution yet (an
+    -- existence probe of the predictions key; the view itself, not a CTE named twice,
+    -- which SQLite would copy whole into a temporary table to probe it)
+    where exists (select 1 from {{ ref('stg_predictions') }} as p where p.model_id = mv.model_id)
 ),
 
--- Predictions are read once per comparison and counted per class straight away; the
--- joins below work on these counts (models x classes, months x classes), not on rows.
+-- Every model's predictions are read once, here, and counted per class straight away
+-- (the months come from int_prediction_cells); the joins below work on these counts
+-- (models x classes, months x classes), not on rows.
 model_class_counts as (
     select model_id, predicted_class_id, count(*) as n_items
-    from predictions
+    from {{ ref('stg_predictions') }}
     group by model_id, predicted_class_id
 ),
 
@@ -57,19 +55,18 @@ model_pairs as (
 ),
 
 -- The latest model's predictions per project, capture month and class (one row each:
--- one latest model per project).
+-- one latest model per project), summed from int_prediction_cells (the one pass over
+-- them that the marts share).
 latest_counts as (
     select
-        m.project_id,
-        m.model_id,
-        p.predicted_class_id,
-        {{ to_month('i.captured_at') }} as captured_month,
-        count(*) as n_items
-    from models as m
-    inner join predictions as p on p.model_id = m.model_id
-    inner join {{ ref('stg_items') }} as i on i.item_id = p.item_id
-    where m.recency = 1 and i.captured_at is not null
-    group by m.project_id, m.model_id, p.predicted_class_id, {{ to_month('i.captured_at') }}
+        project_id,
+        model_id,
+        predicted_class_id,
+        captured_month,
+        {{ sum_counts('items') }} as n_items
+    from {{ ref('int_prediction_cells') }}
+    where captured_month is not null
+    group by project_id, model_id, predicted_class_id, captured_month
 ),
 
 months as (
