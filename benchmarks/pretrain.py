@@ -20,7 +20,20 @@ the pool.
 GPU: when CUDA is available the SQL path runs again on the GPU with AMP (float16) at the
 10 N pool, reporting items/s and peak GPU memory; otherwise the report says "no GPU".
 
+Quality (``--quality``, or ``--quality-only`` to keep the throughput figures of the
+report and add only these): what the pretraining defaults are measured by. For each
+setting and seed an encoder is pretrained in memory on the label-efficiency benchmark's
+pool (its datasets and splits) and probed: a logistic regression on the frozen ``embed()``
+features (L2-normalised, C = 10) trained on a few random labels (3 draws, every class
+present) and scored on the test split, and the 1-nearest-neighbour accuracy over the
+whole pool. Digits: the former defaults (300 steps at 1e-3, rotation 10 degrees) against
+1,500 steps at 1e-3, the defaults (1,500 steps as ``--min-steps`` gives this pool, 1e-2,
+20 degrees), and the defaults at 10 degrees. Maintenance sounds (200 steps): two
+frequency and two time masks at 1e-3 (the former defaults) against none (the default)
+at 1e-3 and at 1e-2.
+
     python benchmarks/pretrain.py [--items 2000] [--steps 30] [--batch-size 64] [--repeats 3] [--quick]
+    python benchmarks/pretrain.py --quality-only [--quality-seeds 3] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -139,6 +152,89 @@ def median_of(runs: list[dict]) -> dict:
     return med
 
 
+QUALITY = {  # name: (dataset, steps (None: as `alsql pretrain`), lr (None: default_lr), augmentation settings)
+    "digits: former defaults (300 steps, lr 1e-3, 10 degrees)": ("digits", 300, 1e-3, {"rotate_degrees": 10}),
+    "digits: 1,500 steps, lr 1e-3": ("digits", None, 1e-3, {}),
+    "digits: defaults (1,500 steps, lr 1e-2, 20 degrees)": ("digits", None, None, {}),
+    "digits: defaults at 10 degrees": ("digits", None, None, {"rotate_degrees": 10}),
+    "maintenance: former masks (2 + 2, lr 1e-3)": ("maintenance", 200, None, {"freq_masks": 2, "time_masks": 2}),
+    "maintenance: defaults (no masks, lr 1e-3)": ("maintenance", 200, None, {}),
+    "maintenance: no masks, lr 1e-2": ("maintenance", 200, 1e-2, {}),
+}
+PROBE_LABELS = {"digits": (20, 60, 100), "maintenance": (6, 12)}
+_QDATA: dict = {}
+
+
+def quality_task(task: tuple[str, int]) -> dict:
+    """One setting and seed: pretrain on the pool, then the probes."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    from alsql.media.augment import AudioAugment, ImageAugment
+    from alsql.models.pretrain import pretrain_tensors
+
+    torch.set_num_threads(1)
+    name, seed = task
+    dname, steps, lr, aug_kw = QUALITY[name]
+    le, ds = _QDATA[dname]
+    pool, test = le.split(ds.y.numpy(), seed, len(ds.classes), ds.rare, ds.longtail)
+    steps = le.pretrain_steps(ds, len(pool)) if steps is None else steps
+    aug = ImageAugment(**aug_kw) if ds.kind == "image" else AudioAugment(**aug_kw)
+    torch.manual_seed(seed)
+    net = ds.make_net()
+    t0 = time.perf_counter()
+    pretrain_tensors(net, ds.x[pool], ds.kind, steps=steps, batch_size=ds.pretrain_batch, seed=seed, lr=lr, aug=aug)
+    secs = time.perf_counter() - t0
+    net.eval()
+    with torch.no_grad():
+        fp, ft = net.embed(ds.x[pool]).numpy(), net.embed(ds.x[test]).numpy()
+    fp /= np.linalg.norm(fp, axis=1, keepdims=True) + 1e-8
+    ft /= np.linalg.norm(ft, axis=1, keepdims=True) + 1e-8
+    yp, yt = ds.y.numpy()[pool], ds.y.numpy()[test]
+    out = {"setting": name, "seed": seed, "steps": steps, "seconds": round(secs, 1),
+           "knn1": float((yp[(ft @ fp.T).argmax(1)] == yt).mean())}
+    rng = np.random.default_rng(seed)
+    for n in PROBE_LABELS[dname]:
+        accs = []
+        for _ in range(3):
+            idx = rng.choice(len(pool), n, replace=False)
+            while len(set(yp[idx])) < len(ds.classes):
+                idx = rng.choice(len(pool), n, replace=False)
+            clf = LogisticRegression(C=10, max_iter=3000).fit(fp[idx], yp[idx])
+            accs.append(float((clf.predict(ft) == yt).mean()))
+        out[f"probe_{n}"] = float(np.mean(accs))
+    return out
+
+
+def quality(seeds: int, jobs: int, console) -> dict:
+    import multiprocessing as mp
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import label_efficiency as le
+
+    data = tempfile.TemporaryDirectory(prefix="alsql-pretrain-quality-")
+    _QDATA["digits"] = (le, le.digits(False))
+    _QDATA["maintenance"] = (le, le.maintenance(False, Path(data.name)))
+    tasks = [(name, seed) for seed in range(seeds) for name in QUALITY]
+    rows = []
+    with mp.get_context("fork").Pool(max(1, jobs)) as pool:
+        for r in pool.imap_unordered(quality_task, tasks):
+            rows.append(r)
+            console.print(f"{r['setting']:58s} seed {r['seed']}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in r.items() if k.startswith(("probe", "knn"))) + f" ({r['seconds']} s)")
+    data.cleanup()
+    out = {}
+    for name, (dname, *_rest) in QUALITY.items():
+        mine = [r for r in rows if r["setting"] == name]
+        keys = ["knn1"] + [f"probe_{n}" for n in PROBE_LABELS[dname]]
+        out[name] = {"dataset": dname, "seeds": len(mine), "steps": mine[0]["steps"],
+                     "seconds_median": float(np.median([r["seconds"] for r in mine])),
+                     **{k: round(float(np.mean([r[k] for r in mine])), 4) for k in keys},
+                     **{k + "_std": round(float(np.std([r[k] for r in mine])), 4) for k in keys}}
+        console.print(f"{name:58s} " + ", ".join(f"{k} {out[name][k]:.3f}" for k in keys))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=2000, help="N: the small pool (the large one is 10 N)")
@@ -147,7 +243,33 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="N = 300, 10 steps, 1 repeat")
     ap.add_argument("--out", default=str(REPORT))
+    ap.add_argument("--quality", action="store_true", help="add the encoder-quality probes of the defaults")
+    ap.add_argument("--quality-only", action="store_true",
+                    help="only the quality probes, merged into the report's other figures")
+    ap.add_argument("--quality-seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes of the quality probes")
     args = ap.parse_args()
+    if args.quality or args.quality_only:
+        from rich.console import Console as _C
+
+        t0 = time.perf_counter()
+        load = [round(v, 1) for v in __import__("os").getloadavg()]
+        q = {"config": {"seeds": args.quality_seeds, "jobs": args.jobs, "torch_threads": 1,
+                        "probe": "logistic regression (C=10) on L2-normalised frozen embed() features, "
+                                 "3 random label draws; knn1: 1-nearest neighbour over the whole pool",
+                        "load_average_at_start": load},
+             "settings": quality(args.quality_seeds, args.jobs, _C(highlight=False, width=160))}
+        q["seconds"] = round(time.perf_counter() - t0, 1)
+        q["config"]["load_average_at_end"] = [round(v, 1) for v in __import__("os").getloadavg()]
+        if args.quality_only:
+            out = Path(args.out)
+            report = json.loads(out.read_text()) if out.exists() else {}
+            report["quality"] = q
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2))
+            print(f"wrote {out} (quality)")
+            return
+        args.quality_result = q
     if args.quick:
         args.items, args.steps, args.repeats = 300, 10, 1
     from rich.console import Console
@@ -201,6 +323,8 @@ def main() -> None:
     report["goal"] = {"text": "peak RSS of the SQL path flat (within 10 %) as the pool grows tenfold",
                       "met": growth <= 0.1 * cpu["N"]["peak_rss_mb"]}
     report["seconds"] = round(time.perf_counter() - t_all, 1)
+    if getattr(args, "quality_result", None):
+        report["quality"] = args.quality_result
     report["config"]["load_average_at_end"] = [round(v, 1) for v in __import__("os").getloadavg()]
 
     tab = Table(title=f"SimCLR pretraining, {args.steps} steps of {args.batch_size}, 1 torch thread "

@@ -165,9 +165,9 @@ def _autocast(device: torch.device, amp: bool):
 class Pretrainer:
     """SimCLR optimizer steps on an encoder; ``total_steps`` sets the learning-rate schedule."""
 
-    def __init__(self, encoder: nn.Module, kind: str, cfg: PretrainConfig, total_steps: int):
+    def __init__(self, encoder: nn.Module, kind: str, cfg: PretrainConfig, total_steps: int, aug=None):
         cfg.check()
-        self.cfg, self.kind = cfg, kind
+        self.cfg, self.kind, self.aug = cfg, kind, aug  # aug None: default_augment(kind)
         self.device = resolve_device(cfg.device)
         self.amp = (self.device.type == "cuda") if cfg.amp is None else bool(cfg.amp)
         self.rank, self.world = distributed()
@@ -205,7 +205,7 @@ class Pretrainer:
         """One optimizer step on a batch of N >= 2 items; returns this rank's loss."""
         g = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.step_count * 7919 + self.rank)
         x = x.to(self.device, non_blocking=True)
-        v1, v2 = augment_pair(x, self.kind, g)
+        v1, v2 = augment_pair(x, self.kind, g, self.aug)
         n = v1.shape[0]
         self.ddp.train()
         self.opt.zero_grad(set_to_none=True)
@@ -255,7 +255,7 @@ class Pretrainer:
 def pretrain_tensors(network: nn.Module, tensors: torch.Tensor, kind: str = "image", steps: int = 200,
                      batch_size: int = 256, seed: int = 0, *, temperature: float = 0.5, lr: float | None = None,
                      device: str = "cpu", amp: bool | None = None,
-                     on_step: Callable[[int, float], None] | None = None) -> tuple[dict, list[float]]:
+                     on_step: Callable[[int, float], None] | None = None, aug=None) -> tuple[dict, list[float]]:
     """Pretrain ``network`` (an alsql network with ``embed``) in place on in-memory items.
 
     ``tensors``: ``(N, ...)`` items as the network reads them (images ``(N, C, H, W)`` in
@@ -271,7 +271,7 @@ def pretrain_tensors(network: nn.Module, tensors: torch.Tensor, kind: str = "ima
     arch = "resnet18" if type(network).__name__.lower().startswith("resnet") else "cnn"
     cfg = PretrainConfig(arch=arch, batch_size=bs, temperature=temperature, lr=lr, seed=seed, device=device,
                          amp=amp, log_every=1, max_steps=steps)
-    trainer = Pretrainer(network, kind, cfg, total_steps=steps)
+    trainer = Pretrainer(network, kind, cfg, total_steps=steps, aug=aug)
     g = torch.Generator().manual_seed(seed)
     order, pos, losses = torch.randperm(n, generator=g), 0, []
     for s in range(int(steps)):
