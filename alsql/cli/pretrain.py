@@ -44,7 +44,12 @@ def pretrain(
     batch_size: Annotated[int, typer.Option(
         help="Items per batch (per process); each item's negatives are the rest of its batch")] = 256,
     temperature: Annotated[float, typer.Option(help="NT-Xent temperature")] = 0.5,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (warm-up, then cosine decay)")] = 1e-3,
+    lr: Annotated[Optional[float], typer.Option(
+        help="AdamW learning rate (default: 1e-2 for the image cnn, 1e-3 for audio/video/resnet18; "
+             "warm-up, then cosine decay)")] = None,
+    min_steps: Annotated[Optional[int], typer.Option(
+        help="Raise --epochs on a small pool to reach this many optimizer steps (default 1500; "
+             "--max-steps still caps)")] = None,
     projection_dim: Annotated[int, typer.Option(help="Output size of the projection head")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     amp: Annotated[Optional[bool], typer.Option(
@@ -69,7 +74,8 @@ def pretrain(
 
     cfg = PretrainConfig(arch=arch, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                          temperature=temperature, lr=lr, projection_dim=projection_dim, seed=seed, device=device,
-                         amp=amp, image_size=image_size, num_workers=workers, checkpoint_every=checkpoint_every)
+                         amp=amp, image_size=image_size, num_workers=workers, checkpoint_every=checkpoint_every,
+                         **({} if min_steps is None else {"min_steps": min_steps}))
     engine = get_engine()
     import os
 

@@ -77,7 +77,7 @@ def train(
              "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
     head: Annotated[str, typer.Option(
         help="From an encoder: frozen (train a linear head on its features), finetune (train the whole network), "
-             "or auto (default): frozen under 10 labels per class, else finetune")] = "auto",
+             "or auto (default): frozen under 15 labels per class, else finetune")] = "auto",
 ) -> None:
     """Train on training_set, evaluate on evaluation_set, save the artifact.
 

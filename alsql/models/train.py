@@ -194,7 +194,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     ``init`` (auto, pretrained, random) and ``head`` (auto, frozen, finetune): start from the
     project's newest encoder of the architecture (``alsql pretrain``; ``auto``: when there is
     one and no ``weights``), fine-tuned whole or as a linear head on the frozen encoder
-    (``alsql.models.encoders.choose_head``: frozen under 10 labels per class); recorded as
+    (``alsql.models.encoders.choose_head``: frozen under 15 labels per class); recorded as
     ``params["init"]``. ``say`` (rank 0) hears the plan in one line when ``--min-steps``
     changes the epoch count, and the start chosen; ``on_progress`` gets ``fit``'s per-epoch
     dict. Both default to silence.
