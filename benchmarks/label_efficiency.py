@@ -362,6 +362,16 @@ def dataset_report(ds: Dataset, results: list[dict], pretrains: list[dict]) -> d
     rep["target_accuracy"] = target
     rep["labels_to_reach_random_at_max"] = {n: labels_to_reach(c["labels"], c["mean"], target)
                                             for n, c in acc.items()}
+    per_seed = {}  # the same target on each seed's own curve: how much the labels needed vary
+    for n, runs in arms.items():
+        need = [labels_to_reach([row["labels"] for row in rows], [row["accuracy"] for row in rows], target)
+                for rows in runs]
+        got = [v for v in need if v is not None]
+        per_seed[n] = {"by_seed": [None if v is None else round(v, 1) for v in need],
+                       "mean": round(float(np.mean(got)), 1) if got else None,
+                       "std": round(float(np.std(got)), 1) if got else None,
+                       "reached": f"{len(got)} of {len(need)}"}
+    rep["labels_to_reach_per_seed"] = per_seed
     modes = {}
     for arm, runs in arms.items():
         if arm.endswith(PRETRAINED):
@@ -409,6 +419,7 @@ def goals(report: dict) -> dict:
             "text": f"with pretraining the best strategy needs < 100 labels to reach random-from-scratch's "
                     f"accuracy at {top} labels ({d['target_accuracy']:.4f}) (digits)",
             "best": best_pre, "labels": None if best_pre is None else round(pre[best_pre], 1),
+            "best_per_seed": None if best_pre is None else d.get("labels_to_reach_per_seed", {}).get(best_pre),
             "met": best_pre is not None and pre[best_pre] < 100}
         cs = d.get("cold_start")
         if cs:
@@ -474,11 +485,15 @@ def print_tables(report: dict) -> None:
             tab.add_column(str(b), justify="right")
         if key == "accuracy":
             tab.add_column(f"labels to {d['target_accuracy']:.3f}", justify="right")
+            tab.add_column("per seed: mean±std (reached)", justify="right")
         for n, c in curves.items():
             cells = [f"{m:.3f}±{s:.3f}" for m, s in zip(c["mean"], c["std"])]
             if key == "accuracy":
                 need = d["labels_to_reach_random_at_max"].get(n)
                 cells.append("-" if need is None else f"{need:.0f}")
+                ps = d.get("labels_to_reach_per_seed", {}).get(n)
+                cells.append("-" if not ps or ps["mean"] is None
+                             else f"{ps['mean']:.0f}±{ps['std']:.0f} ({ps['reached']})")
             tab.add_row(n, *cells)
         console.print(tab)
         if key == "accuracy" and "rare_recall" in d:
