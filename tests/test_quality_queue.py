@@ -331,3 +331,23 @@ def test_quality_queue_statements_compile_for_each_dialect():
         tsql = str(stmt.compile(dialect=mssql.dialect()))
         assert "LIMIT" not in tsql
     assert "OUTPUT inserted.item_id" in str(qm._GOLD_SERVE.compile(dialect=mssql.dialect()))
+
+
+def test_copies_opened_by_another_server_process_are_served_after_the_book_reloads(engine):
+    """Each process looks copies up only when its copy book says one may be the user's:
+    copies another process opened are served here from the next load of the book (at most
+    COPY_BOOK_TTL seconds later), never twice to one person."""
+    from alsql.web import queue as qm
+
+    info = quality_project(engine, 20, overlap=1.0, overlap_annotators=2)
+    pid = info["project_id"]
+    here, there = LabelQueue(engine), LabelQueue(engine)
+    (first,) = here.claim(pid, "bob", 1)  # loads this process's book: no copies yet
+    assert not first.blind
+    done = drain(there, pid, "ann", limit=3)  # the other process opens three copies
+    (fresh,) = here.claim(pid, "cyd", 1)
+    assert not fresh.blind and fresh.item_id not in done  # not known here yet
+    here._books[pid].loaded_at -= qm.COPY_BOOK_TTL  # the book is due for a reload
+    got = here.claim(pid, "dan", 3)
+    assert sorted(c.item_id for c in got) == sorted(done) and all(c.blind for c in got)
+    assert [c.item_id for c in here.claim(pid, "ann", 5) if c.item_id in done] == []

@@ -48,8 +48,9 @@ Quality (docs/quality.md; the project's ``overlap``, ``overlap_annotators`` and
   the candidate rows are locked ``FOR UPDATE SKIP LOCKED``). Skipping or giving back such
   a serving, or its lease expiring unlabeled, gives the copy back (``copies_open + 1``)
   and the row stays (status ``skipped``), so that person is not served it again. Expired
-  copies are looked for when a claim comes up short of copies, at most every
-  ``SWEEP_SECONDS`` per project (sooner once a copy this process served may have expired).
+  copies are looked for at most every ``SWEEP_SECONDS`` per project (sooner once a copy
+  this process served may have expired). A copy opened by another server process is
+  served by this one from its next copy-book load (within ``COPY_BOOK_TTL`` seconds).
 - Gold: each slot of a claim is a gold item with probability ``gold_rate`` (none when no
   other item is served): an item with a ``gold`` annotation that the user has not
   labeled and was never served (an ``item_assignments`` row of kind ``gold``). Gold items
@@ -60,13 +61,18 @@ Quality (docs/quality.md; the project's ``overlap``, ``overlap_annotators`` and
   history lists only the user's own labels, so a second annotator does not see the first.
 
 Cost: the quality path adds no round trip to the plain one in the common case. Which
-slots are gold is drawn in Python from the cached settings; the user's open servings and
-the copy candidates are read in ONE statement, the one the plain claim spends on open
-servings (on PostgreSQL that statement also takes the copies and writes their servings,
-data-modifying CTEs); a copy served replaces the plain claim's lease of a fresh item; gold
-items are found and served by one ``INSERT ... SELECT ... RETURNING``, only when a slot
-drew gold; the label that opens an item's copies sets them in its own ``UPDATE``; and the
-label of a copy or gold item closes its serving alone (no round item to mark).
+slots are gold is drawn in Python from the cached settings, and the gold tables are
+touched only when a slot drew gold: one ``INSERT ... SELECT ... RETURNING`` finds and
+serves gold items, from a random point of the project's gold ids. Copies are looked up
+only when this process's copy book (``_CopyBook``: the project's open copies and who saw
+each, reloaded every ``COPY_BOOK_TTL`` seconds) says one may be the user's to take;
+otherwise the claim runs the plain path's statements. When they are looked up, the
+user's open servings and the copy candidates come in ONE statement, the one the plain
+claim spends on open servings (on PostgreSQL it also takes the copies and writes their
+servings: data-modifying CTEs), and a copy served replaces the lease of a fresh item. The
+label that opens an item's copies sets them in its own ``UPDATE``; the label of a copy or
+gold item closes its serving alone (no round item to mark). Expired copies are swept at
+most every ``SWEEP_SECONDS``.
 
 Concurrency: on SQLite, writers of this process queue on a lock before ``BEGIN
 IMMEDIATE`` (a wait that ends as soon as the writer before is done, instead of
@@ -86,7 +92,8 @@ from typing import Any
 from datetime import timedelta
 
 from sqlalchemy import (Connection, Engine, and_, bindparam, case, func, insert, literal, literal_column, null, or_,
-                        select, union_all, update)
+                        select, text, union_all, update)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from alsql.annotate import insert_annotations
 from alsql.db import write_transaction
@@ -104,6 +111,8 @@ MAX_CLAIM = 10
 LOW_REFRESH = 64
 SETTINGS_TTL = 5.0
 SWEEP_SECONDS = 5.0
+COPY_BOOK_TTL = 5.0
+COPY_BOOK_MAX = 500
 
 
 # Statements built once (bound parameters by name): the hot path only binds values.
@@ -174,10 +183,10 @@ _HELD_EXTRA = (select(ia.item_id, ia.kind, ia.round_id, ia.rank).where(_MINE)
                .order_by(ia.assigned_at, ia.item_id).limit(bindparam("n")))
 def _unseen(item_col):
     """The user never labeled the item in the project and was never served it outside round_items."""
-    labeled = select(literal(1)).where(annotations.c.project_id == bindparam("pid"),
+    labeled = select(literal_column("1")).where(annotations.c.project_id == bindparam("pid"),
                                        annotations.c.item_id == item_col,
                                        annotations.c.annotator == bindparam("user")).exists()
-    served = select(literal(1)).where(ia.project_id == bindparam("pid"), ia.item_id == item_col,
+    served = select(literal_column("1")).where(ia.project_id == bindparam("pid"), ia.item_id == item_col,
                                       ia.annotator == bindparam("user")).exists()
     return and_(~labeled, ~served)
 
@@ -203,13 +212,31 @@ _COPIES_LOCKED = _COPIES.with_for_update(skip_locked=True, of=round_items)
 _OFFER_AGAIN = (select(ia.item_id, ia.kind, ia.round_id, ia.rank)
                 .where(_MINE, ia.item_id.not_in(bindparam("exclude", expanding=True)))
                 .order_by(ia.assigned_at, ia.item_id).limit(bindparam("n")))
-_held_rows, _cand_rows = _OFFER_AGAIN.subquery("held"), _copies_select("want").subquery("cand")
-_HELD_AND_COPIES = union_all(
-    select(literal_column("1").label("held"), _held_rows.c.item_id, _held_rows.c.round_id, _held_rows.c.rank,
-           literal_column("1").label("served")),
-    select(literal_column("0"), _cand_rows.c.item_id, _cand_rows.c.round_id, _cand_rows.c.rank,
-           literal_column("0")),
+# SQLite plans the user's open servings as a search of the project's whole clustered key
+# (item_assignments is WITHOUT ROWID, so that search is covering) unless statistics say
+# otherwise, and the table starts empty, then gains a row per copy or gold item served: the
+# search would grow with every serving. There the partial index of open servings is named.
+_OFFER_AGAIN_SQLITE = (
+    text("SELECT item_id, kind, round_id, rank FROM item_assignments INDEXED BY ix_item_assignments_pending "
+         "WHERE project_id = :pid AND annotator = :user AND status = 'pending' AND item_id NOT IN :exclude "
+         "ORDER BY assigned_at, item_id LIMIT :n")
+    .bindparams(bindparam("exclude", expanding=True)).columns(ia.item_id, ia.kind, ia.round_id, ia.rank)
 )
+_ANY_OPEN_SQLITE = text("SELECT item_id FROM item_assignments INDEXED BY ix_item_assignments_pending "
+                        "WHERE project_id = :pid AND annotator = :user AND status = 'pending' LIMIT 1")
+
+
+def _held_and_copies_select(held_rows):
+    cand = _copies_select("want").subquery("cand")
+    return union_all(
+        select(literal_column("1").label("held"), held_rows.c.item_id, held_rows.c.round_id, held_rows.c.rank,
+               literal_column("1").label("served")),
+        select(literal_column("0"), cand.c.item_id, cand.c.round_id, cand.c.rank, literal_column("0")),
+    )
+
+
+_HELD_AND_COPIES = _held_and_copies_select(_OFFER_AGAIN.subquery("held"))
+_HELD_AND_COPIES_SQLITE = _held_and_copies_select(_OFFER_AGAIN_SQLITE.subquery("held"))
 _SERVING_COLUMNS = ["project_id", "item_id", "annotator", "kind", "round_id", "rank", "status", "assigned_at",
                     "lease_expires_at"]
 
@@ -227,8 +254,6 @@ def _pg_held_and_copies():
     ``copies_open`` and a serving row inserted (ON CONFLICT DO NOTHING: a concurrent request
     of the same user won; ``served`` false, and the caller gives that copy back). No copy is
     taken when the user holds open servings (the caller then takes the right number)."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
     held = _OFFER_AGAIN.cte("held")
     cand = (_copies_select("want").where(~select(held.c.item_id).exists())
             .with_for_update(skip_locked=True, of=round_items).cte("cand").prefix_with("MATERIALIZED"))
@@ -262,14 +287,34 @@ _EXPIRED_COPIES = (update(item_assignments)
                           ia.lease_expires_at < bindparam("now"))
                    .values(status="skipped", done_at=bindparam("now"), lease_expires_at=None)
                    .returning(ia.round_id, ia.rank))
+# The copy book (``_CopyBook``): the project's open copies and who has seen each item.
+_BOOK_COPIES = (
+    select(round_items.c.round_id, round_items.c.rank, round_items.c.item_id, round_items.c.copies_open)
+    .select_from(round_items.join(rounds, rounds.c.round_id == round_items.c.round_id))
+    .where(rounds.c.project_id == bindparam("pid"), round_items.c.copies_open > literal_column("0"))
+    .order_by(round_items.c.round_id, round_items.c.rank).limit(bindparam("cap"))
+)
+_BOOK_SEEN = union_all(
+    select(annotations.c.item_id, annotations.c.annotator)
+    .where(annotations.c.project_id == bindparam("pid"), annotations.c.item_id.in_(bindparam("items", expanding=True))),
+    select(ia.item_id, ia.annotator)
+    .where(ia.project_id == bindparam("pid"), ia.item_id.in_(bindparam("items", expanding=True))),
+)
 _gold = annotations.alias("gold")
+# Gold items from ``lo`` (a random point of the project's gold ids, see ``_gold``) up to ``hi``:
+# annotators do not all meet the same gold items first, and the lookup does not pass every
+# gold item the user has seen before it finds one.
 _GOLD = (
     select(_gold.c.item_id)
-    .select_from(_gold.join(items, items.c.item_id == _gold.c.item_id))
-    .where(_gold.c.project_id == bindparam("pid"), _gold.c.source == literal_column("'gold'"), items.c.status == "ok",
+    .where(_gold.c.project_id == bindparam("pid"), _gold.c.source == literal_column("'gold'"),
+           _gold.c.item_id >= bindparam("lo"), _gold.c.item_id < bindparam("hi"),
+           select(items.c.item_id).where(items.c.item_id == _gold.c.item_id,
+                                         items.c.status == literal_column("'ok'")).exists(),
            _gold.c.item_id.not_in(bindparam("exclude", expanding=True)), _unseen(_gold.c.item_id))
     .group_by(_gold.c.item_id).order_by(_gold.c.item_id).limit(bindparam("n"))
 )
+_GOLD_SPAN = select(func.min(_gold.c.item_id), func.max(_gold.c.item_id)).where(
+    _gold.c.project_id == bindparam("pid"), _gold.c.source == literal_column("'gold'"))
 _SERVED = (update(item_assignments)
            .where(ia.project_id == bindparam("pid"), ia.item_id == bindparam("item"),
                   ia.annotator == bindparam("user"), ia.status == "pending")
@@ -279,15 +324,31 @@ _gold_rows = _GOLD.subquery("gold_rows")
 _GOLD_SERVE_ROWS = _serving(_gold_rows.c.item_id, "gold", null(), null())
 _GOLD_SERVE = insert(item_assignments).from_select(_SERVING_COLUMNS, _GOLD_SERVE_ROWS).returning(ia.item_id)
 
+_PG_GOLD_SERVE = (pg_insert(item_assignments).from_select(_SERVING_COLUMNS, _GOLD_SERVE_ROWS)
+                  .on_conflict_do_nothing().returning(ia.item_id))
+# One serving row (values bound at execution); PostgreSQL: nothing when the user has it already.
+_SERVE_ONE = insert(item_assignments)
+_PG_SERVE_ONE = pg_insert(item_assignments).on_conflict_do_nothing().returning(ia.item_id)
 
-def _pg_gold_serve():
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    return (pg_insert(item_assignments).from_select(_SERVING_COLUMNS, _GOLD_SERVE_ROWS)
-            .on_conflict_do_nothing().returning(ia.item_id))
+class _CopyBook:
+    """This process's view of a project's open overlap copies: ``(round_id, rank) -> [item_id,
+    copies left, annotators who labeled or were served the item]``.
 
+    Only a hint, so that a claim looks copies up in the database only when one may be the
+    user's to take (otherwise the claim runs the plain path's statements): loaded every
+    ``COPY_BOOK_TTL`` seconds and after any copy comes back, kept up to date in between with
+    the copies this process opens and serves. What is served is decided by the database as
+    before; a copy opened by another server process is seen here at the next load.
+    ``complete``: every open copy is listed (else every claim looks them up)."""
 
-_PG_GOLD_SERVE = _pg_gold_serve()
+    def __init__(self, loaded_at: float, complete: bool, copies: dict[tuple[int, int], list]):
+        self.loaded_at, self.complete, self.copies = loaded_at, complete, copies
+
+    def may_serve(self, user: str, exclude: list[int]) -> bool:
+        if not self.complete:
+            return True
+        return any(user not in seen and item not in exclude for item, _, seen in self.copies.values())
 
 
 class UnknownRound(AlsqlError):
@@ -331,6 +392,8 @@ class LabelQueue:
         self._owner: dict[int, int] = {}  # round -> project, for preferred rounds (never changes)
         self._stats_checked = False  # SQLite: round_items has planner statistics (see _copies)
         self._sweep_at: dict[int, float] = {}  # project -> when expired copies are next looked for
+        self._books: dict[int, _CopyBook] = {}  # project -> its open copies (see _CopyBook)
+        self._gold_spans: dict[int, tuple[tuple[int, int] | None, float]] = {}
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -487,11 +550,8 @@ class LabelQueue:
                "round_id": round_id, "rank": rank, "status": "pending", "assigned_at": now,
                "lease_expires_at": now + self.lease}
         if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt = pg_insert(item_assignments).values(**row).on_conflict_do_nothing().returning(ia.item_id)
-            return conn.execute(stmt).first() is not None
-        conn.execute(insert(item_assignments).values(**row))
+            return conn.execute(_PG_SERVE_ONE, row).first() is not None
+        conn.execute(_SERVE_ONE, row)
         return True
 
     def _note_copy_lease(self, project_id: int) -> None:
@@ -503,9 +563,8 @@ class LabelQueue:
     def _sweep(self, conn: Connection, project_id: int, now) -> bool:
         """Give back the project's copies whose lease expired unlabeled; whether any came back.
 
-        Runs only when a claim comes up short of copies, and then at most every
-        ``SWEEP_SECONDS`` per project (sooner when a copy this process served has since
-        expired): a lease expiry reaches the pool within seconds, off the hot path."""
+        At most every ``SWEEP_SECONDS`` per project (sooner when a copy this process served
+        has since expired): a lease expiry reaches the pool within seconds, off the hot path."""
         t = time.monotonic()
         with self._lock:
             if self._sweep_at.get(project_id, 0.0) > t:
@@ -514,7 +573,58 @@ class LabelQueue:
         back = conn.execute(_EXPIRED_COPIES, {"pid": project_id, "now": now}).all()
         if back:
             conn.execute(_GIVE_COPY, [{"rid": b.round_id, "rk": b.rank} for b in back])
+            self._forget_book(project_id)
         return bool(back)
+
+    def _copy_book(self, conn: Connection, project_id: int, now) -> _CopyBook:
+        """The project's copy book, loaded when missing or older than ``COPY_BOOK_TTL``; expired
+        copies are swept first when due (``_sweep``)."""
+        self._sweep(conn, project_id, now)
+        t = time.monotonic()
+        with self._lock:
+            book = self._books.get(project_id)
+        if book is not None and t - book.loaded_at < COPY_BOOK_TTL:
+            return book
+        if conn.dialect.name == "sqlite" and not self._stats_checked:
+            self._ensure_statistics(conn)
+        rows = conn.execute(_BOOK_COPIES, {"pid": project_id, "cap": COPY_BOOK_MAX}).all()
+        seen: dict[int, set] = {}
+        if rows:
+            for item, who in conn.execute(_BOOK_SEEN, {"pid": project_id, "items": sorted({r.item_id for r in rows})}):
+                seen.setdefault(item, set()).add(who)
+        book = _CopyBook(t, len(rows) < COPY_BOOK_MAX,
+                         {(r.round_id, r.rank): [r.item_id, r.copies_open, seen.get(r.item_id, set())] for r in rows})
+        with self._lock:
+            self._books[project_id] = book
+        return book
+
+    def _forget_book(self, project_id: int | None = None) -> None:
+        """A copy came back to the pool (skip, release, lease expiry): reload the book."""
+        with self._lock:
+            if project_id is None:
+                self._books.clear()
+            else:
+                self._books.pop(project_id, None)
+
+    def _book_opened(self, project_id: int, hit: list, item_id: int, k: int, user: str) -> None:
+        with self._lock:
+            book = self._books.get(project_id)
+            if book is not None:
+                for h in hit:
+                    book.copies[(h.round_id, h.rank)] = [item_id, k, {user}]
+
+    def _book_taken(self, project_id: int, user: str, got: list[Claim]) -> None:
+        with self._lock:
+            book = self._books.get(project_id)
+            if book is None:
+                return
+            for c in got:
+                entry = book.copies.get((c.round_id, c.rank))
+                if entry is not None:
+                    entry[1] -= 1
+                    entry[2].add(user)
+                    if entry[1] <= 0:
+                        del book.copies[(c.round_id, c.rank)]
 
     def _take(self, conn: Connection, project_id: int, user: str, rows: Iterable[Any], now) -> list[Claim]:
         """Serve copy candidates (generic SQL): one taken from each ``copies_open``, a serving row each."""
@@ -526,8 +636,10 @@ class LabelQueue:
                 got.append(Claim(r.round_id, r.rank, r.item_id, blind=True))
             else:
                 conn.execute(_GIVE_COPY, {"rid": r.round_id, "rk": r.rank})
+                self._forget_book(project_id)
         if got:
             self._note_copy_lease(project_id)
+            self._book_taken(project_id, user, got)
         return got
 
     def _copies(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now,
@@ -555,7 +667,9 @@ class LabelQueue:
         if want0 and not pg and not self._stats_checked:
             self._ensure_statistics(conn)
         until = now + self.lease
-        rows = conn.execute(_PG_HELD_AND_COPIES if pg else _HELD_AND_COPIES,
+        stmt = (_PG_HELD_AND_COPIES if pg else _HELD_AND_COPIES_SQLITE if conn.dialect.name == "sqlite"
+                else _HELD_AND_COPIES)
+        rows = conn.execute(stmt,
                             {"pid": project_id, "user": user, "n": n, "want": want0, "exclude": exclude or [0],
                              "now": now, "until": until}).all()
         held = [Claim(r.round_id, r.rank, r.item_id, blind=True) for r in rows if r.held]
@@ -572,8 +686,10 @@ class LabelQueue:
                     got.append(Claim(r.round_id, r.rank, r.item_id, blind=True))
                 else:
                     conn.execute(_GIVE_COPY, {"rid": r.round_id, "rk": r.rank})
+                    self._forget_book(project_id)
             if got:
                 self._note_copy_lease(project_id)
+                self._book_taken(project_id, user, got)
             if held and want > 0:
                 got = self._copies(conn, project_id, user, want, exclude + [c.item_id for c in held], now)
         elif want > 0:
@@ -595,13 +711,42 @@ class LabelQueue:
             refresh_statistics(conn, "round_items")
         self._stats_checked = True
 
+    def _gold_span(self, conn: Connection, project_id: int) -> tuple[int, int] | None:
+        """The lowest and highest gold item id of the project (None: no gold), kept
+        ``SETTINGS_TTL`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._gold_spans.get(project_id)
+        if hit is not None and now - hit[1] < SETTINGS_TTL:
+            return hit[0]
+        lo, hi = conn.execute(_GOLD_SPAN, {"pid": project_id}).one()
+        span = None if lo is None else (int(lo), int(hi))
+        with self._lock:
+            self._gold_spans[project_id] = (span, now)
+        return span
+
     def _gold(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int], now) -> list[Claim]:
         """Up to ``n`` gold items the user never labeled and was never served, served in the
-        same statement that finds them (INSERT ... SELECT ... RETURNING)."""
+        same statement that finds them (INSERT ... SELECT ... RETURNING): from a random
+        point of the gold ids upwards, then from the lowest one."""
+        span = self._gold_span(conn, project_id)
+        if span is None:
+            return []
+        with self._lock:
+            pivot = self._rng.randint(span[0], span[1])
         stmt = _PG_GOLD_SERVE if conn.dialect.name == "postgresql" else _GOLD_SERVE
-        ids = conn.execute(stmt, {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0], "now": now,
-                                  "until": now + self.lease}).scalars().all()
+        params = {"pid": project_id, "user": user, "n": n, "exclude": exclude or [0], "now": now,
+                  "until": now + self.lease, "lo": pivot, "hi": span[1] + 1}
+        ids = conn.execute(stmt, params).scalars().all()
+        if len(ids) < n and pivot > span[0]:
+            ids += conn.execute(stmt, {**params, "n": n - len(ids), "lo": span[0], "hi": pivot,
+                                       "exclude": (exclude + ids) or [0]}).scalars().all()
         return [Claim(None, None, i, blind=True) for i in sorted(ids)]
+
+    def _any_open(self, conn: Connection, project_id: int, user: str) -> bool:
+        """Whether the user has an open serving outside round_items in the project."""
+        stmt = _ANY_OPEN_SQLITE if conn.dialect.name == "sqlite" else _HELD_EXTRA
+        return conn.execute(stmt, {"pid": project_id, "user": user, "n": 1}).first() is not None
 
     def _claim(self, conn: Connection, project_id: int, user: str, n: int, exclude: list[int],
                prefer: int | None = None) -> Claims:
@@ -618,13 +763,17 @@ class LabelQueue:
             return self._claim_rounds(conn, project_id, user, n, exclude, prefer)
         if q.overlap <= 0 and q.gold_rate <= 0:
             # nothing mixed in; still re-offer servings a change of settings left open
-            if conn.execute(_HELD_EXTRA, {"pid": project_id, "user": user, "n": 1}).first() is None:
+            if not self._any_open(conn, project_id, user):
                 return self._claim_rounds(conn, project_id, user, n, exclude, prefer)
         now = utcnow()
         with self._lock:
             gold = [self._rng.random() < q.gold_rate for _ in range(n)] if q.gold_rate > 0 else [False] * n
-        held, copies, gold_n = self._held_and_copies(conn, project_id, user, gold, exclude,
-                                                     q.overlap > 0 and prefer is None, now)
+        # copies are looked up only when the book says one may be this user's to take
+        look = q.overlap > 0 and prefer is None and self._copy_book(conn, project_id, now).may_serve(user, exclude)
+        if look or self._any_open(conn, project_id, user):
+            held, copies, gold_n = self._held_and_copies(conn, project_id, user, gold, exclude, look, now)
+        else:  # nothing held, no copy to look for: the plain path's statements
+            held, copies, gold_n = [], [], sum(gold)
         want = n - len(held) - gold_n
         taken = exclude + [c.item_id for c in held + copies]
         fresh = self._claim_rounds(conn, project_id, user, want - len(copies), taken, prefer)
@@ -753,6 +902,7 @@ class LabelQueue:
                                 .returning(ia.round_id, ia.rank), params).all()
             if back:
                 conn.execute(_GIVE_COPY, [{"rid": b.round_id, "rk": b.rank} for b in back])
+                self._forget_book(project_id)
             gold = conn.execute(update(item_assignments).where(*mine, ia.kind == "gold")
                                 .values(lease_expires_at=None), params).rowcount
             return n + len(back) + gold
@@ -786,6 +936,7 @@ class LabelQueue:
             if served is not None:
                 if served.kind == "overlap" and status == "skipped":
                     conn.execute(_GIVE_COPY, {"rid": served.round_id, "rk": served.rank})
+                    self._forget_book(project_id)
                 return []
         opening = 0  # an overlapped item's first serving labeled: its further servings open
         if status == "labeled":
@@ -795,6 +946,8 @@ class LabelQueue:
         hit = conn.execute(_MARK_OPENING if opening else _MARK,
                            {"item": item_id, "pid": project_id, "status": status,
                             "at": now if status == "labeled" else None, "k": opening}).all()
+        if opening and hit and user is not None:
+            self._book_opened(project_id, hit, item_id, opening, user)
         return [h.round_id for h in hit]
 
     def label(self, project_id: int, user: str, item_id: int, class_id: int, seconds: float | None = None,
