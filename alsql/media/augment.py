@@ -20,7 +20,8 @@ kept; values stay what the network reads:
   ignore what the masks hide, and a fault's cue is often one band (a whine) or a few
   frames (a knock). Measured on the maintenance sounds (2 seeds, a linear head on the
   encoder's features): 6 labels 0.767 with two masks of each, 0.802 without; 12 labels
-  0.830 against 0.867.
+  0.830 against 0.867 (``benchmarks/pretrain.py --quality``, 3 seeds: 0.805 against 0.828
+  and 0.857 against 0.891).
 - ``video`` ``(B, T, C, H, W)``: a temporal crop (a window of at least ``min_window`` of
   the T frames, resampled back to T frames, in order), then the image augmentations with
   one set of parameters per clip (every frame of a clip gets the same crop and colour).
@@ -55,8 +56,8 @@ class ImageAugment:
     """Image augmentation settings. ``flip`` None: flip colour images only (p = 0.5);
     ``rotate_degrees`` None: ``GREY_ROTATE`` (20) degrees on one-channel images,
     ``COLOUR_ROTATE`` (10) on colour (measured on digits, 8x8 greyscale scans: a linear head
-    on the encoder's features with 100 random labels, mean of 3 seeds, 0.977 at 10 degrees,
-    0.981 at 20)."""
+    on the encoder's features with 100 random labels, 3 seeds, 0.969 at 10 degrees, 0.973
+    at 20: ``benchmarks/pretrain.py --quality``)."""
 
     crop_scale: tuple[float, float] = (0.35, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)

@@ -21,11 +21,11 @@ Nothing here reads SQL: ``Pretrainer`` trains on batches it is handed, and
   for the small image CNN (``cnn``), ``BASE_LR`` (1e-3) for the others (``audio_cnn``,
   ``video_cnn``, ``resnet18``); ``min_steps`` (1500): a small pool gets enough epochs for
   that many steps (``plan_epochs``), as ``alsql train``'s ``--min-steps``; ``max_steps``
-  still caps the run. Measured on digits (1,258 8x8 scans, batch 128; a linear head on the
-  encoder's features with 100 random labels): 300 steps at 1e-3 0.921, 1,500 steps at
-  1e-3 0.951, 1,500 at 1e-2 0.977; 3,000 steps no better than 1,500. On the maintenance
-  sounds (264 clips, 16 x 26 log-mel) 1e-2 did worse than 1e-3 (a linear head on 6 labels:
-  0.750 against 0.802), so the audio network keeps 1e-3.
+  still caps the run. Measured (``benchmarks/pretrain.py --quality``, 3 seeds) on digits
+  (1,258 8x8 scans, batch 128; a linear probe on the encoder's features with 100 random
+  labels): 300 steps at 1e-3 0.922, 1,500 steps at 1e-3 0.958, 1,500 at 1e-2 0.973. On the
+  maintenance sounds (264 clips, 16 x 26 log-mel) 1e-2 did worse than 1e-3 (probe on 6
+  labels: 0.792 against 0.828), so the audio network keeps 1e-3.
 
 Under torch.distributed (torchrun) the model is wrapped in DDP and **each rank computes
 the loss over its own batch** (negatives are the rank's other items, ``2B - 2`` per
