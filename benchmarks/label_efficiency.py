@@ -91,15 +91,20 @@ class Dataset:
 # ---------------------------------------------------------------------------------------- data
 
 
-def digits(quick: bool, longtail: bool = False) -> Dataset:
+def digits(quick: bool, longtail: bool = False, budgets: list[int] | None = None,
+           min_steps: int | None = None) -> Dataset:
+    """``budgets`` / ``min_steps``: the schedule and training length when given (see
+    ``--digits-budgets``), else the defaults below."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = torch.tensor(d.images / 16.0, dtype=torch.float32)[:, None]
-    budgets = [20, 40, 60, 100, 200] if quick else [20, 40, 60, 80, 100, 150, 250, 400]
-    if longtail:
-        budgets = [20, 40, 60, 100] if quick else [20, 40, 60, 100, 140]
-    cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=1000, lr=3e-3)
+    if budgets is None:
+        budgets = [20, 40, 60, 100, 200] if quick else [20, 40, 60, 80, 100, 150, 250, 400]
+        if longtail:
+            budgets = [20, 40, 60, 100] if quick else [20, 40, 60, 100, 140]
+    cfg = TrainConfig(epochs=10, min_steps=100 if min_steps is None else min_steps, batch_size=32, patience=1000,
+                      lr=3e-3)
     return Dataset("digits-longtail" if longtail else "digits", "image", x, torch.tensor(d.target),
                    [str(c) for c in range(10)], lambda: SmallCNN(10, 1, width=16), budgets, cfg,
                    pretrain_steps=None, pretrain_batch=128,
@@ -344,6 +349,28 @@ def summarize(per_seed: dict[str, list[list[dict]]], key: str) -> dict:
     return table
 
 
+def compare(rep: dict, earlier: Path) -> dict:
+    """Labels needed on digits by each strategy in this run beside ``earlier`` (a report of
+    this benchmark, either layout): within one standard deviation over this run's seeds, or
+    fewer, counts as no more labels than before."""
+    old = json.loads(earlier.read_text())
+    old = old["datasets"]["digits"] if "datasets" in old else old
+    before = old["labels_to_reach_random_at_max"]
+    rows = {}
+    for name, now in rep["labels_to_reach_random_at_max"].items():
+        if name not in before or "+" in name:
+            continue
+        seed = rep["labels_to_reach_per_seed"].get(name, {})
+        std = seed.get("std") or 0.0
+        was = before[name]
+        ok = now is not None and was is not None and now <= was + std
+        rows[name] = {"before": None if was is None else round(was, 1), "now": None if now is None else round(now, 1),
+                      "std_over_seeds": round(std, 1), "reached": seed.get("reached"), "no_more_than_before": ok}
+    return {"earlier": earlier.name, "earlier_target": old.get("target_accuracy"),
+            "target": rep["target_accuracy"], "strategies": rows,
+            "met": all(r["no_more_than_before"] for r in rows.values())}
+
+
 def dataset_report(ds: Dataset, results: list[dict], pretrains: list[dict]) -> dict:
     arms: dict[str, list] = {}
     seconds: dict[str, float] = {}
@@ -526,6 +553,13 @@ def main() -> None:
     ap.add_argument("--longtail-strategies", default=None,
                     help="strategies on the digits long tail (default: the same as --strategies)")
     ap.add_argument("--pretrain-steps", type=int, default=None, help="override every dataset's pretraining steps")
+    ap.add_argument("--digits-budgets", default=None,
+                    help="comma-separated label budgets for digits (e.g. the schedule of an earlier report, "
+                         "to compare with it)")
+    ap.add_argument("--digits-min-steps", type=int, default=None, help="training steps at least, digits")
+    ap.add_argument("--compare", default=None,
+                    help="an earlier report (JSON): each strategy's labels needed on digits beside this run's, "
+                         "and whether it is within one standard deviation over seeds")
     ap.add_argument("--from-partial", default=None,
                     help="build the report from the per-task results runs saved (<out>.partial.json; several, "
                          "comma-separated, are merged: a run split by dataset)")
@@ -554,7 +588,16 @@ def main() -> None:
         tmp = tempfile.TemporaryDirectory(prefix="alsql-label-efficiency-")
     data = Path(args.data or tmp.name)
     t0 = time.perf_counter()
-    builders = {"digits": lambda: digits(args.quick), "digits-longtail": lambda: digits(args.quick, True),
+    digit_budgets = None
+    if args.digits_budgets:
+        try:
+            digit_budgets = sorted({int(b) for b in args.digits_budgets.split(",")})
+        except ValueError:
+            raise SystemExit(f"--digits-budgets {args.digits_budgets!r}: expected comma-separated integers") from None
+        if len(digit_budgets) < 2 or digit_budgets[0] < 10:
+            raise SystemExit(f"--digits-budgets {args.digits_budgets!r}: expected two or more budgets of 10 or more")
+    builders = {"digits": lambda: digits(args.quick, budgets=digit_budgets, min_steps=args.digits_min_steps),
+                "digits-longtail": lambda: digits(args.quick, True),
                 "traffic": lambda: traffic(args.quick, data), "maintenance": lambda: maintenance(args.quick, data)}
     for s in sets:
         t = time.perf_counter()
@@ -626,6 +669,8 @@ def main() -> None:
             rep["cold_start"] = cs
         report["datasets"][s] = rep
     report["goals"] = goals(report)
+    if args.compare and "digits" in report["datasets"]:
+        report["compare"] = compare(report["datasets"]["digits"], Path(args.compare))
     report["seconds"] = round(time.perf_counter() - t0, 1)
     if earlier:  # a report merged from split runs: each run's wall time
         report["run_seconds"] = earlier
