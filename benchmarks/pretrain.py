@@ -325,6 +325,10 @@ def main() -> None:
     report["seconds"] = round(time.perf_counter() - t_all, 1)
     if getattr(args, "quality_result", None):
         report["quality"] = args.quality_result
+    elif Path(args.out).exists():  # the encoder-quality probes of an earlier --quality-only run are kept
+        kept = json.loads(Path(args.out).read_text()).get("quality")
+        if kept:
+            report["quality"] = kept
     report["config"]["load_average_at_end"] = [round(v, 1) for v in __import__("os").getloadavg()]
 
     tab = Table(title=f"SimCLR pretraining, {args.steps} steps of {args.batch_size}, 1 torch thread "
