@@ -598,6 +598,11 @@ class LabelQueue:
             self._books[project_id] = book
         return book
 
+    def _may_serve_copy(self, conn: Connection, project_id: int, user: str, exclude: list[int], now) -> bool:
+        book = self._copy_book(conn, project_id, now)
+        with self._lock:  # other threads update the book
+            return book.may_serve(user, exclude)
+
     def _forget_book(self, project_id: int | None = None) -> None:
         """A copy came back to the pool (skip, release, lease expiry): reload the book."""
         with self._lock:
@@ -769,7 +774,7 @@ class LabelQueue:
         with self._lock:
             gold = [self._rng.random() < q.gold_rate for _ in range(n)] if q.gold_rate > 0 else [False] * n
         # copies are looked up only when the book says one may be this user's to take
-        look = q.overlap > 0 and prefer is None and self._copy_book(conn, project_id, now).may_serve(user, exclude)
+        look = q.overlap > 0 and prefer is None and self._may_serve_copy(conn, project_id, user, exclude, now)
         if look or self._any_open(conn, project_id, user):
             held, copies, gold_n = self._held_and_copies(conn, project_id, user, gold, exclude, look, now)
         else:  # nothing held, no copy to look for: the plain path's statements
