@@ -44,7 +44,7 @@ def demo(
     curve_png: Annotated[Path, typer.Option("--curve", help="Learning curves PNG (with and without pretraining)")] = Path(
         "learning-curve.png"),
     pretrain_steps: Annotated[int, typer.Option(
-        help="SimCLR steps on the unlabeled pool before the first label, for the pretrained arm (0: no such arm)")] = 60,
+        help="SimCLR steps on the unlabeled pool before the first label, for the pretrained arm (0: no such arm)")] = 600,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
     """Digits -> PNG -> ingest -> evaluation round -> pretraining -> AL rounds (strategy with and

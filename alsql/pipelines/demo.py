@@ -96,7 +96,7 @@ def _fresh_project(engine, base: str, description: str) -> str:
 def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: int = 7, budget: int = 30,
              first_budget: int = 40, eval_budget: int = 300, seed: int = 0, image_size: int = 8,
              map_path: str | Path = "embedding-map.png", curve_path: str | Path | None = "learning-curve.png",
-             pretrain_steps: int = 60, pretrain_batch: int = 128, say: Callable[[str], None] = print,
+             pretrain_steps: int = 600, pretrain_batch: int = 128, say: Callable[[str], None] = print,
              on_round: Callable[[DemoRow], None] | None = None) -> list[DemoRow]:
     """The whole demo; returns one row per round (labels, the accuracies).
 
