@@ -10,14 +10,8 @@
 {%- for key in var('fairness_attributes') %}
 {%- do attributes.append(json_attr('i.attributes', key)) %}
 {%- endfor %}
-with ranked_models as (
-    select
-        project_id,
-        model_id,
-        row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
-    from {{ ref('stg_model_versions') }} as mv
-    -- an existence probe of the predictions key: a model still training is not the latest
-    where exists (select 1 from {{ ref('stg_predictions') }} as p where p.model_id = mv.model_id)
+with latest_models as (
+    {{ latest_models() }}
 )
 
 select
@@ -32,12 +26,11 @@ select
     {{ to_month('i.captured_at') }} as captured_month,
     count(*) as items,
     max(p.confidence) as max_confidence
-from ranked_models as m
+from latest_models as m
 inner join {{ ref('stg_predictions') }} as p on p.model_id = m.model_id
 inner join {{ ref('stg_items') }} as i on i.item_id = p.item_id
 left join {{ ref('stg_evaluation_set') }} as e
     on e.project_id = m.project_id and e.item_id = p.item_id
-where m.recency = 1
 group by
     m.project_id,
     m.model_id,

@@ -20,19 +20,8 @@ human_labels as (
     group by project_id, item_id
 ),
 
-ranked_models as (
-    select
-        project_id,
-        model_id,
-        row_number() over (partition by project_id order by created_at desc, model_id desc) as recency
-    from {{ ref('stg_model_versions') }} as mv
-    -- a model still training, or not yet run over the items, is not the latest
-    -- (an existence probe of the predictions key, not a scan of every prediction)
-    where exists (select 1 from {{ ref('stg_predictions') }} as p where p.model_id = mv.model_id)
-),
-
 latest_models as (
-    select project_id, model_id from ranked_models where recency = 1
+    {{ latest_models() }}
 ),
 
 predictions as (
