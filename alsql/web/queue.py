@@ -536,11 +536,15 @@ class LabelQueue:
         return value
 
     def forget_settings(self, project_id: int | None = None) -> None:
+        self._forget(self._settings, project_id)
+
+    def _forget(self, cache: dict, project_id: int | None) -> None:
+        """Drop ``project_id``'s entry of a per-project cache (every entry when None)."""
         with self._lock:
             if project_id is None:
-                self._settings.clear()
+                cache.clear()
             else:
-                self._settings.pop(project_id, None)
+                cache.pop(project_id, None)
 
     def _serve(self, conn: Connection, project_id: int, user: str, item_id: int, kind: str,
                round_id: int | None, rank: int | None, now) -> bool:
@@ -605,11 +609,7 @@ class LabelQueue:
 
     def _forget_book(self, project_id: int | None = None) -> None:
         """A copy came back to the pool (skip, release, lease expiry): reload the book."""
-        with self._lock:
-            if project_id is None:
-                self._books.clear()
-            else:
-                self._books.pop(project_id, None)
+        self._forget(self._books, project_id)
 
     def _book_opened(self, project_id: int, hit: list, item_id: int, k: int, user: str) -> None:
         with self._lock:
