@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, select
 
 from alsql.catalog import Project, get_project
 from alsql.errors import AlsqlError
-from alsql.quality import is_overlapped, read_settings
+from alsql.quality import is_overlapped
 from alsql.schema import annotations, item_assignments, items
 from alsql.web import data
 from alsql.web.auth import CSRF_HEADER, csrf_equal
@@ -213,16 +213,17 @@ def item(request: Request, engine: EngineDep, user: ApiUser, project_id: Project
     agreement figures stay independent; reviewers and admins see every label."""
     with engine.connect() as conn:
         project = project_or_404(request, conn, project_id)
-        blind = None if can_review(user) else _blind_for(conn, project_id, item_id, user.name)
+        blind = None if can_review(user) else _blind_for(_queue(request), conn, project_id, item_id, user.name)
         view = data.item_view(conn, project, item_id, data.latest_model_id(conn, project_id), blind_for=blind)
     if view is None:
         raise HTTPException(404, f"item {item_id} does not exist")
     return view
 
 
-def _blind_for(conn: Connection, project_id: int, item_id: int, user: str) -> str | None:
-    """``user`` when the item's history must show only that user's labels, else None."""
-    if is_overlapped(item_id, read_settings(conn, project_id).overlap):
+def _blind_for(queue: LabelQueue, conn: Connection, project_id: int, item_id: int, user: str) -> str | None:
+    """``user`` when the item's history must show only that user's labels, else None (the
+    overlap share from the queue's settings cache, as the queue serves items)."""
+    if is_overlapped(item_id, queue.settings(conn, project_id).overlap):
         return user
     assigned = conn.execute(
         select(item_assignments.c.item_id).where(item_assignments.c.project_id == project_id,
