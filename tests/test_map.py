@@ -166,6 +166,43 @@ def test_a_crash_mid_inference_keeps_what_was_scored_seconds_ago(engine, project
     assert 24 <= p <= 32 and e >= p, (p, e)
 
 
+def test_a_crash_while_storing_the_last_rows_leaves_no_prediction_without_its_embedding(engine, project, monkeypatch):
+    """The final rows are stored embeddings first: a worker killed between the two writes
+    leaves its items in the inference queue, so a re-run scores them and writes both."""
+    from alsql.models.infer import score_batches
+
+    ids = add_items(engine, 40)
+    mid = _model(engine, project.project_id)
+    ended = []
+
+    def batches():
+        for s in range(0, 40, 8):
+            yield torch.rand(8, 1, 2, 2), None, ids[s:s + 8]
+        ended.append(True)
+
+    real_flush = PredictionWriter.flush
+
+    def flush(self):
+        if ended and self._parts and self.kind == "embeddings":
+            raise RuntimeError("the worker died while storing")
+        return real_flush(self)
+
+    def stored():
+        with engine.connect() as conn:
+            return [set(conn.execute(select(t.c.item_id).where(t.c.model_id == mid)).scalars())
+                    for t in (predictions, embeddings)]
+
+    monkeypatch.setattr(PredictionWriter, "flush", flush)
+    with pytest.raises(RuntimeError, match="storing"):
+        score_batches(engine, mid, _Net(), batches(), "cpu", buffer_rows=50_000, flush_seconds=3600)
+    p, e = stored()
+    assert p <= e, sorted(p - e)  # every stored prediction has its embedding
+    monkeypatch.setattr(PredictionWriter, "flush", real_flush)
+    ended.clear()
+    assert score_batches(engine, mid, _Net(), batches(), "cpu") == 40
+    assert stored() == [set(ids)] * 2
+
+
 def test_map_png_marks_the_rounds_picks(engine, project, tmp_path):
     from alsql.annotate import insert_annotations
     from alsql.models.select import create_round

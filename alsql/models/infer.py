@@ -81,8 +81,8 @@ def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: 
     written = 0
     last = time.monotonic()
     # Both writers flush on the same batch (same row counts; time is checked here): the
-    # embeddings writer is flushed first, so a crash never leaves a prediction without
-    # its embedding (the queue is "items without a prediction").
+    # embeddings writer is flushed first, every time, so a crash never leaves a prediction
+    # without its embedding (the queue is "items without a prediction").
     with PredictionWriter(engine, model_id, kind="embeddings", buffer_rows=buffer_rows, flush_seconds=None,
                           analyze=analyze) as ew, \
             PredictionWriter(engine, model_id, kind="predictions", buffer_rows=buffer_rows, flush_seconds=None,
@@ -99,6 +99,10 @@ def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: 
                 ew.flush()
                 pw.flush()
                 last = time.monotonic()
+        # The last rows too: leaving them to the writers' exits would flush the
+        # predictions first (the inner writer exits first).
+        ew.flush()
+        pw.flush()
     return written
 
 
