@@ -88,9 +88,10 @@ def _chunks(store, uri: str, start: int, length: int) -> Iterator[bytes]:
         yield data
 
 
-@router.api_route("/sources/{source_id}/file", methods=["GET", "HEAD"], response_class=Response,
-                  responses={206: {"description": "the requested bytes"}, 404: {"description": "no such source"},
-                             416: {"description": "range not satisfiable"}})
+@router.api_route("/sources/{source_id}/file", methods=["HEAD"], include_in_schema=False)  # same handler
+@router.get("/sources/{source_id}/file", response_class=Response,
+            responses={206: {"description": "the requested bytes"}, 404: {"description": "no such source"},
+                       416: {"description": "range not satisfiable"}})
 def source_file(request: Request, engine: EngineDep, user: ApiUser, source_id: int) -> Response:
     """The source file (video or sound) of ok items, with HTTP Range support."""
     if not 1 <= source_id <= MAX_ID:
