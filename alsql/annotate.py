@@ -8,7 +8,7 @@ is assigned here under the write lock (``BEGIN IMMEDIATE``, see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, insert, select
 from alsql.schema import annotations
 from alsql.schema.tables import utcnow
 
-__all__ = ["insert_annotations"]
+__all__ = ["insert_annotations", "label_of_record"]
 
 
 def insert_annotations(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
@@ -52,3 +52,30 @@ def insert_annotations(conn: Connection, rows: Sequence[dict[str, Any]]) -> list
         clean,
     )
     return list(result.scalars())
+
+
+def label_of_record(rows: Iterable[Any]) -> tuple[int, int] | None:
+    """``(class_id, annotation_id)`` of one item's label of record, by the rule of the
+    ``current_labels`` view (``alsql.schema.views``), from the item's annotations (objects
+    with ``annotation_id``, ``class_id``, ``annotator`` and ``source``) held in memory;
+    None when no row is a vote, gold or review. The labeling app uses it for the one
+    item on screen, so it asks nothing more of the database."""
+    from alsql.schema.views import VOTE_SOURCES
+
+    rows = sorted(rows, key=lambda r: r.annotation_id)
+    for source in ("review", "gold"):
+        decided = [r for r in rows if r.source == source]
+        if decided:
+            return decided[-1].class_id, decided[-1].annotation_id
+    latest, first = {}, {}
+    for r in rows:
+        if r.source in VOTE_SOURCES:
+            latest[r.annotator] = r
+            first.setdefault(r.annotator, r.annotation_id)
+    votes: dict[int, list[tuple[int, int]]] = {}
+    for who, r in latest.items():
+        votes.setdefault(r.class_id, []).append((first[who], r.annotation_id))
+    if not votes:
+        return None
+    cls = min(votes, key=lambda c: (-len(votes[c]), min(f for f, _ in votes[c])))
+    return cls, max(aid for _, aid in votes[cls])

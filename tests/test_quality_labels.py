@@ -10,9 +10,9 @@ import random
 
 from sqlalchemy import insert, select
 
-from alsql.annotate import insert_annotations
+from alsql.annotate import insert_annotations, label_of_record
 from alsql.db import write_transaction
-from alsql.schema import current_labels, evaluation_set, round_items, rounds, training_set
+from alsql.schema import annotations, current_labels, evaluation_set, round_items, rounds, training_set
 from tests.conftest import add_items
 
 
@@ -144,3 +144,10 @@ def test_matches_a_python_reference_on_random_histories(engine, project):
         cls = min(votes, key=lambda c: (-len(votes[c]), min(f for f, _ in votes[c])))
         want[item] = (cls, max(aid for _, aid in votes[cls]))
     assert _record(engine) == want
+    # The labeling app's in-memory rule (one item's rows) agrees too.
+    with engine.connect() as conn:
+        rows = conn.execute(select(annotations).where(annotations.c.project_id == pid)).all()
+    by_item: dict[int, list] = {}
+    for r in rows:
+        by_item.setdefault(r.item_id, []).append(r)
+    assert {item: label_of_record(rs) for item, rs in by_item.items()} == want

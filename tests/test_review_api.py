@@ -226,3 +226,28 @@ def test_an_annotator_sees_only_own_labels_on_an_overlapped_item(setup, engine):
     assert seen(over, "ann") == [("ann", 2)]
     assert seen(over, "admin") == [("bob", 1), ("ann", 2)]
     assert seen(plain, "ann") == [("bob", 1), ("ann", 2)]
+
+
+def test_the_item_shows_its_label_of_record_not_merely_the_newest_label(setup, engine):
+    """The labeling page marks ``record`` (the rule of current_labels): the majority over a
+    newer dissent, a review over both; a gold label only for reviewers and admins."""
+    pid, it = setup["project_id"], setup["items"]
+
+    def shown(item, who):
+        r = setup["client"].get(f"/api/projects/{pid}/items/{item}", headers=setup[who])
+        assert r.status_code == 200, r.text
+        rec = r.json()["record"]
+        return rec and (rec["class_id"], rec["annotation_id"])
+
+    first = label(engine, pid, it[0], 1, "ann")
+    agree = label(engine, pid, it[0], 1, "carl")
+    label(engine, pid, it[0], 2, "bob")  # the newest label is the minority
+    assert shown(it[0], "admin") == shown(it[0], "ann") == (1, agree) and first < agree
+    assert record(engine, pid, it[0]).class_id == 1
+    decided = label(engine, pid, it[0], 2, "admin", "review")
+    assert shown(it[0], "admin") == (2, decided) and record(engine, pid, it[0]).class_id == 2
+    mine = label(engine, pid, it[1], 1, "ann")
+    gold = label(engine, pid, it[1], 0, "gold", "gold")
+    assert shown(it[1], "admin") == (0, gold) and record(engine, pid, it[1]).class_id == 0
+    assert shown(it[1], "ann") == (1, mine)  # an annotator never learns the gold label
+    assert shown(it[2], "ann") is None

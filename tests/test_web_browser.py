@@ -3,6 +3,7 @@ undo one and relabel it; screenshots of every page go to test-artifacts/."""
 
 from __future__ import annotations
 
+import re
 
 import pytest
 from sqlalchemy import select
@@ -62,6 +63,9 @@ def test_label_ten_by_keyboard_undo_and_relabel(browser, sqlite_url, tmp_path):
         page.keyboard.press("Backspace")  # the history of the corrected item is shown
         expect(page.locator("#item-history li")).to_have_count(2)
         expect(page.locator("#item-history li.old")).to_have_count(1)
+        expect(page.locator("#item-history li.record")).to_contain_text("bird by ann")  # the label of record
+        expect(page.locator(".cls.current")).to_have_count(1)
+        expect(page.locator("#class-2")).to_have_class(re.compile(r"\bcurrent\b"))
         page.screenshot(path=str(ARTIFACTS / "label-undo.png"))
         page.keyboard.press(" ")  # back to the queue without relabeling
 

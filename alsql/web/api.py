@@ -214,7 +214,8 @@ def item(request: Request, engine: EngineDep, user: ApiUser, project_id: Project
     with engine.connect() as conn:
         project = project_or_404(request, conn, project_id)
         blind = None if can_review(user) else _blind_for(_queue(request), conn, project_id, item_id, user.name)
-        view = data.item_view(conn, project, item_id, data.latest_model_id(conn, project_id), blind_for=blind)
+        view = data.item_view(conn, project, item_id, data.latest_model_id(conn, project_id), blind_for=blind,
+                              gold=can_review(user))
     if view is None:
         raise HTTPException(404, f"item {item_id} does not exist")
     return view

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Date, bindparam, cast, func, select
 
+from alsql.annotate import label_of_record
 from alsql.catalog import Project
 from alsql.schema import (
     alerts,
@@ -71,13 +72,21 @@ def history(conn: Connection, project: Project, item_id: int, only: str | None =
     """The item's labels in the project, oldest first; never a gold label (the labeling app
     does not show that an item is gold); ``only``: that annotator's labels alone (an item
     served blind: overlap or gold, docs/quality.md)."""
-    rows = [r for r in conn.execute(_HISTORY, {"pid": project.project_id, "item": item_id})
-            if r.source != "gold" and (only is None or r.annotator == only)]
+    return _history(conn, project, item_id, only)[0]
+
+
+def _history(conn: Connection, project: Project, item_id: int, only: str | None = None,
+             gold: bool = False) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
+    """``history``, and the label of record of the rows the caller may see (``gold``:
+    the gold label counts too, for reviewers and admins)."""
+    rows = conn.execute(_HISTORY, {"pid": project.project_id, "item": item_id}).all()
+    seen = [r for r in rows if r.source != "gold" and (only is None or r.annotator == only)]
+    record = label_of_record(rows if gold and only is None else seen)
     return [
         {"annotation_id": r.annotation_id, "class_id": r.class_id, "class_name": _name(project, r.class_id),
          "annotator": r.annotator, "created_at": _iso(r.created_at), "source": r.source, "seconds": r.seconds}
-        for r in rows
-    ]
+        for r in seen
+    ], record
 
 
 def _name(project: Project, class_id: int | None) -> str | None:
@@ -87,9 +96,11 @@ def _name(project: Project, class_id: int | None) -> str | None:
 
 
 def item_view(conn: Connection, project: Project, item_id: int, model_id: int | None,
-              round_id: int | None = None, blind_for: str | None = None) -> dict[str, Any] | None:
+              round_id: int | None = None, blind_for: str | None = None, gold: bool = False) -> dict[str, Any] | None:
     """The item as the labeling page needs it, or None when it does not exist (``blind_for``:
-    the history shows that user's labels only)."""
+    the history shows that user's labels only). ``record`` is the label of record of the
+    labels shown (``gold``: a gold label counts too; for reviewers and admins): the rule of
+    ``current_labels``, so the page marks that class, not merely the newest label."""
     it = conn.execute(_ITEM_GUESS, {"item": item_id, "model": model_id if model_id is not None else 0}).first()
     if it is None:
         return None
@@ -97,10 +108,13 @@ def item_view(conn: Connection, project: Project, item_id: int, model_id: int | 
     if model_id is not None and it.class_id is not None:
         guess = {"model_id": model_id, "class_id": it.class_id, "class_name": _name(project, it.class_id),
                  "confidence": it.confidence}
+    hist, record = _history(conn, project, item_id, blind_for, gold)
     return {
         "item_id": it.item_id, "width": it.width, "height": it.height, "media_type": it.media_type,
         "status": it.status, "image_url": f"/api/items/{it.item_id}/image", "round_id": round_id,
-        "guess": guess, "history": history(conn, project, item_id, blind_for),
+        "guess": guess, "history": hist,
+        "record": None if record is None else {"class_id": record[0], "class_name": _name(project, record[0]),
+                                               "annotation_id": record[1]},
     }
 
 

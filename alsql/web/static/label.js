@@ -62,8 +62,9 @@
     $("guess-bar").style.width = g ? Math.round(g.confidence * 100) + "%" : "0";
     if (g && $("class-" + g.class_id)) $("class-" + g.class_id).classList.add("guessed");
     const hist = it.history || [];
-    if (hist.length && $("class-" + hist[hist.length - 1].class_id)) $("class-" + hist[hist.length - 1].class_id).classList.add("current");
-    $("item-history").replaceChildren(...hist.map((h, i) => alsql.el("li", { class: i < hist.length - 1 ? "old" : "" },
+    const rec = it.record;          // the label of record (docs/quality.md), not merely the newest label
+    if (rec && $("class-" + rec.class_id)) $("class-" + rec.class_id).classList.add("current");
+    $("item-history").replaceChildren(...hist.map((h) => alsql.el("li", { class: !rec ? "" : h.annotation_id === rec.annotation_id ? "record" : h.class_id !== rec.class_id ? "old" : "" },
       h.class_name + " by " + (h.annotator || "?") + " at " + (h.created_at || "").slice(0, 19).replace("T", " "))));
     shownAt = performance.now();
   }
