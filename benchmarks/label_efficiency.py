@@ -33,6 +33,7 @@ random+pretrained at the cold-start budgets; and the mean recall of the rare cla
 (digits long tail: classes 5..9; maintenance: abnormal).
 
     python benchmarks/label_efficiency.py [--seeds 5] [--strategies all] [--datasets all] [--quick]
+    python benchmarks/label_efficiency.py --datasets maintenance --merge-into benchmarks/reports/label_efficiency.json
 
 Goals: issue 4: the best of margin / entropy needs at most 60 % of random's labels
 (digits). Issue 18: with pretraining the best strategy needs under 100 labels to match
@@ -156,7 +157,7 @@ def maintenance(quick: bool, data: Path) -> Dataset:
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=16, patience=1000, lr=3e-3)
     return Dataset("maintenance", "audio", x, torch.tensor(ys), list(MACHINE_CLASSES),
                    lambda: AudioCNN(2, 1, width=16), budgets, cfg,
-                   pretrain_steps=200, pretrain_batch=64,
+                   pretrain_steps=None, pretrain_batch=64,
                    rare=[MACHINE_CLASSES.index("abnormal")],
                    note=f"{len(ys)} 1-s sound clips of 6 machines, 16-band log-mel at 8 kHz, 40-ms frames")
 
@@ -226,7 +227,7 @@ def pretrain_steps(ds: Dataset, n_pool: int) -> int:
     if ds.pretrain_steps is not None:
         return ds.pretrain_steps
     per_epoch = -(-n_pool // ds.pretrain_batch)
-    return plan_epochs(PretrainConfig(batch_size=ds.pretrain_batch), per_epoch) * per_epoch
+    return plan_epochs(PretrainConfig(batch_size=ds.pretrain_batch), per_epoch, ds.kind) * per_epoch
 
 
 def pretrain(ds: Dataset, x, seed: int) -> tuple[dict, dict]:
@@ -565,6 +566,9 @@ def main() -> None:
                          "comma-separated, are merged: a run split by dataset)")
     ap.add_argument("--keep-partial", action="store_true",
                     help="keep <out>.partial.json after the report (to merge split runs with --from-partial)")
+    ap.add_argument("--merge-into", default=None,
+                    help="an earlier report (JSON): the datasets run now replace its own, the others are kept as "
+                         "they are (a rerun of one dataset; goals recomputed on the merged datasets)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     def strategies(text: str) -> list[str]:
@@ -581,6 +585,15 @@ def main() -> None:
     for s in sets:
         if s not in all_sets:
             raise SystemExit(f"--datasets {s!r}: expected some of {', '.join(all_sets)}")
+    earlier_report = None
+    if args.merge_into:
+        try:
+            earlier_report = json.loads(Path(args.merge_into).read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--merge-into {args.merge_into!r}: not a readable JSON report ({exc})") from None
+        if not isinstance(earlier_report, dict) or not isinstance(earlier_report.get("datasets"), dict):
+            raise SystemExit(f"--merge-into {args.merge_into!r}: expected a report of this benchmark "
+                             f"(a \"datasets\" object)")
     seeds = 2 if args.quick else args.seeds
     scen_seeds = seeds if args.scenario_seeds is None else args.scenario_seeds
     tmp = None
@@ -668,6 +681,15 @@ def main() -> None:
         if cs:
             rep["cold_start"] = cs
         report["datasets"][s] = rep
+    if earlier_report is not None:
+        kept = [n for n in earlier_report["datasets"] if n not in report["datasets"]]
+        order = list(earlier_report["datasets"])
+        order += [n for n in report["datasets"] if n not in order]
+        report["datasets"] = {n: report["datasets"][n] if n in report["datasets"] else earlier_report["datasets"][n]
+                              for n in order}
+        report["config"]["kept_from_earlier_report"] = {
+            "datasets": kept, "config": earlier_report.get("config"), "seconds": earlier_report.get("seconds"),
+            "run_seconds": earlier_report.get("run_seconds")}
     report["goals"] = goals(report)
     if args.compare and "digits" in report["datasets"]:
         report["compare"] = compare(report["datasets"]["digits"], Path(args.compare))

@@ -29,8 +29,11 @@ present) and scored on the test split, and the 1-nearest-neighbour accuracy over
 whole pool. Digits: the former defaults (300 steps at 1e-3, rotation 10 degrees) against
 1,500 steps at 1e-3, the defaults (1,500 steps as ``--min-steps`` gives this pool, 1e-2,
 20 degrees), and the defaults at 10 degrees. Maintenance sounds (200 steps): two
-frequency and two time masks at 1e-3 (the former defaults) against none (the default)
-at 1e-3 and at 1e-2.
+frequency and two time masks on the former views (a 15 % time shift with the gap filled
+with the clip's minimum, gain +-1) and on the default views (a circular shift of up to half
+the clip, a pitch shift of one mel band, gain +-0.5), against the views alone, at 1e-3;
+the default views at 1e-2 and for 1,500 steps (the former ``--min-steps`` of every kind;
+sounds now default to 200, ``alsql.models.pretrain.default_min_steps``).
 
     python benchmarks/pretrain.py [--items 2000] [--steps 30] [--batch-size 64] [--repeats 3] [--quick]
     python benchmarks/pretrain.py --quality-only [--quality-seeds 3] [--jobs 2]
@@ -157,11 +160,17 @@ QUALITY = {  # name: (dataset, steps (None: as `alsql pretrain`), lr (None: defa
     "digits: 1,500 steps, lr 1e-3": ("digits", None, 1e-3, {}),
     "digits: defaults (1,500 steps, lr 1e-2, 20 degrees)": ("digits", None, None, {}),
     "digits: defaults at 10 degrees": ("digits", None, None, {"rotate_degrees": 10}),
-    "maintenance: former masks (2 + 2, lr 1e-3)": ("maintenance", 200, None, {"freq_masks": 2, "time_masks": 2}),
-    "maintenance: defaults (no masks, lr 1e-3)": ("maintenance", 200, None, {}),
-    "maintenance: no masks, lr 1e-2": ("maintenance", 200, 1e-2, {}),
+    "maintenance: former views (15 % shift filled with the minimum, gain 1)": (
+        "maintenance", 200, None, {"max_shift": 0.15, "roll": False, "freq_shift": 0, "gain": 1.0}),
+    "maintenance: former views + masks (2 + 2)": (
+        "maintenance", 200, None, {"max_shift": 0.15, "roll": False, "freq_shift": 0, "gain": 1.0,
+                                   "freq_masks": 2, "time_masks": 2}),
+    "maintenance: defaults (50 % circular shift, 1-band pitch, gain 0.5)": ("maintenance", 200, None, {}),
+    "maintenance: defaults + masks (2 + 2)": ("maintenance", 200, None, {"freq_masks": 2, "time_masks": 2}),
+    "maintenance: defaults, lr 1e-2": ("maintenance", 200, 1e-2, {}),
+    "maintenance: defaults, 1,500 steps (the former --min-steps)": ("maintenance", 1500, None, {}),
 }
-PROBE_LABELS = {"digits": (20, 60, 100), "maintenance": (6, 12)}
+PROBE_LABELS = {"digits": (20, 60, 100), "maintenance": (6, 12, 18)}
 _QDATA: dict = {}
 
 

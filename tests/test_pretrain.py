@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from alsql.errors import AlsqlError
 from alsql.media.augment import COLOUR_ROTATE, GREY_ROTATE, AudioAugment, ImageAugment, augment_pair
-from alsql.models.pretrain import (BASE_LR, CNN_LR, MIN_STEPS, PretrainConfig, default_lr, nt_xent, plan_epochs,
+from alsql.models.pretrain import (AUDIO_MIN_STEPS, BASE_LR, CNN_LR, MIN_STEPS, PretrainConfig, default_lr,
+                                   default_min_steps, nt_xent, plan_epochs,
                                    pretrain_tensors)
 from alsql.schema import items, model_versions
 from tests.test_train_infer import make_digits_project
@@ -99,6 +100,13 @@ def test_defaults_follow_the_network_and_the_pool_size():
     assert plan_epochs(small, 10) == math.ceil(MIN_STEPS / 10) > 10  # a small pool: raised
     assert plan_epochs(small, MIN_STEPS) == 10  # a large pool: the epochs decide
     assert plan_epochs(PretrainConfig(epochs=3, min_steps=0), 1) == 3
+    # Sounds: 200 steps at least (1,500 cost the encoder on the maintenance clips); an explicit value wins.
+    assert PretrainConfig().min_steps is None
+    assert default_min_steps("image") == default_min_steps("video") == MIN_STEPS == 1500
+    assert default_min_steps("audio") == AUDIO_MIN_STEPS == 200
+    assert plan_epochs(small, 5, "audio") == 40 and plan_epochs(small, 5, "video") == 300 == plan_epochs(small, 5)
+    assert plan_epochs(PretrainConfig(epochs=1, min_steps=7), 5, "audio") == 2
+    assert plan_epochs(small, 100, "audio") == 10  # a large pool: the epochs decide
     with pytest.raises(AlsqlError, match="--min-steps -1"):
         PretrainConfig(min_steps=-1).check()
     aug = ImageAugment()
@@ -110,10 +118,46 @@ def test_defaults_follow_the_network_and_the_pool_size():
     # Spectrograms: no masks by default; asked for, a mask sets whole bands to the clip's mean.
     spec = torch.rand(3, 1, 16, 26, generator=g)
     assert AudioAugment().freq_masks == AudioAugment().time_masks == 0
-    masked = AudioAugment(max_shift=0, gain=0, freq_masks=1, max_freq=0.5)(spec, torch.Generator().manual_seed(1))
+    masked = AudioAugment(max_shift=0, freq_shift=0, gain=0, freq_masks=1, max_freq=0.5)(
+        spec, torch.Generator().manual_seed(1))
     mean = spec.mean(dim=(1, 2, 3)).view(3, 1, 1)
     hit = (masked[:, 0] == mean).all(dim=2)  # (clip, band): the whole band is the mean
     assert hit.any() and torch.equal(masked[:, 0][~hit], spec[:, 0][~hit])
+
+
+def test_audio_views_roll_the_clip_and_shift_the_pitch_by_a_band_at_most():
+    """The default audio views: a circular time shift (every frame of the clip is kept, in
+    cyclic order, none invented), at most one mel band of pitch shift, a gain of +-0.5."""
+    g = torch.Generator().manual_seed(3)
+    spec = torch.randn(64, 1, 16, 26, generator=g)
+    aug = AudioAugment()
+    assert aug.roll and aug.max_shift == 0.5 and aug.freq_shift == 1 and aug.gain == 0.5
+    rolled = AudioAugment(freq_shift=0, gain=0)(spec, torch.Generator().manual_seed(4))
+    shifts = set()
+    for clip, view in zip(spec, rolled):
+        s = next(s for s in range(26) if torch.equal(torch.roll(clip, s, dims=2), view))  # StopIteration: not a roll
+        shifts.add(min(s, 26 - s))
+    assert len(shifts) > 3 and max(shifts) <= 13  # up to half the frames either way
+    # the former shift filled the gap with the clip's minimum: frames no real clip has
+    filled = AudioAugment(roll=False, max_shift=0.5, freq_shift=0, gain=0)(spec, torch.Generator().manual_seed(4))
+    lo = spec.amin(dim=(1, 2, 3)).view(64, 1, 1)
+    assert ((filled[:, 0] == lo).all(dim=1)).any()
+    assert not ((rolled[:, 0] == lo).all(dim=1)).any()
+    # pitch: band i reads band i - f, |f| <= 1, the edge band repeated; the gain is one constant per clip
+    pitched = AudioAugment(max_shift=0, gain=0)(spec, torch.Generator().manual_seed(5))
+    moved = set()
+    for clip, view in zip(spec, pitched):
+        f = next(f for f in (-1, 0, 1) if torch.equal(view[0], clip[0, (torch.arange(16) - f).clamp(0, 15)]))
+        moved.add(f)
+    assert moved == {-1, 0, 1}
+    gained = AudioAugment(max_shift=0, freq_shift=0)(spec, torch.Generator().manual_seed(6)) - spec
+    per_clip = gained.flatten(1)
+    assert torch.allclose(per_clip, per_clip[:, :1].expand_as(per_clip), atol=1e-5)
+    assert 0 < float(per_clip.abs().max()) <= 0.5
+    for bad, match in (({"max_shift": 1.5}, "max_shift 1.5"), ({"freq_shift": -1}, "freq_shift -1"),
+                       ({"gain": -0.1}, "gain -0.1")):
+        with pytest.raises(AlsqlError, match=match):
+            AudioAugment(**bad)
 
 
 def test_pretrain_streams_the_pool_once_per_epoch_and_records_an_encoder(db_url, tmp_path):
@@ -274,6 +318,18 @@ def test_an_audio_project_pretrains(sqlite_url, tmp_path):
     with engine.connect() as conn:
         row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
     assert row.architecture == "audio_cnn+simclr" and row.params["media"]["kind"] == "audio"
+    assert row.params["min_steps"] == 0
+    # By default a pool of sounds is raised to 200 steps (3 per epoch here: 67 epochs), not 1,500.
+    planned: list[dict] = []
+
+    def stop(progress: dict) -> None:  # the plan is known at the first step; stop there
+        planned.append(progress)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, batch_size=6, device="cpu"),
+                         artifacts=str(tmp_path / "art"), on_progress=stop)
+    assert (planned[0]["total"], planned[0]["epochs"]) == (67 * 3, 67)
     assert all(math.isfinite(p[1]) for p in row.params["loss_curve"])
     engine.dispose()
 

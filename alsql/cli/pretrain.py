@@ -48,8 +48,8 @@ def pretrain(
         help="AdamW learning rate (default: 1e-2 for the image cnn, 1e-3 for audio/video/resnet18; "
              "warm-up, then cosine decay)")] = None,
     min_steps: Annotated[Optional[int], typer.Option(
-        help="Raise --epochs on a small pool to reach this many optimizer steps (default 1500; "
-             "--max-steps still caps)")] = None,
+        help="Raise --epochs on a small pool to reach this many optimizer steps (default 1500, 200 for "
+             "sounds; --max-steps still caps)")] = None,
     projection_dim: Annotated[int, typer.Option(help="Output size of the projection head")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     amp: Annotated[Optional[bool], typer.Option(

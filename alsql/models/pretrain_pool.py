@@ -198,7 +198,7 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
                     pin_memory=torch.cuda.is_available() and cfg.device != "cpu")
     # Steps per epoch on a rank: its items / batch, plus one short batch per DataLoader worker at most.
     per_epoch = -(-n_pool // (cfg.batch_size * world)) + max(0, cfg.num_workers - 1)
-    epochs = plan_epochs(cfg, per_epoch)  # --min-steps raises the epochs on a small pool
+    epochs = plan_epochs(cfg, per_epoch, spec.kind)  # --min-steps raises the epochs on a small pool
     total = epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, epochs * per_epoch)
     torch.manual_seed(cfg.seed)
     net = build_network(arch, 1, in_channels)
@@ -285,6 +285,7 @@ def _record(engine, proj, trainer: Pretrainer, cfg: PretrainConfig, media, arch:
                       "meta": meta})
     params = cfg.as_params() | {
         "kind": "encoder", "method": "simclr", "arch": arch, "lr": trainer.lr, "steps": trainer.step_count,
+        "min_steps": cfg.least_steps(media.spec.kind),
         "epochs_run": epochs,
         "items_seen": seen, "pool_items": n_pool, "loss_curve": curve, "world_size": world,
         "device": trainer.device.type, "amp": trainer.amp, "media": media.spec.as_dict(),
