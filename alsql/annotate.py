@@ -15,6 +15,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from alsql.schema import annotations
 from alsql.schema.tables import utcnow
+from alsql.schema.views import VOTE_SOURCES
 
 __all__ = ["insert_annotations", "label_of_record"]
 
@@ -60,8 +61,6 @@ def label_of_record(rows: Iterable[Any]) -> tuple[int, int] | None:
     with ``annotation_id``, ``class_id``, ``annotator`` and ``source``) held in memory;
     None when no row is a vote, gold or review. The labeling app uses it for the one
     item on screen, so it asks nothing more of the database."""
-    from alsql.schema.views import VOTE_SOURCES
-
     rows = sorted(rows, key=lambda r: r.annotation_id)
     for source in ("review", "gold"):
         decided = [r for r in rows if r.source == source]

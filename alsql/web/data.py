@@ -68,17 +68,13 @@ def _iso(ts) -> str | None:
     return ts.isoformat() if ts is not None else None
 
 
-def history(conn: Connection, project: Project, item_id: int, only: str | None = None) -> list[dict[str, Any]]:
-    """The item's labels in the project, oldest first; never a gold label (the labeling app
-    does not show that an item is gold); ``only``: that annotator's labels alone (an item
-    served blind: overlap or gold, docs/quality.md)."""
-    return _history(conn, project, item_id, only)[0]
-
-
-def _history(conn: Connection, project: Project, item_id: int, only: str | None = None,
-             gold: bool = False) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
-    """``history``, and the label of record of the rows the caller may see (``gold``:
-    the gold label counts too, for reviewers and admins)."""
+def history(conn: Connection, project: Project, item_id: int, only: str | None = None,
+            gold: bool = False) -> tuple[list[dict[str, Any]], tuple[int, int] | None]:
+    """The item's labels in the project, oldest first, and the label of record of those the
+    caller may see (``alsql.annotate.label_of_record``). Never a gold label in the list (the
+    labeling app does not show that an item is gold); ``only``: that annotator's labels
+    alone (an item served blind: overlap or gold, docs/quality.md); ``gold``: the gold label
+    counts for the record (reviewers and admins)."""
     rows = conn.execute(_HISTORY, {"pid": project.project_id, "item": item_id}).all()
     seen = [r for r in rows if r.source != "gold" and (only is None or r.annotator == only)]
     record = label_of_record(rows if gold and only is None else seen)
@@ -108,7 +104,7 @@ def item_view(conn: Connection, project: Project, item_id: int, model_id: int | 
     if model_id is not None and it.class_id is not None:
         guess = {"model_id": model_id, "class_id": it.class_id, "class_name": _name(project, it.class_id),
                  "confidence": it.confidence}
-    hist, record = _history(conn, project, item_id, blind_for, gold)
+    hist, record = history(conn, project, item_id, blind_for, gold)
     return {
         "item_id": it.item_id, "width": it.width, "height": it.height, "media_type": it.media_type,
         "status": it.status, "image_url": f"/api/items/{it.item_id}/image", "round_id": round_id,
