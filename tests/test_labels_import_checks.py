@@ -80,8 +80,38 @@ def test_conflicting_rows_for_one_item_are_reported(engine, project, tmp_path):
         msg = _refused(engine, f, dry_run)
         assert "1 bad row(s)" in msg
         assert (f"row 5: item {ids[0]} is also in row 2 with label 'zero', here 'three' "
-                "(conflicting labels for one item in one file)") in msg
+                "(conflicting labels for one item in one file by one annotator: rows without an annotator "
+                "are one annotator's; add an annotator column or pass --annotator)") in msg
     assert _count(engine) == 0
+    with pytest.raises(AlsqlError, match="rows without an annotator are by --annotator 'kim'"):
+        import_labels(engine, f, "digits", annotator="kim")
+    assert _count(engine) == 0
+
+
+def test_annotators_may_disagree_but_not_with_themselves(engine, project, tmp_path):
+    from alsql.schema import current_labels
+
+    ids = add_items(engine, 2)
+    team = tmp_path / "team.csv"
+    team.write_text("item_id,label,annotator\n"
+                    f"{ids[0]},zero,ann\n{ids[0]},three,bob\n{ids[0]},zero,cy\n{ids[1]},one,ann\n"
+                    f"{ids[1]},one,ann\n{ids[1]},two,\n")
+    report = import_labels(engine, team, "digits", annotator="lead")
+    assert (report.rows, report.written) == (6, 6)
+    with engine.connect() as conn:
+        got = sorted(conn.execute(select(annotations.c.item_id, annotations.c.annotator, annotations.c.class_id))
+                     .all())
+        assert len(conn.execute(select(current_labels)).all()) == 2
+    assert got == sorted([(ids[0], "ann", 0), (ids[0], "bob", 3), (ids[0], "cy", 0), (ids[1], "ann", 1),
+                          (ids[1], "ann", 1), (ids[1], "lead", 2)])
+    again = tmp_path / "again.csv"
+    again.write_text(f"item_id,label,annotator\n{ids[0]},zero,ann\n{ids[0]},one,bob\n{ids[0]},two,ann\n")
+    msg = _refused(engine, again, True)
+    assert "1 bad row(s)" in msg
+    assert (f"row 4: item {ids[0]} is also in row 2 with label 'zero', here 'two' (conflicting labels for one "
+            "item in one file by one annotator, 'ann': different annotators may disagree, one annotator may not)"
+            ) in msg
+    assert _count(engine) == 6
 
 
 def _png(path, value):

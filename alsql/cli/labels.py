@@ -27,7 +27,8 @@ def import_(
         "--gold", help="Known labels: gold items, mixed into annotators' queues unmarked (docs/quality.md)")] = False,
     annotator: Annotated[Optional[str], typer.Option(
         "--annotator", help="Who the labels are by: rows without an annotator (with --gold: every row; "
-                            "default 'gold')")] = None,
+                            "default 'gold'). One annotator may not give an item two labels in a file; "
+                            "different annotators may")] = None,
 ) -> None:
     """Validate every row, then append all labels (or none)."""
     if gold:

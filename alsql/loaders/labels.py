@@ -6,8 +6,9 @@ default the current folder), ``label`` (a class name), optional ``annotator`` an
 written unless all pass. Row errors: an unknown class or item (with the project's
 classes; a path whose file is a duplicate of an item names that item), an item_id that
 is not a plain ASCII integer in range, text that is not UTF-8, a NUL character, an
-annotator longer than the column (the same limit on every backend), and two rows that
-give one item different labels. A ``path`` matches the item ingested through a link
+annotator longer than the column (the same limit on every backend), and two rows of one
+annotator that give one item different labels (different annotators may disagree; rows
+without an annotator are ``--annotator``'s, or one unnamed annotator's). A ``path`` matches the item ingested through a link
 inside the folder as well as its target. Valid files go in as one transaction.
 
 Export writes CSV cells that a spreadsheet would run as a formula (starting with ``=``,
@@ -124,6 +125,16 @@ def _duplicate_of(engine: Engine, base: Path, raw: str) -> str | None:
     return f"{raw} is a duplicate of item {hit.item_id} ({shown}); label that item"
 
 
+def _same_annotator(who: str | None, option: str | None, has_column: bool, source: str) -> str:
+    """Why two rows of one item are one annotator's, and how to say they are not."""
+    if who is None:
+        return ("by one annotator: rows without an annotator are one annotator's; "
+                "add an annotator column or pass --annotator")
+    if source == "gold" or not has_column or who == option:
+        return f"by one annotator: rows without an annotator are by --annotator {who!r}"
+    return f"by one annotator, {who!r}: different annotators may disagree, one annotator may not"
+
+
 def _resolve(engine: Engine, key: str, base: Path, rows: list[tuple]) -> dict[Any, int]:
     """Row reference -> item_id for the references that name an item."""
     if key != "path":
@@ -209,17 +220,19 @@ def import_labels(
             rows.append((n, ref, class_ids[label], who, when))
 
     found = _resolve(engine, key, base, rows)
-    first: dict[int, tuple[int, int]] = {}  # item_id -> (row, class_id) of its first row
-    for n, ref, cid, *_ in rows:
+    # (item_id, annotator) -> (row, class_id) of its first row: annotators may disagree.
+    first: dict[tuple[int, str | None], tuple[int, int]] = {}
+    for n, ref, cid, who, _ in rows:
         if ref not in found:
             dup = _duplicate_of(engine, base, ref) if key == "path" and ref else None
             errors.append(f"row {n}: {dup or f'{key} {ref!r} is not an item in the database'}")
             continue
-        seen = first.setdefault(found[ref], (n, cid))
+        seen = first.setdefault((found[ref], who), (n, cid))
         if seen[1] != cid:
             errors.append(
                 f"row {n}: item {found[ref]} is also in row {seen[0]} with label {proj.classes[seen[1]]!r}, "
-                f"here {proj.classes[cid]!r} (conflicting labels for one item in one file)"
+                f"here {proj.classes[cid]!r} (conflicting labels for one item in one file "
+                f"{_same_annotator(who, annotator, 'annotator' in header, source)})"
             )
     if errors:
         errors.sort(key=lambda e: int(e.split(":")[0].split()[1]))
