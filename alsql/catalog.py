@@ -48,7 +48,18 @@ def parse_classes(text: str) -> list[str]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise AlsqlError(f"--classes {text!r}: repeated class names {', '.join(dupes)}")
+    _refuse_case_twins(f"--classes {text!r}", names)
     return names
+
+
+def _refuse_case_twins(where: str, names: list[str]) -> None:
+    """AlsqlError naming both when two class names differ only in case (``A`` and ``a``): one
+    key, one export cell and one analyst's GROUP BY on a case-insensitive collation each."""
+    first: dict[str, str] = {}
+    for n in names:
+        other = first.setdefault(n.casefold(), n)
+        if other != n:
+            raise AlsqlError(f"{where}: classes {other!r} and {n!r} differ only in case; use one name")
 
 
 def create_project(
@@ -65,6 +76,7 @@ def create_project(
     dupes = sorted({n for n in class_names if class_names.count(n) > 1})
     if dupes:
         raise AlsqlError(f"project {name!r}: repeated class names {', '.join(dupes)}")
+    _refuse_case_twins(f"project {name!r}", class_names)
     exists = conn.execute(select(projects.c.project_id).where(projects.c.name == name)).first()
     if exists:
         raise AlsqlError(f"project {name!r} already exists")

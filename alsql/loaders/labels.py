@@ -4,12 +4,14 @@ Import columns: one of ``item_id``, ``uri`` or ``path`` (resolved against ``root
 default the current folder), ``label`` (a class name), optional ``annotator`` and
 ``created_at`` (ISO 8601). Every row is checked first, also by ``dry_run``; nothing is
 written unless all pass. Row errors: an unknown class or item (with the project's
-classes; a path whose file is a duplicate of an item names that item), an item_id that
-is not a plain ASCII integer in range, text that is not UTF-8, a NUL character, an
-annotator longer than the column (the same limit on every backend), and two rows of one
-annotator that give one item different labels (different annotators may disagree; rows
-without an annotator are ``--annotator``'s, or one unnamed annotator's). A ``path`` matches the item ingested through a link
-inside the folder as well as its target. Valid files go in as one transaction.
+classes; a path whose file is a duplicate of an item names that item), an item whose
+status is not ``ok`` (corrupt or missing: named with its status), an item_id that is not
+a plain ASCII integer in range, text that is not UTF-8, a NUL character, an annotator
+longer than the column (the same limit on every backend), and two rows of one annotator
+that give one item different labels (different annotators may disagree; rows without an
+annotator are ``--annotator``'s, or one unnamed annotator's). A ``path`` matches the
+item ingested through a link inside the folder as well as its target. Valid files go in
+as one transaction.
 
 Export writes CSV cells that a spreadsheet would run as a formula (starting with ``=``,
 ``+``, ``-``, ``@``, tab or carriage return) with a leading ``'`` (OWASP's advice).
@@ -52,15 +54,16 @@ class ImportReport:
     per_class: dict[str, int] = field(default_factory=dict)
 
 
-def _resolve_items(engine: Engine, key: str, values: list[Any]) -> dict[Any, int]:
+def _resolve_items(engine: Engine, key: str, values: list[Any]) -> dict[Any, tuple[int, str]]:
+    """Reference -> (item_id, status) for the references that name an item."""
     col = items.c.item_id if key == "item_id" else items.c.uri
-    found: dict[Any, int] = {}
+    found: dict[Any, tuple[int, str]] = {}
     uniq = list(dict.fromkeys(values))
     with engine.connect() as conn:
         for i in range(0, len(uniq), _CHUNK):
             part = uniq[i : i + _CHUNK]
-            for k, item_id in conn.execute(select(col, items.c.item_id).where(col.in_(part))):
-                found[k] = item_id
+            for k, item_id, status in conn.execute(select(col, items.c.item_id, items.c.status).where(col.in_(part))):
+                found[k] = (item_id, status)
     return found
 
 
@@ -135,8 +138,8 @@ def _same_annotator(who: str | None, option: str | None, has_column: bool, sourc
     return f"by one annotator, {who!r}: different annotators may disagree, one annotator may not"
 
 
-def _resolve(engine: Engine, key: str, base: Path, rows: list[tuple]) -> dict[Any, int]:
-    """Row reference -> item_id for the references that name an item."""
+def _resolve(engine: Engine, key: str, base: Path, rows: list[tuple]) -> dict[Any, tuple[int, str]]:
+    """Row reference -> (item_id, status) for the references that name an item."""
     if key != "path":
         return _resolve_items(engine, key, [r[1] for r in rows])
     candidates = {ref: _path_uris(base, ref) for _, ref, *_ in rows if ref}
@@ -227,10 +230,15 @@ def import_labels(
             dup = _duplicate_of(engine, base, ref) if key == "path" and ref else None
             errors.append(f"row {n}: {dup or f'{key} {ref!r} is not an item in the database'}")
             continue
-        seen = first.setdefault((found[ref], who), (n, cid))
+        item_id, status = found[ref]
+        if status != "ok":
+            errors.append(f"row {n}: item {item_id} ({key} {ref!r}) has status {status!r}; "
+                          "only items with status 'ok' can be labeled")
+            continue
+        seen = first.setdefault((item_id, who), (n, cid))
         if seen[1] != cid:
             errors.append(
-                f"row {n}: item {found[ref]} is also in row {seen[0]} with label {proj.classes[seen[1]]!r}, "
+                f"row {n}: item {item_id} is also in row {seen[0]} with label {proj.classes[seen[1]]!r}, "
                 f"here {proj.classes[cid]!r} (conflicting labels for one item in one file "
                 f"{_same_annotator(who, annotator, 'annotator' in header, source)})"
             )
@@ -251,7 +259,7 @@ def import_labels(
     batch = [
         {
             "project_id": proj.project_id,
-            "item_id": found[ref],
+            "item_id": found[ref][0],
             "class_id": cid,
             "annotator": who,
             "created_at": when,
