@@ -18,10 +18,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import ArgumentError
 
 from alsql.errors import AlsqlError
 
 __all__ = [
+    "SUPPORTED_SCHEMES",
     "normalize_url",
     "make_engine",
     "write_transaction",
@@ -35,9 +37,36 @@ __all__ = [
 _IMMEDIATE = "alsql_immediate"
 
 
+# The backends alsql runs on, as a user writes their URLs (in messages).
+SUPPORTED_SCHEMES = ("sqlite:///FILE.db", "postgresql://USER@HOST/DB", "mssql://USER@DSN")
+_BACKENDS = ("sqlite", "postgresql", "postgres", "mssql")
+
+
+def _mask(text: str) -> str:
+    """A URL that could not be parsed, with its user and password (all before ``@``) hidden."""
+    head, at, host = text.rpartition("@")
+    if not at:
+        return text
+    return f"{head[: head.find('//') + 2] if '//' in head else ''}***@{host}"
+
+
 def normalize_url(url: str | URL) -> URL:
-    """Pick the driver alsql uses for each backend."""
-    u = make_url(url) if isinstance(url, str) else url
+    """Pick the driver alsql uses for each backend.
+
+    AlsqlError naming the URL (password hidden) and the supported schemes when ``url``
+    is not a URL or names a backend alsql does not run on (``mysql://``, ``oracle://``).
+    """
+    if isinstance(url, str):
+        try:
+            u = make_url(url)
+        except ArgumentError:
+            raise AlsqlError(f"database {_mask(url)!r}: not a database URL; expected one of "
+                             f"{', '.join(SUPPORTED_SCHEMES)}") from None
+    else:
+        u = url
+    if u.drivername.partition("+")[0] not in _BACKENDS:
+        raise AlsqlError(f"database {u.render_as_string(hide_password=True)}: unsupported scheme "
+                         f"{u.drivername}://; expected one of {', '.join(SUPPORTED_SCHEMES)}")
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg")
     elif u.drivername == "mssql":
@@ -172,9 +201,18 @@ def make_engine(url: str | URL, **kw: Any) -> Engine:
         return _sqlite_engine(u, **kw)
     if backend == "mssql":
         kw.setdefault("fast_executemany", True)
-        return create_engine(u, **kw)
+        return _create(u, **kw)
     kw.setdefault("pool_pre_ping", True)
-    return create_engine(u, **kw)
+    return _create(u, **kw)
+
+
+def _create(u: URL, **kw: Any) -> Engine:
+    """``create_engine``; a driver whose module is not installed is one AlsqlError."""
+    try:
+        return create_engine(u, **kw)
+    except ImportError as exc:
+        raise AlsqlError(f"database {redact(u)}: the driver {u.drivername} needs the Python module "
+                         f"{exc.name or exc}, which is not installed") from None
 
 
 @contextlib.contextmanager
