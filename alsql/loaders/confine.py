@@ -22,7 +22,9 @@ block, a link swapped in after listing is refused), checks ``S_ISREG`` and the s
 ``open_served(uri, max_bytes)`` is what a web route streams: for a ``file://`` uri it
 refuses a path that goes through any symbolic link (ingest records link targets, so a
 link there now was swapped in since) or is not a regular file, and streams at most
-``max_bytes``; other stores are read with the cap.
+``max_bytes``; other stores are read with the cap. ``open_checked(uri, max_bytes)`` makes
+the same checks and gives a ``Served`` whose ``chunks(start, length)`` reads any byte range
+of the descriptor it checked (what the source route answers HTTP Range requests with).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from urllib.parse import quote
 
 from alsql.loaders.stores import BlobTooLarge, read_capped, store_for, uri_to_path
 
-__all__ = ["Entry", "NotRegular", "walk", "read_regular", "open_served", "printable", "CHUNK"]
+__all__ = ["Entry", "NotRegular", "Served", "walk", "read_regular", "open_checked", "open_served", "printable", "CHUNK"]
 
 CHUNK = 1 << 20
 _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -149,17 +151,66 @@ def read_regular(path: str, max_bytes: int | None, uri: str | None = None) -> tu
     return (parts[0] if len(parts) == 1 else b"".join(parts)), h.hexdigest()
 
 
-def open_served(uri: str, max_bytes: int, chunk: int = 64 * 1024) -> tuple[int, Iterator[bytes]]:
-    """``(size, chunks)`` of the blob at ``uri`` for a response body, at most ``max_bytes``.
+class Served:
+    """A blob opened and checked for a response: ``size`` bytes, read by ``chunks``.
 
-    Raises ``NotRegular`` (a local path through a link, or not a regular file),
-    ``BlobTooLarge``, ``FileNotFoundError`` / ``BlobMissing``, or ``AlsqlError``.
-    The file is opened and checked before this returns; the chunks close it when done.
+    ``chunks(start, length)`` yields at most ``length`` bytes from ``start`` (never past the
+    size checked at opening) in pieces of ``piece`` bytes, and closes the file when done;
+    ``close()`` releases it without reading (a HEAD request, a 416 answer). Closing twice is
+    harmless.
+    """
+
+    def __init__(self, size: int, read_at: Callable[[int, int], bytes], close: Callable[[], None]) -> None:
+        self.size, self._read_at, self._close = size, read_at, close
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    def chunks(self, start: int = 0, length: int | None = None, piece: int = 64 * 1024) -> Iterator[bytes]:
+        end = self.size if length is None else min(self.size, start + max(0, length))
+        pos = max(0, start)
+        try:
+            while pos < end:
+                part = self._read_at(pos, min(piece, end - pos))
+                if not part:
+                    break
+                pos += len(part)
+                yield part
+        finally:
+            self.close()
+
+
+def _pread(fd: int) -> Callable[[int, int], bytes]:
+    if hasattr(os, "pread"):
+        return lambda pos, n: os.pread(fd, n, pos)
+
+    def read_at(pos: int, n: int) -> bytes:  # pragma: no cover - platforms without pread
+        os.lseek(fd, pos, os.SEEK_SET)
+        return os.read(fd, n)
+
+    return read_at
+
+
+def open_checked(uri: str, max_bytes: int) -> Served:
+    """The blob at ``uri`` opened for serving, checked now: see ``open_served``.
+
+    A ``file://`` uri (or a plain path) must name a regular file reached through no
+    symbolic link (not the file, not a folder above it), opened ``O_NOFOLLOW |
+    O_NONBLOCK`` (a FIFO never blocks) and checked by ``fstat`` on the open descriptor;
+    other stores are asked for the size. Raises ``NotRegular``, ``BlobTooLarge`` (over
+    ``max_bytes``), ``FileNotFoundError`` / ``BlobMissing`` or ``AlsqlError``; messages
+    start with the uri.
     """
     head = uri.split("://", 1)[0] if "://" in uri else ""
     if head not in ("", "file") and len(head) != 1:
-        data = read_capped(store_for(uri), uri, max_bytes)
-        return len(data), iter((data,))
+        store = store_for(uri)
+        size = store.size(uri)
+        if size > max_bytes:
+            raise BlobTooLarge(uri, size, max_bytes)
+        return Served(size, lambda pos, n: store.read_range(uri, pos, n), lambda: None)
     path = str(uri_to_path(uri))
     if not os.path.isabs(path) or os.path.realpath(path) != os.path.normpath(path):
         raise NotRegular(f"{uri}: the path goes through a symbolic link; not served")
@@ -178,17 +229,19 @@ def open_served(uri: str, max_bytes: int, chunk: int = 64 * 1024) -> tuple[int, 
     except BaseException:
         os.close(fd)
         raise
+    return Served(st.st_size, _pread(fd), lambda: os.close(fd))
 
-    def chunks() -> Iterator[bytes]:
-        left = st.st_size  # never more than fstat said (the cap was checked on it)
-        try:
-            while left > 0:
-                part = os.read(fd, min(chunk, left))
-                if not part:
-                    break
-                left -= len(part)
-                yield part
-        finally:
-            os.close(fd)
 
-    return st.st_size, chunks()
+def open_served(uri: str, max_bytes: int, chunk: int = 64 * 1024) -> tuple[int, Iterator[bytes]]:
+    """``(size, chunks)`` of the blob at ``uri`` for a response body, at most ``max_bytes``.
+
+    Raises ``NotRegular`` (a local path through a link, or not a regular file),
+    ``BlobTooLarge``, ``FileNotFoundError`` / ``BlobMissing``, or ``AlsqlError``.
+    The file is opened and checked before this returns; the chunks close it when done.
+    """
+    head = uri.split("://", 1)[0] if "://" in uri else ""
+    if head not in ("", "file") and len(head) != 1:
+        data = read_capped(store_for(uri), uri, max_bytes)
+        return len(data), iter((data,))
+    served = open_checked(uri, max_bytes)
+    return served.size, served.chunks(0, served.size, chunk)

@@ -9,8 +9,12 @@
   the span that covers them), ``200`` with ``Accept-Ranges: bytes`` without one, ``416``
   with ``Content-Range: bytes */size`` for a range outside the file or one that cannot
   be parsed. Only sources with status ok and at least one ok item are served; the blob
-  is read through its store by ``sources.uri`` (never a path from the request), in
-  chunks of ``CHUNK`` bytes, so memory stays bounded whatever the file's size.
+  is read through its store by ``sources.uri`` (never a path from the request), opened
+  and checked as the image route does (``alsql.loaders.confine.open_checked``: a local
+  file must be a regular file reached through no symbolic link, so one swapped for a
+  link or a FIFO after ingest is refused with 404; at most the ingest size cap of its
+  kind), and streamed from that one descriptor in chunks of ``CHUNK`` bytes, so memory
+  stays bounded whatever the file's size.
 - ``GET /api/items/{item_id}/spectrogram.png``: the clip's log-mel spectrogram as a
   PNG (time left to right, low frequencies at the bottom), decoded by seeking to the clip.
 """
@@ -18,14 +22,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import Engine, exists, select
 
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import store_for
 from alsql.schema import items, sources
 from alsql.web.deps import ApiUser, EngineDep
 from alsql.web.schemas import MAX_ID, ItemId
@@ -78,14 +80,23 @@ def _source_row(engine: Engine, source_id: int):
         ).first()
 
 
-def _chunks(store, uri: str, start: int, length: int) -> Iterator[bytes]:
-    pos, end = start, start + length
-    while pos < end:
-        data = store.read_range(uri, pos, min(CHUNK, end - pos))
-        if not data:
-            return
-        pos += len(data)
-        yield data
+def _served(source_id: int, uri: str, kind: str):
+    """The source's blob opened and checked as the image route does (``open_checked``): a
+    regular file reached through no link, at most the ingest cap of its kind; else 404."""
+    from alsql.loaders.confine import NotRegular, open_checked
+    from alsql.loaders.ingest import DEFAULT_MAX_BYTES
+
+    try:
+        return open_checked(uri, DEFAULT_MAX_BYTES.get(kind, DEFAULT_MAX_BYTES["video"]))
+    except FileNotFoundError:
+        why = "missing"
+    except NotRegular as exc:
+        why = str(exc).removeprefix(f"{uri}: ").removesuffix("; not served")
+    except AlsqlError as exc:
+        why = str(exc).removeprefix(f"{uri}: ")
+    except OSError as exc:
+        why = f"unreadable: {exc.strerror or exc.__class__.__name__}"
+    raise HTTPException(404, f"source {source_id}: its blob is not served ({why})")
 
 
 @router.api_route("/sources/{source_id}/file", methods=["HEAD"], include_in_schema=False)  # same handler
@@ -99,13 +110,11 @@ def source_file(request: Request, engine: EngineDep, user: ApiUser, source_id: i
     row = _source_row(engine, source_id)
     if row is None:
         raise HTTPException(404, f"source {source_id} does not exist or has no playable item")
-    store = store_for(row.uri)
-    try:
-        size = store.size(row.uri)
-    except (FileNotFoundError, AlsqlError, OSError):
-        raise HTTPException(404, f"source {source_id}: its blob cannot be read") from None
+    kind = (row.media_type or "").split("/")[0]
+    blob = _served(source_id, row.uri, kind)
+    size = blob.size
     media = row.media_type if (row.media_type or "").startswith(_PLAYABLE) else "application/octet-stream"
-    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600"}
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
     if row.sha256:
         headers["ETag"] = f'"{row.sha256}"'
     header = request.headers.get("range")
@@ -116,6 +125,7 @@ def source_file(request: Request, engine: EngineDep, user: ApiUser, source_id: i
         try:
             first, last = parse_range(header, size)
         except ValueError as exc:
+            blob.close()
             return Response(str(exc), status_code=416, media_type="text/plain",
                             headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
         status, start, length = 206, first, last - first + 1
@@ -124,8 +134,9 @@ def source_file(request: Request, engine: EngineDep, user: ApiUser, source_id: i
         status, start, length = 200, 0, size
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
+        blob.close()
         return Response(status_code=status, media_type=media, headers=headers)
-    return StreamingResponse(_chunks(store, row.uri, start, length), status_code=status, media_type=media,
+    return StreamingResponse(blob.chunks(start, length, CHUNK), status_code=status, media_type=media,
                              headers=headers)
 
 

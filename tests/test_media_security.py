@@ -1,0 +1,81 @@
+"""Video and sound under hostile input and bounded work (SQLite and PostgreSQL): the source
+route opens files as the image route does, links to FIFOs are refused at ingest, absurd
+sample rates and frame sizes are refused from the header, segment bounds and item caps."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from alsql.loaders.ingest import ingest
+from alsql.schema import items, sources
+from tests.media_support import make_tone, make_video
+from tests.web_support import users
+
+SECRET = b"root:x:0:0:secret outside the folder\n" * 40
+
+
+def _sources(engine) -> dict:
+    with engine.connect() as conn:
+        return {r.uri.rsplit("/", 1)[1]: r for r in conn.execute(select(sources))}
+
+
+@pytest.fixture
+def media_app(db_url, engine, tmp_path):
+    from alsql.web import create_app
+
+    root = tmp_path / "media"
+    make_video(root / "cam.mp4", seconds=4)
+    make_tone(root / "hum.wav", seconds=2)
+    (tmp_path / "passwd").write_bytes(SECRET)
+    assert ingest(engine, str(root)).new == 4
+    app = create_app(db_url, "media-secret")
+    headers = {"Authorization": f"Bearer {users(engine)['annotator']}"}
+    with TestClient(app) as client:
+        yield {"client": client, "headers": headers, "root": root, "secret": tmp_path / "passwd",
+               "ids": {name: r.source_id for name, r in _sources(engine).items()}}
+    app.state.engine.dispose()
+
+
+def test_source_route_refuses_a_link_swapped_in_after_ingest(media_app):
+    c, h, root = media_app["client"], media_app["headers"], media_app["root"]
+    url = f"/api/sources/{media_app['ids']['cam.mp4']}/file"
+    body = (root / "cam.mp4").read_bytes()
+    assert c.get(url, headers=h).content == body
+    part = c.get(url, headers=h | {"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == body[10:20]
+    (root / "cam.mp4").unlink()
+    os.symlink(media_app["secret"], root / "cam.mp4")
+    for extra in ({}, {"Range": "bytes=0-99"}, {"Range": "bytes=-10"}):
+        r = c.get(url, headers=h | extra)
+        assert r.status_code == 404, extra
+        assert b"root:x" not in r.content
+        assert c.head(url, headers=h | extra).status_code == 404
+    # A folder on the way swapped for a link to elsewhere is refused too.
+    moved = root.parent / "moved"
+    root.rename(moved)
+    os.symlink(moved, root)
+    wav = f"/api/sources/{media_app['ids']['hum.wav']}/file"
+    assert c.get(wav, headers=h).status_code == 404
+    assert c.get(wav, headers=h | {"Range": "bytes=0-9"}).status_code == 404
+
+
+def test_source_route_refuses_a_fifo_and_a_file_over_the_cap(media_app, monkeypatch):
+    c, h, root = media_app["client"], media_app["headers"], media_app["root"]
+    wav = root / "hum.wav"
+    url = f"/api/sources/{media_app['ids']['hum.wav']}/file"
+    size = wav.stat().st_size
+    from alsql.loaders import ingest as image_ingest
+
+    monkeypatch.setitem(image_ingest.DEFAULT_MAX_BYTES, "audio", size - 1)
+    r = c.get(url, headers=h | {"Range": "bytes=0-9"})
+    assert r.status_code == 404 and "over the limit" in r.json()["detail"]
+    monkeypatch.setitem(image_ingest.DEFAULT_MAX_BYTES, "audio", size)
+    assert c.get(url, headers=h | {"Range": "bytes=0-9"}).status_code == 206
+    wav.unlink()
+    os.mkfifo(wav)
+    r = c.get(url, headers=h)  # must not block on the FIFO
+    assert r.status_code == 404 and "not a regular file" in r.json()["detail"]
