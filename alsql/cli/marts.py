@@ -49,15 +49,32 @@ def _finish(result: DbtResult) -> None:
         raise typer.Exit(1)
 
 
+def _table_option(kind: str, env: str) -> typer.models.OptionInfo:
+    return typer.Option(f"--{kind}", metavar="[SCHEMA.]TABLE",
+                        help=f"Your {kind.replace('-', ' ').replace('gis', 'GIS')} table (else ${env}; unset: the "
+                             f"demo records)")
+
+
 @marts_app.command("build")
 def build_(
     select: Annotated[Optional[list[str]], typer.Option("--select", "-s", help="dbt node selection")] = None,
+    gis_accidents: Annotated[Optional[str], _table_option("gis-accidents", "ALSQL_GIS_ACCIDENTS_TABLE")] = None,
+    warranty_claims: Annotated[Optional[str], _table_option("warranty-claims", "ALSQL_WARRANTY_CLAIMS_TABLE")] = None,
+    maintenance_logs: Annotated[Optional[str], _table_option("maintenance-logs", "ALSQL_MAINTENANCE_LOGS_TABLE")] = None,
     work_dir: WorkDir = Path("alsql-dbt"),
     verbose: Verbose = False,
 ) -> None:
-    """Seed, build and test the marts (`dbt build`); exits 1 when any node fails."""
+    """Seed, build and test the marts (`dbt build`); exits 1 when any node fails.
+
+    Business tables are named TABLE, SCHEMA.TABLE or (SQL Server) DATABASE.SCHEMA.TABLE.
+    """
+    from alsql.pipelines.business import business_vars
+
+    url = get_settings().database_url
+    variables = business_vars(url, {"gis_accidents": gis_accidents, "warranty_claims": warranty_claims,
+                                    "maintenance_logs": maintenance_logs})
     get_engine()  # refuses a missing SQLite file and an uninitialised server database
-    _finish(build(get_settings().database_url, select, work_dir=work_dir, quiet=not verbose))
+    _finish(build(url, select, work_dir=work_dir, quiet=not verbose, extra_vars=variables))
 
 
 @marts_app.command("docs")
