@@ -43,6 +43,8 @@ def import_(
     verb = "would write" if dry_run else "wrote"
     what = "gold labels" if gold else "labels"
     console.print(f"{report.rows} rows valid; {verb} {report.rows if dry_run else report.written} {what}")
+    if report.closed:
+        console.print(f"{report.closed} pending round items answered: marked labeled, no longer served")
 
 
 @labels_app.command("export")

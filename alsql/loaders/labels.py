@@ -11,7 +11,8 @@ longer than the column (the same limit on every backend), and two rows of one an
 that give one item different labels (different annotators may disagree; rows without an
 annotator are ``--annotator``'s, or one unnamed annotator's). A ``path`` matches the
 item ingested through a link inside the folder as well as its target. Valid files go in
-as one transaction.
+as one transaction, which also marks the pending round items they answer ``labeled``
+(``alsql.loaders.rounds.mark_answered``; not for gold labels), so the queue stops serving them.
 
 Export writes CSV cells that a spreadsheet would run as a formula (starting with ``=``,
 ``+``, ``-``, ``@``, tab or carriage return) with a leading ``'`` (OWASP's advice).
@@ -37,8 +38,10 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.stores import path_to_uri
+from alsql.loaders.rounds import mark_answered
+from alsql.loaders.stores import path_to_uri
 from alsql.schema import annotations, classes, current_labels, items
-from alsql.schema.tables import ANNOTATION_SOURCES
+from alsql.schema.tables import ANNOTATION_SOURCES, utcnow
 
 __all__ = ["ImportReport", "import_labels", "export_labels", "MAX_ERRORS_SHOWN"]
 
@@ -52,6 +55,7 @@ class ImportReport:
     written: int = 0
     dry_run: bool = False
     per_class: dict[str, int] = field(default_factory=dict)
+    closed: int = 0  # pending round items the labels answered, now labeled
 
 
 def _resolve_items(engine: Engine, key: str, values: list[Any]) -> dict[Any, tuple[int, str]]:
@@ -270,6 +274,8 @@ def import_labels(
     with write_transaction(engine) as conn:
         for i in range(0, len(batch), 5000):
             insert_annotations(conn, batch[i : i + 5000])
+        if source != "gold":  # answered: the queue no longer serves them (gold items are served on purpose)
+            report.closed = mark_answered(conn, proj.project_id, [r["item_id"] for r in batch], utcnow())
     report.written = len(batch)
     return report
 
