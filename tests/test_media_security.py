@@ -79,3 +79,47 @@ def test_source_route_refuses_a_fifo_and_a_file_over_the_cap(media_app, monkeypa
     os.mkfifo(wav)
     r = c.get(url, headers=h)  # must not block on the FIFO
     assert r.status_code == 404 and "not a regular file" in r.json()["detail"]
+
+
+def _ingest_with_deadline(engine, folder, seconds=120, **kw):
+    """Ingest in a thread; fail (instead of hanging the suite) if it blocks on a FIFO."""
+    import threading
+
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(ingest(engine, str(folder), **kw)), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "ingest blocked"
+    assert out, "ingest raised"
+    return out[0]
+
+
+def test_links_to_fifos_named_as_media_are_refused_and_the_rest_stored(engine, tmp_path):
+    root = tmp_path / "media"
+    make_video(root / "good.mp4", seconds=4)
+    make_tone(root / "good.wav", seconds=2)
+    os.mkfifo(root / "pipe.mp4")
+    os.symlink("pipe.mp4", root / "link.mp4")  # a link inside the folder to a FIFO
+    os.mkfifo(root / "sub.wav.fifo")
+    os.symlink("sub.wav.fifo", root / "link.wav")  # named .wav, the FIFO is not
+    os.symlink("/dev/zero", root / "zero.wav")  # a device (outside the folder)
+    report = _ingest_with_deadline(engine, root)
+    src = _sources(engine)
+    assert src["good.mp4"].status == "ok" and src["good.wav"].status == "ok"
+    with engine.connect() as conn:
+        ok = conn.execute(select(items.c.uri).where(items.c.status == "ok")).scalars().all()
+    assert len(ok) == 4 and all("/good." in u for u in ok)  # 2 video segments + 2 clips
+    assert src["pipe.mp4"].status == "refused"
+    assert src["pipe.mp4"].error.startswith("refused: not a regular file"), src["pipe.mp4"].error
+    assert src["zero.wav"].status == "refused" and "symbolic link" in src["zero.wav"].error
+    assert "link.mp4" not in src and "link.wav" not in src  # recorded under their targets' uris
+    with engine.connect() as conn:
+        fifo_item = conn.execute(select(items.c.status, items.c.error)
+                                 .where(items.c.uri.like("%/sub.wav.fifo"))).first()
+    assert fifo_item.status == "corrupt" and fifo_item.error.startswith("refused: not a regular file")
+    assert report.refused >= 3
+    # A file swapped for a link to a FIFO between listing and reading is refused as well.
+    from alsql.loaders import confine
+
+    with pytest.raises(confine.NotRegular):
+        confine.open_regular(root / "link.mp4")

@@ -5,9 +5,13 @@ For each file (``MediaIngest.take`` is handed a batch of listed uris by
 
 1. a uri already in ``sources`` with status ok is present (a re-ingest is a no-op); one
    recorded corrupt, missing or refused is read again, and gets its segments once it reads;
-2. the size is checked against ``max_bytes`` (over it: status ``refused``, nothing read);
-3. the sha256 is computed by streaming ranged reads (bounded memory); a file whose
-   sha256 is already in ``sources`` (the same file under another name) is present;
+2. a local file is opened once, confined (``alsql.loaders.confine.open_regular``: a
+   regular file reached through no link); a FIFO, a device or a socket, also behind a
+   link inside the folder, is ``refused`` (never read) and ingest goes on; the size is
+   checked against ``max_bytes`` (over it: status ``refused``, nothing read);
+3. the sha256 is computed by streaming reads (bounded memory; a local file from the
+   descriptor it is then probed from); a file whose sha256 is already in ``sources``
+   (the same file under another name) is present;
 4. the file is probed (``alsql.media.video.probe_video`` / ``alsql.media.audio.probe_audio``):
    an undecodable or truncated file, one with no audio / video stream, or an empty one is
    recorded ``corrupt`` with the decoder's message, with no items; one longer than
@@ -27,6 +31,7 @@ files ``present``, files ``corrupt`` (corrupt or refused), files ``missing``.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import timedelta
@@ -35,8 +40,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from alsql.db import write_transaction
+from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
-from alsql.loaders.stores import BlobMissing, uri_to_path
+from alsql.loaders.confine import NotRegular, open_regular
+from alsql.loaders.stores import BlobMissing, BlobRefused, uri_to_path
 from alsql.media.kinds import DEFAULT_SEGMENT, MEDIA_EXTENSIONS, extension, fragment_uri, kind_of, tile
 from alsql.media.rangeio import is_local
 from alsql.schema import items, sources
@@ -62,15 +69,23 @@ def sha256_of(store: Any, uri: str, size: int) -> str:
     return h.hexdigest()
 
 
-def probe_media(uri: str) -> dict[str, Any]:
-    """The probe of a video or sound file (raises with the decoder's message if unusable)."""
+def _sha256_file(fh: Any) -> str:
+    h = hashlib.sha256()
+    while chunk := fh.read(HASH_CHUNK):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def probe_media(uri: str, source: Any = None) -> dict[str, Any]:
+    """The probe of a video or sound file (raises with the decoder's message if unusable);
+    ``source``: an open binary file of it to read instead of opening ``uri``."""
     if kind_of(uri) == "video":
         from alsql.media.video import probe_video
 
-        return probe_video(uri)
+        return probe_video(uri, source=source)
     from alsql.media.audio import probe_audio
 
-    return probe_audio(uri)
+    return probe_audio(uri, source=source)
 
 
 def _insert_ignore(conn: Connection, table, rows: list[dict[str, Any]], key) -> list:
@@ -144,24 +159,44 @@ class MediaIngest:
         if getattr(entry, "problem", None):  # refused by the listing (a link out of the folder, a FIFO)
             return row | {"status": "refused", "error": str(entry.problem)[:500]}
         cap = self.max_bytes[kind_of(uri)]
+        if is_local(uri):  # one checked descriptor: the bytes hashed are the bytes probed
+            try:
+                fh = open_regular(uri_to_path(uri))
+            except NotRegular as exc:  # a link to a FIFO or a device, or one swapped in since listing
+                return row | {"status": "refused", "error": str(exc)[:500]}
+            except FileNotFoundError as exc:
+                return row | {"status": "missing", "error": f"blob missing: {exc.filename or uri}"}
+            except OSError as exc:
+                return row | {"status": "corrupt", "error": f"unreadable: {exc.strerror or exc}"[:500]}
+            with fh:
+                return self._read(row, cap, os.fstat(fh.fileno()).st_size, fh)
         try:
             size = self.store.size(uri)
         except BlobMissing as exc:
             return row | {"status": "missing", "error": f"blob missing: {exc}"}
-        except OSError as exc:
+        except BlobRefused as exc:
+            return row | {"status": "refused", "error": f"refused: {exc}"[:500]}
+        except (OSError, AlsqlError) as exc:
             return row | {"status": "corrupt", "error": f"unreadable: {exc}"[:500]}
+        return self._read(row, cap, size, None)
+
+    def _read(self, row: dict[str, Any], cap: int, size: int, fh: Any) -> dict[str, Any]:
+        """Size cap, sha256 (from ``fh`` when given, else ranged reads), dedup, then the probe."""
+        uri = row["uri"]
         row["size_bytes"] = size
         if size > cap:
             return row | {"status": "refused", "error": f"{size:,} bytes, over the limit of {cap:,} bytes (--max-bytes)"}
         try:
-            row["sha256"] = sha256_of(self.store, uri, size)
-        except OSError as exc:
+            row["sha256"] = _sha256_file(fh) if fh is not None else sha256_of(self.store, uri, size)
+        except (OSError, AlsqlError) as exc:
             return row | {"status": "corrupt", "error": f"unreadable: {exc}"[:500]}
         with self.engine.connect() as conn:
             if conn.execute(select(sources.c.source_id).where(sources.c.sha256 == row["sha256"])).first():
                 return row | {"status": "duplicate"}
         try:
-            row.update(probe_media(uri))
+            if fh is not None:
+                fh.seek(0)
+            row.update(probe_media(uri, fh))
         except Exception as exc:  # noqa: BLE001 - any decoder failure marks the file corrupt
             return row | {"status": "corrupt", "error": f"{exc.__class__.__name__}: {exc}"[:500] or "corrupt"}
         if row["duration"] > self.max_duration:

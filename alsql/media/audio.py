@@ -42,10 +42,10 @@ SOUNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg"})
 TAIL_FRAMES = 4096
 
 
-def _probe_soundfile(uri: str) -> dict[str, Any]:
+def _probe_soundfile(uri: str, source: Any = None) -> dict[str, Any]:
     import soundfile as sf
 
-    with sf.SoundFile(open_media(uri)) as f:
+    with sf.SoundFile(open_media(uri) if source is None else source) as f:
         sr, n, ch = f.samplerate, f.frames, f.channels
         if n <= 0 or sr <= 0:
             raise MediaError("no audio samples")
@@ -56,10 +56,10 @@ def _probe_soundfile(uri: str) -> dict[str, Any]:
     return {"duration": n / sr, "rate": float(sr), "channels": ch, "start_time": None}
 
 
-def _probe_av(uri: str) -> dict[str, Any]:
+def _probe_av(uri: str, source: Any = None) -> dict[str, Any]:
     import av
 
-    with av.open(open_media(uri), metadata_errors="ignore") as c:
+    with av.open(open_media(uri) if source is None else source, metadata_errors="ignore") as c:
         if not c.streams.audio:
             raise MediaError("no audio stream")
         s = c.streams.audio[0]
@@ -84,11 +84,12 @@ def _probe_av(uri: str) -> dict[str, Any]:
                 "start_time": creation_time(c.metadata, s.metadata)}
 
 
-def probe_audio(uri: str) -> dict[str, Any]:
+def probe_audio(uri: str, source: Any = None) -> dict[str, Any]:
     """media_type, duration (s), rate (Hz), channels, start_time (``creation_time`` tag, if any).
-    Raises for an empty, truncated or undecodable file, or one with no audio stream."""
+    Raises for an empty, truncated or undecodable file, or one with no audio stream.
+    ``source``: an open binary file of ``uri`` to read instead of opening it."""
     ext = extension(uri)
-    info = _probe_soundfile(uri) if ext in SOUNDFILE_EXTENSIONS else _probe_av(uri)
+    info = _probe_soundfile(uri, source) if ext in SOUNDFILE_EXTENSIONS else _probe_av(uri, source)
     return {"media_type": AUDIO_TYPES.get(ext, "audio/unknown"), "width": None, "height": None, **info}
 
 

@@ -59,10 +59,10 @@ def creation_time(*metadata: dict) -> datetime | None:
     return None
 
 
-def _open(uri: str):
+def _open(uri: str, source: Any = None):
     import av
 
-    return av.open(open_media(uri), mode="r", metadata_errors="ignore")
+    return av.open(open_media(uri) if source is None else source, mode="r", metadata_errors="ignore")
 
 
 def _cache() -> OrderedDict:
@@ -103,11 +103,12 @@ def _stream_times(stream) -> tuple[float, float]:
     return t0, dt
 
 
-def probe_video(uri: str) -> dict[str, Any]:
+def probe_video(uri: str, source: Any = None) -> dict[str, Any]:
     """media_type, duration (s), rate (fps), width, height, channels (of an audio stream, if
     any), start_time (container ``creation_time``). Raises for a file with no video stream,
-    an undecodable one, or one whose frames stop well before its stated duration (truncated)."""
-    with _open(uri) as c:
+    an undecodable one, or one whose frames stop well before its stated duration (truncated).
+    ``source``: an open binary file of ``uri`` to read instead of opening it."""
+    with _open(uri, source) as c:
         if not c.streams.video:
             raise MediaError("no video stream")
         s = c.streams.video[0]
