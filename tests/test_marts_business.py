@@ -2,6 +2,8 @@
 
 - A business table is named with its schema (``--gis-accidents gis.accidents``), and on
   SQL Server with its database too.
+- The marts keep no view over a business table, so it can be dropped or reloaded while
+  they exist (PostgreSQL refuses to drop a table a view reads).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from alsql.cli.common import set_database
 from alsql.db import make_engine
 from alsql.errors import AlsqlError
 from alsql.pipelines.business import business_vars
-from alsql.pipelines.marts import compile_offline
-from alsql.pipelines.scenarios.tables import BUSINESS_COLUMNS
+from alsql.pipelines.marts import build, compile_offline
+from alsql.pipelines.scenarios.tables import BUSINESS_COLUMNS, mart_vars, write_business_table
 from marts_data import populate
 
 runner = CliRunner()
@@ -90,5 +92,33 @@ def test_business_table_in_a_schema_of_its_own_on_postgres(pg_url, tmp_path):
                                     "group by project_id")).all()
         assert [tuple(r) for r in got] == [(data.projects["traffic"], len(ACCIDENTS),
                                             sum(r["injuries"] for r in ACCIDENTS))]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_business_table_reloads_while_the_marts_exist_on_postgres(pg_url, tmp_path):
+    """The scenario's writer drops and recreates the user's table after a build; a plain
+    DROP TABLE works too: no view of the marts keeps a dependency on it."""
+    engine = make_engine(pg_url)
+    variables = mart_vars("gis_accidents", "accidents")
+
+    def accidents_in_mart():
+        result = build(pg_url, ["intersection_safety"], work_dir=tmp_path / "dbt", extra_vars=variables)
+        assert result.success, (result.error, [(n.name, n.message) for n in result.failed])
+        with engine.connect() as conn:
+            return conn.execute(text("select sum(accidents) from marts.intersection_safety")).scalar_one()
+
+    try:
+        populate(engine)
+        write_business_table(engine, "gis_accidents", "accidents", ACCIDENTS)
+        assert accidents_in_mart() == len(ACCIDENTS)
+        write_business_table(engine, "gis_accidents", "accidents", ACCIDENTS[:4])  # reloaded by its writer
+        assert accidents_in_mart() == 4
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE accidents"))  # no CASCADE needed
+        _write(engine, "accidents", ACCIDENTS[:7])
+        assert accidents_in_mart() == 7
     finally:
         engine.dispose()

@@ -1,3 +1,7 @@
+-- A table, not a view: no view of the marts depends on your table, so it can be dropped
+-- or reloaded while the marts exist (PostgreSQL refuses to drop a table a view reads).
+{{ config(materialized='table') }}
+
 select
     log_id,
     machine as entity,
