@@ -118,7 +118,7 @@ def make_images(folder: Path, n: int, distinct: int, size: int) -> list[str]:
     """``distinct`` PNG files and ``n`` hard links to them (one name per item); their uris."""
     from PIL import Image
 
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
 
     src = folder / "src"
     src.mkdir(parents=True)

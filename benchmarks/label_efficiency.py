@@ -116,7 +116,7 @@ def digits(quick: bool, longtail: bool = False, budgets: list[int] | None = None
 
 def traffic(quick: bool, data: Path) -> Dataset:
     """Every 2-s segment of 24 cameras' 16-s videos: 2 frames at 16x16 per segment."""
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
     from alsql.media.kinds import MediaSpec, decode_item, fragment_uri, tile
     from alsql.pipelines.scenarios.traffic_data import TRAFFIC_CLASSES, TrafficSize, write_traffic
 
@@ -139,7 +139,7 @@ def traffic(quick: bool, data: Path) -> Dataset:
 
 def maintenance(quick: bool, data: Path) -> Dataset:
     """Every 1-s clip of 6 machines' daily 3-s recordings over 21 days: 16-band log-mel at 8 kHz."""
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
     from alsql.media.kinds import MediaSpec, decode_item, fragment_uri, tile
     from alsql.pipelines.scenarios.maintenance_data import MACHINE_CLASSES, MaintenanceSize, write_maintenance
 

@@ -198,7 +198,7 @@ class SleepyStore:
 
 def sleepy_rates(folder: Path, n: int, repeats: int) -> dict:
     from alsql.loaders.datasets import SqlImageDataset
-    from alsql.loaders.stores import register_store
+    from alsql.stores import register_store
 
     register_store("sleepy", SleepyStore)
     url = f"sqlite:///{folder / 'sleepy.db'}"

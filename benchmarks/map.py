@@ -143,7 +143,7 @@ def build(path: Path, n: int, vec: np.ndarray, cls: np.ndarray) -> tuple[str, in
     from alsql.annotate import insert_annotations
     from alsql.catalog import create_project
     from alsql.db import make_engine, write_transaction
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
     from alsql.loaders.writer import PredictionWriter
     from alsql.migrations import ready_engine
     from alsql.schema import items, model_versions

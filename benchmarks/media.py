@@ -114,7 +114,7 @@ def segments(url: str) -> list[tuple[str, float, float]]:
     from sqlalchemy import select
 
     from alsql.db import make_engine
-    from alsql.loaders.stores import uri_to_path
+    from alsql.stores import uri_to_path
     from alsql.media.kinds import parse_fragment
     from alsql.schema import items
 

@@ -10,11 +10,11 @@ from PIL import Image
 from sqlalchemy import select
 
 from alsql.errors import AlsqlError
-from alsql.loaders.azure import AzureBlobStore, split_uri
 from alsql.loaders.datasets import SqlImageDataset
 from alsql.loaders.ingest import ingest
-from alsql.loaders.stores import BlobMissing, store_for
+from alsql.stores import BlobMissing, store_for
 from alsql.schema import items
+from alsql.stores.azure import AzureBlobStore, split_uri
 from tests.azurite import azurite  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.azure
@@ -31,7 +31,7 @@ def az_env(azurite, monkeypatch):
     """Connection string in the environment and a fresh container name."""
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     monkeypatch.delenv("ALSQL_AZURE_CONNECTION_STRING", raising=False)
-    from alsql.loaders import stores
+    from alsql import stores
 
     stores._CACHE.pop("az", None)  # a fresh store reads the new environment
     yield f"c{uuid.uuid4().hex[:12]}"
@@ -99,7 +99,7 @@ def test_ingest_and_dataset_from_azure(az_env, sqlite_url, tmp_path):
 
 
 def test_size_range_and_bounded_open(az_env):
-    from alsql.loaders.stores import BlobTooLarge, read_capped
+    from alsql.stores import BlobTooLarge, read_capped
 
     store = store_for(f"az://{az_env}/x")
     uri = f"az://{az_env}/r/blob.bin"

@@ -19,8 +19,8 @@ from alsql.errors import AlsqlError
 from alsql.loaders import fetch
 from alsql.loaders.datasets import SqlImageDataset, SqlViewDataset, pack_f16, shuffled, unpack_f16
 from alsql.loaders.pager import iter_rows
-from alsql.loaders.stores import BlobMissing, path_to_uri, register_store
 from alsql.schema import items, model_versions, predictions
+from alsql.stores import BlobMissing, path_to_uri, register_store
 
 
 def _png(value: int, size: int = 4) -> bytes:

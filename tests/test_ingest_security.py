@@ -14,8 +14,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from alsql.loaders.ingest import ingest
-from alsql.loaders.stores import path_to_uri, store_for
 from alsql.schema import items
+from alsql.stores import path_to_uri, store_for
 from tests.web_support import users
 
 SECRET = b"root:x:0:0:secret outside the folder\n"

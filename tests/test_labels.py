@@ -75,7 +75,7 @@ def test_bad_rows_are_refused_and_nothing_is_written(engine, project, tmp_path):
 
 
 def test_dry_run_paths_and_headers(engine, project, tmp_path):
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
     from alsql.schema import items as items_t
     from alsql.db import write_transaction
     from sqlalchemy import insert

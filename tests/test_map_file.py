@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import insert
 
 from alsql.db import write_transaction
-from alsql.loaders.stores import path_to_uri, uri_to_path
 from alsql.loaders.writer import PredictionWriter
 from alsql.models import mapfile
 from alsql.models.maps import compute_map
 from alsql.schema import model_versions
+from alsql.stores import path_to_uri, uri_to_path
 from alsql.web import mapdata
 from tests.azurite import azurite  # noqa: F401 - the fixture
 from tests.conftest import add_items
@@ -132,7 +132,7 @@ def test_no_artifact_or_a_refusing_store_costs_only_speed(engine, project, tmp_p
 def az_container(azurite, monkeypatch):
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     monkeypatch.delenv("ALSQL_AZURE_CONNECTION_STRING", raising=False)
-    from alsql.loaders import stores
+    from alsql import stores
 
     stores._CACHE.pop("az", None)  # a fresh store reads the new environment
     yield f"c{uuid.uuid4().hex[:12]}"
@@ -141,7 +141,7 @@ def az_container(azurite, monkeypatch):
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_the_file_goes_through_the_artifacts_blob_store(engine, project, az_container, monkeypatch):
-    from alsql.loaders.stores import store_for
+    from alsql.stores import store_for
 
     uri = f"az://{az_container}/project-1/smallcnn-1.pt"
     mid = _model(engine, project.project_id, uri)

@@ -11,9 +11,9 @@ from alsql.catalog import create_project
 from alsql.db import make_engine, write_transaction
 from alsql.loaders.datasets import SqlImageDataset
 from alsql.loaders.ingest import ingest
-from alsql.loaders.stores import store_for
 from alsql.media.kinds import MediaSpec
 from alsql.schema import items, sources
+from alsql.stores import store_for
 from tests.azurite import azurite  # noqa: F401 - the fixture
 from tests.media_support import make_tone, make_video, truncate
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.azure
 def az_env(azurite, monkeypatch):
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite)
     monkeypatch.delenv("ALSQL_AZURE_CONNECTION_STRING", raising=False)
-    from alsql.loaders import stores
+    from alsql import stores
 
     stores._CACHE.pop("az", None)
     yield f"c{uuid.uuid4().hex[:12]}"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from alsql.loaders import stores
-from alsql.loaders.stores import LocalStore, path_to_uri
+from alsql import stores
+from alsql.stores import LocalStore, path_to_uri
 from alsql.media.audio import log_mel, mel_filterbank, read_audio, resample
 from alsql.media.kinds import MediaSpec, decode_item, fragment_uri
 from alsql.media.rangeio import RangeFile

@@ -14,8 +14,8 @@ from sqlalchemy import insert, update
 
 from alsql.catalog import create_project
 from alsql.db import write_transaction
-from alsql.loaders.stores import path_to_uri
 from alsql.schema import items, sources
+from alsql.stores import path_to_uri
 from alsql.web.media import parse_range
 from tests.web_support import users
 

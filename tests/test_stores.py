@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import BlobMissing, BlobTooLarge, LocalStore, path_to_uri, read_capped
+from alsql.stores import BlobMissing, BlobTooLarge, LocalStore, path_to_uri, read_capped
 
 
 def test_size_range_and_cap(tmp_path):

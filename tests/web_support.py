@@ -14,8 +14,8 @@ from sqlalchemy import insert
 
 from alsql.catalog import create_project
 from alsql.db import write_transaction
-from alsql.loaders.stores import path_to_uri
 from alsql.schema import embeddings, items, model_versions, predictions
+from alsql.stores import path_to_uri
 from alsql.web.auth import add_user
 
 ADMIN_PW = "admin-password"

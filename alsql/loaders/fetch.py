@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import BlobMissing, BlobRefused, store_for
+from alsql.stores import BlobMissing, BlobRefused, store_for
 
 __all__ = ["CORRUPT", "MISSING", "SKIP", "is_transient", "read_with_retry", "fetch_decoded", "settled_in_order"]
 

@@ -43,9 +43,9 @@ from alsql.loaders.attributes import read_attributes
 from alsql.loaders.ingest_media import MEDIA_EXTENSIONS, MediaIngest
 from alsql.loaders.writer import analyze_tables
 from alsql.loaders.confine import Entry, NotRegular, printable, read_regular, walk
-from alsql.loaders.stores import BlobMissing, BlobTooLarge, path_to_uri, read_capped, store_for, uri_to_path
 from alsql.media import image as image_media
 from alsql.schema import items
+from alsql.stores import BlobMissing, BlobTooLarge, path_to_uri, read_capped, store_for, uri_to_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -43,10 +43,10 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.confine import NotRegular, open_regular
-from alsql.loaders.stores import BlobMissing, BlobRefused, uri_to_path
 from alsql.media.kinds import DEFAULT_SEGMENT, MEDIA_EXTENSIONS, extension, fragment_uri, kind_of, tile
 from alsql.media.rangeio import is_local
 from alsql.schema import items, sources
+from alsql.stores import BlobMissing, BlobRefused, uri_to_path
 
 __all__ = ["MEDIA_EXTENSIONS", "MAX_DURATION_S", "MAX_BYTES", "MediaIngest", "sha256_of", "probe_media"]
 

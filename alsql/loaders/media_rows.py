@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from alsql.loaders.fetch import CORRUPT, MISSING, SKIP, is_transient, settled_in_order
-from alsql.loaders.stores import BlobMissing, uri_to_path
 from alsql.media.kinds import KindMismatch, MediaSpec, decode_item, kind_of, parse_fragment
 from alsql.media.rangeio import is_local
+from alsql.stores import BlobMissing, uri_to_path
 
 __all__ = ["decoded_rows", "is_media_uri"]
 

@@ -13,7 +13,8 @@ API (what the loaders, the web app and the scenarios call):
   ``MediaSpec`` (decode settings of a model: kind, image_size, frames, sample_rate,
   n_mels, seconds) and ``decode_item(uri, spec) -> torch.Tensor``.
 - ``alsql.media.rangeio``: ``open_media(uri)`` -> a path (local) or a seekable file-like
-  object that reads the blob by ranges (``RangeFile``).
+  object that reads the blob by ranges (``RangeFile``) through ``alsql.stores``.
+
 - ``alsql.media.video``: ``probe_video(uri) -> dict``, ``decode_video(uri, start, end,
   frames=8, size=64) -> (T, 3, H, W) float32 in [0, 1]``.
 - ``alsql.media.audio``: ``probe_audio(uri) -> dict``, ``read_audio(uri, start, end,
@@ -22,13 +23,16 @@ API (what the loaders, the web app and the scenarios call):
 - ``alsql.loaders.media_rows``: ``decoded_rows(rows, spec, workers=1, on_bad=...)`` (what
   ``SqlImageDataset`` runs in each DataLoader worker for video / audio), ``is_media_uri``.
 - ``alsql.media.training``: ``project_spec(url, project_id, image_size, grayscale)`` (the
-  kind of a project's items and its decode settings), ``media_plan`` (what ``alsql train``
-  uses: network per kind, channels, input size). A model's spec is kept in
+  kind of a project's items and its decode settings); ``alsql.models.inputs.media_plan``
+  makes the training choices from it (network per kind, channels, input size). A model's spec is kept in
   ``model_versions.params["media"]`` and its artifact meta; ``kinds.model_spec(url, model_id)``.
 - ``alsql.models.networks``: ``AudioCNN`` (``audio_cnn``), ``VideoNet`` (``video_cnn``,
   ``video_resnet18``), ``arch_for_kind(arch, kind)``; same ``embed`` / ``head`` contract.
 - ``alsql.loaders.ingest_media``: ``ingest_media(engine, prefix, uris, ...)`` (called
   by ``alsql.loaders.ingest.ingest`` for video and sound files).
+
+Layers: ``alsql.media`` uses the base (``schema``, ``db``, ``stores``, ``config``) and
+nothing above it; the loaders and models use it (``tests/test_layers.py`` checks).
 """
 
 __all__: list[str] = []

@@ -13,7 +13,7 @@ import io
 from collections import OrderedDict
 from typing import Any
 
-from alsql.loaders.stores import store_for, uri_to_path
+from alsql.stores import store_for, uri_to_path
 
 __all__ = ["RangeFile", "open_media", "is_local"]
 

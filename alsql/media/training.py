@@ -3,24 +3,20 @@
 ``project_spec(url, project_id, image_size, grayscale)`` -> ``MediaSpec``: the kind of
 the project's first labeled item (else of the first ok item), with video frames at
 ``image_size`` (default ``VIDEO_SIZE``) and audio clips padded to the longest audio
-segment. ``media_plan`` turns it into the training choices: the network for the kind
-(``alsql.models.networks.arch_for_kind``), input channels and values per input.
-Images come back unchanged.
+segment. Images come back unchanged. The training choices made from it (the network for
+the kind, input channels and size) are ``alsql.models.inputs.media_plan``'s.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 
 from alsql.db import make_engine
 from alsql.media.kinds import MediaSpec, kind_of
 from alsql.schema import items
 from alsql.schema.views import training_set
 
-__all__ = ["VIDEO_SIZE", "MediaPlan", "project_spec", "spec_on", "media_plan"]
+__all__ = ["VIDEO_SIZE", "project_spec", "spec_on"]
 
 VIDEO_SIZE = 64
 
@@ -54,29 +50,3 @@ def project_spec(url: str, project_id: int, image_size: int | None = None, grays
     finally:
         engine.dispose()
 
-
-@dataclass
-class MediaPlan:
-    spec: MediaSpec
-    cfg: object  # the TrainConfig, with the architecture for the kind
-    image_size: int | None
-    in_channels: int
-    pixels: int | None  # float values per input (the in-memory cache's estimate)
-
-
-def media_plan(engine: Engine, project_id: int, cfg, image_size: int | None, grayscale: bool) -> MediaPlan:
-    """The spec, architecture, channels and input size for training the project."""
-    from alsql.models.networks import arch_for_kind
-
-    with engine.connect() as conn:
-        spec = spec_on(conn, project_id, cfg.image_size, grayscale)
-    if spec.kind == "image":
-        channels = 1 if grayscale else 3
-        pixels = channels * image_size * image_size if image_size else None
-        return MediaPlan(spec, cfg, image_size, channels, pixels)
-    cfg = dataclasses.replace(cfg, arch=arch_for_kind(cfg.arch, spec.kind))
-    if spec.kind == "video":
-        s = spec.image_size
-        return MediaPlan(spec, cfg, s, 3, spec.frames * 3 * s * s)
-    frames = 1 + int(round((spec.seconds or 1.0) * spec.sample_rate)) // int(round(0.010 * spec.sample_rate))
-    return MediaPlan(spec, cfg, None, 1, spec.n_mels * frames)

@@ -16,9 +16,9 @@ import torch
 from sqlalchemy import Engine, select
 
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import BlobMissing, path_to_uri, store_for, uri_to_path
 from alsql.models.networks import build_network
 from alsql.schema import model_versions
+from alsql.stores import BlobMissing, path_to_uri, store_for, uri_to_path
 
 __all__ = ["artifact_uri", "save_object", "load_object", "remove_object", "load_model"]
 

@@ -30,8 +30,8 @@ import numpy as np
 from sqlalchemy import Connection, Engine, select
 
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import store_for
 from alsql.schema import embeddings, model_versions, predictions
+from alsql.stores import store_for
 
 __all__ = ["map_version", "build_static", "static_uri", "encode_static", "decode_static", "save_static",
            "load_static", "STORE_ERRORS", "NONE"]

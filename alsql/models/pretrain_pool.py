@@ -41,7 +41,7 @@ from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.loaders.datasets import SqlImageDataset, shuffled
 from alsql.loaders.partition import chunk_count, chunk_range, chunks_for, shuffle_rng
-from alsql.media.training import media_plan
+from alsql.models.inputs import media_plan
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import ENCODER_STATUS, encoder_arch
 from alsql.models.fit import distributed

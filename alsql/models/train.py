@@ -30,7 +30,7 @@ from sqlalchemy import Engine, func, insert, or_, select
 from alsql.catalog import get_project
 from alsql.config import get_settings
 from alsql.errors import AlsqlError
-from alsql.media.training import media_plan
+from alsql.models.inputs import media_plan
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import head_config
 from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, resolve_device

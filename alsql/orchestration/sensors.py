@@ -60,7 +60,7 @@ def new_uris(engine: Engine, source: Source) -> list[str]:
     """URIs under the source (with a kind ``alsql ingest`` reads) that alsql has not indexed yet."""
     from alsql.loaders.confine import walk
     from alsql.loaders.ingest import IMAGE_EXTENSIONS, MEDIA_EXTENSIONS, source_uri
-    from alsql.loaders.stores import store_for, uri_to_path
+    from alsql.stores import store_for, uri_to_path
 
     prefix = source_uri(source.uri)
     if prefix.startswith("file:"):

@@ -24,7 +24,6 @@ from alsql.annotate import insert_annotations
 from alsql.catalog import Project, get_project
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
-from alsql.loaders.stores import path_to_uri
 from alsql.models.fit import TrainConfig
 from alsql.models.infer import infer_project
 from alsql.models.pool import latest_model_id
@@ -33,6 +32,7 @@ from alsql.models.train import train_project
 from alsql.schema import items, model_versions, round_items, rounds
 from alsql.schema.tables import utcnow
 from alsql.schema.views import evaluation_set
+from alsql.stores import path_to_uri
 
 __all__ = ["RoundResult", "load_oracle", "answer_round", "hold_out_evaluation", "run_loop"]
 

@@ -74,7 +74,7 @@ def traffic_agrees(answer: list[dict], truth: list[dict]) -> bool:
 
 def maintenance_truth(spec: md.MaintenanceSpec, records: list[dict], engine: Engine) -> list[dict]:
     """Failure rate within the window after truly normal / abnormal clips (the mart's grain, true labels)."""
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
 
     starts: dict[str, list[float]] = {}
     by_uri = {path_to_uri(spec.root / r.path): r.path for r in spec.recordings}

@@ -95,7 +95,7 @@ def _fresh_project(engine: Engine, base: str, classes: list[str], description: s
 
 def _own_database(engine: Engine, scenario: str, folder: Path) -> None:
     """Refuse a database that holds items from elsewhere (they would enter this project's pool)."""
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
     from alsql.schema import items
 
     prefix = path_to_uri(folder.resolve()).rstrip("/") + "/"
@@ -111,7 +111,7 @@ def _own_database(engine: Engine, scenario: str, folder: Path) -> None:
 
 def _item_oracle(engine: Engine, root: Path, labels: dict[str, str], out: Path) -> Path:
     """Expand a per-file oracle (relative path -> label) to every segment item: ``uri,label``."""
-    from alsql.loaders.stores import path_to_uri
+    from alsql.stores import path_to_uri
     from alsql.schema import items, sources
 
     by_uri = {path_to_uri(root / rel): label for rel, label in labels.items()}
