@@ -43,6 +43,26 @@ class Settings(BaseSettings):
         default=64_000_000, gt=0, description="largest image (width x height) ingest accepts and loaders decode"
     )
     secret_key: str | None = Field(default=None, description="signs web sessions")
+    web_header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a web request's head may take to arrive (connection closed after)"
+    )
+    web_body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a web request's body may take to arrive after its head"
+    )
+    web_keep_alive_timeout: int = Field(
+        default=5, gt=0, description="seconds an idle web connection stays open between requests"
+    )
+    web_max_header_bytes: int = Field(
+        default=65536, ge=1024, description="largest web request head in bytes (431 above it)"
+    )
+    web_max_connections: int = Field(
+        default=1000, gt=0, description="open web connections beyond which new requests are answered 503"
+    )
+    forwarded_allow_ips: str | None = Field(
+        default=None,
+        description="reverse proxies (comma-separated addresses or networks, * for any) whose "
+        "X-Forwarded-For / -Proto the web server trusts; unset: none, localhost included",
+    )
     watch: dict = Field(default_factory=dict, description="[watch] rules for `alsql watch`")
     sources: dict = Field(
         default_factory=dict,

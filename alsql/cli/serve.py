@@ -20,17 +20,21 @@ def serve(
     """Run the labeling app (pages and the JSON API under /api) for the configured database.
 
     Set ALSQL_SECRET_KEY so sessions survive a restart; add users with `alsql user add`.
+    Slow or oversized requests are cut off (ALSQL_WEB_HEADER_TIMEOUT, ALSQL_WEB_BODY_TIMEOUT,
+    ALSQL_WEB_MAX_CONNECTIONS ...); behind a reverse proxy set ALSQL_FORWARDED_ALLOW_IPS to
+    its address, else X-Forwarded-For is ignored.
     """
     import uvicorn
 
     from alsql.cli.common import get_engine
     from alsql.config import get_settings
     from alsql.web import create_app
+    from alsql.web.server import uvicorn_config
 
     get_engine()  # initialise an embedded database, refuse an uninitialised server
     app = create_app(get_settings().database_url, max_body=max_body)
     console.print(f"alsql labeling app on http://{host}:{port}/ (Ctrl+C stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(app, host, port, log_level="info")).run()
 
 
 def register(app: typer.Typer) -> None:
