@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from alsql.loaders.stores import BlobTooLarge, read_capped, store_for, uri_to_path
+from alsql.stores import BlobTooLarge, read_capped, store_for, uri_to_path
 
 __all__ = ["Entry", "NotRegular", "Served", "walk", "read_regular", "open_regular", "open_checked", "open_served", "printable", "CHUNK"]
 
