@@ -1,7 +1,8 @@
 """Label import (CSV, validated whole before anything is written) and export.
 
 Import columns: one of ``item_id``, ``uri`` or ``path`` (resolved against ``root``,
-default the current folder), ``label`` (a class name), optional ``annotator`` and
+default the current folder; a video or sound segment is its file with the segment's
+media fragment, ``cam-101/2026-11-02.mp4#t=10,12``, as a ``uri`` or a ``path``), ``label`` (a class name), optional ``annotator`` and
 ``created_at`` (ISO 8601). Every row is checked first, also by ``dry_run``; nothing is
 written unless all pass. Row errors: an unknown class or item (with the project's
 classes; a path whose file is a duplicate of an item names that item), an item whose
@@ -37,7 +38,6 @@ from alsql.catalog import Project, get_project
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
-from alsql.loaders.stores import path_to_uri
 from alsql.loaders.rounds import mark_answered
 from alsql.loaders.stores import path_to_uri
 from alsql.schema import annotations, classes, current_labels, items
@@ -100,15 +100,31 @@ def _bad_text(rec: dict[str, Any]) -> str | None:
     return None
 
 
+def _split_fragment(raw: str) -> tuple[str, str] | str:
+    """``(file part, normalized #t= fragment or "")`` of a uri or path, or why the fragment is
+    unusable. Only a trailing ``#t=START,END`` is a fragment (a ``#`` elsewhere is part of a
+    file name); its seconds are written as ingest writes them (``#t=10.5,12``)."""
+    from alsql.media.kinds import fragment_uri, parse_fragment
+
+    head, start, end = parse_fragment(raw)
+    if start is None:
+        return raw, ""
+    if end is None or not end > start:
+        return f"{raw!r}: expected a segment's media fragment #t=START,END in seconds, END after START"
+    return head, fragment_uri("", start, end)
+
+
 def _path_uris(base: Path, raw: str) -> list[str]:
-    """The uris a relative ``path`` may be stored under: the file's folder resolved with its own
-    name (an item ingested through a link inside the folder), and the fully resolved file."""
+    """The uris a relative ``path`` (with an optional ``#t=`` fragment, kept) may be stored under:
+    the file's folder resolved with its own name (an item ingested through a link inside the
+    folder), and the fully resolved file."""
+    raw, frag = _split_fragment(raw)
     full = Path(os.path.abspath(base / raw))
     try:
-        first = (full.parent.resolve() / full.name).as_uri()
+        first = (full.parent.resolve() / full.name).as_uri() + frag
     except (OSError, ValueError):
-        return [path_to_uri(full)]
-    second = path_to_uri(full)
+        return [path_to_uri(full) + frag]
+    second = path_to_uri(full) + frag
     return [first] if first == second else [first, second]
 
 
@@ -144,9 +160,12 @@ def _same_annotator(who: str | None, option: str | None, has_column: bool, sourc
 
 def _resolve(engine: Engine, key: str, base: Path, rows: list[tuple]) -> dict[Any, tuple[int, str]]:
     """Row reference -> (item_id, status) for the references that name an item."""
-    if key != "path":
+    if key == "item_id":
         return _resolve_items(engine, key, [r[1] for r in rows])
-    candidates = {ref: _path_uris(base, ref) for _, ref, *_ in rows if ref}
+    if key == "uri":  # as written, or with its #t= seconds as ingest writes them
+        candidates = {ref: list(dict.fromkeys(["".join(_split_fragment(ref)), ref])) for _, ref, *_ in rows}
+    else:
+        candidates = {ref: _path_uris(base, ref) for _, ref, *_ in rows if ref}
     by_uri = _resolve_items(engine, "uri", [u for us in candidates.values() for u in us])
     return {ref: by_uri[u] for ref, us in candidates.items() for u in reversed(us) if u in by_uri}
 
@@ -198,6 +217,10 @@ def import_labels(
             if bad:
                 errors.append(f"{where}: {bad}")
                 continue
+            if rec.get(None):  # more cells than the header: an unquoted #t=START,END, most often
+                errors.append(f"{where}: {len(header) + len(rec[None])} cells under {len(header)} columns; "
+                              f"quote a {key} that holds a comma, as in \"cam-1.mp4#t=10,12\"")
+                continue
             label = (rec.get("label") or "").strip()
             raw = (rec.get(key) or "").strip()
             if label not in class_ids:
@@ -211,9 +234,11 @@ def import_labels(
                 if isinstance(ref, str):
                     errors.append(f"{where}: {ref}")
                     continue
-            elif key == "uri":
-                ref = raw
-            else:
+            else:  # a uri or path; a segment's #t= fragment is written as ingest writes it
+                split = _split_fragment(raw)
+                if isinstance(split, str):
+                    errors.append(f"{where}: {key} {split}")
+                    continue
                 ref = raw
             try:
                 when = parse_timestamp((rec.get("created_at") or "").strip(), where, "created_at")
@@ -231,7 +256,7 @@ def import_labels(
     first: dict[tuple[int, str | None], tuple[int, int]] = {}
     for n, ref, cid, who, _ in rows:
         if ref not in found:
-            dup = _duplicate_of(engine, base, ref) if key == "path" and ref else None
+            dup = _duplicate_of(engine, base, ref) if key == "path" and ref and "#t=" not in ref else None
             errors.append(f"row {n}: {dup or f'{key} {ref!r} is not an item in the database'}")
             continue
         item_id, status = found[ref]
