@@ -6,7 +6,7 @@ little-endian (``FORMAT``):
 - header: ``b"AMAP"``, uint32 version (1), uint32 n, uint32 model_id, float64 x0, x1,
   y0, y1 (the bounds the coordinates are quantized to);
 - ``item_id`` uint32[n] (item order), ``x`` uint16[n], ``y`` uint16[n] (``0..65535``
-  over the bounds), ``label`` uint8[n] (label of record; 255 = not labeled),
+  over the bounds), ``label`` uint8[n] (the label of record as in ``current_labels``; 255 = not labeled),
   ``predicted`` uint8[n] (255 = none), ``confidence`` uint8[n] (``round(254 * c)``;
   255 = none), ``flags`` uint8[n] (bit 0 labeled, bit 1 the model disagrees with the
   label, bit 2 pending in an open round). Class ids above 254 are sent as 254.
@@ -38,7 +38,7 @@ from alsql.catalog import Project
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.mapfile import NONE, build_static, load_static, map_version
-from alsql.schema import annotations, embeddings, items, round_items, rounds
+from alsql.schema import current_labels, embeddings, items, round_items, rounds
 
 __all__ = ["map_binary", "points_in_polygon", "select_in_polygon", "map_round", "check_polygon", "FORMAT",
            "HEADER", "NONE"]
@@ -83,12 +83,16 @@ def _positions(ids: np.ndarray, which: np.ndarray) -> np.ndarray:
 
 
 def _labels(conn: Connection, project_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """The label of record per labeled item (the last annotation), as ``(item_ids, class_ids)``."""
-    rows = conn.execute(select(annotations.c.item_id, annotations.c.class_id)
-                        .where(annotations.c.project_id == project_id)
-                        .order_by(annotations.c.item_id, annotations.c.annotation_id)).cursor.fetchall()
-    last = dict(rows)
-    return (np.fromiter(last.keys(), np.int64, len(last)), np.fromiter(last.values(), np.int64, len(last)))
+    """The label of record per labeled item, as ``(item_ids, class_ids)`` sorted by item: one
+    read of the ``current_labels`` view (review > gold > majority, docs/quality.md), the rule
+    the labeling page and training use; items whose rows carry no label of record (no vote,
+    gold or review) are left out."""
+    cl = current_labels.c
+    rows = conn.execute(select(cl.item_id, cl.class_id)
+                        .where(cl.project_id == project_id, cl.class_id.is_not(None))
+                        .order_by(cl.item_id)).cursor.fetchall()
+    pairs = np.array(rows, dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 def _queued(conn: Connection, project_id: int) -> np.ndarray:

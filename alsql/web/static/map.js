@@ -1,9 +1,9 @@
 // The embedding map: up to millions of points drawn with WebGL (a 2-D canvas when WebGL is
 // missing) from the typed arrays of /api/projects/{id}/map.bin (12 bytes a point, see
 // alsql/web/mapdata.py). Colour by label of record, the model's guess, its confidence or
-// "the model disagrees with the label"; wheel zooms, dragging pans; hovering shows the item
+// "the model disagrees with the label", the legend following the mode; wheel zooms, dragging pans; hovering shows the item
 // (thumbnail, label, guess); a click opens it on the labeling page; box or lasso selects a
-// region: "label these" makes a round of its unlabeled points (the server decides who is
+// region (a vertex dragged off the canvas is clamped to its edge): "label these" makes a round of its unlabeled points (the server decides who is
 // inside from the stored coordinates), "show in table" lists them.
 "use strict";
 (function () {
@@ -14,7 +14,9 @@
   const overlay = document.getElementById("map-overlay");
   const octx = overlay.getContext("2d");
   const $ = (id) => document.getElementById(id);
-  const W = canvas.width, H = canvas.height, NONE = 255, GREY = [154, 160, 166];
+  const W = canvas.width, H = canvas.height, NONE = 255, GREY = [154, 160, 166], RED = [220, 30, 40], GREEN = [40, 150, 80];
+  // Opacity per kind of point (recolour and the legend share it).
+  const A = { labeled: 0.95, unlabeled: 0.55, model: 0.85, disagrees: 1, agrees: 0.7, quiet: 0.25 };
   const palette = classes.map((c) => hslToRgb(alsql.colour(c.class_id, classes.length)));
   const state = { n: 0, view: null, tool: "pan", poly: null, hover: -1, drawn: 0 };
   // colours: RGBA in drawing order (perm: unlabeled first, so labeled points stay on top);
@@ -56,9 +58,10 @@
   function dataY(i) { return d.y0 + (d.y[i] / 65535) * (d.y1 - d.y0); }
   function toScreen(mx, my) { const v = state.view; return [W / 2 + (mx - v.cx) * v.ppu, H / 2 - (my - v.cy) * v.ppu]; }
   function toData(px, py) { const v = state.view; return [v.cx + (px - W / 2) / v.ppu, v.cy - (py - H / 2) / v.ppu]; }
-  function canvasPoint(ev) {
+  function canvasPoint(ev, clamp) {  // clamp: a point outside the canvas goes to its nearest edge
     const r = canvas.getBoundingClientRect();
-    return [((ev.clientX - r.left) * W) / r.width, ((ev.clientY - r.top) * H) / r.height];
+    const px = ((ev.clientX - r.left) * W) / r.width, py = ((ev.clientY - r.top) * H) / r.height;
+    return clamp ? [Math.min(W, Math.max(0, px)), Math.min(H, Math.max(0, py))] : [px, py];
   }
 
   // -- colours (RGBA per point; alpha 0 = filtered out) ---------------------------------
@@ -71,12 +74,12 @@
     for (let j = 0; j < n; j++) {
       const i = perm[j];
       const lab = d.label[i], pr = d.pred[i], cf = d.conf[i] === NONE ? 1 : d.conf[i] / 254;
-      let rgb = GREY, a = lab === NONE ? 0.55 : 0.95;
+      let rgb = GREY, a = lab === NONE ? A.unlabeled : A.labeled;
       if (mode === "label") { if (lab !== NONE) rgb = palette[lab] || GREY; }
-      else if (mode === "predicted") { if (pr !== NONE) rgb = palette[pr] || GREY; a = 0.85; }
-      else if (mode === "confidence") { rgb = [Math.round(230 - 200 * cf), Math.round(60 + 120 * cf), Math.round(60 + 140 * cf)]; a = 0.85; }
+      else if (mode === "predicted") { if (pr !== NONE) rgb = palette[pr] || GREY; a = A.model; }
+      else if (mode === "confidence") { rgb = confRgb(cf); a = A.model; }
       else if (mode === "disagree") {
-        if (d.flags[i] & 2) { rgb = [220, 30, 40]; a = 1; } else if (lab !== NONE) { rgb = [40, 150, 80]; a = 0.7; } else { a = 0.25; }
+        if (d.flags[i] & 2) { rgb = RED; a = A.disagrees; } else if (lab !== NONE) { rgb = GREEN; a = A.agrees; } else { a = A.quiet; }
       }
       let keep = cf >= cmin;
       if (cls === "-1") keep = keep && lab === NONE; else if (cls !== "all") keep = keep && lab === Number(cls);
@@ -87,8 +90,35 @@
     }
     colours = out;
     state.drawn = count;
+    legend(mode);
     if (gl) { gl.bindBuffer(gl.ARRAY_BUFFER, prog.colour); gl.bufferData(gl.ARRAY_BUFFER, colours, gl.DYNAMIC_DRAW); }
     draw();
+  }
+
+  // -- legend: what the colours of the current mode mean ------------------------------------
+  function confRgb(cf) { return [Math.round(230 - 200 * cf), Math.round(60 + 120 * cf), Math.round(60 + 140 * cf)]; }
+  function swatch(rgb, a, text) {  // the colour as painted: alpha a over the white canvas
+    const s = alsql.el("span"), dot = alsql.el("i");
+    dot.style.background = "rgb(" + rgb.map((v) => Math.round(a * v + (1 - a) * 255)).join(",") + ")";
+    s.append(dot, text);
+    return s;
+  }
+  function legend(mode) {
+    let parts;
+    if (mode === "label" || mode === "predicted") {
+      const a = mode === "label" ? A.labeled : A.model;
+      parts = classes.map((c, i) => swatch(palette[i], a, c.name))
+        .concat([mode === "label" ? swatch(GREY, A.unlabeled, "not labeled") : swatch(GREY, A.model, "no guess")]);
+    } else if (mode === "confidence") {
+      parts = [0, 0.25, 0.5, 0.75, 1].map((c) => swatch(confRgb(c), A.model, Math.round(100 * c) + "%"));
+      parts.unshift(alsql.el("span", {}, "model's confidence:"));
+    } else {
+      parts = [swatch(RED, A.disagrees, "model disagrees with the label"),
+        swatch(GREEN, A.agrees, "model agrees with the label"), swatch(GREY, A.quiet, "not labeled")];
+    }
+    const box = $("legend");
+    box.dataset.mode = mode;
+    box.replaceChildren(...parts);
   }
 
   // -- WebGL point layer -----------------------------------------------------------------
@@ -255,6 +285,7 @@
   let drag = null;
   canvas.addEventListener("mousedown", (ev) => {
     const [px, py] = canvasPoint(ev);
+    ev.preventDefault();  // no text selection while a drag goes over the page
     drag = { px, py, moved: false, view: { ...state.view } };
     if (state.tool !== "pan") { state.poly = [toData(px, py)]; $("selection").hidden = true; }
   });
@@ -267,23 +298,26 @@
       if (i >= 0) location.href = "/projects/" + pid + "/label?item=" + d.ids[i];
     }
   });
+  // Dragging is followed on the window, so a lasso or box that leaves the canvas keeps going:
+  // its vertices outside are clamped to the canvas edge (panning uses the raw point).
+  window.addEventListener("mousemove", (ev) => {
+    if (!drag || !d || !d.n) return;
+    const [px, py] = canvasPoint(ev, state.tool !== "pan");
+    if (Math.abs(px - drag.px) + Math.abs(py - drag.py) > 3) drag.moved = true;
+    if (!drag.moved) return;
+    $("map-tip").hidden = true; state.hover = -1;
+    if (state.tool === "pan") {
+      state.view.cx = drag.view.cx - (px - drag.px) / state.view.ppu;
+      state.view.cy = drag.view.cy + (py - drag.py) / state.view.ppu;
+      draw();
+    } else if (state.tool === "box") {
+      const [ax, ay] = toData(drag.px, drag.py), [bx, by] = toData(px, py);
+      state.poly = [[ax, ay], [bx, ay], [bx, by], [ax, by]]; drawOverlay();
+    } else { state.poly.push(toData(px, py)); drawOverlay(); }
+  });
   canvas.addEventListener("mousemove", (ev) => {
-    if (!d || !d.n) return;
+    if (!d || !d.n || drag) return;
     const [px, py] = canvasPoint(ev);
-    if (drag) {
-      if (Math.abs(px - drag.px) + Math.abs(py - drag.py) > 3) drag.moved = true;
-      if (!drag.moved) return;
-      $("map-tip").hidden = true; state.hover = -1;
-      if (state.tool === "pan") {
-        state.view.cx = drag.view.cx - (px - drag.px) / state.view.ppu;
-        state.view.cy = drag.view.cy + (py - drag.py) / state.view.ppu;
-        draw();
-      } else if (state.tool === "box") {
-        const [ax, ay] = toData(drag.px, drag.py), [bx, by] = toData(px, py);
-        state.poly = [[ax, ay], [bx, ay], [bx, by], [ax, by]]; drawOverlay();
-      } else { state.poly.push(toData(px, py)); drawOverlay(); }
-      return;
-    }
     const i = nearest(px, py, 8);
     if (i !== state.hover) { state.hover = i; drawOverlay(); }
     if (i >= 0) showTip(i, px, py); else $("map-tip").hidden = true;
@@ -332,8 +366,7 @@
   $("label-these").addEventListener("click", () => select("round"));
   $("show-table").addEventListener("click", () => select("list"));
 
-  $("legend").replaceChildren(...classes.map((c, i) => { const s = alsql.el("span"); const dot = alsql.el("i"); dot.style.background = "rgb(" + palette[i].join(",") + ")"; s.append(dot, c.name); return s; }),
-    (() => { const s = alsql.el("span"); const dot = alsql.el("i"); dot.style.background = "rgb(" + GREY.join(",") + ")"; s.append(dot, "not labeled"); return s; })());
+  legend($("colour-by").value);
 
   fetch("/api/projects/" + pid + "/map.bin", { credentials: "same-origin" }).then((r) => {
     if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); throw new Error("not logged in"); }
