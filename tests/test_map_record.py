@@ -52,6 +52,9 @@ def test_map_bin_gives_the_label_of_record_not_the_newest_label(db_url, tmp_path
         # "the model disagrees with the label" follows the record: it[0] (guess 0) and it[2]
         # (guess 2, record 0 -> disagrees), it[1] (guess 1, record 2 -> disagrees), it[3] (guess 0, record 1).
         assert {i: int(m["flags"][pos[i]] & 3) for i in want} == {it[0]: 1, it[1]: 3, it[2]: 3, it[3]: 3}
+        # The JSON columns (GET /api/projects/{id}/map) give the same labels of record.
+        cols = client.get(f"/api/projects/{pid}/map").json()
+        assert {i: cols["label"][cols["item_id"].index(i)] for i in want} == want
         # A lasso round around every point counts the four as labeled and queues none of them.
         sel = client.post(f"/api/projects/{pid}/map/selection",
                           json={"polygon": [[-2, -2], [2, -2], [2, 2], [-2, 2]], "action": "list"}).json()

@@ -232,11 +232,11 @@ def map_points(conn: Connection, project: Project, model_id: int | None, limit: 
         select(predictions.c.item_id, predictions.c.class_id, predictions.c.confidence)
         .where(predictions.c.model_id == model_id, predictions.c.item_id.between(lo, hi))
     ).cursor.fetchall()}
-    # In annotation order, so dict() keeps the last (the label of record) per item.
+    # The label of record (current_labels: review > gold > majority), not merely the newest label.
     label = dict(conn.execute(
-        select(annotations.c.item_id, annotations.c.class_id)
-        .where(annotations.c.project_id == project.project_id, annotations.c.item_id.between(lo, hi))
-        .order_by(annotations.c.item_id, annotations.c.annotation_id)
+        select(current_labels.c.item_id, current_labels.c.class_id)
+        .where(current_labels.c.project_id == project.project_id, current_labels.c.item_id.between(lo, hi),
+               current_labels.c.class_id.is_not(None))
     ).cursor.fetchall())
     none = (None, -1, None)
     g = [guess.get(i, none) for i in ids]
