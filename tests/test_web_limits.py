@@ -131,18 +131,24 @@ def test_forty_bad_logins_get_429_with_retry_after(app):
 
 def test_limiter_backs_off_exponentially_and_forgets():
     now = [1000.0]
-    lim = LoginLimiter(free_per_name=2, free_per_address=100, base=1.0, cap=60.0, clock=lambda: now[0])
+    lim = LoginLimiter(free_per_pair=2, free_per_address=100, base=1.0, cap=60.0, clock=lambda: now[0])
     for _ in range(2):
         lim.failed("bob", "1.2.3.4")
     assert lim.retry_after("bob", "1.2.3.4") == 0
     waits = []
     for _ in range(8):
         lim.failed("bob", "1.2.3.4")
-        waits.append(lim.retry_after("bob", "9.9.9.9"))  # the name is blocked from any address
+        waits.append(lim.retry_after("bob", "1.2.3.4"))  # the pair is blocked
+        assert lim.retry_after("bob", "9.9.9.9") == 0  # bob himself, elsewhere, is not
     assert waits == [1, 2, 4, 8, 16, 32, 60, 60]
     assert lim.retry_after("carol", "9.9.9.9") == 0
-    lim.succeeded("bob")
-    assert lim.retry_after("bob", "9.9.9.9") == 0
+    lim.succeeded("bob", "1.2.3.4")
+    assert lim.retry_after("bob", "1.2.3.4") == 0
+    lim.failed("bob", "1.2.3.4")
+    lim.failed("bob", "1.2.3.4")
+    now[0] += 61  # forgotten a cap after the last failure
+    lim.failed("bob", "1.2.3.4")
+    assert lim.retry_after("bob", "1.2.3.4") == 0
 
 
 def test_logged_in_user_is_answered_during_a_login_flood(app, monkeypatch):
@@ -150,7 +156,8 @@ def test_logged_in_user_is_answered_during_a_login_flood(app, monkeypatch):
     and no more than two argon2 verifications ever run at once."""
     import alsql.web.auth as auth
 
-    app.state.login_limiter = LoginLimiter(free_per_name=10**6, free_per_address=10**6)  # let every try hash
+    app.state.login_limiter = LoginLimiter(free_per_pair=10**6, free_per_address=10**6,
+                                           free_per_name=10**6)  # let every try hash
     running, peak, lock = [0], [0], threading.Lock()
     real = auth.verify_password
 

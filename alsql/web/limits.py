@@ -6,13 +6,20 @@
   counted as it streams and refused with 413 as soon as it passes the limit. The
   limit is ``max_body`` bytes (default ``MAX_BODY``, 1 MiB: the largest JSON body the
   API takes is a few kilobytes; the app has no upload route).
-- ``LoginLimiter``: failed logins per user name and per client address. After
-  ``free`` failures (5 per name, 20 per address: several people may share one
-  address) each further failure blocks that key for ``base * 2**k`` seconds (k = the
-  failures beyond the free ones), capped at ``cap`` (15 minutes); while a key is
-  blocked the login answers 429 with ``Retry-After``. A successful login clears its
-  name's count; an address's count is forgotten ``cap`` seconds after its last
-  failure. In memory, per server process, at most ``max_keys`` keys.
+- ``LoginLimiter``: failed logins per (user name, client address) pair, per address,
+  and per name from every address together. After ``free`` failures (5 per pair, 20
+  per address: several people may share one address; 100 per name: the ceiling on a
+  guess spread over many addresses) each further failure blocks that key for
+  ``base * 2**k`` seconds (k = the failures beyond the free ones), capped at ``cap``
+  (15 minutes); while a key is blocked the login answers 429 with ``Retry-After``.
+  So someone failing for a user from one address blocks that pair and their own
+  address, not the user at theirs; only failures from many addresses (more than 100
+  within ``cap`` seconds) block the name everywhere. An IPv6 address counts by its
+  /64 network (one host is given a whole /64). A successful login clears its pair; a
+  count is forgotten ``cap`` seconds after its last failure. In memory, per server
+  process, at most ``max_keys`` keys. The address is the connection's peer; behind a
+  reverse proxy it is the forwarded one only where the server is told to trust that
+  proxy (``forwarded_allow_ips``, see ``alsql.web.server``).
 - ``HashGate``: argon2 verification (64 MiB and tens of milliseconds each) runs in the
   thread pool at most ``slots`` at a time (default 2); further logins wait on an
   asyncio semaphore, holding no thread, so labeling requests keep the pool, and more
@@ -22,6 +29,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
 import time
 from collections.abc import Callable
@@ -103,20 +111,43 @@ class BodyLimit:
             await _send_413(send, limit)
 
 
-class LoginLimiter:
-    """Failed-login counts per key with exponential backoff; thread-safe."""
+def _address_key(address: str) -> str:
+    """The address a count is kept for: an IPv6 address's /64 network, else the address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "?"
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
-    def __init__(self, free_per_name: int = 5, free_per_address: int = 20, base: float = 1.0,
-                 cap: float = 900.0, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic):
-        self.free = {"name": free_per_name, "addr": free_per_address}
+
+def _name_key(name: str) -> str:
+    return name.strip().casefold()[:200]
+
+
+class LoginLimiter:
+    """Failed-login counts per key with exponential backoff; thread-safe.
+
+    Keys: ``("pair", name, address)``, ``("addr", address)`` and ``("name", name)``;
+    ``free_per_name`` is the ceiling for one name from all addresses together.
+    """
+
+    def __init__(self, free_per_pair: int = 5, free_per_address: int = 20, free_per_name: int = 100,
+                 base: float = 1.0, cap: float = 900.0, max_keys: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self.free = {"pair": free_per_pair, "addr": free_per_address, "name": free_per_name}
         self.base, self.cap, self.max_keys, self.clock = base, cap, max_keys, clock
-        self._state: dict[tuple[str, str], tuple[int, float, float]] = {}  # key -> (failures, last, until)
+        self._state: dict[tuple[str, ...], tuple[int, float, float]] = {}  # key -> (failures, last, until)
         self._lock = threading.Lock()
 
-    def _keys(self, name: str, address: str) -> list[tuple[str, str]]:
-        keys = [("addr", address or "?")]
+    def _keys(self, name: str, address: str) -> list[tuple[str, ...]]:
+        addr = _address_key(address)
+        keys: list[tuple[str, ...]] = [("addr", addr)]
         if name:
-            keys.append(("name", name.strip().casefold()[:200]))
+            keys += [("pair", _name_key(name), addr), ("name", _name_key(name))]
         return keys
 
     def retry_after(self, name: str, address: str) -> float:
@@ -126,6 +157,7 @@ class LoginLimiter:
             return max([0.0] + [self._state[k][2] - now for k in self._keys(name, address) if k in self._state])
 
     def failed(self, name: str, address: str) -> None:
+        """Count a failed login for ``name`` (empty for a token login) from ``address``."""
         now = self.clock()
         with self._lock:
             if len(self._state) >= self.max_keys:
@@ -140,9 +172,10 @@ class LoginLimiter:
                     until = now + min(self.cap, self.base * 2 ** min(extra - 1, 30))
                 self._state[key] = (count, now, until)
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: str, address: str = "") -> None:
+        """A login of ``name`` from ``address`` worked: forget that pair's failures."""
         with self._lock:
-            self._state.pop(("name", name.strip().casefold()[:200]), None)
+            self._state.pop(("pair", _name_key(name), _address_key(address)), None)
 
     def _prune(self, now: float) -> None:
         for key in [k for k, (_, last, until) in self._state.items() if now - last > self.cap and until <= now]:

@@ -104,7 +104,7 @@ async def login(request: Request, engine: EngineDep, csrf_token: Annotated[str, 
     if user is None:
         limiter.failed("" if token else name, address)
         return RedirectResponse(f"/login?error=1&next={quote(_safe_next(next))}", status_code=303)
-    limiter.succeeded(user.name)
+    limiter.succeeded(user.name, address)
     response = RedirectResponse(_safe_next(next), status_code=303)
     _set_session(request, response, user.user_id, epoch=user.epoch)  # a fresh CSRF token per login
     return response
