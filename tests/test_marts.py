@@ -40,10 +40,14 @@ runner = CliRunner()
 ANALYST_SQL = re.findall(r"```sql\n(.*?)```", (Path(__file__).parent.parent / "docs" / "analysts.md").read_text(), re.S)
 
 
+# The populated projects are the demo projects the packaged demo records join.
+DEMO = {"demo_projects": ["traffic", "products", "machines"]}
+
+
 def _built(url, work_dir):
     engine = make_engine(url)
     data = populate(engine)
-    result = build(url, work_dir=work_dir)
+    result = build(url, work_dir=work_dir, extra_vars=DEMO)
     return url, engine, data, result
 
 

@@ -4,6 +4,8 @@
   SQL Server with its database too.
 - The marts keep no view over a business table, so it can be dropped or reloaded while
   they exist (PostgreSQL refuses to drop a table a view reads).
+- A business table left unnamed: the packaged demo records join only the projects of var
+  ``demo_projects``; for every other project the mart is empty, and the build warns.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from alsql.cli import app
 from alsql.cli.common import set_database
 from alsql.db import make_engine
 from alsql.errors import AlsqlError
-from alsql.pipelines.business import business_vars
+from alsql.pipelines.business import KINDS, business_vars, cli_vars, env_name, unset_warnings
 from alsql.pipelines.marts import build, compile_offline
 from alsql.pipelines.scenarios.tables import BUSINESS_COLUMNS, mart_vars, write_business_table
 from marts_data import populate
@@ -120,5 +122,54 @@ def test_business_table_reloads_while_the_marts_exist_on_postgres(pg_url, tmp_pa
             conn.execute(text("DROP TABLE accidents"))  # no CASCADE needed
         _write(engine, "accidents", ACCIDENTS[:7])
         assert accidents_in_mart() == 7
+    finally:
+        engine.dispose()
+
+
+def test_vars_option_and_unset_warnings():
+    assert cli_vars("{demo_projects: [traffic], maintenance_window_days: 14}") == {
+        "demo_projects": ["traffic"], "maintenance_window_days": 14}
+    for bad in ("[a, b]", "{a: [", "plain"):
+        with pytest.raises(AlsqlError, match="--vars"):
+            cli_vars(bad)
+    lines = unset_warnings({"gis_accidents_table": "gis.a"}, ["intersection_safety", "defect_warranty"], environ={})
+    assert len(lines) == 1 and lines[0].startswith("defect_warranty is empty: no warranty claims table is named")
+    assert "--warranty-claims" in lines[0] and "ALSQL_WARRANTY_CLAIMS_TABLE" in lines[0]
+    assert unset_warnings({}, ["defect_warranty"], environ={"ALSQL_WARRANTY_CLAIMS_TABLE": "c"}) == []
+    assert "demo records of projects products only" in unset_warnings(
+        {"demo_projects": ["products"]}, ["defect_warranty"], environ={})[0]
+
+
+def _count(engine, mart):
+    with engine.connect() as conn:
+        return dict(conn.execute(text(f"select project_id, count(*) from {mart} group by project_id")).all())
+
+
+@pytest.mark.sqlite
+@pytest.mark.slow
+def test_demo_records_join_only_demo_projects_and_unset_marts_warn(sqlite_url, tmp_path, monkeypatch):
+    """The traffic project's cameras (cam-011 ..) are the demo accidents' cameras: they get
+    none of them unless the project is named a demo project."""
+    for kind in KINDS:
+        monkeypatch.delenv(env_name(kind), raising=False)
+    engine = make_engine(sqlite_url)
+    data = populate(engine)
+    joins = ["-s", "intersection_safety", "-s", "defect_warranty", "-s", "maintenance_risk"]
+    try:
+        plain = _invoke(["--db", sqlite_url, "marts", "build", *joins, "--work-dir", str(tmp_path / "dbt")])
+        assert plain.exit_code == 0, plain.output
+        out = " ".join(plain.output.split())
+        for mart, option in (("intersection_safety", "--gis-accidents"), ("defect_warranty", "--warranty-claims"),
+                             ("maintenance_risk", "--maintenance-logs")):
+            assert _count(engine, mart) == {}, mart
+            assert f"warning: {mart} is empty: no" in out and option in out
+        some = _invoke(["--db", sqlite_url, "marts", "build", *joins, "--vars", "{demo_projects: [products, machines]}",
+                        "--work-dir", str(tmp_path / "dbt")])
+        assert some.exit_code == 0, some.output
+        assert _count(engine, "intersection_safety") == {}  # traffic is not a demo project
+        assert _count(engine, "defect_warranty") == {data.projects["products"]: 20}
+        assert _count(engine, "maintenance_risk") == {data.projects["machines"]: 48}
+        assert "intersection_safety holds the demo records of projects products, machines only" in " ".join(
+            some.output.split())
     finally:
         engine.dispose()

@@ -25,6 +25,8 @@ from marts_data import populate
 MARTS = ("item_index", "label_progress", "model_performance", "prediction_drift", "fairness_by_group",
          "intersection_safety", "defect_warranty", "maintenance_risk")
 runner = CliRunner()
+# The populated projects are the demo projects the packaged demo records join.
+DEMO = ["--vars", "{demo_projects: [traffic, products, machines]}"]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def test_with_parents_keeps_explicit_graph_operators():
 @pytest.mark.parametrize("mart", MARTS)
 def test_select_one_mart_on_fresh_database(fresh_url, mart, tmp_path):
     try:
-        result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", mart,
+        result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", mart, *DEMO,
                                      "--work-dir", str(tmp_path / "dbt")])
         assert result.exit_code == 0, result.output
         assert "no such table" not in result.output and "does not exist" not in result.output
@@ -95,7 +97,7 @@ def test_select_mart_and_its_children_on_fresh_database(fresh_url, tmp_path):
     the predictions, with their own inputs (the claims and accidents seeds)."""
     try:
         for selection in ("item_index+", "int_prediction_cells+"):
-            result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", selection,
+            result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", selection, *DEMO,
                                          "--work-dir", str(tmp_path / "dbt")])
             assert result.exit_code == 0, result.output
     finally:
@@ -128,7 +130,7 @@ def test_model_performance_leaves_out_pretrained_encoders(fresh_url, tmp_path):
             classifiers = conn.execute(select(model_versions.c.model_id).where(
                 model_versions.c.status != "encoder")).scalars().all()
         try:
-            result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", "model_performance",
+            result = runner.invoke(app, ["--db", fresh_url, "marts", "build", "--select", "model_performance", *DEMO,
                                          "--work-dir", str(tmp_path / "dbt")])
             assert result.exit_code == 0, result.output
         finally:

@@ -57,10 +57,13 @@ def sql(
 
 
 def init() -> None:
-    """Create or upgrade the database to the newest schema."""
+    """Create or upgrade the database to the newest schema (a PostgreSQL database that does
+    not exist is created when the server allows it; else the error names the command)."""
+    from alsql.migrations.create import ensure_database
+
     url = get_settings().database_url
     check_sqlite_file(url, create=True)
-    before = migrations.current(url)
+    before = None if ensure_database(url) else migrations.current(url)
     migrations.upgrade(url)
     get_engine().dispose()
     after = migrations.current(url)

@@ -37,20 +37,31 @@ def infer(
     if map_ not in ("tsne", "pca", "none"):
         raise AlsqlError(f"--map {map_!r}: expected tsne, pca or none")
     method = None if map_ == "none" else map_
+    from alsql.catalog import get_project
+    from alsql.pipelines.runs import cli_run
+
+    engine = get_engine()
+    with engine.connect() as conn:
+        project_id = get_project(conn, project).project_id
+    params = {"model_id": None if model == "latest" else int(model), "batch_size": batch_size, "device": device,
+              "bald": bald, "amp": amp, "claim": claim, "map": map_}
     if claim:
         from alsql.pipelines.claims import run_claims
 
-        done = run_claims(get_engine(), project, None if model == "latest" else int(model), chunk_items=chunk_items,
-                          lease_seconds=lease_seconds, batch_size=batch_size, device=device, map_method=method,
-                          map_sample=map_sample)
+        with cli_run(engine, "infer", project_id, params) as run:
+            done = run_claims(engine, project_id, params["model_id"], chunk_items=chunk_items,
+                              lease_seconds=lease_seconds, batch_size=batch_size, device=device, map_method=method,
+                              map_sample=map_sample)
+            run.metrics.update(model_id=done.model_id, items=done.items, chunks=len(done.chunks))
         console.print(f"model {done.model_id}: this worker scored {done.items} items in {len(done.chunks)} chunks"
                       + (f" ({done.took_over} taken over)" if done.took_over else ""))
         if done.mapped is not None:
             console.print(f"map: this worker finished the last chunk and placed {done.mapped} items")
         return
-    report = infer_project(get_engine(), project, None if model == "latest" else int(model), bald=bald,
-                           batch_size=batch_size, device=device, amp=amp, num_workers=workers, map_method=method,
-                           map_sample=map_sample)
+    with cli_run(engine, "infer", project_id, params) as run:
+        report = infer_project(engine, project_id, params["model_id"], bald=bald, batch_size=batch_size,
+                               device=device, amp=amp, num_workers=workers, map_method=method, map_sample=map_sample)
+        run.metrics.update(model_id=report.model_id, items=report.items)
     console.print(f"model {report.model_id}: scored {report.items} items" + (" (with BALD)" if report.bald else ""))
     if report.map is not None:
         console.print(f"map: {report.map.method}, {report.map.placed} items placed"

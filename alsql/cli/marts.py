@@ -61,20 +61,28 @@ def build_(
     gis_accidents: Annotated[Optional[str], _table_option("gis-accidents", "ALSQL_GIS_ACCIDENTS_TABLE")] = None,
     warranty_claims: Annotated[Optional[str], _table_option("warranty-claims", "ALSQL_WARRANTY_CLAIMS_TABLE")] = None,
     maintenance_logs: Annotated[Optional[str], _table_option("maintenance-logs", "ALSQL_MAINTENANCE_LOGS_TABLE")] = None,
+    dbt_vars: Annotated[Optional[str], typer.Option("--vars", help="dbt vars, a YAML mapping, e.g. "
+                                                    "'{maintenance_window_days: 14}'")] = None,
     work_dir: WorkDir = Path("alsql-dbt"),
     verbose: Verbose = False,
 ) -> None:
     """Seed, build and test the marts (`dbt build`); exits 1 when any node fails.
 
     Business tables are named TABLE, SCHEMA.TABLE or (SQL Server) DATABASE.SCHEMA.TABLE.
+    A join mart whose table is not named is empty but for the projects of var
+    demo_projects, which the packaged demo records join; the build says so.
     """
-    from alsql.pipelines.business import business_vars
+    from alsql.pipelines.business import business_vars, cli_vars, unset_warnings
 
     url = get_settings().database_url
-    variables = business_vars(url, {"gis_accidents": gis_accidents, "warranty_claims": warranty_claims,
-                                    "maintenance_logs": maintenance_logs})
+    variables = cli_vars(dbt_vars) | business_vars(url, {
+        "gis_accidents": gis_accidents, "warranty_claims": warranty_claims, "maintenance_logs": maintenance_logs})
     get_engine()  # refuses a missing SQLite file and an uninitialised server database
-    _finish(build(url, select, work_dir=work_dir, quiet=not verbose, extra_vars=variables))
+    result = build(url, select, work_dir=work_dir, quiet=not verbose, extra_vars=variables)
+    _finish(result)
+    built = [n.name for n in result.nodes if n.status == "success"]
+    for line in unset_warnings(variables, built):
+        console.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
 
 
 @marts_app.command("docs")

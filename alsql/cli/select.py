@@ -26,12 +26,16 @@ def select_(
 
     from alsql.catalog import get_project
     from alsql.models.select import create_round
+    from alsql.pipelines.runs import cli_run
     from alsql.schema import items, round_items
 
     engine = get_engine()
     with engine.connect() as conn:
         proj = get_project(conn, project)
-    rid = create_round(engine, proj.project_id, strategy, budget, purpose=purpose, model_id=model, seed=seed)
+    params = {"strategy": strategy, "budget": budget, "purpose": purpose, "model_id": model, "seed": seed}
+    with cli_run(engine, "select", proj.project_id, params) as run:
+        rid = create_round(engine, proj.project_id, strategy, budget, purpose=purpose, model_id=model, seed=seed)
+        run.metrics["round_id"] = rid
     with engine.connect() as conn:
         rows = conn.execute(
             select(round_items.c.rank, round_items.c.item_id, round_items.c.score, items.c.uri)

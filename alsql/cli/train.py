@@ -89,13 +89,25 @@ def train(
     cfg = TrainConfig(arch=arch, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, patience=patience,
                       device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed)
     engine = get_engine()
+    import dataclasses
     import os
 
+    from alsql.catalog import get_project
+    from alsql.pipelines.runs import cli_run
+    from alsql.pipelines.steps import model_metrics
+
+    with engine.connect() as conn:
+        project_id = get_project(conn, project).project_id
+    params = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None} | {
+        "grayscale": grayscale, "init": init, "head": head, "weights": weights, "resume": not no_resume}
     bar = show_progress()
-    with EpochReporter(bar=bar, lines=not bar and not os.environ.get("CI")) as report:
-        model_id = train_project(engine, project, cfg, weights=weights, grayscale=grayscale, resume=not no_resume,
+    with cli_run(engine, "train", project_id, params) as run, \
+            EpochReporter(bar=bar, lines=not bar and not os.environ.get("CI")) as report:
+        model_id = train_project(engine, project_id, cfg, weights=weights, grayscale=grayscale, resume=not no_resume,
                                  init=init, head=head, say=lambda m: console.print(m, markup=False),
                                  on_progress=report)
+        if run.run_id:
+            run.metrics.update(model_metrics(engine, model_id))
     if distributed()[0] == 0:
         from sqlalchemy import select
 

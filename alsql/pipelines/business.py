@@ -5,21 +5,24 @@ an option of ``alsql marts build`` (``--gis-accidents``), else by the environmen
 variable ``ALSQL_<KIND>_TABLE``, as ``TABLE``, ``SCHEMA.TABLE`` or, on SQL Server,
 ``DATABASE.SCHEMA.TABLE``. The name becomes the dbt var ``<kind>_table``, which the
 dbt source ``business_<kind>`` splits into database, schema and identifier (quoted by
-dbt). A kind left unnamed reads the packaged demo records.
+dbt). A kind left unnamed reads the packaged demo records, which join only the
+projects named by the var ``demo_projects`` (none by default): its mart is empty for
+every other project, and :func:`unset_warnings` says so.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy.engine import URL
 
 from alsql.db import normalize_url
 from alsql.errors import AlsqlError
 
-__all__ = ["KINDS", "MARTS", "OPTIONS", "env_name", "parse_table_name", "business_vars"]
+__all__ = ["KINDS", "MARTS", "OPTIONS", "env_name", "parse_table_name", "business_vars", "cli_vars",
+           "unset_warnings"]
 
 KINDS = ("gis_accidents", "warranty_claims", "maintenance_logs")
 # The join mart that reads each kind.
@@ -62,3 +65,37 @@ def business_vars(url: str | URL, named: Mapping[str, str | None] | None = None,
             out[f"{kind}_table"] = ".".join(parse_table_name(value, backend, what))
     return out
 
+
+def cli_vars(text: str | None) -> dict:
+    """``--vars`` of ``alsql marts build``: a YAML mapping, as dbt's own ``--vars`` takes."""
+    import yaml
+
+    if not text:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise AlsqlError(f"--vars {text!r}: not YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise AlsqlError(f"--vars {text!r}: expected a YAML mapping, e.g. '{{demo_projects: [traffic]}}'")
+    return value
+
+
+def unset_warnings(variables: Mapping[str, object], built: Iterable[str],
+                   environ: Mapping[str, str] | None = None) -> list[str]:
+    """One line per join mart in ``built`` whose business table is named by neither
+    ``variables`` (the dbt vars) nor the environment: what the mart holds, and how to name
+    the table."""
+    environ = os.environ if environ is None else environ
+    built = set(built)
+    demo = variables.get("demo_projects") or []
+    demo = [demo] if isinstance(demo, str) else [str(p) for p in demo]
+    lines = []
+    for kind in KINDS:
+        if MARTS[kind] not in built or variables.get(f"{kind}_table") or environ.get(env_name(kind)):
+            continue
+        holds = f"holds the demo records of projects {', '.join(demo)} only" if demo else "is empty"
+        lines.append(f"{MARTS[kind]} {holds}: no {kind.replace('_', ' ')} table is named ({OPTIONS[kind]} "
+                     f"[SCHEMA.]TABLE or {env_name(kind)}); the packaged demo records join only the projects "
+                     f"of var demo_projects")
+    return lines

@@ -10,16 +10,19 @@
 - on exit the row becomes ``succeeded`` with the handle's ``metrics``, or ``failed``
   with the error text (the exception is re-raised). ``finished_at`` is set either way.
 
-``retry_of`` records which failed run a retry repeats.
+``retry_of`` records which failed run a retry repeats. ``cli_run`` is the same for a
+CLI command (``alsql train``, ``infer``, ``select``): trigger ``cli``, and under torchrun
+only rank 0 records.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ContextManager
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -29,7 +32,7 @@ from alsql.pipelines.leases import Heartbeat, utcnow, worker_id
 from alsql.pipelines.retry import call_with_retry
 from alsql.schema import runs
 
-__all__ = ["Run", "recorded_run", "mark_stale_failed", "list_runs", "get_run", "queue_run", "RUN_STATUSES"]
+__all__ = ["Run", "recorded_run", "cli_run", "mark_stale_failed", "list_runs", "get_run", "queue_run", "RUN_STATUSES"]
 
 RUN_STATUSES = ("queued", "running", "succeeded", "failed")
 
@@ -100,6 +103,15 @@ def recorded_run(engine: Engine, step: str, *, project_id: int | None = None, tr
         _finish(engine, run.run_id, status="failed", error=_error_text(exc), metrics=run.metrics or None)
         raise
     _finish(engine, run.run_id, status="succeeded", metrics=run.metrics)
+
+
+def cli_run(engine: Engine, step: str, project_id: int | None, params: dict) -> ContextManager[Run]:
+    """A CLI command as a recorded run of ``step`` (trigger ``cli``; ``params`` as the step's
+    retry reads them). Under torchrun (``RANK`` set) ranks other than 0 record nothing and
+    get a handle with run_id 0."""
+    if os.environ.get("RANK", "0").strip() not in ("", "0"):
+        return contextlib.nullcontext(Run(0, step, project_id, dict(params)))
+    return recorded_run(engine, step, project_id=project_id, trigger="cli", params=params)
 
 
 def mark_stale_failed(engine: Engine, stale_seconds: float = 120.0) -> list[int]:

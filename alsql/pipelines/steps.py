@@ -28,7 +28,7 @@ from alsql.errors import AlsqlError
 from alsql.pipelines.retry import call_with_retry
 from alsql.pipelines.runs import Run, get_run, recorded_run
 
-__all__ = ["STEPS", "INGEST_OPTIONS", "run_step", "retry_run", "marts_available"]
+__all__ = ["STEPS", "INGEST_OPTIONS", "run_step", "retry_run", "marts_available", "model_metrics"]
 
 
 INGEST_OPTIONS = ("entity_regex", "attributes_csv", "max_bytes", "max_pixels", "segment", "stride", "workers",
@@ -54,15 +54,21 @@ def _train(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
     out = train_and_record(engine, project_id, cfg, grayscale=bool(params.get("grayscale", False)),
                            artifacts=params.get("artifacts"), name=params.get("name") or f"run {run.run_id}",
                            init=params.get("init", "auto"), head=params.get("head", "auto"))
+    return model_metrics(engine, out.model_id) | {"epochs": out.fit.epochs_run}
+
+
+def model_metrics(engine: Engine, model_id: int) -> dict:
+    """What a train run records of the model it made: model_id, label_count, accuracy, epochs."""
+    from sqlalchemy import select
+
+    from alsql.schema import model_versions
+
     with engine.connect() as conn:
-        from sqlalchemy import select
-
-        from alsql.schema import model_versions
-
         row = conn.execute(select(model_versions.c.metrics, model_versions.c.label_count)
-                           .where(model_versions.c.model_id == out.model_id)).first()
-    return {"model_id": out.model_id, "label_count": row.label_count,
-            "accuracy": (row.metrics or {}).get("accuracy"), "epochs": out.fit.epochs_run}
+                           .where(model_versions.c.model_id == model_id)).first()
+    metrics = (row.metrics or {}) if row is not None else {}
+    return {"model_id": model_id, "label_count": None if row is None else row.label_count,
+            "accuracy": metrics.get("accuracy"), "epochs": metrics.get("epochs")}
 
 
 def _pretrain(engine: Engine, project_id: int, params: dict, run: Run) -> dict:

@@ -44,6 +44,7 @@ product_projects as (
     select distinct p.project_id
     from products as p
     inner join claims as c on c.entity = p.entity
+    where {{ business_projects('warranty_claims', 'p.project_id') }}
 )
 
 select

@@ -4,7 +4,8 @@
 -- recorded at them. A camera's type is the class predicted most often over its items
 -- (ties: the lower class id). Only projects whose cameras appear in the accident
 -- records are kept. The records: the user's table named by var('gis_accidents_table'),
--- else the demo seed (see stg_gis_accidents).
+-- else the demo seed (see stg_gis_accidents), which joins only the projects of
+-- var('demo_projects') (macro business_projects).
 -- The latest model's predictions per camera and class, summed from int_prediction_cells
 -- (the one pass over the predictions that the marts share), not from item_index's rows.
 with predicted as (
@@ -56,6 +57,7 @@ traffic_projects as (
     select distinct c.project_id
     from cameras as c
     inner join accidents as a on a.entity = c.entity
+    where {{ business_projects('gis_accidents', 'c.project_id') }}
 ),
 
 per_type as (

@@ -16,7 +16,7 @@ machine_projects as (
     select distinct c.project_id
     from {{ ref('int_prediction_cells') }} as c
     inner join logs as l on l.entity = c.entity
-    where c.captured_month is not null
+    where c.captured_month is not null and {{ business_projects('maintenance_logs', 'c.project_id') }}
 ),
 
 images as (
