@@ -123,3 +123,32 @@ def test_links_to_fifos_named_as_media_are_refused_and_the_rest_stored(engine, t
 
     with pytest.raises(confine.NotRegular):
         confine.open_regular(root / "link.mp4")
+
+
+def _wav(path, rate: int, body: bytes, claimed: int | None = None):
+    """A 16-bit mono PCM WAV whose header says ``rate`` Hz and ``claimed`` bytes of samples."""
+    import struct
+
+    n = len(body) if claimed is None else claimed
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, min(rate * 2, 0xFFFFFFFF), 2, 16)
+    riff = min(4 + 8 + len(fmt) + 8 + n, 0xFFFFFFFF)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"RIFF" + struct.pack("<I", riff) + b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+                     + b"data" + struct.pack("<I", n) + body)
+    return path
+
+
+def test_absurd_sample_rates_are_refused_from_the_header(engine, tmp_path):
+    root = tmp_path / "media"
+    _wav(root / "fast.wav", 200_000_000, b"\x01\x00" * 4000)  # 200 MHz
+    _wav(root / "faster.wav", 0xFFFFFFFF, b"\x01\x00" * 4000)  # 4.29 GHz
+    make_tone(root / "fine.wav", seconds=2)
+    ingest(engine, str(root))
+    src = _sources(engine)
+    assert src["fast.wav"].status == "refused"
+    assert src["fast.wav"].error == "sample rate of 200,000,000 Hz, over the limit of 768,000 Hz"
+    assert src["faster.wav"].status == "refused" and "4,294,967,295 Hz" in src["faster.wav"].error
+    assert src["fine.wav"].status == "ok"
+    with engine.connect() as conn:
+        owners = set(conn.execute(select(items.c.source_id)).scalars())
+    assert owners == {src["fine.wav"].source_id}

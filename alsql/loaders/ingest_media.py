@@ -43,7 +43,8 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.confine import NotRegular, open_regular
-from alsql.media.kinds import DEFAULT_SEGMENT, MEDIA_EXTENSIONS, extension, fragment_uri, kind_of, tile
+from alsql.media.kinds import (DEFAULT_SEGMENT, MEDIA_EXTENSIONS, MediaRefused, extension, fragment_uri, kind_of,
+                               tile)
 from alsql.media.rangeio import is_local
 from alsql.schema import items, sources
 from alsql.stores import BlobMissing, BlobRefused, uri_to_path
@@ -77,8 +78,10 @@ def _sha256_file(fh: Any) -> str:
 
 
 def probe_media(uri: str, source: Any = None) -> dict[str, Any]:
-    """The probe of a video or sound file (raises with the decoder's message if unusable);
-    ``source``: an open binary file of it to read instead of opening ``uri``."""
+    """The probe of a video or sound file (raises with the decoder's message if unusable;
+    ``MediaRefused`` for a header over a limit: a sample rate over
+    ``alsql.media.audio.MAX_SAMPLE_RATE``); ``source``: an open binary file of it to read
+    instead of opening ``uri``."""
     if kind_of(uri) == "video":
         from alsql.media.video import probe_video
 
@@ -197,6 +200,8 @@ class MediaIngest:
             if fh is not None:
                 fh.seek(0)
             row.update(probe_media(uri, fh))
+        except MediaRefused as exc:  # from the header: nothing decoded
+            return row | {"status": "refused", "error": str(exc)[:500]}
         except Exception as exc:  # noqa: BLE001 - any decoder failure marks the file corrupt
             return row | {"status": "corrupt", "error": f"{exc.__class__.__name__}: {exc}"[:500] or "corrupt"}
         if row["duration"] > self.max_duration:

@@ -1,28 +1,37 @@
 """Sound files: probe at ingest, read one clip by seeking, log-mel spectrogram in torch.
 
 wav / flac / ogg are read by frame offset with soundfile (``SoundFile.seek``); mp3 and
-m4a through PyAV (``container.seek`` then decode forward to the clip). Only the clip's
-samples are decoded and held. ``resample`` is polyphase (scipy), ``log_mel`` is
-``torch.stft`` power through a mel filterbank built here (HTK mel scale), then log.
+m4a through PyAV (``container.seek`` then decode forward to the clip). Only the clip is
+decoded, in blocks of at most ``READ_FRAMES`` source frames, each mixed to mono and
+resampled to the requested rate as it arrives (``alsql.media.resample.BlockResampler``):
+memory follows the clip's length at the *requested* rate, never the source rate. A
+source rate over ``MAX_SAMPLE_RATE`` is refused (``MediaRefused``) from the header, at
+ingest and at decode. ``log_mel`` is ``torch.stft`` power through a mel filterbank
+(HTK mel scale), then log; ``alsql.media.melspec.log_mel_array`` is the same in numpy.
+Torch is imported only by ``mel_filterbank``, ``log_mel`` and ``decode_audio``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from fractions import Fraction
+import os
+import struct
 from typing import Any
 
 import numpy as np
-import torch
 
-from alsql.media.kinds import MediaError, extension
+from alsql.media.kinds import MediaError, MediaRefused, extension
+from alsql.media.melspec import fft_sizes, mel_filters
+from alsql.media.resample import BlockResampler, resample
 from alsql.media.rangeio import open_media
 from alsql.media.video import creation_time, stream_duration
 
 __all__ = [
     "AUDIO_TYPES",
     "SOUNDFILE_EXTENSIONS",
+    "MAX_SAMPLE_RATE",
+    "READ_FRAMES",
+    "check_rate",
     "probe_audio",
     "read_audio",
     "resample",
@@ -40,13 +49,49 @@ AUDIO_TYPES = {
 }
 SOUNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".ogg"})
 TAIL_FRAMES = 4096
+MAX_SAMPLE_RATE = 768_000  # Hz: the fastest audio interfaces; ultrasound recorders reach 500 kHz
+READ_FRAMES = 1 << 16  # source frames decoded per block
+
+
+def check_rate(rate: float) -> None:
+    """``MediaRefused`` for a sample rate that is not positive or over ``MAX_SAMPLE_RATE``."""
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise MediaRefused(f"sample rate of {rate:,.0f} Hz, over the limit of {MAX_SAMPLE_RATE:,} Hz"
+                           if rate > 0 else f"sample rate of {rate:g} Hz: expected a positive rate")
+
+
+def _wav_header(source: Any) -> None:
+    """Checks a RIFF / RF64 WAV's header before libsndfile reads it: ``MediaRefused`` for a
+    sample rate over the limit (as the header's unsigned field says)."""
+    fh = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source
+    try:
+        fh.seek(0)
+        head = fh.read(1 << 16)
+    finally:
+        if fh is not source:
+            fh.close()
+        else:
+            fh.seek(0)
+    if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, n = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
+        if cid == b"fmt " and pos + 16 <= len(head):
+            check_rate(struct.unpack_from("<I", head, pos + 12)[0])
+        if cid == b"data":
+            return
+        pos += 8 + n + (n & 1)
 
 
 def _probe_soundfile(uri: str, source: Any = None) -> dict[str, Any]:
     import soundfile as sf
 
+    if extension(uri) == ".wav":
+        _wav_header(open_media(uri) if source is None else source)
     with sf.SoundFile(open_media(uri) if source is None else source) as f:
         sr, n, ch = f.samplerate, f.frames, f.channels
+        check_rate(sr)  # before any sample is read
         if n <= 0 or sr <= 0:
             raise MediaError("no audio samples")
         f.seek(max(0, n - TAIL_FRAMES))  # the tail reads too (a truncated file fails here)
@@ -63,6 +108,7 @@ def _probe_av(uri: str, source: Any = None) -> dict[str, Any]:
         if not c.streams.audio:
             raise MediaError("no audio stream")
         s = c.streams.audio[0]
+        check_rate(float(s.rate or 0))  # before any frame is decoded
         duration = stream_duration(c, s)
         if duration <= 0:
             raise MediaError("no audio samples")
@@ -93,31 +139,44 @@ def probe_audio(uri: str, source: Any = None) -> dict[str, Any]:
     return {"media_type": AUDIO_TYPES.get(ext, "audio/unknown"), "width": None, "height": None, **info}
 
 
-def resample(wave: np.ndarray, src: int, dst: int) -> np.ndarray:
-    """Polyphase resampling of a 1-D signal from ``src`` Hz to ``dst`` Hz."""
-    if src == dst or len(wave) == 0:
-        return wave.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
+def _sink(src: int, dst: int | None):
+    """``(push, done)``: blocks at ``src`` Hz in, the clip at ``dst`` Hz (``src`` when None) out."""
+    r = BlockResampler(src, dst) if dst and dst != src else None
+    parts: list[np.ndarray] = []
 
-    ratio = Fraction(int(dst), int(src)).limit_denominator(1000)
-    return resample_poly(wave, ratio.numerator, ratio.denominator).astype(np.float32)
+    def push(x: np.ndarray) -> None:
+        parts.append(r.push(x) if r else np.asarray(x, dtype=np.float32))
+
+    def done() -> np.ndarray:
+        if r:
+            parts.append(r.finish())
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+    return push, done
 
 
-def _read_soundfile(uri: str, start: float, end: float) -> tuple[np.ndarray, int]:
+def _read_soundfile(uri: str, start: float, end: float, rate: int | None) -> np.ndarray:
     import soundfile as sf
 
     with sf.SoundFile(open_media(uri)) as f:
         sr = f.samplerate
+        check_rate(sr)
         first = int(round(start * sr))
         n = max(0, int(round(end * sr)) - first)
         if first >= f.frames:
             raise MediaError(f"clip starts at {start:g} s, past the end ({f.frames / sr:.2f} s)")
         f.seek(first)
-        data = f.read(n, dtype="float32", always_2d=True)
-    return data.mean(axis=1), sr
+        push, done = _sink(sr, rate)
+        while n > 0:
+            data = f.read(min(READ_FRAMES, n), dtype="float32", always_2d=True)
+            if not len(data):
+                break
+            n -= len(data)
+            push(data.mean(axis=1))
+    return done()
 
 
-def _read_av(uri: str, start: float, end: float) -> tuple[np.ndarray, int]:
+def _read_av(uri: str, start: float, end: float, rate: int | None) -> np.ndarray:
     import av
 
     with av.open(open_media(uri), metadata_errors="ignore") as c:
@@ -125,10 +184,11 @@ def _read_av(uri: str, start: float, end: float) -> tuple[np.ndarray, int]:
             raise MediaError("no audio stream")
         s = c.streams.audio[0]
         sr = int(s.rate)
+        check_rate(sr)
         mono = av.AudioResampler(format="fltp", layout="mono", rate=sr)
         c.seek(int(max(0.0, start) / s.time_base) + (s.start_time or 0), stream=s, backward=True)
         first, n = int(round(start * sr)), int(round((end - start) * sr))
-        out = np.zeros(n, dtype=np.float32)
+        push, done = _sink(sr, rate)
         filled = 0
         for frame in c.decode(s):
             if frame.time is None:
@@ -140,50 +200,39 @@ def _read_av(uri: str, start: float, end: float) -> tuple[np.ndarray, int]:
                 x = part.to_ndarray().reshape(-1)
                 lo = max(0, first - at)
                 take = x[lo : lo + (n - filled)]
-                out[filled : filled + len(take)] = take
+                if len(take):
+                    push(take)
                 filled += len(take)
                 at += len(x)
             if filled >= n:
                 break
-    return out[:filled], sr
+    return done()
 
 
 def read_audio(uri: str, start: float, end: float, sample_rate: int | None = None) -> np.ndarray:
-    """Mono float32 samples of ``[start, end)`` seconds, resampled to ``sample_rate`` when given."""
+    """Mono float32 samples of ``[start, end)`` seconds, resampled to ``sample_rate`` when given
+    (block by block as they are decoded); ``MediaRefused`` for a source rate over the limit."""
     if end <= start:
         raise MediaError(f"empty clip [{start:g}, {end:g})")
     reader = _read_soundfile if extension(uri) in SOUNDFILE_EXTENSIONS else _read_av
-    wave, sr = reader(uri, start, end)
-    return resample(wave, sr, sample_rate) if sample_rate else wave
+    return reader(uri, start, end, int(sample_rate) if sample_rate else None)
 
 
 @functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
-                   fmax: float | None = None) -> torch.Tensor:
-    """``(n_mels, n_fft // 2 + 1)`` triangular filters, evenly spaced on the HTK mel scale."""
-    fmax = sample_rate / 2 if fmax is None else fmax
+                   fmax: float | None = None):
+    """``(n_mels, n_fft // 2 + 1)`` torch tensor of ``alsql.media.melspec.mel_filters``."""
+    import torch
 
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def hz(m):
-        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    edges = hz(np.linspace(mel(fmin), mel(fmax), n_mels + 2))
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    up = (freqs[None, :] - lo) / np.maximum(mid - lo, 1e-9)
-    down = (hi - freqs[None, :]) / np.maximum(hi - mid, 1e-9)
-    fb = np.maximum(0.0, np.minimum(up, down))
-    return torch.from_numpy(fb.astype(np.float32))
+    return torch.from_numpy(mel_filters(sample_rate, n_fft, n_mels, fmin, fmax).copy())
 
 
-def log_mel(wave: np.ndarray | torch.Tensor, sample_rate: int, n_mels: int = 64,
-            win_s: float = 0.025, hop_s: float = 0.010) -> torch.Tensor:
-    """``(1, n_mels, frames)`` log mel power of a mono signal (25 ms windows, 10 ms hop)."""
+def log_mel(wave: Any, sample_rate: int, n_mels: int = 64, win_s: float = 0.025, hop_s: float = 0.010):
+    """``(1, n_mels, frames)`` torch tensor: log mel power of a mono signal (25 ms windows, 10 ms hop)."""
+    import torch
+
     x = torch.as_tensor(np.asarray(wave, dtype=np.float32))
-    n_fft = 1 << max(4, math.ceil(math.log2(max(16, int(win_s * sample_rate)))))
-    hop = max(1, int(round(hop_s * sample_rate)))
+    n_fft, hop = fft_sizes(int(sample_rate), win_s, hop_s)
     if len(x) < n_fft:
         x = torch.nn.functional.pad(x, (0, n_fft - len(x)))
     spec = torch.stft(x, n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True,
@@ -193,7 +242,7 @@ def log_mel(wave: np.ndarray | torch.Tensor, sample_rate: int, n_mels: int = 64,
 
 
 def decode_audio(uri: str, start: float, end: float | None, sample_rate: int = 16000, n_mels: int = 64,
-                 seconds: float | None = None) -> torch.Tensor:
+                 seconds: float | None = None):
     """The clip ``[start, end)`` -> log-mel ``(1, n_mels, frames)`` at ``sample_rate``; the signal is
     zero-padded or cut to ``seconds`` (default the clip's length) so every clip has one shape."""
     if end is None:

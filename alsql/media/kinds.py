@@ -23,6 +23,7 @@ __all__ = [
     "MediaSpec",
     "KindMismatch",
     "MediaError",
+    "MediaRefused",
     "extension",
     "kind_of",
     "fragment_uri",
@@ -44,6 +45,11 @@ _FRAGMENT = re.compile(r"#t=(?:npt:)?([0-9.]*)(?:,([0-9.]+))?$")
 
 class MediaError(Exception):
     """A media file that cannot be used (no stream, truncated, empty): the message says why."""
+
+
+class MediaRefused(MediaError):
+    """A file refused from its header, before anything is decoded: a limit is exceeded
+    (sample rate, frame size); ingest records it ``refused`` with the message."""
 
 
 class KindMismatch(Exception):

@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-import torch
 
 from alsql.media.kinds import MediaError, extension
 from alsql.media.rangeio import open_media
@@ -151,10 +150,11 @@ def _targets(start: float, end: float, frames: int) -> np.ndarray:
     return start + (np.arange(frames) + 0.5) * step
 
 
-def decode_video(uri: str, start: float, end: float | None, frames: int = 8, size: int = 64) -> torch.Tensor:
+def decode_video(uri: str, start: float, end: float | None, frames: int = 8, size: int = 64):
     """The segment ``[start, end)`` of the video at ``uri`` -> ``(frames, 3, size, size)``
-    float32 in [0, 1]: for each of ``frames`` evenly spaced times, the frame shown then."""
+    float32 torch tensor in [0, 1]: for each of ``frames`` evenly spaced times, the frame shown then."""
     import av
+    import torch
 
     if frames < 1 or size < 1:
         raise MediaError(f"frames {frames} / size {size}: expected positive numbers")
