@@ -142,3 +142,31 @@ def test_model_performance_leaves_out_pretrained_encoders(fresh_url, tmp_path):
         engine.dispose()
     assert encoder_id not in listed
     assert listed and listed <= set(classifiers)
+
+
+@pytest.mark.slow
+@pytest.mark.sqlite
+def test_one_select_takes_several_nodes_as_dbt_does(sqlite_template, tmp_path):
+    """``--select a b`` (dbt's spelling) selects both, as does ``--select 'a b'``; nothing else is built."""
+    path = tmp_path / "alsql.db"
+    shutil.copy(sqlite_template, path)
+    url = f"sqlite:///{path}"
+    try:
+        result = runner.invoke(app, ["--db", url, "marts", "build", "--select", "label_progress", "model_performance",
+                                     "--work-dir", str(tmp_path / "dbt")])
+        assert result.exit_code == 0, result.output
+        spaced = runner.invoke(app, ["--db", url, "marts", "build", "-s", "stg_rounds stg_classes",
+                                     "--work-dir", str(tmp_path / "dbt")])
+        assert spaced.exit_code == 0, spaced.output
+    finally:
+        set_database("sqlite:///alsql.db")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = set(conn.execute(text("select name from sqlite_master")).scalars())
+            assert conn.execute(text("select count(*) from label_progress")).scalar_one() > 0
+            assert conn.execute(text("select count(*) from model_performance")).scalar_one() > 0
+    finally:
+        engine.dispose()
+    assert {"stg_rounds", "stg_classes"} <= tables
+    assert not {"item_index", "prediction_drift", "intersection_safety"} & tables

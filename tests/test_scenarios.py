@@ -10,15 +10,18 @@ predicted-normal sound.
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
 from alsql.cli import app
 from alsql.cli.common import set_database
-from alsql.db import make_engine
+from alsql.db import make_engine, normalize_url
 from alsql.errors import AlsqlError
+from alsql.migrations import current, heads
 from alsql.pipelines.scenarios import maintenance_data as md
 from alsql.pipelines.scenarios import traffic_data as td
 from alsql.pipelines.scenarios.run import run_scenario
@@ -140,3 +143,23 @@ def test_unknown_scenario_and_size_are_refused(sqlite_url, tmp_path):
     with pytest.raises(AlsqlError, match="small, full"):
         run_scenario(engine, "traffic", tmp_path, size="huge")
     engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_scenario_demo_creates_and_initialises_its_postgres_database(pg_admin_url, tmp_path):
+    """`alsql demo --scenario` is self-contained on PostgreSQL too: the database is created and migrated."""
+    name = f"alsql_demo_{uuid.uuid4().hex[:8]}"
+    url = normalize_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        out = runner.invoke(app, ["--db", url, "demo", "--scenario", "traffic", "--size", "small",
+                                  "--folder", str(tmp_path / "traffic")], env={"COLUMNS": "200"})
+        assert out.exit_code == 0, out.output + repr(out.exception)
+        assert "accidents per camera by intersection type" in out.output
+        assert current(url) == heads()[0]
+    finally:
+        set_database("sqlite:///alsql.db")
+        admin = create_engine(normalize_url(pg_admin_url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

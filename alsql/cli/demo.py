@@ -82,12 +82,27 @@ def demo(
         console.print(table)
 
     console.print(f"writing scikit-learn's digits as PNG files under {folder}/")
-    engine = get_engine(create=True)  # the demo is self-contained: it creates its database
+    engine = _demo_engine()
     run_demo(engine, folder, strategy=strategy, rounds=rounds, budget=budget, first_budget=first_budget,
              eval_budget=eval_budget, seed=seed, image_size=image_size, map_path=map_png, curve_path=curve_png,
              pretrain_steps=pretrain_steps, say=console.print, on_round=show)
     print_status(status_summary(engine, None))
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+
+
+def _demo_engine():
+    """The demo is self-contained on any backend: it creates its database (a SQLite file, or
+    a PostgreSQL database where the server allows it) and migrates it to the newest schema."""
+    from alsql import migrations
+    from alsql.config import get_settings
+    from alsql.db import check_sqlite_file
+    from alsql.migrations.create import ensure_database
+
+    url = get_settings().database_url
+    check_sqlite_file(url, create=True)
+    if ensure_database(url) or migrations.current(url) is None:
+        migrations.upgrade(url)
+    return get_engine(create=True)
 
 
 def _fmt(x, digits: int = 2) -> str:
@@ -103,7 +118,7 @@ def _scenario(name: str, size: str, folder: Path, strategy: str, seed: int) -> N
     def show(r) -> None:
         rounds.add_row(str(r.round), r.strategy, str(r.labels), _fmt(r.accuracy, 4))
 
-    engine = get_engine(create=True)
+    engine = _demo_engine()
     result = run_scenario(engine, name, folder, size=size, strategy=strategy, seed=seed, say=console.print,
                           on_round=show)
     console.print(rounds)

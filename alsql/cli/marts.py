@@ -57,6 +57,9 @@ def _table_option(kind: str, env: str) -> typer.models.OptionInfo:
 
 @marts_app.command("build")
 def build_(
+    nodes: Annotated[Optional[list[str]], typer.Argument(
+        metavar="NODES", show_default=False,
+        help="More dbt selectors, as after --select: `--select a b` selects both, as in dbt")] = None,
     select: Annotated[Optional[list[str]], typer.Option("--select", "-s", help="dbt node selection")] = None,
     gis_accidents: Annotated[Optional[str], _table_option("gis-accidents", "ALSQL_GIS_ACCIDENTS_TABLE")] = None,
     warranty_claims: Annotated[Optional[str], _table_option("warranty-claims", "ALSQL_WARRANTY_CLAIMS_TABLE")] = None,
@@ -78,6 +81,7 @@ def build_(
     variables = cli_vars(dbt_vars) | business_vars(url, {
         "gis_accidents": gis_accidents, "warranty_claims": warranty_claims, "maintenance_logs": maintenance_logs})
     get_engine()  # refuses a missing SQLite file and an uninitialised server database
+    select = [part for s in [*(select or []), *(nodes or [])] for part in s.split()]
     result = build(url, select, work_dir=work_dir, quiet=not verbose, extra_vars=variables)
     _finish(result)
     built = [n.name for n in result.nodes if n.status == "success"]
