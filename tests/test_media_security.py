@@ -138,13 +138,56 @@ def _wav(path, rate: int, body: bytes, claimed: int | None = None):
     return path
 
 
-def test_absurd_sample_rates_are_refused_from_the_header(engine, tmp_path):
+def _patched_webm(path):
+    """A VP8 WebM of 256x256 frames whose track header claims 16000x16000."""
+    make_video(path.with_name("small.webm"), seconds=2, size=256, codec="libvpx")
+    data = path.with_name("small.webm").read_bytes()
+    path.with_name("small.webm").unlink()
+    for element in (b"\xb0", b"\xba"):  # PixelWidth, PixelHeight: 2-byte values, 256 -> 16000
+        assert data.count(element + b"\x82\x01\x00") == 1
+        data = data.replace(element + b"\x82\x01\x00", element + b"\x82\x3e\x80")
+    path.write_bytes(data)
+    return path
+
+
+def test_huge_frames_and_absurd_rates_are_refused_from_the_header(engine, tmp_path, monkeypatch):
+    from alsql.media import video
+
     root = tmp_path / "media"
+    _patched_webm(root / "huge.webm")
     _wav(root / "fast.wav", 200_000_000, b"\x01\x00" * 4000)  # 200 MHz
     _wav(root / "faster.wav", 0xFFFFFFFF, b"\x01\x00" * 4000)  # 4.29 GHz
     make_tone(root / "fine.wav", seconds=2)
+    decoded = []
+    real_open = video._open
+
+    def counting_open(uri, source=None):
+        c = real_open(uri, source)
+        real_decode = c.decode
+
+        class Spy:
+            def __getattr__(self, name):
+                return getattr(c, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return c.__exit__(*exc)
+
+            def decode(self, *a, **kw):
+                decoded.append(uri)
+                return real_decode(*a, **kw)
+
+        return Spy()
+
+    monkeypatch.setattr(video, "_open", counting_open)
     ingest(engine, str(root))
     src = _sources(engine)
+    assert src["huge.webm"].status == "refused"
+    assert src["huge.webm"].error == ("frames of 16000x16000 pixels, over the limit of 67,108,864 pixels "
+                                      "(from the header, not decoded)")
+    assert not any(u.endswith("huge.webm") for u in decoded)
     assert src["fast.wav"].status == "refused"
     assert src["fast.wav"].error == "sample rate of 200,000,000 Hz, over the limit of 768,000 Hz"
     assert src["faster.wav"].status == "refused" and "4,294,967,295 Hz" in src["faster.wav"].error
@@ -152,3 +195,15 @@ def test_absurd_sample_rates_are_refused_from_the_header(engine, tmp_path):
     with engine.connect() as conn:
         owners = set(conn.execute(select(items.c.source_id)).scalars())
     assert owners == {src["fine.wav"].source_id}
+
+
+def test_wav_header_claiming_more_than_the_file_holds_is_truncated(engine, tmp_path):
+    root = tmp_path / "media"
+    _wav(root / "claims-4gb.wav", 16000, b"\x01\x00" * 512, claimed=0xFFFFFFD0)  # 1 KB body
+    _wav(root / "honest.wav", 16000, b"\x01\x00" * 32000)  # 2 s
+    report = ingest(engine, str(root))
+    src = _sources(engine)
+    bad = src["claims-4gb.wav"]
+    assert bad.status != "ok" and report.corrupt == 1
+    assert bad.error == "MediaError: truncated: the header claims 4,294,967,248 bytes of samples, the file holds 1,024"
+    assert src["honest.wav"].status == "ok" and report.new == 2

@@ -13,10 +13,12 @@ For each file (``MediaIngest.take`` is handed a batch of listed uris by
    descriptor it is then probed from); a file whose sha256 is already in ``sources``
    (the same file under another name) is present;
 4. the file is probed (``alsql.media.video.probe_video`` / ``alsql.media.audio.probe_audio``):
-   an undecodable or truncated file, one with no audio / video stream, or an empty one is
-   recorded ``corrupt`` with the decoder's message, with no items; one longer than
-   ``max_duration`` seconds (``MAX_DURATION_S``) or with frames over ``MAX_FRAME_PIXELS``
-   is ``refused``;
+   an undecodable or truncated file (a WAV whose header claims more samples than it
+   holds included), one with no audio / video stream, or an empty one is recorded
+   ``corrupt`` with the decoder's message, with no items; one with frames over
+   ``MAX_FRAME_PIXELS`` or a sample rate over ``alsql.media.audio.MAX_SAMPLE_RATE`` is
+   ``refused`` from its header, before anything is decoded; one longer than
+   ``max_duration`` seconds (``MAX_DURATION_S``) is ``refused``;
 5. ``[0, duration)`` is tiled by ``segment`` every ``stride`` seconds (defaults: video 2 s,
    audio 1 s; a last piece of at least half a segment is kept); each segment is an item
    whose uri is ``<file uri>#t=start,end`` and captured_at = the file's start time + start.
@@ -77,15 +79,15 @@ def _sha256_file(fh: Any) -> str:
     return h.hexdigest()
 
 
-def probe_media(uri: str, source: Any = None) -> dict[str, Any]:
+def probe_media(uri: str, source: Any = None, max_pixels: int | None = None) -> dict[str, Any]:
     """The probe of a video or sound file (raises with the decoder's message if unusable;
-    ``MediaRefused`` for a header over a limit: a sample rate over
+    ``MediaRefused`` for a header over a limit: frames over ``max_pixels``, a sample rate over
     ``alsql.media.audio.MAX_SAMPLE_RATE``); ``source``: an open binary file of it to read
     instead of opening ``uri``."""
     if kind_of(uri) == "video":
         from alsql.media.video import probe_video
 
-        return probe_video(uri, source=source)
+        return probe_video(uri, source=source, max_pixels=max_pixels)
     from alsql.media.audio import probe_audio
 
     return probe_audio(uri, source=source)
@@ -199,7 +201,7 @@ class MediaIngest:
         try:
             if fh is not None:
                 fh.seek(0)
-            row.update(probe_media(uri, fh))
+            row.update(probe_media(uri, fh, MAX_FRAME_PIXELS))
         except MediaRefused as exc:  # from the header: nothing decoded
             return row | {"status": "refused", "error": str(exc)[:500]}
         except Exception as exc:  # noqa: BLE001 - any decoder failure marks the file corrupt

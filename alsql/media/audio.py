@@ -6,7 +6,8 @@ decoded, in blocks of at most ``READ_FRAMES`` source frames, each mixed to mono 
 resampled to the requested rate as it arrives (``alsql.media.resample.BlockResampler``):
 memory follows the clip's length at the *requested* rate, never the source rate. A
 source rate over ``MAX_SAMPLE_RATE`` is refused (``MediaRefused``) from the header, at
-ingest and at decode. ``log_mel`` is ``torch.stft`` power through a mel filterbank
+ingest and at decode. A WAV whose header claims more sample bytes than the file holds
+is refused as truncated. ``log_mel`` is ``torch.stft`` power through a mel filterbank
 (HTK mel scale), then log; ``alsql.media.melspec.log_mel_array`` is the same in numpy.
 Torch is imported only by ``mel_filterbank``, ``log_mel`` and ``decode_audio``.
 """
@@ -62,11 +63,13 @@ def check_rate(rate: float) -> None:
 
 def _wav_header(source: Any) -> None:
     """Checks a RIFF / RF64 WAV's header before libsndfile reads it: ``MediaRefused`` for a
-    sample rate over the limit (as the header's unsigned field says)."""
+    sample rate over the limit (as the header's unsigned field says), ``MediaError`` when the
+    data chunk claims more bytes than follow it (truncated)."""
     fh = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source
     try:
         fh.seek(0)
         head = fh.read(1 << 16)
+        size = fh.seek(0, os.SEEK_END)
     finally:
         if fh is not source:
             fh.close()
@@ -74,12 +77,19 @@ def _wav_header(source: Any) -> None:
             fh.seek(0)
     if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return
-    pos = 12
+    pos, big = 12, None
     while pos + 8 <= len(head):
         cid, n = head[pos : pos + 4], struct.unpack_from("<I", head, pos + 4)[0]
         if cid == b"fmt " and pos + 16 <= len(head):
             check_rate(struct.unpack_from("<I", head, pos + 12)[0])
+        if cid == b"ds64" and pos + 24 <= len(head):
+            big = struct.unpack_from("<Q", head, pos + 16)[0]
         if cid == b"data":
+            claimed = big if (head[:4] == b"RF64" and big is not None and n == 0xFFFFFFFF) else n
+            held = size - (pos + 8)
+            if claimed > held:
+                raise MediaError(f"truncated: the header claims {claimed:,} bytes of samples, "
+                                 f"the file holds {max(held, 0):,}")
             return
         pos += 8 + n + (n & 1)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from alsql.media.kinds import MediaError, extension
+from alsql.media.kinds import MediaError, MediaRefused, extension
 from alsql.media.rangeio import open_media
 
 __all__ = ["VIDEO_TYPES", "probe_video", "decode_video", "creation_time", "stream_duration", "open_container", "close_containers"]
@@ -102,15 +102,23 @@ def _stream_times(stream) -> tuple[float, float]:
     return t0, dt
 
 
-def probe_video(uri: str, source: Any = None) -> dict[str, Any]:
+def _check_pixels(width: int, height: int, max_pixels: int | None, where: str) -> None:
+    if max_pixels is not None and (width or 0) * (height or 0) > max_pixels:
+        raise MediaRefused(f"frames of {width}x{height} pixels, over the limit of {max_pixels:,} pixels ({where})")
+
+
+def probe_video(uri: str, source: Any = None, max_pixels: int | None = None) -> dict[str, Any]:
     """media_type, duration (s), rate (fps), width, height, channels (of an audio stream, if
     any), start_time (container ``creation_time``). Raises for a file with no video stream,
     an undecodable one, or one whose frames stop well before its stated duration (truncated).
-    ``source``: an open binary file of ``uri`` to read instead of opening it."""
+    ``source``: an open binary file of ``uri`` to read instead of opening it. ``max_pixels``:
+    ``MediaRefused`` when the stream's header claims larger frames, before any frame is
+    decoded (and when the first decoded frame is larger, before the tail is decoded)."""
     with _open(uri, source) as c:
         if not c.streams.video:
             raise MediaError("no video stream")
         s = c.streams.video[0]
+        _check_pixels(s.codec_context.width, s.codec_context.height, max_pixels, "from the header, not decoded")
         t0, dt = _stream_times(s)
         duration = stream_duration(c, s)
         first = None
@@ -120,6 +128,7 @@ def probe_video(uri: str, source: Any = None) -> dict[str, Any]:
         if first is None:
             raise MediaError("no decodable video frame")
         width, height = first.width, first.height
+        _check_pixels(width, height, max_pixels, "the first frame")
         # The tail decodes too (a truncated file stops early or fails here).
         c.seek(int(max(0.0, duration - 1.0) / s.time_base) + (s.start_time or 0), stream=s, backward=True)
         last = None
