@@ -2,7 +2,8 @@
 
 - ``item_view``: one item with the latest model's guess and the project's label
   history for it (the ``annotations`` clustered key range of the item).
-- ``progress``: labels per class and per day, accuracy per model version (from
+- ``progress``: labels per class, per day and over time (``alsql.web.progressdata``: per
+  hour on a project's first days), accuracy, error and recall per class per model version (from
   ``model_versions.metrics``; ``accuracy_text`` says "no evaluation labels yet"
   when the model had no evaluation set, never 0.0%), evaluation coverage (items
   labeled in the evaluation rounds / their size), open rounds, failed runs and drift
@@ -21,6 +22,7 @@ from sqlalchemy import Connection, Date, bindparam, cast, func, select
 
 from alsql.annotate import label_of_record
 from alsql.catalog import Project
+from alsql.web import progressdata
 from alsql.schema import (
     alerts,
     evaluation_set,
@@ -180,11 +182,13 @@ def progress(conn: Connection, project: Project) -> dict[str, Any]:
         "classes": [{"class_id": i, "name": n, "labels": per_class.get(i, 0)} for i, n in enumerate(project.classes)],
         "labels_total": sum(per_class.values()),
         "labels_per_day": [{"day": str(d), "labels": n} for d, n in by_day],
+        "labels_over_time": progressdata.labels_over_time(conn, pid),
         "models": [
             {"model_id": m.model_id, "architecture": m.architecture, "label_count": m.label_count,
              "accuracy": (m.metrics or {}).get("accuracy") if isinstance(m.metrics, dict) else None,
              "evaluated": (m.metrics or {}).get("evaluated") if isinstance(m.metrics, dict) else None,
-             "accuracy_text": accuracy_text(m.metrics), "created_at": _iso(m.created_at)}
+             "accuracy_text": accuracy_text(m.metrics), "created_at": _iso(m.created_at),
+             **progressdata.model_quality(m.metrics)}
             for m in models
         ],
         "evaluation": evaluation_coverage(conn, pid),

@@ -1,5 +1,7 @@
-// The progress page: bars per class, labels per day, accuracy per model version
-// ("no evaluation labels yet" for a model without an evaluation set), evaluation
+// The progress page: bars per class, labels over time (per hour on a project's first days,
+// a cumulative line from 0), accuracy per model version on a log scale of the error with
+// each class's recall beside it ("no evaluation labels yet" for a model without an
+// evaluation set), evaluation
 // coverage, open rounds, failed runs and drift alerts (shown only when there are some).
 "use strict";
 (function () {
@@ -25,21 +27,89 @@
     rows.forEach((r) => { const row = el("tr"); r.forEach((c) => row.appendChild(el("td", {}, c === null || c === undefined ? "" : String(c)))); tbody.appendChild(row); });
     target.replaceChildren(thead, tbody);
   }
-  function line(svg, points) {
-    const NS = "http://www.w3.org/2000/svg";
+  // Labels over time: bars per bin (an hour on a project's first days, else a day; UTC) and
+  // the cumulative count, a line from 0 at the first bin's start to each bin's end total,
+  // with a time and a count axis.
+  const NS = "http://www.w3.org/2000/svg";
+  function svgEl(tag, attrs, text) {
+    const e = document.createElementNS(NS, tag);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function overTime(svg, series) {
     svg.replaceChildren();
-    if (!points.length) { const t = document.createElementNS(NS, "text"); t.setAttribute("x", 10); t.setAttribute("y", 20); t.textContent = "no labels yet"; svg.appendChild(t); return; }
-    let total = 0; const cum = points.map((p) => (total += p.labels));
-    const W = 600, H = 200, L = 40, B = 25;
-    const x = (i) => L + (points.length === 1 ? (W - L) / 2 : (i * (W - L - 10)) / (points.length - 1));
-    const y = (v) => H - B - (v / total) * (H - B - 10);
-    const pl = document.createElementNS(NS, "polyline");
-    pl.setAttribute("points", cum.map((v, i) => x(i) + "," + y(v)).join(" "));
-    svg.appendChild(pl);
-    cum.forEach((v, i) => { const c = document.createElementNS(NS, "circle"); c.setAttribute("cx", x(i)); c.setAttribute("cy", y(v)); c.setAttribute("r", 3); c.setAttribute("fill", "#2364aa"); svg.appendChild(c); });
-    const labels = [[0, points[0].day], [points.length - 1, points[points.length - 1].day]];
-    labels.forEach(([i, d]) => { const t = document.createElementNS(NS, "text"); t.setAttribute("x", Math.min(x(i), W - 70)); t.setAttribute("y", H - 5); t.textContent = d; svg.appendChild(t); });
-    const t = document.createElementNS(NS, "text"); t.setAttribute("x", 2); t.setAttribute("y", 14); t.textContent = total + " labels"; svg.appendChild(t);
+    const bins = series.bins;
+    if (!bins.length) { svg.appendChild(svgEl("text", { x: 10, y: 20 }, "no labels yet")); return; }
+    const W = 600, H = 200, L = 46, R = 12, T = 22, B = 34;
+    const hour = series.unit === "hour", n = bins.length;
+    const x = (k) => L + (k * (W - L - R)) / n;  // bin k spans x(k)..x(k + 1)
+    let total = 0; const cum = bins.map((b) => (total += b.labels));
+    const most = Math.max(...bins.map((b) => b.labels));
+    const y = (v) => H - B - (v / Math.max(1, total)) * (H - B - T);
+    const yBar = (v) => H - B - (v / Math.max(1, most)) * (H - B - T) * 0.6;
+    bins.forEach((b, k) => {
+      if (!b.labels) return;
+      svg.appendChild(svgEl("rect", { class: "bin", x: x(k) + 1, y: yBar(b.labels), width: Math.max(1, x(k + 1) - x(k) - 2),
+        height: H - B - yBar(b.labels) }));
+    });
+    const line = [[x(0), y(0)]].concat(cum.map((v, k) => [x(k + 1), y(v)]));  // 0 at the first bin's start
+    svg.appendChild(svgEl("polyline", { class: "cumulative", points: line.map((p) => p.join(",")).join(" ") }));
+    svg.appendChild(svgEl("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }));
+    svg.appendChild(svgEl("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }));
+    [[0, "0"], [total, String(total)]].forEach(([v, t]) => svg.appendChild(svgEl("text", { class: "tick y", x: L - 4, y: y(v) + 4 }, t)));
+    const when = (iso) => { const d = new Date(iso); return hour ? d.toISOString().slice(11, 16) : d.toISOString().slice(5, 10); };
+    const every = Math.max(1, Math.ceil(n / 8));
+    for (let k = 0; k <= n; k += every) {
+      const at = k < n ? bins[k].start : new Date(Date.parse(bins[n - 1].start) + (hour ? 3600e3 : 86400e3)).toISOString();
+      svg.appendChild(svgEl("text", { class: "tick x" + (k === n ? " end" : k ? "" : " start"), x: x(k), y: H - B + 14 }, when(at)));
+    }
+    svg.appendChild(svgEl("text", { x: L, y: H - 4 },
+      (hour ? "hour of " + bins[0].start.slice(0, 10) : "day") + " (UTC): bars, labels per " + series.unit + "; line, all labels so far"));
+    svg.appendChild(svgEl("text", { x: L + 4, y: 14 }, total + " labels"));
+    svg.dataset.bins = String(n);
+    svg.dataset.unit = series.unit;
+  }
+
+  // Accuracy on a log scale of the error: a bar's length is -log10(error) over DECADES decades,
+  // so 85% (15% error) and 99% (1% error) are far apart; the value is printed, and each model's
+  // recall per class is drawn beside it on the same scale.
+  const DECADES = 3;  // 100% error .. 0.1% error
+  function skill(err) { return err <= 0 ? 1 : Math.max(0, Math.min(1, -Math.log10(err) / DECADES)); }
+  function pct(v) { return (100 * v).toFixed(v > 0.999 && v < 1 ? 2 : 1) + "%"; }
+  function quality(target, models) {
+    const axis = el("div", { class: "row axis-row" });
+    const ticks = el("div", { class: "ticks" });
+    [[1, "0%"], [0.1, "90%"], [0.01, "99%"], [0.001, "99.9%"]].forEach(([err, t]) => {
+      const s = el("span", {}, t); s.style.left = (100 * skill(err)) + "%"; ticks.appendChild(s);
+    });
+    axis.append(el("span", { class: "hint" }, "accuracy (log scale of the error)"), ticks, el("span"));
+    const rows = [axis];
+    models.forEach((m) => {
+      const row = el("div", { class: "row model", "data-model": m.model_id });
+      const fill = el("div", { class: "fill" });
+      const track = el("div", { class: "track" }); track.appendChild(fill);
+      const name = "model " + m.model_id + " (" + (m.label_count ?? "?") + " labels)";
+      if (m.error === null || m.error === undefined) {
+        fill.style.width = "0%";
+        row.append(el("span", {}, name), track, el("span", {}, m.accuracy_text));
+        rows.push(row);
+        return;
+      }
+      fill.style.width = (100 * skill(m.error)) + "%";
+      row.append(el("span", {}, name), track, el("span", { class: "value" },
+        m.accuracy_text + " · " + pct(m.error) + " error" + (m.evaluated ? " of " + m.evaluated : "")));
+      rows.push(row);
+      (m.per_class_recall || []).forEach((c) => {
+        const r = el("div", { class: "row recall", "data-class": c.name });
+        const f = el("div", { class: "fill" });
+        const t = el("div", { class: "track" }); t.appendChild(f);
+        f.style.width = c.recall === null ? "0%" : (100 * skill(1 - c.recall)) + "%";
+        r.append(el("span", {}, c.name), t, el("span", { class: "value" }, c.recall === null ? "no items" : "recall " + pct(c.recall)));
+        rows.push(r);
+      });
+    });
+    target.replaceChildren(...rows);
   }
 
   alsql.get("/api/projects/" + root.dataset.project + "/progress").then((p) => {
@@ -47,11 +117,9 @@
     const n = p.classes.length;
     bars($("per-class"), p.classes.map((c) => ({ name: c.name, value: c.labels, colour: alsql.colour(c.class_id, n) })),
       Math.max(1, ...p.classes.map((c) => c.labels)), (v) => String(v));
-    line($("per-day"), p.labels_per_day);
-    if (p.models.length) {
-      bars($("models"), p.models.map((m) => ({ name: "model " + m.model_id + " (" + (m.label_count ?? "?") + " labels)",
-        value: m.accuracy ?? 0, text: m.accuracy_text })), 1, (v) => (100 * v).toFixed(1) + "%");
-    } else { $("models").textContent = "no model trained yet"; }
+    overTime($("per-day"), p.labels_over_time);
+    if (p.models.length) quality($("models"), p.models);
+    else { $("models").textContent = "no model trained yet"; }
     const ev = p.evaluation;
     $("evaluation").textContent = ev.size
       ? ev.labeled + " of " + ev.size + " items labeled (" + (100 * ev.coverage).toFixed(1) + "%) in " + ev.rounds + " evaluation round" + (ev.rounds === 1 ? "" : "s")
