@@ -37,6 +37,10 @@ one open train round over every unlabeled item. Then, through the full HTTP stac
 - map: ``GET /api/projects/{id}/map?limit=50000``, ``--repeats`` times.
 - baselines in the same run: ``GET /api/me`` (auth and framework overhead only) and
   reading the same 50,000 embedding rows with one bare SQL query.
+- SQL statements per label-and-next, after the timed runs, in this process (the app
+  through FastAPI's test client, SQLAlchemy's ``before_cursor_execute`` event):
+  ``--statement-labels`` labels on each project; the mean, mode and range per request,
+  and the distinct statement texts (count and digest: a change of the SQL issued shows).
 
     python benchmarks/web.py [--backends sqlite,postgresql] [--items 1000000] [--requests 1000]
 
@@ -420,6 +424,63 @@ def _drop(run: dict) -> dict:
     return {k: v for k, v in run.items() if k != "latencies"}
 
 
+def statements_per_label(url: str, pid: int, n: int, n_classes: int) -> dict:
+    """SQL statements per label-and-next (``POST /labels`` with ``next=1``), counted with
+    SQLAlchemy's ``before_cursor_execute`` event on the app's engine, in this process (the
+    timed runs go through a server process, uncounted). The reviewer labels ``n`` items of
+    project ``pid`` after one uncounted label (caches warm). Reported: per-request counts
+    (mean, mode, min, max) and the distinct statement texts (count and a SHA-256 of them,
+    sorted), which differ only when the SQL the app issues differs."""
+    import collections
+    import hashlib
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from alsql.web import create_app
+
+    app = create_app(url, "bench-secret")
+    engine = app.state.engine
+    texts: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_):
+        texts.append(statement)
+
+    per: list[int] = []
+    headers = {"Authorization": f"Bearer {TOKEN.format('review')}"}
+    with TestClient(app, headers=headers) as c:
+        todo = c.post(f"/api/projects/{pid}/queue", json={"n": 1}).json()["items"]
+        for k in range(n + 1):
+            if not todo:
+                break
+            start = len(texts)
+            if k == 1:
+                event.listen(engine, "before_cursor_execute", seen)
+            r = c.post(f"/api/projects/{pid}/labels",
+                       json={"item_id": todo[0]["item_id"], "class_id": k % n_classes, "seconds": 1.0, "next": 1})
+            r.raise_for_status()
+            if k:
+                per.append(len(texts) - start)
+            todo = r.json()["items"]
+    event.remove(engine, "before_cursor_execute", seen)
+    engine.dispose()
+    distinct = sorted(set(texts))
+    return {"n": len(per), "mean": round(statistics.mean(per), 3) if per else None,
+            "mode": collections.Counter(per).most_common(1)[0][0] if per else None,
+            "min": min(per, default=None), "max": max(per, default=None),
+            "distinct_statements": len(distinct),
+            "statements_sha256": hashlib.sha256("\n;\n".join(distinct).encode()).hexdigest()[:16]}
+
+
+def _statements(url: str, ids: dict, args) -> dict:
+    """``statements_per_label`` on the plain project and, when there, the quality one."""
+    out = {"plain": statements_per_label(url, ids["project_id"], args.statement_labels, args.classes)}
+    if "quality" in ids:
+        out["quality"] = statements_per_label(url, ids["quality"]["project_id"], args.statement_labels,
+                                              args.classes)
+    return out
+
+
 def run_backend(backend: str, args, console) -> dict:
     import httpx
     from sqlalchemy import select
@@ -443,7 +504,8 @@ def run_backend(backend: str, args, console) -> dict:
                 walk = review_walk(base, ids["quality"]["project_id"], args.review_pages)
             load.append(round(os.getloadavg()[0], 1))
             side.update(populate_seconds=round(populate_s, 1), load_average_1min_before_after=load)
-            return {"quality_side_by_side": side, "review_queue_walk": walk}
+            return {"quality_side_by_side": side, "review_queue_walk": walk,
+                    "statements_per_label_and_next": _statements(url, ids, args)}
         headers = {"Authorization": f"Bearer {TOKEN.format(args.clients)}"}  # the single client's own user
         with server(url) as base, httpx.Client(base_url=base, headers=headers, timeout=60) as c:
             for _ in range(20):  # warm-up: connections, caches
@@ -482,6 +544,7 @@ def run_backend(backend: str, args, console) -> dict:
                              .order_by(embeddings.c.item_id).limit(50_000)).all()
                 raw.append(time.perf_counter() - t)
         engine.dispose()
+        statements = _statements(url, ids, args)
     load.append(round(os.getloadavg()[0], 1))
 
     ms = lambda v: round(1000 * v, 2)  # noqa: E731
@@ -494,6 +557,7 @@ def run_backend(backend: str, args, console) -> dict:
         "label_and_next_20_clients_no_think_time": _drop(saturated),
         "quality_side_by_side": side,
         "review_queue_walk": walk,
+        "statements_per_label_and_next": statements,
         "baseline_auth_only_get_me": {"n": len(me), "median_ms": ms(statistics.median(me)),
                                       "p95_ms": ms(pct(me, 0.95))},
         "map_50k": {"n": len(maps), "points": npoints, "median_ms": ms(statistics.median(maps)),
@@ -537,7 +601,10 @@ def main() -> None:
                     help="measure only the overlap-and-gold side by side and the review queue; merge them into "
                          "the report's results per backend (the other figures stay as they are)")
     ap.add_argument("--no-quality", action="store_true", help="skip the overlap-and-gold side-by-side arm")
+    ap.add_argument("--statement-labels", type=int, default=100,
+                    help="labels whose SQL statements are counted, per project (in this process, after the runs)")
     ap.add_argument("--no-report", action="store_true", help="print only (quick runs while iterating)")
+    ap.add_argument("--report", type=Path, default=REPORT, help="where the JSON report goes")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -574,6 +641,10 @@ def main() -> None:
                                  "; median p95 ABOVE off" if arm == "on" else ""))
             ok = ok and side["p95_on_not_above_off"] and all(
                 side[a]["lost"] == 0 and side[a]["repeats"] == 0 and not side[a]["failures"] for a in ("off", "on"))
+        for arm, st in rows["statements_per_label_and_next"].items():
+            table.add_row(b, f"SQL statements per label-and-next ({arm} project)", str(st["n"]),
+                          f"mean {st['mean']}", f"mode {st['mode']}, {st['min']}..{st['max']}",
+                          f"{st['distinct_statements']} distinct, sha {st['statements_sha256']}")
         w = rows["review_queue_walk"]
         table.add_row(b, "review queue page (limit 20, keyset walk)", str(w["requests"]), str(w["median_ms"]),
                       f"p95 {w['p95_ms']}", f"{w['items_found']} items to review found"
@@ -581,9 +652,10 @@ def main() -> None:
     console.print(table)
     console.print("targets met" if ok else "[red]targets NOT met[/red]")
     if not args.no_report:
-        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        path = args.report
+        path.parent.mkdir(parents=True, exist_ok=True)
         if args.quality_only:  # merged into the full run's report
-            report = json.loads(REPORT.read_text()) if REPORT.exists() else {"benchmark": "web", "results": {}}
+            report = json.loads(path.read_text()) if path.exists() else {"benchmark": "web", "results": {}}
             for b, rows in results.items():
                 report["results"].setdefault(b, {}).update(rows)
             report["quality_run"] = {"commit": _commit(), "items": args.items, "prior_labels": args.labeled,
@@ -596,8 +668,8 @@ def main() -> None:
                 "prior_labels": args.labeled, "gold_labels": args.gold, "server_processes": 1,
                 "cpu_cores": os.cpu_count(), "commit": _commit(), "results": results, "targets_met": ok,
             }
-        REPORT.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"report: {REPORT}")
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"report: {path}")
 
 
 def _table_rows(table, b: str, rows: dict) -> bool:

@@ -321,11 +321,12 @@ def test_quality_queue_statements_compile_for_each_dialect():
     reads held servings and serves copies, SKIP LOCKED) and T-SQL (OUTPUT for RETURNING)."""
     from sqlalchemy.dialects import mssql, postgresql, sqlite
 
-    from alsql.web import queue as qm
+    from alsql.web.queue import postgres as pq
+    from alsql.web.queue import statements as qm
 
-    pg = str(qm._PG_HELD_AND_COPIES.compile(dialect=postgresql.dialect()))
+    pg = str(pq._PG_HELD_AND_COPIES.compile(dialect=postgresql.dialect()))
     assert "FOR UPDATE OF round_items SKIP LOCKED" in pg and "ON CONFLICT DO NOTHING" in pg
-    assert "ON CONFLICT DO NOTHING" in str(qm._PG_GOLD_SERVE.compile(dialect=postgresql.dialect()))
+    assert "ON CONFLICT DO NOTHING" in str(pq._PG_GOLD_SERVE.compile(dialect=postgresql.dialect()))
     for stmt in (qm._HELD_AND_COPIES, qm._GOLD_SERVE, qm._MARK_OPENING, qm._COPIES, qm._EXPIRED_COPIES):
         str(stmt.compile(dialect=sqlite.dialect()))
         tsql = str(stmt.compile(dialect=mssql.dialect()))
