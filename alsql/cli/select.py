@@ -44,10 +44,23 @@ def select_(
         ).all()
     console.print(f"round {rid}: {len(rows)} items ({strategy}, {purpose})")
     if show and rows:
-        t = Table("rank", "item", "score", "uri")
-        for r in rows[:show]:
-            t.add_row(str(r.rank), str(r.item_id), "" if r.score is None else f"{r.score:.4f}", r.uri)
-        console.print(t)
+        _print_picks(rows[:show])
+
+
+def _print_picks(rows) -> None:
+    """Each pick with its whole URI (a segment's ``#t=start,end`` included): a table whose URI
+    column folds on a terminal, tab-separated lines (never wrapped, tabs kept) in a pipe."""
+    cells = [(str(r.rank), str(r.item_id), "" if r.score is None else f"{r.score:.4f}", r.uri) for r in rows]
+    if not console.is_terminal:
+        console.file.write("".join("\t".join(line) + "\n" for line in [("rank", "item", "score", "uri"), *cells]))
+        return
+    t = Table("rank", "item", "score")
+    for col in t.columns:
+        col.no_wrap = True
+    t.add_column("uri", overflow="fold")
+    for c in cells:
+        t.add_row(*c)
+    console.print(t)
 
 
 def register(app: typer.Typer) -> None:
