@@ -79,7 +79,7 @@ def ingest(
         )
     console.print(str(report), markup=False, highlight=False)
     for line in report.details(show):
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)  # a long path or URI stays on one line
 
 
 def _caps(values: list[str] | None) -> dict[str, int] | None:
