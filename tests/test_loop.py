@@ -130,3 +130,72 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     assert {init for pid, init in starts if pid != encoders[0].project_id} == {"random"}
     set_settings(None)
     engine.dispose()
+
+
+def _path_oracle(engine, oracle, folder):
+    from alsql.schema import items
+    from tests.test_train_infer import CLASSES
+
+    with engine.connect() as conn:
+        uris = dict(conn.execute(select(items.c.item_id, items.c.uri)).all())
+    folder.mkdir(parents=True, exist_ok=True)
+    f = folder / "oracle.csv"
+    with f.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label"])
+        for item_id, cid in sorted(oracle.items()):
+            w.writerow([uris[item_id].rsplit("/", 1)[1], CLASSES[cid]])
+    return f
+
+
+@pytest.mark.sqlite
+def test_oracle_paths_are_read_under_root_and_checked_whole(sqlite_url, tmp_path):
+    from alsql.pipelines.loop import read_oracle
+
+    engine, proj, oracle = make_digits_project(sqlite_url, tmp_path / "s", n=10, train=0, evaluate=0)
+    f = _path_oracle(engine, oracle, tmp_path / "elsewhere")
+    first = f.read_text().splitlines()[1].split(",")[0]
+    with pytest.raises(AlsqlError) as err:
+        read_oracle(engine, proj, f)
+    assert str(err.value) == (f"--oracle oracle.csv: none of its 10 rows names an item in the database (row 2: path "
+                              f"{first!r} read under {(tmp_path / 'elsewhere').resolve()}; pass --root, the folder "
+                              "that was ingested)")
+    got = read_oracle(engine, proj, f, root=tmp_path / "s")
+    assert got.labels == oracle and got.rows == 10 and got.unknown == []
+    with pytest.raises(AlsqlError, match="--root '.*nope': expected the folder that was ingested"):
+        read_oracle(engine, proj, f, root=tmp_path / "nope")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f'path,label\n{first},eleven\n"{first}#t=3",one\n{first},one\nmissing.png,two\n')
+    with pytest.raises(AlsqlError) as err:
+        read_oracle(engine, proj, bad, root=tmp_path / "s")
+    msg = str(err.value)
+    assert msg.startswith("--oracle bad.csv: 2 bad row(s):")
+    assert "row 2: label 'eleven' is not a class of project 'scans'" in msg
+    assert f"row 3: path '{first}#t=3': expected a segment's media fragment #t=START,END" in msg
+    some = tmp_path / "some.csv"
+    some.write_text(f"path,label\n{first},one\nmissing.png,two\n")
+    partly = read_oracle(engine, proj, some, root=tmp_path / "s")
+    assert len(partly.labels) == 1 and partly.unknown == ["missing.png"]  # rows naming no item are ignored
+    engine.dispose()
+
+
+@pytest.mark.sqlite
+def test_loop_cli_fails_on_the_oracle_before_loading_the_training_stack(sqlite_url, tmp_path):
+    import subprocess
+    import sys
+
+    engine, proj, oracle = make_digits_project(sqlite_url, tmp_path / "s", n=10, train=0, evaluate=0)
+    f = _path_oracle(engine, oracle, tmp_path / "elsewhere")
+    engine.dispose()
+    script = ("import sys\nfrom alsql.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n"
+              "    print('exit', e.code, 'torch' in sys.modules, 'alsql.models.train' in sys.modules)\n")
+    args = ["--db", sqlite_url, "loop", "--project", "scans", "--rounds", "1", "--budget", "5", "--strategy", "margin",
+            "--oracle", str(f)]
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "COLUMNS": "300"})
+    assert out.stdout.strip() == "exit 2 False False", out.stdout + out.stderr  # no training module even imported
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --oracle oracle.csv: none of its 10 rows names an item")
+    assert lines[0].endswith("pass --root, the folder that was ingested)")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(rounds)).scalar() == 0  # nothing written

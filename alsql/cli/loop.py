@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -18,16 +18,31 @@ def loop(
     rounds: Annotated[int, typer.Option(help="How many select-label-train-infer rounds")],
     budget: Annotated[int, typer.Option(help="Labels per round")],
     strategy: Annotated[str, typer.Option(help="Strategy name (the first round is random without a model)")],
-    oracle: Annotated[Path, typer.Option(help="CSV of known labels: label + item_id|uri|path")],
+    oracle: Annotated[Path, typer.Option(help="CSV of known labels: label + item_id|uri|path (checked whole first)")],
+    root: Annotated[Optional[Path], typer.Option(
+        help="Folder that 'path' values are relative to, as in `labels import` (default: the CSV's folder)")] = None,
     eval_budget: Annotated[int, typer.Option(help="Hold out a random evaluation round of this size first")] = 0,
     arch: Annotated[str, typer.Option(help="cnn or resnet18")] = "cnn",
     epochs: Annotated[int, typer.Option(help="Minimum epochs per training")] = 20,
-    image_size: Annotated[int, typer.Option(help="Square image size (0: the images' own)")] = 0,
+    image_size: Annotated[int, typer.Option(help="Square image size (0: the project's setting, else 64)")] = 0,
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
 ) -> None:
     """Select, label from the oracle, train and infer, ROUNDS times; print a table."""
+    from alsql.catalog import get_project
+    from alsql.errors import AlsqlError
+    from alsql.pipelines.loop import read_oracle
+
+    if rounds < 1:
+        raise AlsqlError(f"--rounds {rounds}: expected at least 1")
+    engine = get_engine()
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+    known = read_oracle(engine, proj, oracle, root)  # the whole file checked before any training
+    ignored = f"; {len(known.unknown)} name no item and are ignored" if known.unknown else ""
+    console.print(f"oracle: {len(known.labels)} items known from {known.rows} rows{ignored}")
+
     from alsql.models.fit import TrainConfig
     from alsql.pipelines.loop import run_loop
 
@@ -39,7 +54,7 @@ def loop(
         console.print(f"round {r.round}: {r.strategy}, {r.labels} labels, model {r.model_id}, accuracy {acc}")
         table.add_row(str(r.round), r.strategy, str(r.labels), str(r.model_id), acc)
 
-    run_loop(get_engine(), project, rounds, budget, strategy, oracle, cfg=cfg, eval_budget=eval_budget,
+    run_loop(engine, proj.project_id, rounds, budget, strategy, known, cfg=cfg, eval_budget=eval_budget,
              seed=seed, grayscale=grayscale, on_round=show)
     console.print(table)
 

@@ -43,7 +43,8 @@ from alsql.loaders.stores import path_to_uri
 from alsql.schema import annotations, classes, current_labels, items
 from alsql.schema.tables import ANNOTATION_SOURCES, utcnow
 
-__all__ = ["ImportReport", "import_labels", "export_labels", "MAX_ERRORS_SHOWN"]
+__all__ = ["ImportReport", "import_labels", "export_labels", "resolve_references", "fragment_error",
+           "MAX_ERRORS_SHOWN"]
 
 MAX_ERRORS_SHOWN = 20
 _CHUNK = 500
@@ -168,6 +169,19 @@ def _resolve(engine: Engine, key: str, base: Path, rows: list[tuple]) -> dict[An
         candidates = {ref: _path_uris(base, ref) for _, ref, *_ in rows if ref}
     by_uri = _resolve_items(engine, "uri", [u for us in candidates.values() for u in us])
     return {ref: by_uri[u] for ref, us in candidates.items() for u in reversed(us) if u in by_uri}
+
+
+def resolve_references(engine: Engine, key: str, root: str | Path, refs: list[Any]) -> dict[Any, tuple[int, str]]:
+    """``{reference: (item_id, status)}`` for the references (cells of column ``key``:
+    ``item_id`` ints, ``uri`` or ``path`` text) that name an item, as ``import_labels``
+    resolves them (a ``path`` against ``root``; a segment's ``#t=`` fragment kept)."""
+    return _resolve(engine, key, Path(root), [(0, r) for r in refs])
+
+
+def fragment_error(raw: str) -> str | None:
+    """Why a uri or path's ``#t=`` fragment cannot name a segment, else None."""
+    split = _split_fragment(raw)
+    return split if isinstance(split, str) else None
 
 
 def import_labels(

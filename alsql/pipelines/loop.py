@@ -8,7 +8,9 @@ first round it can hold out a random evaluation round (``eval_budget``), labeled
 the oracle too, whose labels never enter training.
 
 Oracle CSV: ``label`` and one of ``item_id``, ``uri``, ``path`` (``path`` relative to
-the CSV's folder, or to ``root``), as ``alsql labels import`` reads.
+``root``, default the CSV's folder; a segment with its ``#t=START,END``), resolved as
+``alsql labels import`` resolves them. The file is read and checked whole before any
+work (``read_oracle``), and this module imports the training stack only when it runs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import csv
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, func, select, update
 
@@ -24,17 +27,14 @@ from alsql.annotate import insert_annotations
 from alsql.catalog import Project, get_project
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
-from alsql.models.fit import TrainConfig
-from alsql.models.infer import infer_project
-from alsql.models.pool import latest_model_id
-from alsql.models.select import create_round
-from alsql.models.train import train_project
-from alsql.schema import items, model_versions, round_items, rounds
+from alsql.schema import model_versions, round_items, rounds
 from alsql.schema.tables import utcnow
 from alsql.schema.views import evaluation_set
-from alsql.stores import path_to_uri
 
-__all__ = ["RoundResult", "load_oracle", "answer_round", "hold_out_evaluation", "run_loop"]
+if TYPE_CHECKING:
+    from alsql.models.fit import TrainConfig
+
+__all__ = ["RoundResult", "Oracle", "read_oracle", "load_oracle", "answer_round", "hold_out_evaluation", "run_loop"]
 
 
 @dataclass
@@ -48,40 +48,78 @@ class RoundResult:
     per_class_recall: dict
 
 
-def load_oracle(engine: Engine, project: Project, csv_path: str | Path, root: str | Path | None = None) -> dict[int, int]:
-    """``{item_id: class_id}`` from an oracle CSV; rows naming unknown items are ignored."""
+@dataclass
+class Oracle:
+    """An oracle file read: ``labels`` ``{item_id: class_id}``, its row count, and the
+    references of rows that name no item with status ok (ignored)."""
+
+    labels: dict[int, int]
+    rows: int
+    unknown: list[str]
+
+
+def read_oracle(engine: Engine, project: Project, csv_path: str | Path, root: str | Path | None = None) -> Oracle:
+    """Read and check an oracle CSV whole, before any work: every row's label must be a class of
+    the project and its reference well formed (all bad rows listed, as ``alsql labels import``
+    lists them), and at least one row must name an item with status ok; rows naming no item
+    are ignored (``Oracle.unknown``). ``path`` values are relative to ``root`` (default: the
+    CSV's folder); a segment is named with its ``#t=START,END``."""
+    from alsql.loaders.labels import MAX_ERRORS_SHOWN, fragment_error, resolve_references
+
     path = Path(csv_path)
     if not path.is_file():
         raise AlsqlError(f"--oracle {str(csv_path)!r}: expected an existing CSV file")
+    if root is not None and not Path(root).is_dir():
+        raise AlsqlError(f"--root {str(root)!r}: expected the folder that was ingested")
     base = Path(root) if root else path.parent
     class_ids = {n: i for i, n in enumerate(project.classes)}
-    refs: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    rows: list[tuple[int, str, int]] = []
+    errors: list[str] = []
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
         reader = csv.DictReader(fh)
         key = next((k for k in ("item_id", "uri", "path") if k in (reader.fieldnames or [])), None)
         if key is None or "label" not in (reader.fieldnames or []):
-            raise AlsqlError(f"--oracle {path.name}: expected columns 'label' and one of item_id, uri, path")
+            raise AlsqlError(f"--oracle {path.name}: expected columns 'label' and one of item_id, uri, path; "
+                             f"found {reader.fieldnames or []}")
         for n, rec in enumerate(reader, start=2):
             label = (rec["label"] or "").strip()
-            if label not in class_ids:
-                raise AlsqlError(
-                    f"--oracle {path.name} row {n}: label {label!r} is not a class of project "
-                    f"{project.name!r} (classes: {', '.join(project.classes)})"
-                )
             raw = (rec[key] or "").strip()
-            ref = raw if key != "path" else path_to_uri(base / raw)
-            refs[ref] = class_ids[label]
-    if key == "item_id":
-        return {int(k): v for k, v in refs.items()}
-    out: dict[int, int] = {}
-    keys = list(refs)
-    with engine.connect() as conn:
-        for s in range(0, len(keys), 500):
-            for uri, item_id in conn.execute(
-                select(items.c.uri, items.c.item_id).where(items.c.uri.in_(keys[s : s + 500]))
-            ):
-                out[item_id] = refs[uri]
-    return out
+            if rec.get(None):
+                errors.append(f"row {n}: more cells than columns; quote a {key} that holds a comma")
+            elif label not in class_ids:
+                errors.append(f"row {n}: label {label!r} is not a class of project {project.name!r} "
+                              f"(classes: {', '.join(project.classes)})")
+            elif key == "item_id" and not (raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63):
+                errors.append(f"row {n}: item_id {raw!r} is not an integer id")
+            elif key != "item_id" and (not raw or fragment_error(raw)):
+                errors.append(f"row {n}: {key} {fragment_error(raw) if raw else 'is empty'}")
+            else:
+                rows.append((n, raw, class_ids[label]))
+    if errors:
+        more = f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more" if len(errors) > MAX_ERRORS_SHOWN else ""
+        raise AlsqlError(f"--oracle {path.name}: {len(errors)} bad row(s):\n  "
+                         + "\n  ".join(errors[:MAX_ERRORS_SHOWN]) + more)
+    refs = [int(r) if key == "item_id" else r for _, r, _ in rows]
+    found = resolve_references(engine, key, base, refs)
+    labels: dict[int, int] = {}
+    unknown: list[str] = []
+    for ref, (_, raw, cid) in zip(refs, rows):
+        hit = found.get(ref)
+        if hit is None or hit[1] != "ok":
+            unknown.append(raw)
+        else:
+            labels[hit[0]] = cid
+    if not labels:
+        first = f"row 2: {key} {rows[0][1]!r}" if rows else "it has no rows"
+        hint = (f" ({first} read under {base.resolve()}; pass --root, the folder that was ingested)"
+                if key == "path" and rows else f" ({first})")
+        raise AlsqlError(f"--oracle {path.name}: none of its {len(rows)} rows names an item in the database{hint}")
+    return Oracle(labels, len(rows), unknown)
+
+
+def load_oracle(engine: Engine, project: Project, csv_path: str | Path, root: str | Path | None = None) -> dict[int, int]:
+    """``{item_id: class_id}`` from an oracle CSV (``read_oracle``); rows naming unknown items are ignored."""
+    return read_oracle(engine, project, csv_path, root).labels
 
 
 def answer_round(engine: Engine, project: Project, round_id: int, oracle: dict[int, int]) -> int:
@@ -111,6 +149,8 @@ def answer_round(engine: Engine, project: Project, round_id: int, oracle: dict[i
 
 def hold_out_evaluation(engine: Engine, project: Project, budget: int, oracle: dict[int, int], seed: int = 0) -> int:
     """A random evaluation round of ``budget`` items, answered by the oracle; returns its size."""
+    from alsql.models.select import create_round
+
     rid = create_round(engine, project.project_id, "random", budget, purpose="evaluation", seed=seed)
     return answer_round(engine, project, rid, oracle)
 
@@ -122,18 +162,26 @@ def _evaluated(engine: Engine, project_id: int) -> int:
         ).scalar_one()
 
 
-def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, strategy: str, oracle_csv: str | Path,
-             *, cfg: TrainConfig | None = None, eval_budget: int = 0, seed: int = 0, bald: int = 0,
-             grayscale: bool = False, root: str | Path | None = None,
+def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, strategy: str,
+             oracle_csv: str | Path | Oracle, *, cfg: TrainConfig | None = None, eval_budget: int = 0,
+             seed: int = 0, bald: int = 0, grayscale: bool = False, root: str | Path | None = None,
              on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
-    """Run ``rounds_`` simulated rounds; return one result per round (after its training)."""
+    """Run ``rounds_`` simulated rounds; return one result per round (after its training).
+
+    ``oracle_csv``: the oracle file (read and checked by ``read_oracle`` against ``root``
+    before any work), or an ``Oracle`` already read."""
     if rounds_ < 1:
         raise AlsqlError(f"--rounds {rounds_}: expected at least 1")
     with engine.connect() as conn:
         proj = get_project(conn, project)
-    oracle = load_oracle(engine, proj, oracle_csv, root)
-    if not oracle:
-        raise AlsqlError(f"--oracle {str(oracle_csv)!r}: no row names an item in the database")
+    read = oracle_csv if isinstance(oracle_csv, Oracle) else read_oracle(engine, proj, oracle_csv, root)
+    oracle = read.labels
+    from alsql.models.fit import TrainConfig
+    from alsql.models.infer import infer_project
+    from alsql.models.pool import latest_model_id
+    from alsql.models.select import create_round
+    from alsql.models.train import train_project
+
     if eval_budget and not _evaluated(engine, proj.project_id):
         hold_out_evaluation(engine, proj, eval_budget, oracle, seed)
     cfg = cfg or TrainConfig()
