@@ -1,4 +1,5 @@
-// Shared helpers: JSON requests with the session's CSRF header, class colours.
+// Shared helpers: JSON requests with the session's CSRF header, class colours, and the kind
+// of an item (image, video or audio, from its media type).
 "use strict";
 window.alsql = (function () {
   const csrf = (document.querySelector('meta[name="csrf"]') || {}).content || "";
@@ -25,5 +26,10 @@ window.alsql = (function () {
     if (text !== undefined) e.textContent = text;
     return e;
   }
-  return { get: (u) => request("GET", u), post: (u, b) => request("POST", u, b), colour, el, csrf };
+  // "video", "audio" or "image": what the page shows for the item (no image for a segment).
+  function kind(it) {
+    const m = (it && it.media_type) || "";
+    return m.startsWith("video/") ? "video" : m.startsWith("audio/") ? "audio" : "image";
+  }
+  return { get: (u) => request("GET", u), post: (u, b) => request("POST", u, b), colour, el, csrf, kind };
 })();

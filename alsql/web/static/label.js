@@ -1,5 +1,6 @@
 // The labeling page: one key per class, skip, undo; the next items are claimed and
-// their images preloaded while the current one is shown, so labeling never waits.
+// preloaded while the current one is shown (an image's bytes; a video or sound segment's
+// playback, by media.js), so labeling never waits.
 // Writes go out one at a time in order (a promise chain); the screen moves on at once.
 // The items held are leased for two minutes: a heartbeat renews them while the page is
 // open, and closing the page gives them back (sendBeacon on pagehide), so nobody else
@@ -32,8 +33,8 @@
     for (const it of items || []) {
       if (queue.some((q) => q.item_id === it.item_id) || back.some((b) => b.item.item_id === it.item_id)) continue;
       queue.push(it);
-      new Image().src = it.image_url;   // preload
-      if (window.alsqlMedia) alsqlMedia.preload(it);   // a video or sound segment: how to play it
+      if (alsql.kind(it) === "image") new Image().src = it.image_url;   // preload (a segment has no image)
+      else if (window.alsqlMedia) alsqlMedia.preload(it);   // a video or sound segment: how to play it
     }
     if (!reviewing && queue.length && $("item-image").dataset.item !== String(queue[0].item_id)) render();
   }
@@ -54,7 +55,9 @@
     }
     $("empty").hidden = true;
     const img = $("item-image");
-    img.hidden = false; img.src = it.image_url; img.dataset.item = it.item_id;
+    img.dataset.item = it.item_id;
+    if (alsql.kind(it) === "image") { img.hidden = false; img.src = it.image_url; }
+    else { img.hidden = true; img.removeAttribute("src"); }     // media.js shows the segment
     $("item-id").textContent = it.item_id;
     const g = it.guess;
     $("guess-class").textContent = g ? g.class_name : "no model yet";

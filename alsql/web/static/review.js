@@ -37,8 +37,8 @@
           for (const it of d.items) {
             if (list.some((x) => x.item_id === it.item_id)) continue;
             list.push(it);
-            new Image().src = it.image_url;   // preload
-            if (window.alsqlMedia) alsqlMedia.preload(it);
+            if (alsql.kind(it) === "image") new Image().src = it.image_url;   // preload (a segment has no image)
+            else if (window.alsqlMedia) alsqlMedia.preload(it);
             addRow(it);
           }
           if (d.next_after === null) end = true; else after = d.next_after;
@@ -84,7 +84,9 @@
     }
     $("empty").hidden = true;
     const img = $("item-image");
-    img.hidden = false; img.src = it.image_url; img.dataset.item = it.item_id;
+    img.dataset.item = it.item_id;
+    if (alsql.kind(it) === "image") { img.hidden = false; img.src = it.image_url; }
+    else { img.hidden = true; img.removeAttribute("src"); }     // media.js shows the segment
     $("item-id").textContent = it.item_id;
     $("reasons").textContent = it.reasons.join(" · ");
     $("item-labels").replaceChildren(...it.labels.map((l) => alsql.el("li", { class: "annotator-label" },
