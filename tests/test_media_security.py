@@ -207,3 +207,69 @@ def test_wav_header_claiming_more_than_the_file_holds_is_truncated(engine, tmp_p
     assert bad.status != "ok" and report.corrupt == 1
     assert bad.error == "MediaError: truncated: the header claims 4,294,967,248 bytes of samples, the file holds 1,024"
     assert src["honest.wav"].status == "ok" and report.new == 2
+
+
+def _long_wav(path, hours: float, rate: int = 1000):
+    """An 8-bit mono WAV of ``hours`` of silence at ``rate`` Hz, sparse on disk."""
+    import struct
+
+    n = int(hours * 3600 * rate)
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate, 1, 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(b"RIFF" + struct.pack("<I", 36 + n) + b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt
+                 + b"data" + struct.pack("<I", n))
+        fh.truncate(44 + n)
+    return path
+
+
+def test_segment_and_stride_have_a_lower_bound(engine, tmp_path, capsys):
+    from alsql.cli import main
+    from alsql.cli.common import set_database
+    from alsql.errors import AlsqlError
+
+    make_tone(tmp_path / "media" / "a.wav", seconds=2)
+    for kw, name in (({"segment": 0.01}, "--segment"), ({"segment": 1.0, "stride": 0.05}, "--stride")):
+        with pytest.raises(AlsqlError, match=f"{name} .*expected at least 0.1 s"):
+            ingest(engine, str(tmp_path / "media"), **kw)
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        for args, name in ((["--segment", "10ms"], "--segment '10ms'"), (["--stride", "50ms"], "--stride '50ms'")):
+            with pytest.raises(SystemExit) as exit_info:
+                main(["--db", url, "ingest", str(tmp_path / "media"), *args])
+            out = capsys.readouterr()
+            assert exit_info.value.code == 2, out
+            assert f"{name}: expected at least 0.1 s (100 ms)" in out.out + out.err
+    finally:
+        set_database("sqlite:///alsql.db")
+    assert _sources(engine) == {}  # nothing read or written
+
+
+def test_items_per_file_are_capped_and_written_in_batches(engine, tmp_path, monkeypatch):
+    from alsql.loaders import ingest_media
+
+    root = tmp_path / "media"
+    _long_wav(root / "night.wav", hours=12)
+    _long_wav(root / "hour.wav", hours=1)
+    make_tone(root / "blip.wav", seconds=0.05)
+    calls: list[int] = []
+    real = ingest_media._insert_ignore
+
+    def spy(conn, table, rows, key):
+        if table is items:
+            calls.append(len(rows))
+        return real(conn, table, rows, key)
+
+    monkeypatch.setattr(ingest_media, "_insert_ignore", spy)
+    report = ingest(engine, str(root), segment=0.2)
+    src = _sources(engine)
+    assert src["night.wav"].status == "refused"
+    assert src["night.wav"].error == ("43200 s in segments of 0.2 s every 0.2 s makes more than 200,000 items, "
+                                      "the limit per file (raise --segment or --stride)")
+    assert src["blip.wav"].status == "refused"
+    assert src["blip.wav"].error == "0.05 s long: shorter than half a segment of 0.2 s, no item (lower --segment)"
+    assert src["hour.wav"].status == "ok" and report.new == 18_000
+    assert sum(calls) == 18_000 and max(calls) <= ingest_media.ITEM_BATCH < 18_000
+    with engine.connect() as conn:
+        n = conn.execute(select(items.c.item_id).where(items.c.source_id == src["hour.wav"].source_id)).all()
+    assert len(n) == 18_000

@@ -35,9 +35,12 @@ def ingest(
         Optional[int], typer.Option(min=1, help="Concurrent reads (default: 1 local, 16 remote)")
     ] = None,
     segment: Annotated[
-        Optional[str], typer.Option(help="Video / sound item length, e.g. 2s, 500ms (default: video 2s, audio 1s)")
+        Optional[str], typer.Option(help="Video / sound item length, e.g. 2s, 500ms, at least 100ms "
+                                         "(default: video 2s, audio 1s); at most 200,000 items per file")
     ] = None,
-    stride: Annotated[Optional[str], typer.Option(help="Start of one segment to the next (default: --segment)")] = None,
+    stride: Annotated[
+        Optional[str], typer.Option(help="Start of one segment to the next, at least 100ms (default: --segment)")
+    ] = None,
     max_bytes: Annotated[
         Optional[list[str]],
         typer.Option(help="Largest file read: 500M for every kind, or image=500M / video=8G / audio=2G "
@@ -54,10 +57,10 @@ def ingest(
 ) -> None:
     """Index every image (png, jpg, jpeg, bmp, gif, webp, tif), video (mp4, mkv, webm, mov, avi)
     and sound file (wav, flac, ogg, mp3, m4a) under SOURCE; video and sound become segments."""
-    from alsql.media.kinds import parse_seconds
+    from alsql.media.kinds import MIN_SEGMENT_S, parse_seconds
 
-    media = {"segment": parse_seconds(segment, "--segment") if segment else None,
-             "stride": parse_seconds(stride, "--stride") if stride else None}
+    media = {"segment": parse_seconds(segment, "--segment", MIN_SEGMENT_S) if segment else None,
+             "stride": parse_seconds(stride, "--stride", MIN_SEGMENT_S) if stride else None}
     media["max_bytes"] = _caps(max_bytes)
     media["max_pixels"] = max_pixels
     media["update"] = update

@@ -20,8 +20,11 @@ For each file (``MediaIngest.take`` is handed a batch of listed uris by
    ``refused`` from its header, before anything is decoded; one longer than
    ``max_duration`` seconds (``MAX_DURATION_S``) is ``refused``;
 5. ``[0, duration)`` is tiled by ``segment`` every ``stride`` seconds (defaults: video 2 s,
-   audio 1 s; a last piece of at least half a segment is kept); each segment is an item
-   whose uri is ``<file uri>#t=start,end`` and captured_at = the file's start time + start.
+   audio 1 s; each at least ``MIN_SEGMENT_S``, 0.1 s; a last piece of at least half a
+   segment is kept); each segment is an item whose uri is ``<file uri>#t=start,end`` and
+   captured_at = the file's start time + start. A file that would make no item, or more
+   than ``MAX_ITEMS_PER_FILE``, is ``refused`` with the reason; items are generated and
+   inserted ``ITEM_BATCH`` at a time (memory does not grow with the file's length).
 
 The file's start time is the attributes CSV's ``start_time`` or ``captured_at`` for its
 path, else the container's ``creation_time`` tag. The source row and its items are
@@ -34,9 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from datetime import timedelta
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -45,17 +49,20 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.confine import NotRegular, open_regular
-from alsql.media.kinds import (DEFAULT_SEGMENT, MEDIA_EXTENSIONS, MediaRefused, extension, fragment_uri, kind_of,
-                               tile)
+from alsql.media.kinds import (DEFAULT_SEGMENT, MEDIA_EXTENSIONS, MediaRefused, check_tiling, extension,
+                               fragment_uri, iter_tiles, kind_of)
 from alsql.media.rangeio import is_local
 from alsql.schema import items, sources
 from alsql.stores import BlobMissing, BlobRefused, uri_to_path
 
-__all__ = ["MEDIA_EXTENSIONS", "MAX_DURATION_S", "MAX_BYTES", "MediaIngest", "sha256_of", "probe_media"]
+__all__ = ["MEDIA_EXTENSIONS", "MAX_DURATION_S", "MAX_BYTES", "MAX_ITEMS_PER_FILE", "MediaIngest", "sha256_of",
+           "probe_media"]
 
 MAX_DURATION_S = 24 * 3600.0
 MAX_FRAME_PIXELS = 8192 * 8192  # a decoded frame is held at full size before it is resized
 MAX_BYTES = 64 * 2**30
+MAX_ITEMS_PER_FILE = 200_000  # segments of one file (a day of sound at 0.5 s)
+ITEM_BATCH = 5_000  # segment rows per insert: a long file's items are written in batches
 HASH_CHUNK = 4 * 2**20
 
 
@@ -124,6 +131,7 @@ class MediaIngest:
                  pool: Executor | None = None) -> None:
         self.engine, self.prefix, self.store, self.report = engine, prefix, store, report
         self.entity_of, self.attrs = entity_of, attrs or {}
+        check_tiling(segment, stride)
         self.segment, self.stride = segment, stride
         self.max_duration = MAX_DURATION_S if max_duration is None else float(max_duration)
         caps = max_bytes if isinstance(max_bytes, dict) else {"video": max_bytes, "audio": max_bytes}
@@ -212,12 +220,29 @@ class MediaIngest:
         elif (row.get("width") or 0) * (row.get("height") or 0) > MAX_FRAME_PIXELS:
             row.update(status="refused", error=f"frames of {row['width']}x{row['height']} pixels, over the "
                                                f"limit of {MAX_FRAME_PIXELS:,} pixels")
+        else:
+            self._check_count(row)
         return row
 
-    def _segments(self, src: dict[str, Any], source_id: int) -> list[dict[str, Any]]:
-        kind = kind_of(src["uri"])
-        seg = self.segment or DEFAULT_SEGMENT[kind]
-        stride = self.stride or seg
+    def _tiling(self, uri: str) -> tuple[float, float]:
+        seg = self.segment or DEFAULT_SEGMENT[kind_of(uri)]
+        return seg, self.stride or seg
+
+    def _check_count(self, row: dict[str, Any]) -> None:
+        """Refuse a file that would make no item, or more than ``MAX_ITEMS_PER_FILE``."""
+        seg, stride = self._tiling(row["uri"])
+        n = sum(1 for _ in islice(iter_tiles(row["duration"], seg, stride), MAX_ITEMS_PER_FILE + 1))
+        if n > MAX_ITEMS_PER_FILE:
+            row.update(status="refused", error=(
+                f"{row['duration']:.0f} s in segments of {seg:g} s every {stride:g} s makes more than "
+                f"{MAX_ITEMS_PER_FILE:,} items, the limit per file (raise --segment or --stride)"))
+        elif n == 0:
+            row.update(status="refused", error=(
+                f"{row['duration']:.3g} s long: shorter than half a segment of {seg:g} s, no item "
+                f"(lower --segment)"))
+
+    def _segments(self, src: dict[str, Any], source_id: int) -> Iterator[dict[str, Any]]:
+        seg, stride = self._tiling(src["uri"])
         rel = src["_rel"]
         extra = self.attrs.get(rel) or {}
         start_time = src.get("start_time")
@@ -228,13 +253,19 @@ class MediaIngest:
             "attributes": extra.get("attributes"), "status": "ok", "error": None,
             "source_id": source_id, "rate": src.get("rate"),
         }
-        return [
-            base | {
+        for a, b in iter_tiles(src["duration"], seg, stride):
+            yield base | {
                 "uri": fragment_uri(src["uri"], a, b), "duration": round(b - a, 6), "start_s": a, "end_s": b,
                 "captured_at": start_time + timedelta(seconds=a) if start_time else None,
             }
-            for a, b in tile(src["duration"], seg, stride)
-        ]
+
+    def _insert_segments(self, conn: Connection, src: dict[str, Any], source_id: int) -> int:
+        """Insert the file's segments ``ITEM_BATCH`` rows at a time; the number added."""
+        added = 0
+        segs = self._segments(src, source_id)
+        while batch := list(islice(segs, ITEM_BATCH)):
+            added += len(_insert_ignore(conn, items, batch, items.c.item_id))
+        return added
 
     def _start_time(self, src: dict[str, Any]) -> None:
         rel = src["_rel"]
@@ -268,9 +299,8 @@ class MediaIngest:
                 return
             conn.execute(update(sources).where(sources.c.source_id == source_id)
                          .values({c: src.get(c) for c in cols}))
-            segs = self._segments(src, source_id)
-            added = _insert_ignore(conn, items, segs, items.c.item_id) if segs else []
-        self.report.new += len(added)
+            added = self._insert_segments(conn, src, source_id)
+        self.report.new += added
         if hasattr(self.report, "repaired"):
             self.report.repaired += 1
 
@@ -295,6 +325,5 @@ class MediaIngest:
                     if src["status"] == "refused" and hasattr(self.report, "refused"):
                         self.report.refused += 1
                 return
-            segs = self._segments(src, ids[0])
-            added = _insert_ignore(conn, items, segs, items.c.item_id) if segs else []
-        self.report.new += len(added)
+            added = self._insert_segments(conn, src, ids[0])
+        self.report.new += added

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "AUDIO_EXTENSIONS",
     "MEDIA_EXTENSIONS",
     "DEFAULT_SEGMENT",
+    "MIN_SEGMENT_S",
     "MediaSpec",
     "KindMismatch",
     "MediaError",
@@ -30,6 +32,8 @@ __all__ = [
     "parse_fragment",
     "parse_seconds",
     "tile",
+    "iter_tiles",
+    "check_tiling",
     "decode_item",
     "model_spec",
 ]
@@ -39,6 +43,7 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mkv", ".webm", ".mov", ".avi"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".mp3", ".m4a"})
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 DEFAULT_SEGMENT = {"video": 2.0, "audio": 1.0}  # seconds
+MIN_SEGMENT_S = 0.1  # the shortest --segment and --stride: 10 log-mel frames, a few video frames
 
 _FRAGMENT = re.compile(r"#t=(?:npt:)?([0-9.]*)(?:,([0-9.]+))?$")
 
@@ -94,8 +99,9 @@ def parse_fragment(uri: str) -> tuple[str, float | None, float | None]:
     return uri[: m.start()], start, end
 
 
-def parse_seconds(text: str | float | int, name: str = "--segment") -> float:
-    """``"2s"``, ``"500ms"``, ``"1.5"``, ``"1m"`` -> seconds (positive)."""
+def parse_seconds(text: str | float | int, name: str = "--segment", minimum: float | None = None) -> float:
+    """``"2s"``, ``"500ms"``, ``"1.5"``, ``"1m"`` -> seconds (positive; at least ``minimum``
+    when given, else ``AlsqlError`` naming ``name`` and the minimum)."""
     if isinstance(text, (int, float)):
         value = float(text)
     else:
@@ -105,16 +111,29 @@ def parse_seconds(text: str | float | int, name: str = "--segment") -> float:
         value = float(m.group(1)) * {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0}[m.group(2)]
     if not value > 0 or not math.isfinite(value):
         raise AlsqlError(f"{name} {text!r}: expected a positive duration")
+    if minimum is not None and value < minimum - 1e-9:
+        raise AlsqlError(f"{name} {text!r}: expected at least {_num(minimum)} s ({_num(minimum * 1000)} ms)")
     return value
+
+
+def check_tiling(segment: float | None, stride: float | None) -> None:
+    """``AlsqlError`` naming ``--segment`` / ``--stride`` when either is under ``MIN_SEGMENT_S``."""
+    for name, value in (("--segment", segment), ("--stride", stride)):
+        if value is not None:
+            parse_seconds(float(value), name, MIN_SEGMENT_S)
 
 
 def tile(duration: float, segment: float, stride: float | None = None) -> list[tuple[float, float]]:
     """Segments ``[start, end)`` of ``segment`` seconds every ``stride`` seconds over
     ``[0, duration)``; a last shorter piece is kept when at least half a segment long."""
+    return list(iter_tiles(duration, segment, stride))
+
+
+def iter_tiles(duration: float, segment: float, stride: float | None = None) -> Iterator[tuple[float, float]]:
+    """``tile`` one segment at a time (a long file's segments are never all held at once)."""
     stride = segment if stride is None else stride
     if segment <= 0 or stride <= 0:
         raise AlsqlError(f"segment {segment} / stride {stride}: expected positive seconds")
-    out: list[tuple[float, float]] = []
     k = 0
     eps = 1e-6
     while True:
@@ -123,11 +142,10 @@ def tile(duration: float, segment: float, stride: float | None = None) -> list[t
             break
         end = round(min(start + segment, duration), 6)
         if end - start >= segment / 2 - eps:
-            out.append((start, end))
+            yield start, end
         if start + segment >= duration - eps:
             break
         k += 1
-    return out
 
 
 @dataclass(frozen=True)
