@@ -173,6 +173,10 @@ class Served:
             self._closed = True
             self._close()
 
+    def read_at(self, pos: int, n: int) -> bytes:
+        """Up to ``n`` bytes from ``pos``, never past ``size`` (a seekable reader: a decoder)."""
+        return self._read_at(pos, max(0, min(n, self.size - pos)))
+
     def chunks(self, start: int = 0, length: int | None = None, piece: int = 64 * 1024) -> Iterator[bytes]:
         end = self.size if length is None else min(self.size, start + max(0, length))
         pos = max(0, start)

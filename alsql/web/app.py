@@ -75,7 +75,7 @@ def create_app(url: str | None = None, secret_key: str | None = None, max_body: 
     from alsql.config import get_settings
     from alsql.db import make_engine
     from alsql.migrations import ready_engine
-    from alsql.web import admin, api, media, pages, review
+    from alsql.web import admin, api, context, media, pages, review
 
     settings = get_settings()
     url = url or settings.database_url
@@ -109,6 +109,7 @@ def create_app(url: str | None = None, secret_key: str | None = None, max_body: 
     from alsql.web import maproutes  # the map as typed arrays; lasso selections
     app.include_router(maproutes.router)
     app.include_router(media.router)
+    app.include_router(context.router)  # a segment's source, time range and neighbours
     app.include_router(admin.router)
     app.include_router(review.router)  # the review queue: reviewers and admins
     app.include_router(review.page_router)
