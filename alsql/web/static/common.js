@@ -31,5 +31,7 @@ window.alsql = (function () {
     const m = (it && it.media_type) || "";
     return m.startsWith("video/") ? "video" : m.startsWith("audio/") ? "audio" : "image";
   }
-  return { get: (u) => request("GET", u), post: (u, b) => request("POST", u, b), colour, el, csrf, kind };
+  // A keyboard target the page must leave alone (a form field; not the scrubber).
+  function typing(ev) { return /INPUT|SELECT|TEXTAREA/.test(ev.target.tagName) && ev.target.type !== "range"; }
+  return { get: (u) => request("GET", u), post: (u, b) => request("POST", u, b), colour, el, csrf, kind, typing };
 })();
