@@ -168,12 +168,12 @@ def test_azure_http_error_without_a_server_is_one_line(tmp_path, capsys, monkeyp
     """The same answer for an HttpResponseError raised anywhere under a command."""
     from azure.core.exceptions import ClientAuthenticationError
 
-    import alsql.cli.status as status_cli
+    import alsql.report as report  # the status command reads it when it runs
 
     def refuse(*_a, **_k):
         raise ClientAuthenticationError(message="Server failed to authenticate the request.")
 
-    monkeypatch.setattr(status_cli, "status_summary", refuse)
+    monkeypatch.setattr(report, "status_summary", refuse)
     url = f"sqlite:///{tmp_path / 'a.db'}"
     upgrade(url)
     code, out = run_main(capsys, "--db", url, "status")

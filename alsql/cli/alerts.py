@@ -9,12 +9,14 @@ message wrapped below; ``--json`` prints every field as stored.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from sqlalchemy import Engine, select
 
 from alsql.cli.common import console, get_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 __all__ = ["register", "list_alerts", "alerts_table"]
 
@@ -22,6 +24,8 @@ __all__ = ["register", "list_alerts", "alerts_table"]
 def list_alerts(engine: Engine, project: str | int | None = None, kind: str | None = None,
                 limit: int = 50) -> list[dict]:
     """The newest ``limit`` alerts (of ``project`` and ``kind`` when given), as dicts."""
+    from sqlalchemy import select
+
     from alsql.catalog import get_project
     from alsql.schema import alerts, projects
 

@@ -1,15 +1,21 @@
-"""What every CLI module shares: the console, the engine, project lookup."""
+"""What every CLI module shares: the console, the engine, project lookup.
+
+Imported by every ``alsql`` call (``--help`` included), so it imports only the standard
+library and rich at module level: settings, SQLAlchemy and the rest load when a command
+uses them.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from sqlalchemy import Engine
 
-from alsql.config import Settings, get_settings, set_settings
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 __all__ = ["console", "err_console", "get_engine", "set_database", "show_progress", "set_debug", "debug",
            "explain"]
@@ -20,6 +26,8 @@ err_console = Console(stderr=True, highlight=False)
 
 def set_database(url: str) -> None:
     """Use ``url`` for this process (the ``--db`` option)."""
+    from alsql.config import Settings, set_settings
+
     set_settings(Settings(database_url=url))
     get_engine.cache_clear()
 
@@ -47,6 +55,7 @@ def get_engine(create: bool = False) -> Engine:
     file without the schema is initialised; a server database that was never
     initialised is refused with the command to run.
     """
+    from alsql.config import get_settings
     from alsql.db import check_sqlite_file
     from alsql.migrations import ready_engine
 
@@ -58,6 +67,7 @@ def get_engine(create: bool = False) -> Engine:
 def explain(exc: BaseException) -> str | None:
     """One line for an everyday failure (bad input, an unreachable or unusable database,
     a refused Azure request); None for anything else (a bug keeps its traceback)."""
+    from alsql.config import get_settings
     from alsql.db import describe_db_error
     from alsql.errors import AlsqlError
 

@@ -6,10 +6,7 @@ from typing import Annotated
 
 import typer
 
-from alsql import migrations
 from alsql.cli.common import console, get_engine
-from alsql.config import get_settings
-from alsql.db import check_sqlite_file, redact
 
 __all__ = ["register"]
 
@@ -19,6 +16,10 @@ db_app = typer.Typer(help="Schema migrations (Alembic, shipped in the package)."
 @db_app.command("upgrade")
 def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
     """Upgrade the database to REVISION (default: head)."""
+    from alsql import migrations
+    from alsql.config import get_settings
+    from alsql.db import check_sqlite_file
+
     check_sqlite_file(get_settings().database_url, create=True)
     migrations.upgrade(get_settings().database_url, revision)
     console.print(f"database at {migrations.current(get_settings().database_url)}")
@@ -27,6 +28,10 @@ def upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "
 @db_app.command("downgrade")
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, -1 or base")] = "-1") -> None:
     """Downgrade the database to REVISION (default: one step)."""
+    from alsql import migrations
+    from alsql.config import get_settings
+    from alsql.db import check_sqlite_file
+
     check_sqlite_file(get_settings().database_url)
     migrations.downgrade(get_settings().database_url, revision)
     console.print(f"database at {migrations.current(get_settings().database_url) or 'base'}")
@@ -35,6 +40,10 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, -1 
 @db_app.command("current")
 def current() -> None:
     """Print the revision the database is at (a missing SQLite file is not created)."""
+    from alsql import migrations
+    from alsql.config import get_settings
+    from alsql.db import check_sqlite_file
+
     url = get_settings().database_url
     check_sqlite_file(url)
     console.print(migrations.current(url) or "base (not initialised)")
@@ -43,6 +52,8 @@ def current() -> None:
 @db_app.command("history")
 def history() -> None:
     """List the migrations, oldest first."""
+    from alsql import migrations
+
     for rev, down, doc in migrations.history():
         console.print(f"{down or 'base'} -> [bold]{rev}[/bold]  {doc}")
 
@@ -53,12 +64,17 @@ def sql(
     revision: Annotated[str, typer.Option(help="Up to this revision")] = "head",
 ) -> None:
     """Print the DDL of the migrations for DIALECT without a server (Alembic offline)."""
+    from alsql import migrations
+
     typer.echo(migrations.offline_sql(dialect, revision))
 
 
 def init() -> None:
     """Create or upgrade the database to the newest schema (a PostgreSQL database that does
     not exist is created when the server allows it; else the error names the command)."""
+    from alsql import migrations
+    from alsql.config import get_settings
+    from alsql.db import check_sqlite_file, redact
     from alsql.migrations.create import ensure_database
 
     url = get_settings().database_url

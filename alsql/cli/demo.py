@@ -23,7 +23,6 @@ from rich.table import Table
 
 from alsql.cli.common import console, get_engine
 from alsql.cli.status import print_status
-from alsql.report import status_summary
 
 __all__ = ["register"]
 
@@ -54,6 +53,8 @@ def demo(
     -> the user's business table -> the join mart -> the analyst's answer beside the truth.
     """
     import torch
+
+    from alsql.report import status_summary
 
     if scenario is not None:
         torch.set_num_threads(1)

@@ -10,8 +10,6 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from alsql.cli.common import console, get_engine, show_progress
 from alsql.errors import AlsqlError
-from alsql.loaders.ingest import DEFAULT_MAX_BYTES, parse_size
-from alsql.loaders.ingest import ingest as run_ingest
 
 __all__ = ["register"]
 
@@ -57,6 +55,7 @@ def ingest(
 ) -> None:
     """Index every image (png, jpg, jpeg, bmp, gif, webp, tif), video (mp4, mkv, webm, mov, avi)
     and sound file (wav, flac, ogg, mp3, m4a) under SOURCE; video and sound become segments."""
+    from alsql.loaders.ingest import ingest as run_ingest
     from alsql.media.kinds import MIN_SEGMENT_S, parse_seconds
 
     media = {"segment": parse_seconds(segment, "--segment", MIN_SEGMENT_S) if segment else None,
@@ -87,6 +86,8 @@ def ingest(
 
 def _caps(values: list[str] | None) -> dict[str, int] | None:
     """``["500M"]`` -> every kind; ``["image=500M", "video=8G"]`` -> those kinds."""
+    from alsql.loaders.ingest import DEFAULT_MAX_BYTES, parse_size
+
     if not values:
         return None
     caps: dict[str, int] = {}

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from alsql.cli.common import console, get_engine
-from alsql.loaders.labels import export_labels, import_labels
 
 __all__ = ["register"]
 
@@ -31,6 +30,8 @@ def import_(
                             "different annotators may")] = None,
 ) -> None:
     """Validate every row, then append all labels (or none)."""
+    from alsql.loaders.labels import import_labels
+
     if gold:
         report = import_labels(get_engine(), file, project, dry_run=dry_run, root=root, source="gold",
                                annotator="gold" if annotator is None else annotator)
@@ -54,6 +55,8 @@ def export(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="File (default: stdout)")] = None,
 ) -> None:
     """Write the current label of every labeled item."""
+    from alsql.loaders.labels import export_labels
+
     if output is None:
         n = export_labels(get_engine(), project, format, sys.stdout)
     else:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from alsql.cli.common import console, err_console, get_engine
-from alsql.config import get_settings
-from alsql.pipelines.marts import DbtResult, build, compile_offline, docs
+
+if TYPE_CHECKING:
+    from alsql.pipelines.marts import DbtResult
 
 __all__ = ["register", "print_result", "docs_serve_hint"]
 
@@ -75,6 +76,8 @@ def build_(
     A join mart whose table is not named is empty but for the projects of var
     demo_projects, which the packaged demo records join; the build says so.
     """
+    from alsql.config import get_settings
+    from alsql.pipelines.marts import build
     from alsql.pipelines.business import business_vars, cli_vars, unset_warnings
 
     url = get_settings().database_url
@@ -92,6 +95,9 @@ def build_(
 @marts_app.command("docs")
 def docs_(work_dir: WorkDir = Path("alsql-dbt"), verbose: Verbose = False) -> None:
     """Generate the dbt docs site (index.html and catalog) under WORK_DIR/target."""
+    from alsql.config import get_settings
+    from alsql.pipelines.marts import docs
+
     get_engine()
     result = docs(get_settings().database_url, work_dir=work_dir, quiet=not verbose)
     print_result(result)
@@ -114,6 +120,9 @@ def docs_serve_hint(target: Path, port: int = 8080) -> str:
 @marts_app.command("compile")
 def compile_(work_dir: WorkDir = Path("alsql-dbt"), verbose: Verbose = False) -> None:
     """Compile the marts to this backend's SQL without connecting (e.g. to review T-SQL)."""
+    from alsql.config import get_settings
+    from alsql.pipelines.marts import compile_offline
+
     result = compile_offline(get_settings().database_url, work_dir=work_dir, quiet=not verbose)
     if not result.success:
         print_result(result)

@@ -7,10 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from alsql.catalog import create_project, get_project, list_projects, parse_classes
 from alsql.cli.common import console, get_engine
-from alsql.db import write_transaction
-from alsql.report import status_summary
 
 __all__ = ["register"]
 
@@ -24,6 +21,9 @@ def create(
     description: Annotated[Optional[str], typer.Option(help="What the project labels")] = None,
 ) -> None:
     """Create a project with its classes (keys 1..9, 0, then letters)."""
+    from alsql.catalog import create_project, parse_classes
+    from alsql.db import write_transaction
+
     names = parse_classes(classes)
     with write_transaction(get_engine()) as conn:
         proj = create_project(conn, name, names, description)
@@ -33,6 +33,8 @@ def create(
 @project_app.command("list")
 def list_() -> None:
     """List projects with their class and label counts."""
+    from alsql.catalog import list_projects
+
     with get_engine().connect() as conn:
         rows = list_projects(conn)
     table = Table("id", "name", "classes", "labels")
@@ -44,6 +46,9 @@ def list_() -> None:
 @project_app.command("show")
 def show(name: Annotated[str, typer.Argument(help="Project name or id")]) -> None:
     """Show a project's classes with their keys and label counts."""
+    from alsql.catalog import get_project
+    from alsql.report import status_summary
+
     with get_engine().connect() as conn:
         proj = get_project(conn, name)
     summary = status_summary(get_engine(), proj.project_id)["projects"][0]
@@ -65,6 +70,8 @@ def set_(
         "--gold-rate", help="Share 0..1 of the items served to an annotator that are gold items")] = None,
 ) -> None:
     """Set the project's annotation-quality settings (docs/quality.md); prints them all."""
+    from alsql.catalog import get_project
+    from alsql.db import write_transaction
     from alsql.quality import check_settings, read_settings, write_settings
 
     check_settings(overlap, overlap_annotators, gold_rate)  # before touching the database

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from alsql.cli.common import console, get_engine
-from alsql.report import status_summary
 
 __all__ = ["register", "print_status"]
 
@@ -44,6 +43,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Items by status, labels per class, models and rounds."""
+    from alsql.report import status_summary
+
     summary = status_summary(get_engine(), project)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

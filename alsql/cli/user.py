@@ -12,7 +12,6 @@ import typer
 from rich.table import Table
 
 from alsql.cli.common import console, get_engine
-from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 
 __all__ = ["register"]
@@ -31,6 +30,7 @@ def add(
         "--no-password", help="Token only: no password login")] = False,
 ) -> None:
     """Add a user; the password is stored as an argon2 hash, the token as its SHA-256."""
+    from alsql.db import write_transaction
     from alsql.web.auth import add_user, new_token
 
     if no_password and not token:
@@ -48,6 +48,7 @@ def add(
 @user_app.command("token")
 def token_(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     """Give a user a new API token (the old one stops working); printed once."""
+    from alsql.db import write_transaction
     from alsql.web.auth import set_token
 
     with write_transaction(get_engine()) as conn:
@@ -62,6 +63,7 @@ def password_(
         "--password", help="New password (at least 8 characters); asked for when not given")] = None,
 ) -> None:
     """Set a user's password; every session of the user ends (log in again)."""
+    from alsql.db import write_transaction
     from alsql.web.auth import set_password
 
     if password is None:
@@ -74,6 +76,7 @@ def password_(
 @user_app.command("deactivate")
 def deactivate(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     """Deactivate a user: its sessions and token stop working at once (labels stay)."""
+    from alsql.db import write_transaction
     from alsql.web.auth import set_active
 
     with write_transaction(get_engine()) as conn:
@@ -84,6 +87,7 @@ def deactivate(name: Annotated[str, typer.Argument(help="User name")]) -> None:
 @user_app.command("activate")
 def activate(name: Annotated[str, typer.Argument(help="User name")]) -> None:
     """Reactivate a deactivated user (it logs in again; its token works again)."""
+    from alsql.db import write_transaction
     from alsql.web.auth import set_active
 
     with write_transaction(get_engine()) as conn:

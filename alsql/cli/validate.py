@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich import box
@@ -11,11 +11,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from alsql.cli.common import console, err_console, get_engine
-from alsql.config import get_settings
 from alsql.errors import AlsqlError
-from alsql.pipelines.validate import SUITES, ValidationReport, validate
 
-__all__ = ["register", "print_report", "short_check"]
+if TYPE_CHECKING:
+    from alsql.pipelines.validate import ValidationReport
+
+__all__ = ["register", "print_report", "short_check", "SUITES"]
+
+# The suites of alsql.pipelines.validate (SUITES there; a test checks they agree), named here
+# so that the option's help needs no import of the validation module.
+SUITES = ("items", "annotations", "predictions")
 
 
 _PREFIXES = ("expect_column_pair_values_to_", "expect_column_values_to_", "expect_column_", "expect_")
@@ -51,6 +56,9 @@ def validate_(
     sample: Annotated[int, typer.Option(help="Sample ids shown per failing expectation", min=1)] = 5,
 ) -> None:
     """Check items, annotations and predictions; exits 1 when any expectation fails."""
+    from alsql.config import get_settings
+    from alsql.pipelines.validate import validate
+
     chosen = tuple(suite or SUITES)
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:

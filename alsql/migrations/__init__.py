@@ -2,21 +2,25 @@
 
 ``upgrade`` / ``downgrade`` / ``current`` / ``history`` work on a live database;
 ``offline_sql`` renders the DDL for a dialect with no server (``alsql db sql``).
+Alembic is imported by the calls that need it: ``ready_engine``, which every CLI command
+that opens the database passes through, reads the version table with plain SQL.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from alsql.config import get_settings
 from alsql.db import make_engine, normalize_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "HERE",
@@ -40,7 +44,10 @@ OFFLINE_URLS = {
 
 
 def alembic_config(url: str | None = None, stdout=None) -> Config:
-    cfg = Config(stdout=stdout) if stdout is not None else Config()
+    from alembic.config import Config
+
+    # sys.stdout of the moment (Alembic's default is the one of when it was first imported)
+    cfg = Config(stdout=stdout if stdout is not None else sys.stdout)
     cfg.set_main_option("script_location", str(HERE))
     cfg.set_main_option("path_separator", "os")
     url = url or get_settings().database_url
@@ -64,10 +71,14 @@ def _run_with_engine(url: str | None, fn) -> None:
 
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Create or upgrade the database to ``revision``."""
+    from alembic import command
+
     _run_with_engine(url, lambda cfg: command.upgrade(cfg, revision))
 
 
 def downgrade(url: str | None = None, revision: str = "-1") -> None:
+    from alembic import command
+
     _run_with_engine(url, lambda cfg: command.downgrade(cfg, revision))
 
 
@@ -92,19 +103,33 @@ def ready_engine(url: str) -> Engine:
     from alsql.errors import AlsqlError
 
     engine = make_engine(url)
-    if current(url) is None:
+    if not _initialised(engine):
         if engine.dialect.name != "sqlite":
             raise AlsqlError(f"database {redact(url)} is not initialised: run `alsql init` first")
         upgrade(url)
     return engine
 
 
+def _initialised(engine: Engine) -> bool:
+    """Whether the database is at some revision (Alembic's version table holds a row), as
+    ``current`` is not None, read without importing Alembic."""
+    from sqlalchemy import inspect, text
+
+    with engine.connect() as conn:
+        return inspect(conn).has_table("alembic_version") and conn.execute(
+            text("SELECT version_num FROM alembic_version")).first() is not None
+
+
 def heads() -> list[str]:
+    from alembic.script import ScriptDirectory
+
     return list(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
 def history() -> list[tuple[str, str | None, str]]:
     """(revision, down_revision, first docstring line), oldest first."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     revs = list(script.walk_revisions())
     revs.reverse()
@@ -122,6 +147,8 @@ def offline_sql(dialect: str, revision: str = "head") -> str:
         raise AlsqlError(
             f"dialect {dialect!r} is not supported; expected one of {', '.join(OFFLINE_URLS)}"
         )
+    from alembic import command
+
     buf = io.StringIO()
     cfg = alembic_config(OFFLINE_URLS[dialect], stdout=buf)
     cfg.output_buffer = buf

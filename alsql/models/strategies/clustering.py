@@ -19,8 +19,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from alsql.models.strategies.base import Candidates, Strategy, centred, register
 
@@ -32,6 +30,9 @@ _MAX_CLUSTERS = 500
 
 
 def _kmeans(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    from sklearn.cluster import KMeans  # here: every other strategy (and `alsql select`) starts without it
+    from sklearn.exceptions import ConvergenceWarning
+
     n = max(1, min(int(n), x.shape[0]))
     if n == 1:
         return np.zeros(x.shape[0], dtype=np.int64)
