@@ -6,6 +6,8 @@ set of media per module; each test labels in its own project):
 - video controls confined to the segment: pause/play, frame step, speed, a scrubber that
   clamps at the end; the loop never presents a frame at or after the segment's end;
 - a sound clip's own timeline (not the whole file's), a playhead and axes on its spectrogram;
+- one meaning per key per screen, and a `?` overlay listing every key for the item's kind
+  (labeling, reviewing after an undo, and the review page);
 - no request for an image that a video or sound segment does not have.
 """
 
@@ -19,7 +21,7 @@ import pytest
 
 from tests.conftest import ARTIFACTS
 from tests.media_context_support import FPS, ingest_context_media, ordered_round
-from tests.web_support import ANNOTATOR_PW, live_server, users
+from tests.web_support import ADMIN_PW, ANNOTATOR_PW, live_server, users
 
 pytestmark = [pytest.mark.browser, pytest.mark.sqlite, pytest.mark.slow]
 DT = 1 / FPS
@@ -210,6 +212,95 @@ def test_sound_clip_timeline_playhead_and_axes(site):
         text = page.locator("#media-time").inner_text()
         assert text.endswith("/ 1.00 s") and 0 <= float(text.split(" / ")[0]) <= 1.0, text
         page.screenshot(path=str(ARTIFACTS / "label-audio-context.png"))
+
+
+def _keys(page) -> dict[str, str]:
+    """The keys overlay as {keys: meaning}, opened with `?` and closed with Esc."""
+    from playwright.sync_api import expect
+
+    page.keyboard.press("?")
+    expect(page.locator("#key-help")).to_be_visible()
+    rows = page.eval_on_selector_all("#key-help-table tr", "rs => rs.map(r => [r.cells[0].innerText, r.cells[1].innerText])")
+    page.keyboard.press("Escape")
+    expect(page.locator("#key-help")).to_be_hidden()
+    keys = [k for row, _ in rows for k in row.split(" / ")]
+    assert len(keys) == len(set(keys)), rows             # each key once: one meaning on this screen
+    return dict(rows)
+
+
+def test_one_meaning_per_key_and_the_keys_overlay(site):
+    from playwright.sync_api import expect
+
+    ids = site["ids"]
+    with labeling(site, [ids["video"][2], ids["audio"][2], ids["image"][0]]) as (page, _):
+        expect(page.locator("#item-id")).to_have_text(str(ids["video"][2]))
+        expect(page.locator("#skip-key")).to_have_text("Shift+Space")   # Space replays a segment
+        rows = _keys(page)
+        assert rows["Space"] == "replay the segment from its start" and rows["Shift+Space"] == "skip this item (no label)"
+        assert rows["Enter"] == "pause / play" and rows[", / ."] == "one frame back / forward (pauses)"
+        assert rows["[ / ]"].startswith("slower / faster") and rows["Backspace / ←"].startswith("undo")
+        assert rows["1"] == "label normal" and rows["2"] == "label abnormal"
+        assert rows["?"] == "show or hide this list" and rows["Esc"] == "close this list"
+        page.keyboard.press("?")                         # while the list is open no other key acts
+        page.keyboard.press("1")
+        page.keyboard.press("Shift+Space")
+        page.keyboard.press("Escape")
+        expect(page.locator("#item-id")).to_have_text(str(ids["video"][2]))
+        expect(page.locator("#session-count")).to_have_text("0")
+        page.keyboard.press(" ")
+        time.sleep(0.3)
+        expect(page.locator("#item-id")).to_have_text(str(ids["video"][2]))   # replayed, not skipped
+        page.keyboard.press("Shift+Space")
+        expect(page.locator("#item-id")).to_have_text(str(ids["audio"][2]))
+        rows = _keys(page)
+        assert rows["Space"] == "replay the clip from its start" and ", / ." not in rows
+        page.keyboard.press("2")
+        expect(page.locator("#item-id")).to_have_text(str(ids["image"][0]))
+        expect(page.locator("#skip-key")).to_have_text("Space")
+        rows = _keys(page)
+        assert rows["Space / Shift+Space"] == "skip this item (no label)" and "Enter" not in rows
+        # ArrowLeft undoes, as Backspace does: the clip again, reviewing; Space still replays it.
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#item-id")).to_have_text(str(ids["audio"][2]))
+        expect(page.locator("#mode")).to_have_text("reviewing (press a class key to correct, Shift+Space to go on)")
+        rows = _keys(page)
+        assert rows["Shift+Space"] == "go on to the queue without relabeling" and rows["1"] == "correct the label to normal"
+        page.keyboard.press(" ")
+        time.sleep(0.3)
+        expect(page.locator("#item-id")).to_have_text(str(ids["audio"][2]))
+        page.keyboard.press("Shift+Space")
+        expect(page.locator("#item-id")).to_have_text(str(ids["image"][0]))
+        expect(page.locator("#mode")).to_have_text("labeling")
+        page.click("#help-button")
+        expect(page.locator("#key-help")).to_be_visible()
+        page.keyboard.press("Escape")
+
+
+def test_review_page_keys_for_a_sound_clip(site):
+    from playwright.sync_api import expect
+
+    from alsql.annotate import insert_annotations
+    from alsql.db import write_transaction
+
+    ids, clip = site["ids"], site["ids"]["audio"][0]
+    with labeling(site, [], "review", ("ada", ADMIN_PW)) as (page, _):
+        pid = int(page.url.rstrip("/").split("/")[-2])
+        with write_transaction(site["engine"]) as conn:
+            insert_annotations(conn, [{"project_id": pid, "item_id": clip, "class_id": c, "annotator": who}
+                                      for c, who in ((0, "ann"), (1, "bob"))])
+        page.reload()
+        expect(page.locator("#item-id")).to_have_text(str(clip))
+        expect(page.locator("#context-range")).to_have_text("0.00–1.00 s of 4.00 s")
+        expect(page.locator("#skip-key")).to_have_text("Shift+Space")
+        rows = _keys(page)
+        assert rows["Space"] == "replay the clip from its start" and rows["Shift+Space"] == "next item without deciding"
+        assert rows["Backspace / ←"] == "previous item" and rows["1"].startswith("decide normal")
+        page.keyboard.press(" ")
+        time.sleep(0.3)
+        expect(page.locator("#item-id")).to_have_text(str(clip))   # Space replayed; it did not go on
+        page.keyboard.press("Shift+Space")
+        expect(page.locator("#empty")).to_be_visible()
+        assert ids
 
 
 def test_no_request_for_an_image_a_segment_lacks(site):

@@ -1,6 +1,10 @@
 // The labeling page: one key per class, skip, undo; the next items are claimed and
 // preloaded while the current one is shown (an image's bytes; a video or sound segment's
-// playback, by media.js), so labeling never waits.
+// playback and context, by media.js), so labeling never waits.
+// Keys, one meaning each per screen (`?` lists them for the item on screen): a class key
+// labels (corrects, while reviewing); Space skips an image (goes on, while reviewing) and
+// replays a video or sound segment (media.js), so Shift+Space skips any kind; Backspace
+// or ArrowLeft undoes (steps back to the last labeled item).
 // Writes go out one at a time in order (a promise chain); the screen moves on at once.
 // The items held are leased for two minutes: a heartbeat renews them while the page is
 // open, and closing the page gives them back (sendBeacon on pagehide), so nobody else
@@ -46,7 +50,9 @@
   function render() {
     const it = shown();
     if (window.alsqlMedia) alsqlMedia.show(it);   // plays a segment in place of the image
-    $("mode").textContent = reviewing ? "reviewing (press a class key to correct, Space to go on)" : "labeling";
+    const skipKey = alsql.kind(it) === "image" ? "Space" : "Shift+Space";
+    $("skip-key").textContent = skipKey;
+    $("mode").textContent = reviewing ? "reviewing (press a class key to correct, " + skipKey + " to go on)" : "labeling";
     $("mode").className = reviewing ? "reviewing" : "";
     document.querySelectorAll(".cls").forEach((b) => b.classList.remove("guessed", "current"));
     if (!it) {
@@ -126,12 +132,24 @@
   }
 
   document.addEventListener("keydown", (ev) => {
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || /INPUT|SELECT|TEXTAREA/.test(ev.target.tagName)) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || alsql.typing(ev)) return;
     const k = ev.key.toLowerCase();
     if (k in byKey) { ev.preventDefault(); label(byKey[k]); }
-    else if (k === " ") { ev.preventDefault(); skip(); }
+    else if (k === " ") { ev.preventDefault(); if (ev.shiftKey || alsql.kind(shown()) === "image") skip(); }
     else if (k === "backspace" || k === "arrowleft") { ev.preventDefault(); undo(); }
   });
+  const keys = alsql.keyHelp("Keys on this screen", () => {
+    const kind = alsql.kind(shown());
+    const go = reviewing ? "go on to the queue without relabeling" : "skip this item (no label)";
+    const rows = classes.filter((c) => c.key).map((c) => [[c.key], (reviewing ? "correct the label to " : "label ") + c.name]);
+    if (kind === "image") rows.push([["Space", "Shift+Space"], go]);
+    else rows.push([["Space"], "replay the " + (kind === "video" ? "segment" : "clip") + " from its start"], [["Shift+Space"], go]);
+    if (window.alsqlMedia) rows.push(...alsqlMedia.keyRows(kind));
+    rows.push([["Backspace", "←"], reviewing ? "step back one more labeled item" : "undo: back to the last labeled item"],
+              [["?"], "show or hide this list"], [["Esc"], "close this list"]);
+    return rows;
+  });
+  $("help-button").addEventListener("click", () => keys.open());
   document.querySelectorAll(".cls").forEach((b) => b.addEventListener("click", () => label(Number(b.dataset.class))));
   $("skip").addEventListener("click", skip);
   $("undo").addEventListener("click", undo);

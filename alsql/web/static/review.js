@@ -1,7 +1,8 @@
 // The review page: items where annotators disagree, or where the newest model
 // contradicts the label of record with high confidence. One key per class adjudicates
 // (a review label: it becomes the label of record) and moves to the next item; Space goes
-// on without deciding, Backspace steps back. The queue is read a keyset page at a time
+// on without deciding (on a video or sound item Space replays it and Shift+Space goes on),
+// Backspace or ArrowLeft steps back; `?` lists every key for the item on screen. The queue is read a keyset page at a time
 // (after = the last item id scanned) and read ahead while the reviewer works; decisions
 // go out one at a time in order (a promise chain), the screen moves on at once.
 "use strict";
@@ -71,6 +72,7 @@
   function render() {
     const it = list[pos] || null;
     if (window.alsqlMedia) alsqlMedia.show(it);
+    $("skip-key").textContent = alsql.kind(it) === "image" ? "Space" : "Shift+Space";
     document.querySelectorAll(".cls").forEach((b) => b.classList.remove("guessed", "current"));
     document.querySelectorAll("#review-list li").forEach((li) => li.classList.toggle("shown", !!it && li.dataset.item === String(it.item_id)));
     $("position").textContent = list.length ? Math.min(pos + 1, list.length) + " of " + list.length + (end ? "" : "+") : "–";
@@ -120,12 +122,23 @@
   function back() { if (pos > 0) { pos -= 1; render(); } }
 
   document.addEventListener("keydown", (ev) => {
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || /INPUT|SELECT|TEXTAREA/.test(ev.target.tagName)) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || alsql.typing(ev)) return;
     const k = ev.key.toLowerCase();
     if (k in byKey) { ev.preventDefault(); decide(byKey[k]); }
-    else if (k === " ") { ev.preventDefault(); next(); }
+    else if (k === " ") { ev.preventDefault(); if (ev.shiftKey || alsql.kind(list[pos]) === "image") next(); }
     else if (k === "backspace" || k === "arrowleft") { ev.preventDefault(); back(); }
   });
+  const keys = alsql.keyHelp("Keys on this screen", () => {
+    const kind = alsql.kind(list[pos]);
+    const rows = classes.filter((c) => c.key).map((c) => [[c.key], "decide " + c.name + " (the label of record) and go on"]);
+    if (kind === "image") rows.push([["Space", "Shift+Space"], "next item without deciding"]);
+    else rows.push([["Space"], "replay the " + (kind === "video" ? "segment" : "clip") + " from its start"],
+                   [["Shift+Space"], "next item without deciding"]);
+    if (window.alsqlMedia) rows.push(...alsqlMedia.keyRows(kind));
+    rows.push([["Backspace", "←"], "previous item"], [["?"], "show or hide this list"], [["Esc"], "close this list"]);
+    return rows;
+  });
+  $("help-button").addEventListener("click", () => keys.open());
   document.querySelectorAll(".cls").forEach((b) => b.addEventListener("click", () => decide(Number(b.dataset.class))));
   $("skip").addEventListener("click", next);
   $("back").addEventListener("click", back);
