@@ -68,13 +68,19 @@ def set_(
         "--overlap-annotators", help="Distinct annotators an overlapped item is served to in all (2..20)")] = None,
     gold_rate: Annotated[Optional[float], typer.Option(
         "--gold-rate", help="Share 0..1 of the items served to an annotator that are gold items")] = None,
+    image_size: Annotated[Optional[int], typer.Option(
+        "--image-size", help="Pixels per side the project's networks take (images, video frames), 1..1024; "
+                             "0: the default of the media kind (64)")] = None,
 ) -> None:
-    """Set the project's annotation-quality settings (docs/quality.md); prints them all."""
+    """Set the project's annotation-quality settings (docs/quality.md) and input size; prints them all."""
     from alsql.catalog import get_project
     from alsql.db import write_transaction
+    from alsql.models.inputs import DEFAULT_SIZE, check_image_size, project_image_size, set_project_image_size
     from alsql.quality import check_settings, read_settings, write_settings
 
     check_settings(overlap, overlap_annotators, gold_rate)  # before touching the database
+    if image_size:
+        check_image_size(image_size)
     with write_transaction(get_engine()) as conn:
         proj = get_project(conn, project)
         if overlap is None and overlap_annotators is None and gold_rate is None:
@@ -82,8 +88,12 @@ def set_(
         else:
             s = write_settings(conn, proj.project_id, overlap=overlap, overlap_annotators=overlap_annotators,
                                gold_rate=gold_rate)
+        if image_size is not None:
+            set_project_image_size(conn, proj.project_id, image_size)
+        size = project_image_size(conn, proj.project_id)
     console.print(f"project [bold]{proj.name}[/bold]: overlap {s.overlap:g} "
-                  f"(served to {s.overlap_annotators} annotators), gold rate {s.gold_rate:g}")
+                  f"(served to {s.overlap_annotators} annotators), gold rate {s.gold_rate:g}, image size "
+                  + (str(size) if size else f"the default ({DEFAULT_SIZE['image']} for images)"))
 
 
 def register(app: typer.Typer) -> None:

@@ -67,7 +67,9 @@ def train(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (float16 on GPU, bfloat16 on CPU)")] = False,
     weights: Annotated[Optional[str], typer.Option(help="Initial weights: a local state-dict file")] = None,
-    image_size: Annotated[Optional[int], typer.Option(help="Resize to this square size (default: the images' own)")] = None,
+    image_size: Annotated[Optional[int], typer.Option(
+        help="Pixels per side images and video frames are resized to, 1..1024 (default: the project's "
+             "setting, `alsql project set --image-size`, else 64); recorded with the model")] = None,
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,

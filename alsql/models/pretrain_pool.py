@@ -18,7 +18,8 @@ Writes, on rank 0:
   ``alsql.models.encoders``): architecture ``<arch>+simclr``; params: the
   ``PretrainConfig`` (``lr`` the rate used), ``kind: encoder``, steps, epochs run, items seen, pool items at the
   start, the loss curve ``[[step, loss], ...]`` (rank 0's, at most ``CURVE_POINTS``
-  points), media spec, input size; metrics: final loss, steps, items, seconds, items/s.
+  points), media spec, input size and its rule (``alsql.models.inputs``: ``--image-size``,
+  else the project's setting, else the kind's default); metrics: final loss, steps, items, seconds, items/s.
   The checkpoint is then removed.
 
 A pool smaller than one batch is refused with the project, the item count and the batch size.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import torch
@@ -41,10 +42,10 @@ from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.loaders.datasets import SqlImageDataset, shuffled
 from alsql.loaders.partition import chunk_count, chunk_range, chunks_for, shuffle_rng
-from alsql.models.inputs import media_plan
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import ENCODER_STATUS, encoder_arch
 from alsql.models.fit import distributed
+from alsql.models.inputs import media_plan
 from alsql.models.networks import build_network
 from alsql.models.pretrain import PretrainConfig, Pretrainer, plan_epochs
 from alsql.models.train import dataset_url, init_distributed
@@ -82,13 +83,6 @@ def pool_count(engine: Engine, kind: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(items)
                                 .where(items.c.status == "ok", kind_filter(kind))).scalar_one())
-
-
-def _first_image_size(engine: Engine) -> int | None:
-    with engine.connect() as conn:
-        row = conn.execute(select(items.c.width, items.c.height).where(items.c.status == "ok", kind_filter("image"))
-                           .order_by(items.c.item_id).limit(1)).first()
-    return max(row) if row and all(row) else None
 
 
 def _dataset(url: str, project_id: int, cfg: PretrainConfig, image_size, grayscale: bool, spec):
@@ -180,8 +174,9 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
     rank, world = distributed()
     with engine.connect() as conn:
         proj = get_project(conn, project)
-    image_size = cfg.image_size or _first_image_size(engine)
-    media = media_plan(engine, proj.project_id, cfg, image_size, grayscale)
+    # --image-size, else the project's setting, else the kind's default (as alsql train: the two agree)
+    media = media_plan(engine, proj.project_id, cfg, grayscale)
+    cfg = replace(cfg, image_size=media.image_size)  # the size used: a resume must use it too
     spec, in_channels = media.spec, media.in_channels
     arch = media.cfg.arch
     n_pool = pool_count(engine, spec.kind)
@@ -289,7 +284,8 @@ def _record(engine, proj, trainer: Pretrainer, cfg: PretrainConfig, media, arch:
         "epochs_run": epochs,
         "items_seen": seen, "pool_items": n_pool, "loss_curve": curve, "world_size": world,
         "device": trainer.device.type, "amp": trainer.amp, "media": media.spec.as_dict(),
-        "in_channels": media.in_channels, "image_size": media.image_size, "grayscale": grayscale,
+        "in_channels": media.in_channels, "image_size": media.image_size, "image_size_rule": media.size_rule,
+        "grayscale": grayscale,
         "embedding_dim": int(net.embedding_dim), "resumed": resumed,
     }
     final = trainer.curve[-1][1] if trainer.curve else None

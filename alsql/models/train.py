@@ -5,8 +5,9 @@ through ``SqlImageDataset``; under torchrun each rank reads disjoint chunks.
 Writes, on rank 0 only:
 
 - the artifact (``alsql.models.artifacts``) under ``settings.artifacts``;
-- a ``model_versions`` row: architecture, params (hyper-parameters, image size,
-  channels, ``init``: random / weights / pretrained from which encoder, with which
+- a ``model_versions`` row: architecture, params (hyper-parameters, image size and
+  how it was chosen: ``image_size_rule`` option / project / default, see
+  ``alsql.models.inputs``; channels, ``init``: random / weights / pretrained from which encoder, with which
   head), label_count, ``trained_on_annotation_id`` (the newest annotation of the
   project when training started), metrics (accuracy and per-class recall on the
   evaluation set, evaluated count, epochs, best epoch).
@@ -30,13 +31,13 @@ from sqlalchemy import Engine, func, insert, or_, select
 from alsql.catalog import get_project
 from alsql.config import get_settings
 from alsql.errors import AlsqlError
-from alsql.models.inputs import media_plan
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import head_config
 from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, resolve_device
+from alsql.models.inputs import media_plan
 from alsql.models.metrics import metrics_dict
 from alsql.models.networks import build_network, load_weights
-from alsql.schema import annotations, items, model_versions
+from alsql.schema import annotations, model_versions
 from alsql.schema.views import evaluation_set, training_set
 
 __all__ = ["TrainOutcome", "train_and_record", "train_project", "init_distributed", "dataset_url"]
@@ -56,7 +57,7 @@ def init_distributed(device: str) -> None:
     dist.init_process_group("nccl" if cuda else "gloo")
 
 
-def _counts(engine: Engine, project_id: int) -> tuple[int, int, int | None, tuple[int, int] | None]:
+def _counts(engine: Engine, project_id: int) -> tuple[int, int, int | None]:
     with engine.connect() as conn:
         n_train = conn.execute(
             select(func.count()).select_from(training_set).where(training_set.c.project_id == project_id)
@@ -67,12 +68,7 @@ def _counts(engine: Engine, project_id: int) -> tuple[int, int, int | None, tupl
         newest = conn.execute(
             select(func.max(annotations.c.annotation_id)).where(annotations.c.project_id == project_id)
         ).scalar()
-        size = conn.execute(
-            select(items.c.width, items.c.height)
-            .where(items.c.item_id == select(func.min(training_set.c.item_id))
-                   .where(training_set.c.project_id == project_id).scalar_subquery())
-        ).first()
-    return n_train, n_eval, newest, (tuple(size) if size else None)
+    return n_train, n_eval, newest
 
 
 def _loader(url: str, project_id: int, view: str, cfg: TrainConfig, image_size, grayscale: bool,
@@ -205,18 +201,17 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     rank, world = distributed()
     with engine.connect() as conn:
         proj = get_project(conn, project)
-    n_train, n_eval, newest, size = _counts(engine, proj.project_id)
+    n_train, n_eval, newest = _counts(engine, proj.project_id)
     if n_train == 0:
         raise AlsqlError(
             f"project {proj.name!r} has no labels in training_set; label items first "
             f"(`alsql labels import`, the web app, or `alsql loop`)"
         )
     _check_class_ids(engine, proj)
-    image_size = cfg.image_size or (max(size) if size and all(size) else None)
     url = dataset_url(engine)
-    in_channels = 1 if grayscale else 3  # the dataset converts to L or RGB
-    pixels = in_channels * image_size * image_size if image_size else None
-    media = media_plan(engine, proj.project_id, cfg, image_size, grayscale)  # audio / video: their net and input
+    # The input size: --image-size, else the project's setting, else the kind's default (never an item's size);
+    # audio / video: their network and input.
+    media = media_plan(engine, proj.project_id, cfg, grayscale)
     cfg, image_size, in_channels, pixels = media.cfg, media.image_size, media.in_channels, media.pixels
     train_src = _Source(*_loader(url, proj.project_id, "training_set", cfg, image_size, grayscale, True, device),
                         n_train, pixels, cfg, shuffle=True)
@@ -239,7 +234,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
 
     root = artifacts or get_settings().artifacts
     ckpt_uri = artifact_uri(root, f"project-{proj.project_id}", "checkpoints",
-                            f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}{start['key']}.pt")
+                            f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}-i{image_size or 0}{start['key']}.pt")
     state = load_object(ckpt_uri) if resume else None
     steps = -(-n_train // (cfg.batch_size * world))
     _epochs, note = plan_epochs(cfg, steps)
@@ -256,7 +251,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         metrics.update(epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)
         params = cfg.as_params() | {
-            "image_size": image_size, "in_channels": in_channels, "grayscale": grayscale,
+            "image_size": image_size, "image_size_rule": media.size_rule, "in_channels": in_channels,
+            "grayscale": grayscale,
             "num_classes": num_classes, "weights": weights, "weights_skipped": skipped, "world_size": world,
             "device": device.type, "media": media.spec.as_dict(),
             "init": {k: v for k, v in start.items() if k != "key"},

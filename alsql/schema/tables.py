@@ -103,6 +103,9 @@ projects = Table(
     Real("overlap", nullable=False, default=0.0, server_default="0"),
     Column("overlap_annotators", Integer, nullable=False, default=2, server_default="2"),
     Real("gold_rate", nullable=False, default=0.0, server_default="0"),
+    # Pixels per side of the project's network inputs (images, video frames); NULL: the
+    # default of the media kind (``alsql project set --image-size``; alsql.models.inputs).
+    Column("image_size", Integer, nullable=True),
     _clustered("project_id"),
 )
 
