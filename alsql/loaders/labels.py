@@ -39,9 +39,9 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.loaders.attributes import parse_timestamp
 from alsql.loaders.rounds import mark_answered
-from alsql.loaders.stores import path_to_uri
 from alsql.schema import annotations, classes, current_labels, items
 from alsql.schema.tables import ANNOTATION_SOURCES, utcnow
+from alsql.stores import path_to_uri
 
 __all__ = ["ImportReport", "import_labels", "export_labels", "resolve_references", "fragment_error",
            "MAX_ERRORS_SHOWN"]
