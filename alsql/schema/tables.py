@@ -286,6 +286,11 @@ round_items = Table(
     # overlap_annotators - 1 when its first serving is labeled; one less per further
     # serving leased, one more when such a serving is skipped or given back).
     Column("copies_open", Integer, nullable=True),
+    # Evaluation rounds: the item's probability of being drawn (random: K / N of the
+    # pool; active: pi_i from the model's uncertainty) and its weight (K / N) / pi_i
+    # (1 for a random draw). NULL on train rounds and older rows: weight 1.
+    Real("inclusion_prob"),
+    Real("weight"),
     _clustered("round_id", "rank"),
     Index(None, "item_id"),
     # The leases a user holds (renewed by the page's heartbeat, released on logout): a

@@ -15,17 +15,26 @@
   class's latest vote); its other columns come from that row. With one annotator per
   item (the common case) this is the latest annotation, as before.
 - ``training_set``: items with a current label, not in an evaluation round, status ok.
-- ``evaluation_set``: labeled items chosen by evaluation rounds (random, unbiased).
+- ``evaluation_set``: labeled items chosen by evaluation rounds, each with its
+  ``weight``: the inverse-probability weight of its evaluation round item,
+  ``(K / N) / pi_i`` (``round_items.weight``; 1 for random rounds and for rows stored
+  before revision 0008, where it is NULL). An item in several evaluation rounds takes
+  the weight of the latest. Every estimate from the evaluation set weights by it.
 - ``unlabeled_pool``: items of the project with no annotation yet, status ok.
 
 Every view carries ``project_id`` and ``item_id``; readers page them by keyset on
 ``item_id`` within a project.
+
+Migrations compile the views as they stood at their own revision
+(``create_view_sql(name, dialect, at=revision)``), so an old revision never refers to
+a column a later one adds; ``at=None`` is the newest definition.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Select,
     and_,
     case,
@@ -71,7 +80,7 @@ training_set = _view(
     "training_set", "project_id", "item_id", "uri", "class_id", "annotation_id", "entity"
 )
 evaluation_set = _view(
-    "evaluation_set", "project_id", "item_id", "uri", "class_id", "annotation_id", "entity"
+    "evaluation_set", "project_id", "item_id", "uri", "class_id", "annotation_id", "entity", "weight"
 )
 unlabeled_pool = _view("unlabeled_pool", "project_id", "item_id", "uri", "entity")
 
@@ -170,9 +179,31 @@ def _in_evaluation(project_col, item_col):
     )
 
 
-def _labeled(evaluation: bool) -> Select:
+# Revision 0008 gave round_items their inclusion probability and weight.
+_WEIGHTS_SINCE = "0008"
+
+
+def _evaluation_weight(project_col, item_col) -> ColumnElement:
+    """The weight of the item's latest evaluation round item, 1 where none is stored."""
+    latest = (
+        select(round_items.c.weight)
+        .select_from(round_items.join(rounds, rounds.c.round_id == round_items.c.round_id))
+        .where(
+            rounds.c.purpose == literal("evaluation"),
+            rounds.c.project_id == project_col,
+            round_items.c.item_id == item_col,
+        )
+        .order_by(round_items.c.round_id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest, literal(1.0, Float)).label("weight")
+
+
+def _labeled(evaluation: bool, weights: bool = True) -> Select:
     cl = current_labels
     in_eval = _in_evaluation(cl.c.project_id, items.c.item_id)
+    extra = [_evaluation_weight(cl.c.project_id, items.c.item_id)] if evaluation and weights else []
     return (
         select(
             cl.c.project_id,
@@ -181,6 +212,7 @@ def _labeled(evaluation: bool) -> Select:
             cl.c.class_id,
             cl.c.annotation_id,
             items.c.entity,
+            *extra,
         )
         .select_from(cl.join(items, items.c.item_id == cl.c.item_id))
         .where(items.c.status == literal("ok"), in_eval if evaluation else ~in_eval)
@@ -201,19 +233,21 @@ def _unlabeled_pool() -> Select:
     )
 
 
-def view_selects() -> dict[str, Select]:
-    """Each view's defining query, in creation order."""
+def view_selects(at: str | None = None) -> dict[str, Select]:
+    """Each view's defining query, in creation order, as of revision ``at`` (None: the newest)."""
+    weights = at is None or at >= _WEIGHTS_SINCE
     return {
         "current_labels": _current_labels(),
         "training_set": _labeled(evaluation=False),
-        "evaluation_set": _labeled(evaluation=True),
+        "evaluation_set": _labeled(evaluation=True, weights=weights),
         "unlabeled_pool": _unlabeled_pool(),
     }
 
 
-def create_view_sql(name: str, dialect: Dialect) -> str:
-    """``CREATE VIEW name AS ...`` in the given dialect, constants inlined."""
-    query = view_selects()[name]
+def create_view_sql(name: str, dialect: Dialect, at: str | None = None) -> str:
+    """``CREATE VIEW name AS ...`` in the given dialect, constants inlined, as of revision
+    ``at`` (a migration passes its own ``revision``; None: the newest definition)."""
+    query = view_selects(at)[name]
     body = query.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     return f"CREATE VIEW {name} AS {body}"
 

@@ -225,7 +225,7 @@ def upgrade() -> None:
 
     dialect = op.get_context().dialect
     for name in VIEW_NAMES:
-        op.execute(create_view_sql(name, dialect))
+        op.execute(create_view_sql(name, dialect, at=revision))
 
 
 def downgrade() -> None:

@@ -95,7 +95,7 @@ def downgrade() -> None:
             batch_op.drop_column('source_id')
         dialect = op.get_context().dialect
         for name in VIEW_NAMES:
-            op.execute(create_view_sql(name, dialect))
+            op.execute(create_view_sql(name, dialect, at=revision))
         bad = op.get_bind().exec_driver_sql('PRAGMA foreign_key_check').fetchall()
         if bad:
             raise RuntimeError(f"foreign keys broken by the copy of items: {bad[:5]}")

@@ -110,7 +110,7 @@ def _views(create: bool) -> None:
     if create:
         dialect = op.get_context().dialect
         for name in VIEW_NAMES:
-            op.execute(create_view_sql(name, dialect))
+            op.execute(create_view_sql(name, dialect, at=revision))
     else:
         for name in reversed(VIEW_NAMES):
             op.execute(drop_view_sql(name))
