@@ -14,12 +14,13 @@ __all__ = ["register"]
 
 def select_(
     project: Annotated[str, typer.Option(help="Project name or id")],
-    strategy: Annotated[str, typer.Option(help="random, least_confidence, margin, entropy, bald, coreset, badge, cluster_margin, typiclust")],
+    strategy: Annotated[str, typer.Option(help="random, least_confidence, margin, entropy, bald, coreset, badge, cluster_margin, typiclust; active (evaluation only)")],
     budget: Annotated[int, typer.Option(help="How many items to pick")],
-    purpose: Annotated[str, typer.Option(help="train, or evaluation (random only; never trained on)")] = "train",
+    purpose: Annotated[str, typer.Option(help="train, or evaluation (random or active; never trained on)")] = "train",
     model: Annotated[Optional[int], typer.Option(help="Model id (default: the latest)")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default: drawn and recorded)")] = None,
     show: Annotated[int, typer.Option(help="Print the first N picks")] = 10,
+    for_: Annotated[Optional[str], typer.Option("--for", help="With --strategy active: the mart whose estimand the draw targets (maintenance_risk, defect_warranty, intersection_safety, business_events, fairness_by_group, model_performance)")] = None,
 ) -> None:
     """Create a round of up to BUDGET items, ranked by the strategy."""
     from sqlalchemy import select
@@ -32,9 +33,11 @@ def select_(
     engine = get_engine()
     with engine.connect() as conn:
         proj = get_project(conn, project)
-    params = {"strategy": strategy, "budget": budget, "purpose": purpose, "model_id": model, "seed": seed}
+    params = {"strategy": strategy, "budget": budget, "purpose": purpose, "model_id": model, "seed": seed,
+              "for": for_}
     with cli_run(engine, "select", proj.project_id, params) as run:
-        rid = create_round(engine, proj.project_id, strategy, budget, purpose=purpose, model_id=model, seed=seed)
+        rid = create_round(engine, proj.project_id, strategy, budget, purpose=purpose, model_id=model, seed=seed,
+                           mart=for_)
         run.metrics["round_id"] = rid
     with engine.connect() as conn:
         rows = conn.execute(

@@ -5,9 +5,12 @@ params with the seed and candidate count) and one ``round_items`` row per pick
 (``rank`` 0.., ``item_id``, ``score``: higher = more worth labeling, status pending).
 
 Never selected: labeled items, items pending in an open round of the project, items
-whose status is not ok. Evaluation rounds are always random, so the accuracy measured
-on their labels is unbiased, and the ``training_set`` view keeps those labels out of
-training.
+whose status is not ok. Evaluation rounds are random (the default) or ``active``; the
+``training_set`` view keeps their labels out of training either way. Each evaluation
+round item stores its inclusion probability and weight (``alsql.models.active_eval``):
+a random round ``K / N`` and 1 (N: the selectable pool), an active round ``pi_i`` from
+the model's uncertainty about the estimand of ``mart`` and ``(K / N) / pi_i``, so
+estimates weighted by them stay unbiased. Train rounds store NULL for both.
 
 Cost: predictions carry their clustered key ``(model_id, item_id)`` only. A scalar
 strategy is one SQL query per attempt: the model's key range read with a top-``m``
@@ -30,6 +33,7 @@ from sqlalchemy import Engine, func, insert, select
 
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
+from alsql.models.active_eval import active_draw, pool_size, uniform_draw_columns
 from alsql.models.pool import (
     labeled_embedding_chunks,
     probe_sample,
@@ -42,10 +46,12 @@ from alsql.schema import items, predictions, projects, round_items, rounds
 from alsql.schema.tables import ROUND_PURPOSES
 from alsql.schema.views import training_set
 
-__all__ = ["create_round", "select_items", "scalar_query", "DEFAULT_CANDIDATES"]
+__all__ = ["create_round", "select_items", "scalar_query", "DEFAULT_CANDIDATES", "ACTIVE"]
 
 DEFAULT_CANDIDATES = 20_000
 MAX_BUDGET = 1_000_000
+# The evaluation-only strategy: a draw with probabilities from the model's uncertainty.
+ACTIVE = "active"
 
 
 def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | None):
@@ -147,31 +153,56 @@ def select_items(engine: Engine, project_id: int, strategy: str, budget: int,
 
 def create_round(engine: Engine, project_id: int, strategy: str, budget: int,
                  purpose: str = "train", model_id: int | None = None,
-                 seed: int | None = None, candidates: int = DEFAULT_CANDIDATES) -> int:
+                 seed: int | None = None, candidates: int = DEFAULT_CANDIDATES, mart: str | None = None) -> int:
     """Create a round of up to ``budget`` items chosen by ``strategy``; return its ``round_id``.
 
     ``model_id`` None means the project's latest model (ignored by random). ``seed``
     None draws one (recorded in the round's params). Fewer than ``budget`` items are
-    chosen when the pool is smaller. Raises AlsqlError for an unknown project or
-    strategy, a budget outside 1..1,000,000, a purpose other than train / evaluation,
-    or a non-random evaluation round; nothing is written then.
+    chosen when the pool is smaller. ``strategy`` ``active`` (evaluation rounds only)
+    draws with probabilities from the model's uncertainty about ``mart``'s estimand
+    (None: whether the predicted class is right). Raises AlsqlError for an unknown
+    project, strategy or mart, a budget outside 1..1,000,000, a purpose other than
+    train / evaluation, an evaluation round neither random nor active, or ``mart``
+    without ``active``; nothing is written then.
     """
     if purpose not in ROUND_PURPOSES:
         raise AlsqlError(f"--purpose {purpose!r}: expected one of {', '.join(ROUND_PURPOSES)}")
     if not isinstance(budget, (int, np.integer)) or not 1 <= int(budget) <= MAX_BUDGET:
         raise AlsqlError(f"--budget {budget!r}: expected an integer from 1 to {MAX_BUDGET:,}")
-    get_strategy(strategy)
-    if purpose == "evaluation" and strategy != "random":
+    if strategy == ACTIVE and purpose != "evaluation":
+        raise AlsqlError("--strategy active: only for --purpose evaluation (a draw with known probabilities)")
+    if strategy != ACTIVE:
+        get_strategy(strategy)
+    if purpose == "evaluation" and strategy not in ("random", ACTIVE):
         raise AlsqlError(
-            f"--strategy {strategy!r} with --purpose evaluation: evaluation rounds are random "
-            f"(so accuracy estimates stay unbiased); use --strategy random"
+            f"--strategy {strategy!r} with --purpose evaluation: evaluation rounds are random, or active "
+            f"(drawn with stored probabilities, so estimates stay unbiased); use --strategy random or active"
         )
+    if mart is not None and strategy != ACTIVE:
+        raise AlsqlError(f"--for {mart!r}: only with --strategy active (a random round serves every mart)")
     with engine.connect() as conn:
         if conn.execute(select(projects.c.project_id).where(projects.c.project_id == project_id)).first() is None:
             raise AlsqlError(f"project {project_id}: no such project")
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31 - 1))
-    ids, score, model_id = select_items(engine, project_id, strategy, int(budget), model_id, seed, candidates)
+    draw = None
+    extra: dict = {}
+    prob = weight = None
+    if strategy == ACTIVE:
+        with engine.connect() as conn:
+            model_id = require_model(conn, project_id, model_id)
+            draw = active_draw(conn, project_id, model_id, int(budget), seed, mart)
+        ids, score = draw.item_ids, draw.score
+        extra = {"population": draw.population, "for": mart}
+    else:
+        population = None
+        if purpose == "evaluation":
+            with engine.connect() as conn:
+                population = pool_size(conn, project_id)
+            extra = {"population": population}
+        ids, score, model_id = select_items(engine, project_id, strategy, int(budget), model_id, seed, candidates)
+        if population:
+            prob, weight = uniform_draw_columns(len(ids), population)
     with write_transaction(engine) as conn:
         # Re-check under the write lock: a round created meanwhile may have taken some.
         still = set()
@@ -185,12 +216,14 @@ def create_round(engine: Engine, project_id: int, strategy: str, budget: int,
             insert(rounds).values(
                 project_id=project_id, model_id=model_id, strategy=strategy, purpose=purpose,
                 budget=int(budget), status="open",
-                params={"seed": seed, "candidates": candidates, "selected": len(keep)},
+                params={"seed": seed, "candidates": candidates, "selected": len(keep)} | extra,
             ).returning(rounds.c.round_id)
         ).scalar_one()
         rows = [
             {"round_id": round_id, "rank": r, "item_id": int(ids[i]),
-             "score": float(score[i]) if np.isfinite(score[i]) else None, "status": "pending"}
+             "score": float(score[i]) if np.isfinite(score[i]) else None, "status": "pending",
+             "inclusion_prob": float(draw.inclusion_prob[i]) if draw else prob,
+             "weight": float(draw.weight[i]) if draw else weight}
             for r, i in enumerate(keep)
         ]
         for s in range(0, len(rows), 5000):

@@ -12,7 +12,7 @@ Steps and their params: ``ingest`` (``uri``: a folder or store URI, and any of
 ``pretrain`` (PretrainConfig fields, ``grayscale``, ``artifacts``, ``resume``: default true, so a
 retried run continues from its checkpoint),
 ``infer`` (``model_id``, ``batch_size``, ``device``), ``select`` (``strategy``,
-``budget``, ``purpose``, ``model_id``), ``drift`` (``model_id``, ``threshold``),
+``budget``, ``purpose``, ``model_id``, ``seed``, ``for``: the mart an active evaluation round targets), ``drift`` (``model_id``, ``threshold``),
 ``marts`` (``select``: dbt selectors), ``validate``.
 """
 
@@ -97,7 +97,8 @@ def _select(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
     from alsql.models.select import create_round
 
     rid = create_round(engine, project_id, params.get("strategy", "margin"), int(params.get("budget", 50)),
-                       purpose=params.get("purpose", "train"), model_id=params.get("model_id"))
+                       purpose=params.get("purpose", "train"), model_id=params.get("model_id"),
+                       seed=params.get("seed"), mart=params.get("for"))
     return {"round_id": rid}
 
 
