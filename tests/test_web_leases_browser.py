@@ -56,7 +56,7 @@ def test_leaving_the_page_releases_leases_and_progress_says_no_evaluation(browse
         models = page.locator("#models")
         expect(models).to_contain_text("no evaluation labels yet")
         expect(models).to_contain_text("50.0%")  # the seeded model was evaluated
-        row = models.locator(".row").nth(1).inner_text()
+        row = models.locator(".row.model").nth(1).inner_text()
         assert "model 2" in row and "no evaluation labels yet" in row and "%" not in row
         expect(page.locator("#evaluation")).to_contain_text("no evaluation round yet")
         assert not errors, errors
