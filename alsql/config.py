@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="[sources.NAME] folders or az:// prefixes the Dagster code location ingests (uri, ingest options)",
     )
+    business: dict = Field(
+        default_factory=dict,
+        description="[business.NAME] your tables of timed events on an entity (table, schema, entity, time, "
+        "values, window_before_s, window_after_s) for the business_events marts; checked by "
+        "alsql.pipelines.business_events.event_table_specs",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -80,7 +80,10 @@ def build_(
     from alsql.pipelines.marts import build
     from alsql.pipelines.business import business_vars, cli_vars, unset_warnings
 
+    from alsql.pipelines.business_events import event_table_specs
+
     url = get_settings().database_url
+    event_table_specs(get_settings().business)  # alsql.toml's [business.NAME] checked before dbt runs
     variables = cli_vars(dbt_vars) | business_vars(url, {
         "gis_accidents": gis_accidents, "warranty_claims": warranty_claims, "maintenance_logs": maintenance_logs})
     get_engine()  # refuses a missing SQLite file and an uninitialised server database

@@ -154,8 +154,13 @@ def _node_results(result: Any) -> list[NodeResult]:
 
 
 def dbt_vars(url: str | URL, extra_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``--vars`` every dbt command on ``url`` gets (the schema of alsql's tables first)."""
-    return {"alsql_schema": source_schema(url), **(extra_vars or {})}
+    """The ``--vars`` every dbt command on ``url`` gets: the schema of alsql's tables, the
+    business event tables declared in alsql.toml (``business_event_tables``, checked by
+    :func:`alsql.pipelines.business_events.event_table_specs`), then ``extra_vars``."""
+    from alsql.config import get_settings
+    from alsql.pipelines.business_events import event_vars
+
+    return {"alsql_schema": source_schema(url), **event_vars(get_settings().business), **(extra_vars or {})}
 
 
 def write_profile(url: str | URL, profiles_dir: str | Path) -> Path:
