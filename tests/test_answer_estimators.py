@@ -12,7 +12,9 @@ the marts compile to T-SQL offline.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -335,3 +337,36 @@ def test_answer_marts_compile_to_tsql(tmp_path):
     assert "log(p)" in sql["answer_estimates"] and "exp(" in sql["answer_differences"]
     for other in ("ln(", "json_extract", " || "):
         assert other not in sql["answer_estimates"] + sql["answer_differences"] + sql["int_answer_units"], other
+
+
+def _doc_examples():
+    """The ``sql answer`` queries of docs/analysts.md, each with the table printed below it."""
+    doc = (Path(__file__).parent.parent / "docs" / "analysts.md").read_text()
+    out = []
+    for query, table in re.findall(r"```sql answer\n(.*?)```\n\n((?:\|[^\n]*\n)+)", doc, re.S):
+        lines = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.strip().splitlines()]
+        out.append((query, lines[0], lines[2:]))
+    return out
+
+
+@pytest.mark.slow
+def test_worked_example_in_the_docs_is_what_the_marts_say(answers):
+    """docs/analysts.md's worked example runs on both backends and prints its tables."""
+    examples = _doc_examples()
+    assert len(examples) == 2
+    with answers["engine"].connect() as conn:
+        if answers["schema"]:
+            conn.execute(text("set search_path to marts, public"))
+        for query, header, shown in examples:
+            got = [dict(r._mapping) for r in conn.execute(text(query))]
+            assert len(got) == len(shown), query
+            for row, cells in zip(got, shown):
+                for name, cell in zip(header, cells):
+                    value = row[name]
+                    if cell == "":
+                        assert value is None, (name, row)
+                    elif re.fullmatch(r"-?\d+(\.\d+)?", cell):
+                        decimals = len(cell.split(".")[1]) if "." in cell else 0
+                        assert round(float(value), decimals) == float(cell), (name, row, cell)
+                    else:
+                        assert value == cell, (name, row)
