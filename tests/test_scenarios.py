@@ -70,7 +70,7 @@ def test_maintenance_small_points_like_the_truth(pg_url, tmp_path):
         got = {r["predicted_sound"]: r for r in result.answer}
         want = {r["sound"]: r for r in result.truth}
         assert set(got) == set(want) == {"normal", "abnormal"}
-        assert sum(r["clips"] for r in got.values()) == sum(r["clips"] for r in want.values()) == 14 * 4 * 3
+        assert sum(r["clips"] for r in got.values()) == sum(r["clips"] for r in want.values()) == 21 * 4 * 3
         assert float(got["abnormal"]["failure_rate"]) > float(got["normal"]["failure_rate"])
         assert want["abnormal"]["failure_rate"] > want["normal"]["failure_rate"]
         assert result.agrees

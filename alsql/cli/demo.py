@@ -9,7 +9,8 @@ the embedding map PNG and the learning curves PNG.
 ``--scenario traffic`` / ``--scenario maintenance`` runs a worked scenario on generated
 video or sound instead (``alsql.pipelines.scenarios``): rounds with an oracle, the
 business table, the join mart, and the analyst's answer printed beside the truth the
-data was generated from. ``--size small`` is the reduced size CI runs.
+data was generated from. ``--size small`` is the reduced size CI runs; ``--difficulty``
+(easy, default, hard or a level in [0, 1]) sets how hard the generated media are to read.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def demo(
     scenario: Annotated[Optional[str], typer.Option(
         help="A worked scenario on generated media instead of digits: traffic or maintenance")] = None,
     size: Annotated[str, typer.Option(help="Scenario size: full (the demo) or small (what CI runs)")] = "full",
+    difficulty: Annotated[str, typer.Option(
+        help="Scenario data: easy (a model learns it perfectly), default (an imperfect model: "
+             "noisy and look-alike segments), hard, or a level from 0 to 1")] = "default",
     folder: Annotated[Optional[Path], typer.Option(
         help="Where the sample data is written (default: demo-data, or <scenario>-data)")] = None,
     strategy: Annotated[str, typer.Option(help="Strategy compared with random")] = "margin",
@@ -58,7 +62,7 @@ def demo(
 
     if scenario is not None:
         torch.set_num_threads(1)
-        _scenario(scenario, size, folder or Path(f"{scenario}-data"), strategy, seed)
+        _scenario(scenario, size, folder or Path(f"{scenario}-data"), strategy, seed, difficulty)
         return
     folder = folder or Path("demo-data")
 
@@ -110,7 +114,7 @@ def _fmt(x, digits: int = 2) -> str:
     return "n/a" if x is None else f"{float(x):.{digits}f}"
 
 
-def _scenario(name: str, size: str, folder: Path, strategy: str, seed: int) -> None:
+def _scenario(name: str, size: str, folder: Path, strategy: str, seed: int, difficulty: str = "default") -> None:
     from alsql.pipelines.scenarios.run import run_scenario
 
     t0 = time.perf_counter()
@@ -120,8 +124,8 @@ def _scenario(name: str, size: str, folder: Path, strategy: str, seed: int) -> N
         rounds.add_row(str(r.round), r.strategy, str(r.labels), _fmt(r.accuracy, 4))
 
     engine = _demo_engine()
-    result = run_scenario(engine, name, folder, size=size, strategy=strategy, seed=seed, say=console.print,
-                          on_round=show)
+    result = run_scenario(engine, name, folder, size=size, strategy=strategy, seed=seed, difficulty=difficulty,
+                          say=console.print, on_round=show)
     console.print(rounds)
     by_key = {r.get("intersection_type", r.get("sound")): r for r in result.truth}
     if name == "traffic":

@@ -103,15 +103,20 @@ def maintenance_agrees(answer: list[dict], truth: list[dict]) -> bool:
 
 def _describe_traffic(spec: td.TrafficSpec) -> str:
     s = spec.size
+    windows = [w for ws in spec.lookalike.values() for w in ws]
     return (f"traffic: {len(spec.cameras)} cameras ({s.cameras_per_type} per intersection type), "
-            f"{len(spec.videos)} videos of {s.seconds} s at {s.fps} fps, {s.side}x{s.side}, under {spec.root}/")
+            f"{len(spec.videos)} videos of {s.seconds} s at {s.fps} fps, {s.side}x{s.side}, difficulty "
+            f"{spec.difficulty:g} ({sum(windows)} of {len(windows)} segments look like another type), under {spec.root}/")
 
 
 def _describe_maintenance(spec: md.MaintenanceSpec) -> str:
     s = spec.size
     abnormal = sum(r.abnormal for r in spec.recordings)
+    silent = sum(r.abnormal and r.sound is None for r in spec.recordings)
+    alike = sum(not r.abnormal and r.sound is not None for r in spec.recordings)
     return (f"maintenance: {s.machines} machines, one {s.seconds}-s recording a day for {s.days} days "
-            f"({len(spec.recordings)} WAV files, {abnormal} with a bearing whine or knocks), under {spec.root}/")
+            f"({len(spec.recordings)} WAV files, {abnormal} on abnormal days, {silent} of them silent; "
+            f"{alike} normal ones with a look-alike whistle or clicks; difficulty {spec.difficulty:g}), under {spec.root}/")
 
 
 STORIES = {

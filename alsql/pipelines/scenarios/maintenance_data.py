@@ -11,6 +11,15 @@ Beside the files:
 - ``oracle.csv``: ``path, label`` (``normal`` / ``abnormal``), the label of every clip
   of that recording.
 
+``difficulty`` (``alsql.pipelines.scenarios.difficulty``, a level ``d`` in [0, 1]) makes
+the sound harder to read, per ``MaintenanceHardness``: background noise of standard
+deviation ``0.04 + 0.12 d``, the fault's sound ``1 - 0.5 d`` times as loud, look-alike
+normal recordings (probability ``0.2 d``: a sound machine with a whistling fan or
+clicking relay, synthesized as the other machines' whine or knock) and silent faults
+(probability ``0.4 d`` per abnormal recording: the machine is abnormal, the clip does
+not sound it). Labels stay the machine's true condition. ``d = 0`` draws exactly the
+sound of before (the choices come from a stream of their own).
+
 ``maintenance_records(spec, seed)`` writes the maintenance log: weekly inspections;
 after an abnormal stretch a failure follows within ``FAILURE_DELAY_DAYS`` with
 probability ``P_FAIL_AFTER_ABNORMAL``; any other day a failure happens with
@@ -27,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MACHINE_CLASSES", "P_FAIL_AFTER_ABNORMAL", "P_FAIL_PER_DAY", "FAILURE_DELAY_DAYS", "WINDOW_DAYS",
+__all__ = ["MACHINE_CLASSES", "MaintenanceHardness", "P_FAIL_AFTER_ABNORMAL", "P_FAIL_PER_DAY", "FAILURE_DELAY_DAYS", "WINDOW_DAYS",
            "MaintenanceSize", "MAINTENANCE_SIZES", "Recording", "MaintenanceSpec", "synthesize",
            "write_maintenance", "maintenance_records", "true_failure_rates"]
 
@@ -40,6 +49,29 @@ START = datetime(2024, 5, 6, 6, 0, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
+class MaintenanceHardness:
+    """What difficulty ``level`` in [0, 1] does to the sound (see the module docstring)."""
+
+    level: float = 0.0
+
+    @property
+    def noise(self) -> float:
+        return 0.04 + 0.12 * self.level
+
+    @property
+    def fault_gain(self) -> float:
+        return 1.0 - 0.5 * self.level
+
+    @property
+    def lookalike_share(self) -> float:
+        return 0.2 * self.level
+
+    @property
+    def silent_share(self) -> float:
+        return 0.4 * self.level
+
+
+@dataclass(frozen=True)
 class MaintenanceSize:
     machines: int
     days: int
@@ -47,7 +79,8 @@ class MaintenanceSize:
     rate: int = 16000
 
 
-MAINTENANCE_SIZES = {"small": MaintenanceSize(4, 14, 3), "full": MaintenanceSize(6, 21, 3)}
+# 252 (small) and 504 (full) 1-s clips: enough items for an evaluation round of 100-200.
+MAINTENANCE_SIZES = {"small": MaintenanceSize(4, 21, 3), "full": MaintenanceSize(6, 28, 3)}
 
 
 @dataclass
@@ -58,6 +91,7 @@ class Recording:
     captured_at: datetime
     abnormal: bool
     fault: str | None  # "whine" / "knock" on abnormal days
+    sound: str | None = None  # what the clip carries: the fault, none (silent fault) or a look-alike's
 
 
 @dataclass
@@ -66,20 +100,24 @@ class MaintenanceSpec:
     size: MaintenanceSize
     recordings: list[Recording] = field(default_factory=list)
     stretches: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # entity -> [(first, last day)]
+    difficulty: float = 0.0
     attributes_csv: Path | None = None
     oracle_csv: Path | None = None
 
 
-def synthesize(seconds: float, rate: int, fault: str | None, rng: np.random.Generator) -> np.ndarray:
-    """One recording, float32 in [-1, 1]: hum with harmonics, plus the fault's sound if any."""
+def synthesize(seconds: float, rate: int, fault: str | None, rng: np.random.Generator,
+               difficulty: float = 0.0) -> np.ndarray:
+    """One recording, float32 in [-1, 1]: hum with harmonics, plus the fault's sound if any
+    (noise and the fault's loudness per ``MaintenanceHardness(difficulty)``)."""
+    hard = MaintenanceHardness(difficulty)
     t = np.arange(int(seconds * rate)) / rate
     f0 = rng.uniform(48, 52)
     x = sum(rng.uniform(0.5, 1.0) / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6.3)) for k in range(1, 6))
     motor = rng.uniform(300, 600)
-    x = 0.25 * x + 0.08 * np.sin(2 * np.pi * motor * t) + rng.normal(0, 0.04, t.size)
+    x = 0.25 * x + 0.08 * np.sin(2 * np.pi * motor * t) + rng.normal(0, hard.noise, t.size)
     if fault == "whine":
         f = rng.uniform(2000, 3500) * (1 + 0.01 * np.sin(2 * np.pi * 3 * t))
-        x += rng.uniform(0.08, 0.15) * np.sin(2 * np.pi * np.cumsum(f) / rate)
+        x += hard.fault_gain * rng.uniform(0.08, 0.15) * np.sin(2 * np.pi * np.cumsum(f) / rate)
     elif fault == "knock":
         period = rng.uniform(0.15, 0.3)
         knock = np.zeros_like(t)
@@ -87,7 +125,7 @@ def synthesize(seconds: float, rate: int, fault: str | None, rng: np.random.Gene
             i = int(start * rate)
             n = min(int(0.03 * rate), t.size - i)
             knock[i:i + n] += np.exp(-np.arange(n) / (0.004 * rate)) * np.sin(2 * np.pi * 1200 * np.arange(n) / rate)
-        x += rng.uniform(0.4, 0.7) * knock
+        x += hard.fault_gain * rng.uniform(0.4, 0.7) * knock
     return np.clip(x / 1.2, -1, 1).astype(np.float32)
 
 
@@ -100,30 +138,42 @@ def _stretches(days: int, rng: np.random.Generator) -> list[tuple[int, int]]:
     return out
 
 
-def write_maintenance(folder: str | Path, size: str | MaintenanceSize = "small", seed: int = 0) -> MaintenanceSpec:
-    """Write the WAV files, ``attributes.csv`` and ``oracle.csv`` under ``folder``; idempotent for a seed."""
+def write_maintenance(folder: str | Path, size: str | MaintenanceSize = "small", seed: int = 0,
+                      difficulty: float = 0.0) -> MaintenanceSpec:
+    """Write the WAV files, ``attributes.csv`` and ``oracle.csv`` under ``folder``; idempotent for a seed
+    and difficulty (a folder written with other settings is refused)."""
     import soundfile as sf
+
+    from alsql.pipelines.scenarios.difficulty import check_generated
 
     size = MAINTENANCE_SIZES[size] if isinstance(size, str) else size
     rng = np.random.default_rng([seed, 11])
+    hard = MaintenanceHardness(difficulty)
+    pick = np.random.default_rng([seed, 17])
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
-    spec = MaintenanceSpec(root, size)
+    check_generated(root, "maintenance", {"seed": seed, "size": size.__dict__, "difficulty": difficulty})
+    spec = MaintenanceSpec(root, size, difficulty=difficulty)
     for m in range(1, size.machines + 1):
         entity = f"machine-{m:02d}"
         spec.stretches[entity] = stretches = _stretches(size.days, rng)
         for day in range(size.days):
             abnormal = any(a <= day <= b for a, b in stretches)
             fault = ("whine" if m % 2 else "knock") if abnormal else None
+            u = pick.random()
+            if abnormal:
+                sound = None if u < hard.silent_share else fault
+            else:
+                sound = ("knock" if m % 2 else "whine") if u < hard.lookalike_share else None
             at = START + timedelta(days=day, hours=m % 3, minutes=7 * m)
             rel = f"{entity}/{at.date().isoformat()}.wav"
             path = root / rel
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                audio = synthesize(size.seconds, size.rate, fault, np.random.default_rng([seed, m, day]))
+                audio = synthesize(size.seconds, size.rate, sound, np.random.default_rng([seed, m, day]), difficulty)
                 sf.write(str(path.with_suffix(".part")), audio, size.rate, subtype="PCM_16", format="WAV")
                 path.with_suffix(".part").replace(path)
-            spec.recordings.append(Recording(rel, entity, day, at, abnormal, fault))
+            spec.recordings.append(Recording(rel, entity, day, at, abnormal, fault, sound))
     spec.attributes_csv, spec.oracle_csv = root / "attributes.csv", root / "oracle.csv"
     with spec.attributes_csv.open("w", newline="") as fa, spec.oracle_csv.open("w", newline="") as fo:
         attrs, oracle = csv.writer(fa), csv.writer(fo)

@@ -51,11 +51,12 @@ class Plan:
     patience: int = 100
 
 
+# The evaluation round is large enough for confidence intervals (100-200 random labels).
 PLANS = {
-    ("traffic", "small"): Plan(eval_budget=12, rounds=2, budget=20),
-    ("traffic", "full"): Plan(eval_budget=48, rounds=3, budget=24),
-    ("maintenance", "small"): Plan(eval_budget=40, rounds=2, budget=24),
-    ("maintenance", "full"): Plan(eval_budget=80, rounds=3, budget=32),
+    ("traffic", "small"): Plan(eval_budget=100, rounds=2, budget=20),
+    ("traffic", "full"): Plan(eval_budget=200, rounds=3, budget=24),
+    ("maintenance", "small"): Plan(eval_budget=100, rounds=2, budget=24),
+    ("maintenance", "full"): Plan(eval_budget=200, rounds=3, budget=32),
 }
 
 
@@ -71,6 +72,7 @@ class ScenarioResult:
     scenario: str
     project: str
     project_id: int
+    difficulty: float = 0.0
     rounds: list = field(default_factory=list)
     answer: list[dict[str, Any]] = field(default_factory=list)
     truth: list[dict[str, Any]] = field(default_factory=list)
@@ -177,19 +179,22 @@ def _rounds(engine: Engine, project, oracle: dict[int, int], plan: Plan, strateg
 
 
 def run_scenario(engine: Engine, scenario: str, folder: str | Path, *, size: str = "full", strategy: str = "margin",
-                 seed: int = 0, work_dir: str | Path | None = None, say: Callable[[str], None] = print,
-                 on_round: Callable[[Any], None] | None = None) -> ScenarioResult:
-    """Run ``scenario`` (``traffic`` or ``maintenance``) at ``size`` (``small`` or ``full``)."""
+                 seed: int = 0, difficulty: str | float | None = None, work_dir: str | Path | None = None,
+                 say: Callable[[str], None] = print, on_round: Callable[[Any], None] | None = None) -> ScenarioResult:
+    """Run ``scenario`` (``traffic`` or ``maintenance``) at ``size`` (``small`` or ``full``) and
+    ``difficulty`` (``easy``, ``default``, ``hard`` or a level in [0, 1]; None: default)."""
     from alsql.catalog import get_project
     from alsql.loaders.ingest import ingest
     from alsql.models.fit import TrainConfig
     from alsql.pipelines.loop import load_oracle
     from alsql.pipelines.scenarios import answers
+    from alsql.pipelines.scenarios.difficulty import parse_difficulty
 
     if scenario not in SCENARIOS:
         raise AlsqlError(f"--scenario {scenario!r}: expected one of {', '.join(SCENARIOS)} (or none: digits)")
     if size not in SIZES:
         raise AlsqlError(f"--size {size!r}: expected one of {', '.join(SIZES)}")
+    level = parse_difficulty(difficulty)
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     _own_database(engine, scenario, root)
@@ -197,7 +202,7 @@ def run_scenario(engine: Engine, scenario: str, folder: str | Path, *, size: str
     times: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    spec = story.generate(root, size, seed)
+    spec = story.generate(root, size, seed, level)
     times["generate"] = time.perf_counter() - t0
     say(story.describe(spec))
     t0 = time.perf_counter()
@@ -229,5 +234,5 @@ def run_scenario(engine: Engine, scenario: str, folder: str | Path, *, size: str
     times["marts"] = _build_mart(engine, story.mart, variables, Path(work_dir or root / "dbt"))
     answer = _mart_rows(engine, story.answer_sql, {"project_id": project.project_id})
     truth = story.truth(spec, records, engine)
-    return ScenarioResult(scenario, name, project.project_id, rounds, answer, truth,
+    return ScenarioResult(scenario, name, project.project_id, level, rounds, answer, truth,
                           story.agrees(answer, truth), times, str(report))

@@ -10,6 +10,16 @@ VP8 WebM (PyAV; a codec every browser plays), and writes beside them:
 - ``oracle.csv``: ``path, label``: each video's intersection type, the answer a
   simulated expert gives for every segment of it (``label_oracle`` expands it per item).
 
+``difficulty`` (``alsql.pipelines.scenarios.difficulty``, a level ``d`` in [0, 1]) makes
+the footage harder to read, per ``TrafficHardness``: sensor noise of standard deviation
+``4 + 36 d`` (grey levels), and look-alike segments: each 2-s window of a video shows,
+with probability ``0.34 d``, the layout of the look-alike type (``LOOK_ALIKE``: a
+roundabout's island hidden under roadworks reads as a four-way crossing, a four-way's
+south arm closed reads as a T-junction, a T-junction under a temporary diversion reads
+as a four-way) with vehicles driving it. The label stays the camera's true type: the
+oracle answers for the intersection, not for what one segment shows. ``d = 0`` draws
+exactly the footage of before (the windows come from a stream of their own).
+
 ``accident_records(spec, seed)`` draws one year of GIS accidents per camera: a Poisson
 count whose mean depends on the camera's true type (``ACCIDENT_RATE``), with the
 columns of the ``gis_accidents`` table the ``intersection_safety`` mart reads.
@@ -24,13 +34,31 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["TRAFFIC_CLASSES", "ACCIDENT_RATE", "TrafficSize", "TRAFFIC_SIZES", "Camera", "TrafficSpec",
-           "draw_frames", "write_traffic", "accident_records"]
+__all__ = ["TRAFFIC_CLASSES", "ACCIDENT_RATE", "LOOK_ALIKE", "TrafficHardness", "TrafficSize", "TRAFFIC_SIZES",
+           "Camera", "TrafficSpec", "draw_frames", "lookalike_windows", "write_traffic", "accident_records"]
 
 TRAFFIC_CLASSES = ["roundabout", "four_way", "t_junction"]
 # Mean accidents per camera per year, by true intersection type: the truth the mart should find.
 ACCIDENT_RATE = {"roundabout": 1.5, "four_way": 6.0, "t_junction": 3.5}
 START = datetime(2024, 3, 4, 7, 0, tzinfo=timezone.utc)
+WINDOW_S = 2  # the video segment ingest makes (DEFAULT_SEGMENT["video"])
+# The type a segment of a camera may look like at a difficulty above 0.
+LOOK_ALIKE = {"roundabout": "four_way", "four_way": "t_junction", "t_junction": "four_way"}
+
+
+@dataclass(frozen=True)
+class TrafficHardness:
+    """What difficulty ``level`` in [0, 1] does to the footage (see the module docstring)."""
+
+    level: float = 0.0
+
+    @property
+    def noise(self) -> float:
+        return 4.0 + 36.0 * self.level
+
+    @property
+    def lookalike_share(self) -> float:
+        return 0.34 * self.level
 
 
 @dataclass(frozen=True)
@@ -42,7 +70,8 @@ class TrafficSize:
     side: int = 64
 
 
-TRAFFIC_SIZES = {"small": TrafficSize(4, 1, 12), "full": TrafficSize(8, 1, 16)}
+# 20 (small) and 24 (full) segments per camera: enough items for an evaluation round of 100-200.
+TRAFFIC_SIZES = {"small": TrafficSize(4, 1, 40), "full": TrafficSize(8, 1, 48)}
 
 
 @dataclass
@@ -64,6 +93,8 @@ class TrafficSpec:
     size: TrafficSize
     cameras: list[Camera]
     videos: dict[str, str] = field(default_factory=dict)  # path -> entity
+    difficulty: float = 0.0
+    lookalike: dict[str, list[bool]] = field(default_factory=dict)  # path -> per 2-s window: shows LOOK_ALIKE
     attributes_csv: Path | None = None
     oracle_csv: Path | None = None
 
@@ -124,23 +155,39 @@ def _paths(cam: Camera, side: int) -> list[np.ndarray]:
     return routes
 
 
-def draw_frames(cam: Camera, size: TrafficSize, rng: np.random.Generator) -> np.ndarray:
-    """``(T, side, side, 3)`` uint8 frames of one video: vehicles moving over the static scene."""
+def lookalike_windows(size: TrafficSize, difficulty: float, rng: np.random.Generator) -> list[bool]:
+    """Per 2-s window of one video: whether it shows the look-alike layout (probability 0.34 d)."""
+    share = TrafficHardness(difficulty).lookalike_share
+    windows = -(-size.seconds // WINDOW_S)
+    return [bool(u < share) for u in rng.random(windows)] if share > 0 else [False] * windows
+
+
+def draw_frames(cam: Camera, size: TrafficSize, rng: np.random.Generator, difficulty: float = 0.0,
+                lookalike: list[bool] | None = None) -> np.ndarray:
+    """``(T, side, side, 3)`` uint8 frames of one video: vehicles moving over the static scene.
+
+    Frames of a window flagged in ``lookalike`` show ``LOOK_ALIKE[cam.kind]``'s layout and
+    routes; the sensor noise grows with ``difficulty`` (``TrafficHardness``).
+    """
     side, n = size.side, size.seconds * size.fps
-    bg = _background(cam, side)
-    routes = _paths(cam, side)
+    other = Camera(cam.entity, LOOK_ALIKE[cam.kind], cam.rotation, cam.road, cam.ground, cam.latitude, cam.longitude)
+    scenes = [(_background(cam, side), _paths(cam, side)), (_background(other, side), _paths(other, side))]
+    routes = scenes[0][1]
     cars = [(int(rng.integers(len(routes))), rng.uniform(0, 1), rng.uniform(0.06, 0.14),
              rng.integers(120, 256, 3)) for _ in range(int(rng.integers(3, 7)))]
+    noise = TrafficHardness(difficulty).noise
     frames = np.empty((n, side, side, 3), np.uint8)
     for f in range(n):
+        window = f // (WINDOW_S * size.fps)
+        bg, routes = scenes[1 if lookalike and window < len(lookalike) and lookalike[window] else 0]
         img = np.rot90(bg, -cam.rotation).copy()
         for route, phase, speed, colour in cars:
-            pts = routes[route]
+            pts = routes[route % len(routes)]
             y, x = pts[int(((phase + speed * f) % 1.0) * (len(pts) - 1))]
             y0, x0 = int(round(y)) - 1, int(round(x)) - 1
             img[max(y0, 0):max(y0 + 3, 0), max(x0, 0):max(x0 + 3, 0)] = colour
         img = np.rot90(img, cam.rotation)
-        img = img + rng.normal(0, 4, img.shape)  # sensor noise
+        img = img + rng.normal(0, noise, img.shape)  # sensor noise
         frames[f] = np.clip(img, 0, 255).astype(np.uint8)
     return frames
 
@@ -163,21 +210,31 @@ def _encode_webm(path: Path, frames: np.ndarray, fps: int) -> None:
     tmp.replace(path)
 
 
-def write_traffic(folder: str | Path, size: str | TrafficSize = "small", seed: int = 0) -> TrafficSpec:
-    """Write the videos, ``attributes.csv`` and ``oracle.csv`` under ``folder``; idempotent for a seed.
+def write_traffic(folder: str | Path, size: str | TrafficSize = "small", seed: int = 0,
+                  difficulty: float = 0.0) -> TrafficSpec:
+    """Write the videos, ``attributes.csv`` and ``oracle.csv`` under ``folder``; idempotent for a seed
+    and difficulty.
 
-    Files that exist already are kept (same seed, same bytes), so a second run ingests nothing new.
+    Files that exist already are kept (same seed and difficulty, same bytes), so a second run
+    ingests nothing new; a folder written with another seed, size or difficulty is refused
+    (``generated_with``).
     """
+    from alsql.pipelines.scenarios.difficulty import check_generated
+
     size = TRAFFIC_SIZES[size] if isinstance(size, str) else size
     rng = np.random.default_rng(seed)
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
-    spec = TrafficSpec(root, size, _cameras(size, rng))
+    check_generated(root, "traffic", {"seed": seed, "size": size.__dict__, "difficulty": difficulty})
+    spec = TrafficSpec(root, size, _cameras(size, rng), difficulty=difficulty)
     for cam in spec.cameras:
         for v in range(size.videos_per_camera):
             rel = f"{cam.entity}/{(START + timedelta(days=v)).date().isoformat()}.webm"
-            frames = draw_frames(cam, size, np.random.default_rng([seed, int(cam.entity[4:]), v]))
+            spec.lookalike[rel] = windows = lookalike_windows(
+                size, difficulty, np.random.default_rng([seed, int(cam.entity[4:]), v, 99]))
             if not (root / rel).exists():
+                frames = draw_frames(cam, size, np.random.default_rng([seed, int(cam.entity[4:]), v]), difficulty,
+                                     windows)
                 _encode_webm(root / rel, frames, size.fps)
             spec.videos[rel] = cam.entity
     spec.attributes_csv, spec.oracle_csv = root / "attributes.csv", root / "oracle.csv"
