@@ -25,6 +25,8 @@ select
     {%- endfor %}
     {{ to_month('i.captured_at') }} as captured_month,
     count(*) as items,
+    -- the evaluation items' total weight (NULL outside the evaluation set)
+    sum(e.weight) as eval_weight,
     max(p.confidence) as max_confidence
 from latest_models as m
 inner join {{ ref('stg_predictions') }} as p on p.model_id = m.model_id

@@ -6,6 +6,9 @@
 --   accuracy        = correct / evaluated items of the group (same on each class row)
 --   recall          = evaluated items of the class predicted right / evaluated items of the class
 --   prediction_rate = items predicted as the class / items the model predicted in the group
+-- Accuracy and recall weight each evaluated item by its weight (int_prediction_cells'
+-- eval_weight: 1 per item of a random evaluation round, the inverse-probability weight
+-- of an active one), so with random rounds only they are the plain ratios of counts.
 {#- Sums of counts keep the type count(*) has on the backend (bigint; int on SQL Server). -#}
 {%- set count_type = 'int' if target.type == 'sqlserver' else dbt.type_bigint() %}
 -- int_prediction_cells made the one pass over the latest model's predictions; this
@@ -22,7 +25,8 @@ with cells as (
         {%- for key in var('fairness_attributes') %}
         cast(coalesce(attr_{{ key }}, '(none)') as {{ dbt.type_string() }}) as g_{{ loop.index }},
         {%- endfor %}
-        {{ sum_counts('items') }} as n
+        {{ sum_counts('items') }} as n,
+        sum(eval_weight) as w
     from {{ ref('int_prediction_cells') }}
     group by
         project_id,
@@ -37,14 +41,14 @@ with cells as (
 
 grouped as (
     select
-        project_id, model_id, predicted_class_id, true_class_id, n,
+        project_id, model_id, predicted_class_id, true_class_id, n, w,
         cast('entity' as {{ dbt.type_string() }}) as group_kind,
         g_entity as group_value
     from cells
     {%- for key in var('fairness_attributes') %}
     union all
     select
-        project_id, model_id, predicted_class_id, true_class_id, n,
+        project_id, model_id, predicted_class_id, true_class_id, n, w,
         cast('{{ key }}' as {{ dbt.type_string() }}) as group_kind,
         g_{{ loop.index }} as group_value
     from cells
@@ -60,7 +64,8 @@ group_totals as (
         project_id, model_id, group_kind, group_value,
         cast(sum(n) as {{ count_type }}) as items,
         cast(sum(case when true_class_id is not null then n else 0 end) as {{ count_type }}) as eval_items,
-        cast(sum(case when true_class_id = predicted_class_id then n else 0 end) as {{ count_type }}) as correct
+        sum(case when true_class_id is not null then w else 0 end) as eval_weight,
+        sum(case when true_class_id = predicted_class_id then w else 0 end) as correct
     from grouped
     group by project_id, model_id, group_kind, group_value
 ),
@@ -70,8 +75,9 @@ group_classes as (
         g.project_id, g.model_id, g.group_kind, g.group_value, c.class_id,
         cast(sum(case when gr.predicted_class_id = c.class_id then gr.n else 0 end) as {{ count_type }}) as predicted,
         cast(sum(case when gr.true_class_id = c.class_id then gr.n else 0 end) as {{ count_type }}) as support,
-        cast(sum(case when gr.true_class_id = c.class_id and gr.predicted_class_id = c.class_id
-            then gr.n else 0 end) as {{ count_type }}) as true_positives
+        sum(case when gr.true_class_id = c.class_id then gr.w else 0 end) as support_weight,
+        sum(case when gr.true_class_id = c.class_id and gr.predicted_class_id = c.class_id
+            then gr.w else 0 end) as true_positives
     from group_totals as g
     inner join classes as c on c.project_id = g.project_id
     left join grouped as gr
@@ -85,8 +91,8 @@ overall_totals as (
     select
         project_id,
         cast(sum(n) as {{ count_type }}) as items,
-        cast(sum(case when true_class_id is not null then n else 0 end) as {{ count_type }}) as eval_items,
-        cast(sum(case when true_class_id = predicted_class_id then n else 0 end) as {{ count_type }}) as correct
+        sum(case when true_class_id is not null then w else 0 end) as eval_weight,
+        sum(case when true_class_id = predicted_class_id then w else 0 end) as correct
     from cells
     group by project_id
 ),
@@ -95,9 +101,9 @@ overall_classes as (
     select
         c.project_id, c.class_id,
         cast(sum(case when s.predicted_class_id = c.class_id then s.n else 0 end) as {{ count_type }}) as predicted,
-        cast(sum(case when s.true_class_id = c.class_id then s.n else 0 end) as {{ count_type }}) as support,
-        cast(sum(case when s.true_class_id = c.class_id and s.predicted_class_id = c.class_id
-            then s.n else 0 end) as {{ count_type }}) as true_positives
+        sum(case when s.true_class_id = c.class_id then s.w else 0 end) as support_weight,
+        sum(case when s.true_class_id = c.class_id and s.predicted_class_id = c.class_id
+            then s.w else 0 end) as true_positives
     from classes as c
     inner join cells as s on s.project_id = c.project_id
     group by c.project_id, c.class_id
@@ -113,10 +119,10 @@ metrics as (
         gt.items,
         gt.eval_items,
         gc.support,
-        {{ ratio('gt.correct', 'gt.eval_items') }} as accuracy,
-        {{ ratio('ot.correct', 'ot.eval_items') }} as overall_accuracy,
-        {{ ratio('gc.true_positives', 'gc.support') }} as recall,
-        {{ ratio('oc.true_positives', 'oc.support') }} as overall_recall,
+        {{ ratio('gt.correct', 'gt.eval_weight') }} as accuracy,
+        {{ ratio('ot.correct', 'ot.eval_weight') }} as overall_accuracy,
+        {{ ratio('gc.true_positives', 'gc.support_weight') }} as recall,
+        {{ ratio('oc.true_positives', 'oc.support_weight') }} as overall_recall,
         {{ ratio('gc.predicted', 'gt.items') }} as prediction_rate,
         {{ ratio('oc.predicted', 'ot.items') }} as overall_prediction_rate
     from group_classes as gc
