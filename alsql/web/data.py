@@ -6,8 +6,8 @@
   hour on a project's first days), accuracy, error and recall per class per model version (from
   ``model_versions.metrics``; ``accuracy_text`` says "no evaluation labels yet"
   when the model had no evaluation set, never 0.0%), evaluation coverage (items
-  labeled in the evaluation rounds / their size), open rounds, failed runs and drift
-  alerts.
+  labeled in the evaluation rounds / their size), the analyst's answer from the answer marts
+  (``progressdata.answer``), open rounds, failed runs and drift alerts.
 - ``evaluation_coverage``: that coverage alone (the admin page shows it per project).
 - ``map_points``: up to ``limit`` points of the latest model's 2-D embedding as
   columns (``item_id``, ``x``, ``y``, ``label`` (-1 = not labeled), ``predicted``,
@@ -192,6 +192,7 @@ def progress(conn: Connection, project: Project) -> dict[str, Any]:
             for m in models
         ],
         "evaluation": evaluation_coverage(conn, pid),
+        "answer": progressdata.answer(conn, pid, project.name),
         "rounds": [
             {"round_id": r.round_id, "strategy": r.strategy, "purpose": r.purpose, "budget": r.budget,
              "pending": _pending(conn, r.round_id), "created_at": _iso(r.created_at)}

@@ -10,6 +10,11 @@
   the recall per class ``[{"name", "recall"}]`` (None for a
   class without evaluation items), so the page can draw error on a log scale, where 85%
   and 99% accuracy (15% and 1% error) look as different as they are.
+- ``answer``: the analyst's answer for the project's mart, as ``alsql answer`` prints it,
+  read from the answer marts as last built (the page never runs dbt): per estimand its
+  sentence, the labels that would halve the PPI interval and, for up to ``ANSWER_GROUPS``
+  groups (the compared pair first), the naive, classical and ppi estimates with their
+  intervals. ``built`` False (the marts are missing) or ``problem`` say why there is none.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from sqlalchemy import Connection, Date, cast, func, literal_column, select, tex
 
 from alsql.schema import annotations
 
-__all__ = ["labels_over_time", "model_quality", "HOURLY_UNDER", "MAX_BINS"]
+__all__ = ["labels_over_time", "model_quality", "answer", "HOURLY_UNDER", "MAX_BINS", "ANSWER_GROUPS"]
 
 HOURLY_UNDER = timedelta(days=2)
 MAX_BINS = 5000  # days: about 14 years of labels; older bins are summed into the first one shown
+ANSWER_GROUPS = 6  # groups of an estimand drawn on the progress page
 
 
 def _naive_utc(v: Any) -> datetime:
@@ -91,3 +97,23 @@ def model_quality(metrics: Any) -> dict[str, Any]:
     return {"error": error,
             "per_class_recall": [{"name": str(k), "recall": None if v is None else float(v)}
                                  for k, v in recall.items()]}
+
+
+def answer(conn: Connection, project_id: int, project_name: str) -> dict[str, Any]:
+    """``{"built", "problem", "mart", "level", "model_id", "estimands"}`` for the page (see module)."""
+    from alsql.pipelines.answer import answer_document
+
+    doc = answer_document(conn, project_id, project_name)
+    out = {k: doc[k] for k in ("built", "problem", "mart", "level", "model_id")}
+    out["estimands"] = []
+    for e in doc["estimands"]:
+        pair = [e["answer"]["group_a"], e["answer"]["group_b"]] if e["answer"] else []
+        groups = (pair + [g for g in e["groups"] if g not in pair])[:ANSWER_GROUPS]
+        out["estimands"].append({
+            "estimand": e["estimand"], "label": e["estimand_label"], "problem": e["problem"],
+            "sentence": e["sentence"], "halving": e["halving_text"], "notes": e["notes"][:3],
+            "groups_left_out": max(0, len(e["groups"]) - len(groups)),
+            "groups": [{"grp": g, "estimates": [
+                {k: r[k] for k in ("estimator", "estimate", "ci_low", "ci_high", "n_labeled", "n_unlabeled", "lam")}
+                for r in e["estimates"] if r["grp"] == g]} for g in groups]})
+    return out

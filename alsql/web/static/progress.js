@@ -2,7 +2,8 @@
 // a cumulative line from 0), accuracy per model version on a log scale of the error with
 // each class's recall beside it ("no evaluation labels yet" for a model without an
 // evaluation set), evaluation
-// coverage, open rounds, failed runs and drift alerts (shown only when there are some).
+// coverage, the analyst's answer with its confidence intervals (from the answer marts),
+// open rounds, failed runs and drift alerts (shown only when there are some).
 "use strict";
 (function () {
   const root = document.getElementById("progress-app");
@@ -112,6 +113,46 @@
     target.replaceChildren(...rows);
   }
 
+  // The analyst's answer from the answer marts as last built: per estimand, each group's
+  // naive, classical and ppi estimates as a dot on its confidence interval (one scale per
+  // estimand), then the sentence and the labels that would halve the PPI interval.
+  function fmt(v) { return Math.abs(v) >= 1000 ? Math.round(v).toLocaleString("en") : (v !== 0 && Math.abs(v) < 0.01 ? v.toPrecision(2) : v.toFixed(2)); }
+  function answer(target, a) {
+    if (!a.built || a.problem) {
+      target.replaceChildren(el("p", { class: "hint", id: "answer-missing" }, a.problem ? a.problem
+        : "Build the marts to see the answer: alsql marts build (or alsql answer --project NAME)."));
+      return;
+    }
+    $("answer-mart").textContent = "(" + a.mart + ", model " + a.model_id + ", " + Math.round(1000 * a.level) / 10 + "% intervals)";
+    const parts = [];
+    a.estimands.forEach((e) => {
+      const box = el("div", { class: "estimand", "data-estimand": e.estimand });
+      box.appendChild(el("h3", {}, e.label));
+      if (e.problem) { box.appendChild(el("p", { class: "hint" }, e.problem)); parts.push(box); return; }
+      const all = e.groups.flatMap((g) => g.estimates);
+      let lo = Math.min(...all.map((r) => r.ci_low)), hi = Math.max(...all.map((r) => r.ci_high));
+      if (!(hi > lo)) { lo -= 0.5; hi += 0.5; }
+      const at = (v) => (100 * (v - lo)) / (hi - lo) + "%";
+      e.groups.forEach((g) => g.estimates.forEach((r) => {
+        const row = el("div", { class: "ci-row " + r.estimator, "data-group": g.grp, "data-estimator": r.estimator });
+        const track = el("div", { class: "ci-track" });
+        const bar = el("div", { class: "ci-bar" }); bar.style.left = at(r.ci_low);
+        bar.style.width = (100 * (r.ci_high - r.ci_low)) / (hi - lo) + "%";
+        const dot = el("div", { class: "ci-dot" }); dot.style.left = at(r.estimate);
+        track.append(bar, dot);
+        row.append(el("span", {}, g.grp + " · " + r.estimator), track,
+          el("span", { class: "value" }, fmt(r.estimate) + " (" + fmt(r.ci_low) + " to " + fmt(r.ci_high) + ")"));
+        box.appendChild(row);
+      }));
+      if (e.groups_left_out) box.appendChild(el("p", { class: "hint" }, e.groups_left_out + " more groups: alsql answer --json"));
+      if (e.sentence) box.appendChild(el("p", { class: "sentence" }, e.sentence));
+      if (e.halving) box.appendChild(el("p", { class: "hint halving" }, e.halving));
+      e.notes.forEach((n) => box.appendChild(el("p", { class: "hint" }, n)));
+      parts.push(box);
+    });
+    target.replaceChildren(...parts);
+  }
+
   alsql.get("/api/projects/" + root.dataset.project + "/progress").then((p) => {
     $("labels-total").textContent = "(" + p.labels_total + " labeled)";
     const n = p.classes.length;
@@ -124,6 +165,7 @@
     $("evaluation").textContent = ev.size
       ? ev.labeled + " of " + ev.size + " items labeled (" + (100 * ev.coverage).toFixed(1) + "%) in " + ev.rounds + " evaluation round" + (ev.rounds === 1 ? "" : "s")
       : "no evaluation round yet (an admin starts one with purpose evaluation)";
+    answer($("answer"), p.answer);
     table($("rounds"), ["round", "strategy", "purpose", "budget", "pending"], p.rounds.map((r) => [r.round_id, r.strategy, r.purpose, r.budget, r.pending]));
     if (p.failed_runs.length) { $("failed-card").hidden = false; table($("failed"), ["run", "step", "trigger", "error", "finished"], p.failed_runs.map((r) => [r.run_id, r.step, r.trigger, r.error, r.finished_at])); }
     if (p.alerts.length) { $("alerts-card").hidden = false; table($("alerts"), ["alert", "kind", "message", "value", "at"], p.alerts.map((a) => [a.alert_id, a.kind, a.message, a.value, a.created_at])); }
