@@ -156,3 +156,29 @@ def test_cli_select_active_for_a_mart(sqlite_url):
     engine.dispose()
     assert len(weights) == 4 and all(w > 0 for w in weights)
     assert "(active, evaluation)" in result.output
+
+
+def test_pipeline_select_step_passes_the_mart_and_seed(engine):
+    from alsql.pipelines.steps import run_step
+
+    pid, mid, ids, probs = _setup(engine)
+    params = {"strategy": "active", "budget": 4, "purpose": "evaluation", "for": "intersection_safety", "seed": 4}
+    first = run_step(engine, "select", pid, dict(params)).metrics["round_id"]
+    with engine.connect() as conn:
+        got = conn.execute(select(rounds.c.strategy, rounds.c.params).where(rounds.c.round_id == first)).one()
+    assert got.strategy == "active" and got.params["for"] == "intersection_safety" and got.params["seed"] == 4
+    stored = _round(engine, first)
+    u = uncertainty_for("class_share", probs=probs.astype(np.float16).astype(np.float64))
+    pi = dict(zip(ids.tolist(), active_inclusion_probs(u, 4)))
+    assert all(r.inclusion_prob == pytest.approx(pi[r.item_id], rel=1e-9) for r in stored)
+
+
+def test_normal_classes_are_the_dbt_default():
+    """--for maintenance_risk / defect_warranty reads the same normal classes as the marts do."""
+    import yaml
+
+    from alsql.models.active_eval import NORMAL_CLASSES
+    from alsql.pipelines.marts import PROJECT_DIR
+
+    config = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+    assert tuple(config["vars"]["normal_classes"]) == NORMAL_CLASSES

@@ -7,6 +7,10 @@
 Names: random, least_confidence, margin, entropy, bald (scalar: one SQL query over
 stored scores), coreset, badge, cluster_margin, typiclust (batch-aware: embeddings of
 a bounded candidate set). See ``base`` for the ``select`` contract.
+
+Active evaluation rounds (not a ranking: a draw with known inclusion probabilities)
+use ``alsql.models.strategies.inclusion`` (``active_inclusion_probs``,
+``draw_with_probs``).
 """
 
 from alsql.models.strategies import uncertainty  # noqa: F401, I001  (registers, in this order)
