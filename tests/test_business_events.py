@@ -167,3 +167,45 @@ def test_no_declared_table_builds_empty_marts(sqlite_url, tmp_path, monkeypatch)
     finally:
         engine.dispose()
     assert counts == [0, 0, 0, 0]
+
+
+@pytest.mark.slow
+def test_answer_estimates_on_a_declared_table(db_url, tmp_path, monkeypatch):
+    """accidents_after: the share of segments followed by an accident within 30 s, by true
+    class, naive and classical equal to Python; every class compared with (normal)."""
+    engine = make_engine(db_url)
+    postgres = db_url.startswith("postgresql")
+    try:
+        zones = add_zones(engine)
+        write_accidents(engine, zones)
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "alsql.toml").write_text(_toml(None).split("\n\n")[0] + "\n")
+        result = _invoke(["--db", db_url, "marts", "build", "--select", "answer_estimates", "answer_differences",
+                          "--work-dir", str(tmp_path / "dbt")])
+        assert result.exit_code == 0, result.output
+        marts = "marts." if postgres else ""
+        with engine.connect() as conn:
+            estimates = {(r[0], r[1]): r[2:] for r in conn.execute(text(
+                f"select grp, estimator, estimate, ci_low, ci_high, n_labeled, n_unlabeled from {marts}answer_estimates "
+                f"where mart = 'business_events' and estimand = 'accidents_after'"))}
+            pairs = {(r[0], r[1]) for r in conn.execute(text(
+                f"select group_a, group_b from {marts}answer_differences "
+                f"where estimand = 'accidents_after' and estimator = 'ppi'"))}
+    finally:
+        engine.dispose()
+    ref = reference_counts(zones, 60, 30)
+    followed = {i: int(c["during"] + c["after"] > 0) for i, c in ref.items()}
+    labeled = [i for i, m in zones.items.items() if m.get("evaluation")]
+    for c, name in enumerate(ZONE_CLASSES):
+        classical = sum(followed[i] for i in labeled if zones.items[i]["truth"] == c) / sum(
+            1 for i in labeled if zones.items[i]["truth"] == c)
+        naive = sum(followed[i] for i, m in zones.items.items() if m["predicted"] == c) / sum(
+            1 for m in zones.items.values() if m["predicted"] == c)
+        assert estimates[(name, "classical")][0] == pytest.approx(classical, abs=1e-9)
+        assert estimates[(name, "naive")][0] == pytest.approx(naive, abs=1e-9)
+        low, high = estimates[(name, "ppi")][1:3]
+        assert low < estimates[(name, "ppi")][0] < high
+        assert estimates[(name, "ppi")][3:] == (len(labeled), len(zones.items) - len(labeled))
+    # (normal) pools the normal classes: here the one class "normal"
+    assert estimates[("(normal)", "classical")][0] == pytest.approx(estimates[("normal", "classical")][0], abs=1e-9)
+    assert {("(normal)", "worker_in_zone"), ("(normal)", "forklift")} <= pairs

@@ -58,7 +58,7 @@ def test_claims_by_class_equal_python(db_url, tmp_path):
     try:
         data = populate(engine)
         write_business_table(engine, "warranty_claims", "claims", CLAIMS)
-        result = build(db_url, ["defect_warranty_by_class"], work_dir=tmp_path / "dbt",
+        result = build(db_url, ["defect_warranty_by_class", "answer_estimates"], work_dir=tmp_path / "dbt",
                        extra_vars=mart_vars("warranty_claims", "claims"))
         assert result.success, (result.error, [(n.name, n.message) for n in result.failed])
         with engine.connect() as conn:
@@ -69,6 +69,12 @@ def test_claims_by_class_equal_python(db_url, tmp_path):
             projects = conn.execute(text(f"select distinct project_id from {marts}defect_warranty_by_class")).all()
             grain = conn.execute(text(f"select count(*), count(distinct serial) from {marts}defect_warranty")).one()
             expected = _reference(conn, pid, data.models["products"][1])
+            classical = dict(conn.execute(text(
+                f"select grp, estimate from {marts}answer_estimates where project_id = :p "
+                f"and estimand = 'claim_rate_by_class' and estimator = 'classical'"), {"p": pid}).all())
+            evaluation = conn.execute(text("select e.class_id, i.entity from evaluation_set as e "
+                                           "join items as i on i.item_id = e.item_id where e.project_id = :p"),
+                                      {"p": pid}).all()
     finally:
         engine.dispose()
     assert [tuple(r) for r in projects] == [(pid,)]
@@ -76,3 +82,11 @@ def test_claims_by_class_equal_python(db_url, tmp_path):
     assert got == expected
     assert got[("label", "dent")][2] > 0 and got[("label", "scratch")][0] > 0  # not a vacuous check
     assert grain[0] == grain[1] == len(SERIALS)  # defect_warranty: still one row per serial
+    # claim_rate_by_class (answer_estimates, classical): evaluation images, each serial's
+    # claim shared among its 2 images, by the image's true class
+    claimed = {c["serial"] for c in CLAIMS}
+    for c, name in enumerate(PRODUCT_CLASSES):
+        mine = [e for cls, e in evaluation if cls == c]
+        if len(mine) >= 2:
+            assert classical[name] == pytest.approx(sum(e in claimed for e in mine) / len(mine), abs=1e-9)
+    assert len(classical) >= 2

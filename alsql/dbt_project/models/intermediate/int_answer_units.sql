@@ -191,6 +191,12 @@ units as (
         correct, confidence, case when is_labeled = 1 then 1.0 end, 1.0
     from judged
     {%- endfor %}
+    union all
+    -- the declared business event tables and defect_warranty_by_class
+    select
+        project_id, model_id, mart, estimand, estimand_label, is_ratio, shared_units, grp,
+        unit_id, is_labeled, weight, y_num, yhat_num, y_den, yhat_den
+    from {{ ref('int_answer_units_business') }}
 )
 
 select
