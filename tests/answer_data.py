@@ -1,5 +1,6 @@
-"""A project for the answer marts' estimator tests: a few thousand items, a uniform
-evaluation round of a few hundred oracle labels, and one model version that is
+"""A project for the answer marts' estimator tests: a few thousand items, an evaluation
+round of a few hundred oracle labels with inverse-probability weights (as an active
+evaluation round stores them), and one model version that is
 deliberately imperfect and biased toward the first class, with a confidence that
 tracks whether it is right.
 
@@ -49,9 +50,11 @@ def add_survey(engine: Engine, n_items: int = 2400, n_eval: int = 300, seed: int
         rid = conn.execute(insert(rounds).values(
             project_id=pid, strategy="random", purpose="evaluation", budget=n_eval, status="closed",
             created_at=day).returning(rounds.c.round_id)).scalar_one()
+        # inverse-probability weights as an active evaluation round stores them (mean about 1)
         conn.execute(insert(round_items), [
-            {"round_id": rid, "rank": r, "item_id": i, "score": None, "status": "labeled", "labeled_at": day}
-            for r, i in enumerate(evaluation)])
+            {"round_id": rid, "rank": r, "item_id": i, "score": None, "status": "labeled", "labeled_at": day,
+             "inclusion_prob": n_eval / n_items / w, "weight": w}
+            for r, (i, w) in enumerate(zip(evaluation, rng.uniform(0.5, 1.5, n_eval)))])
         index = {i: k for k, i in enumerate(ids)}
         insert_annotations(conn, [
             {"project_id": pid, "item_id": i, "class_id": int(truth[index[i]]), "annotator": "oracle",

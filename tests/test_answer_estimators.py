@@ -136,14 +136,18 @@ def _check_naive(row, Yhat_all, worst):
 @pytest.mark.slow
 def test_means_and_proportions_equal_ppi_py(answers):
     """The survey's accuracy (a mean of a 0/1 outcome predicted by the confidence) and
-    its class shares (proportions predicted by 0/1 calls), from the raw tables."""
+    its class shares (proportions predicted by 0/1 calls), weighted by the evaluation
+    round's weights, from the raw tables."""
     a, worst = answers, [0.0]
     with a["engine"].connect() as conn:
         preds = {r.item_id: (r.class_id, r.confidence) for r in conn.execute(
             select(predictions).where(predictions.c.model_id == a["model"]))}
-        truth = {r.item_id: r.class_id for r in conn.execute(
-            select(evaluation_set).where(evaluation_set.c.project_id == a["project"]))}
+        evaluated = conn.execute(select(evaluation_set).where(evaluation_set.c.project_id == a["project"])).all()
+    truth = {r.item_id: r.class_id for r in evaluated}
+    weight = {r.item_id: r.weight for r in evaluated}
     lab = sorted(truth)
+    w = np.array([weight[i] for i in lab])
+    assert w.std() > 0.2  # the evaluation round's weights, from the evaluation_set view
     unl = sorted(set(preds) - set(truth))
     assert len(lab) == 300 and len(unl) == 2100
     est = _estimates(a, "accuracy")
@@ -151,7 +155,7 @@ def test_means_and_proportions_equal_ppi_py(answers):
     Yhat = np.array([preds[i][1] for i in lab])
     Yhat_u = np.array([preds[i][1] for i in unl])
     rows = {k[1]: v for k, v in est.items() if k[0] == "all"}
-    lam = _check_mean(rows["ppi"], rows["classical"], Y, Yhat, Yhat_u, None, worst)
+    lam = _check_mean(rows["ppi"], rows["classical"], Y, Yhat, Yhat_u, w, worst)
     assert 0 < lam <= 1
     _check_naive(rows["naive"], np.concatenate([Yhat, Yhat_u]), worst)
     # the model is biased: the naive share of cat_a differs from the labels' by far more than 1e-9
@@ -160,7 +164,7 @@ def test_means_and_proportions_equal_ppi_py(answers):
         Y = np.array([float(truth[i] == c) for i in lab])
         Yhat = np.array([float(preds[i][0] == c) for i in lab])
         Yhat_u = np.array([float(preds[i][0] == c) for i in unl])
-        _check_mean(by[(name, "ppi")], by[(name, "classical")], Y, Yhat, Yhat_u, None, worst)
+        _check_mean(by[(name, "ppi")], by[(name, "classical")], Y, Yhat, Yhat_u, w, worst)
         _check_naive(by[(name, "naive")], np.concatenate([Yhat, Yhat_u]), worst)
     assert by[("cat_a", "naive")]["estimate"] > by[("cat_a", "classical")]["estimate"] + 0.02
     print(f"\n{a['engine'].dialect.name}: max |SQL - ppi_py| over survey means and proportions = {worst[0]:.3g}")

@@ -101,14 +101,8 @@
   (case when ({{ expression }}) < 0 then 0.0 else ({{ expression }}) end)
 {%- endmacro %}
 
-{#- The evaluation items' weight (contract of issue 25: 1 for a uniform evaluation round,
-    (K / N_pool) / inclusion probability for an active one), read from stg_evaluation_set
-    where it has a weight column, else 1. -#}
+{#- The evaluation item's weight (stg_evaluation_set's weight: 1 for a random evaluation
+    round, (K / N_pool) / inclusion probability for an active one; 1 where none is stored). -#}
 {% macro evaluation_weight(alias) -%}
-  {%- set node = graph.nodes.get('model.alsql.stg_evaluation_set') if execute else none -%}
-  {%- if node and modules.re.search('\\bweight\\b', node.raw_code) -%}
-    coalesce(cast({{ alias }}.weight as {{ dbt.type_float() }}), 1.0)
-  {%- else -%}
-    1.0
-  {%- endif -%}
+  coalesce(cast({{ alias }}.weight as {{ dbt.type_float() }}), 1.0)
 {%- endmacro %}
