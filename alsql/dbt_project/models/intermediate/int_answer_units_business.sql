@@ -2,13 +2,15 @@
 -- business event tables and for defect_warranty_by_class: one row per project x latest
 -- model x estimand x group x unit (an item the latest model predicted). Groups are TRUE
 -- classes (shared_units = 1: a unit enters each group through indicators), plus
--- '(normal)', the classes of var('normal_classes') pooled, where the project has one:
+-- '(normal)', the classes of var('normal_classes') pooled, where the project has two or
+-- more:
 --   <table>_after   share of items followed by an event of the declared table <table>
 --                   from the item's start to window_after_s after its end (business_events)
 --   <table>_before  share of items preceded by one within window_before_s
 --   claim_rate_by_class  share of serials with a warranty claim by class, each serial
 --                   weighted by the share of its images of the class (defect_warranty)
--- answer_differences pairs the groups, so each class is compared with '(normal)'.
+-- answer_differences pairs the groups, so each class is compared with the normal class,
+-- or with '(normal)' where there are several.
 {%- set float = dbt.type_float() %}
 {%- set text = dbt.type_string() %}
 with predicted as (
@@ -27,7 +29,8 @@ with predicted as (
     where r.predicted_class_id is not null
 ),
 
--- each class of a project as a group, and '(normal)' holding every normal class
+-- each class of a project as a group, and '(normal)' holding every normal class where
+-- there are two or more
 groups as (
     select project_id, class_id, cast(class_name as {{ text }}) as grp
     from {{ ref('stg_classes') }}
@@ -35,6 +38,12 @@ groups as (
     select project_id, class_id, cast('(normal)' as {{ text }})
     from {{ ref('stg_classes') }}
     where {{ is_normal_class('class_name') }} = 1
+        and project_id in (
+            select project_id from {{ ref('stg_classes') }}
+            where {{ is_normal_class('class_name') }} = 1
+            group by project_id
+            having count(*) >= 2
+        )
 ),
 
 event_units as (
