@@ -11,7 +11,7 @@ import math
 import pytest
 from sqlalchemy import text
 
-from alsql.pipelines.answer import ESTIMATE_COLUMNS, DIFFERENCE_COLUMNS
+from alsql.pipelines.answer import DIFFERENCE_COLUMNS, ESTIMATE_COLUMNS, KNOWN_MARTS
 from alsql.pipelines.answer_text import labels_to_halve, sentence
 from tests.answer_support import DEMO_VARS, answered, run_main  # noqa: F401 - the fixture
 
@@ -154,9 +154,36 @@ def test_refusals_are_one_line(answered, capsys):
     assert line == ("error: project sparse, maintenance_risk failure_rate: group abnormal has 1 evaluation label, "
                     "needs at least 2")
     line = _refused(capsys, a, "--project", "machines", "--mart", "accidents")
-    assert line == ("error: --mart 'accidents': unknown mart; known marts: business_events, defect_warranty, "
-                    "fairness_by_group, intersection_safety, item_index, maintenance_risk")
+    schema = "" if a.engine.dialect.name == "sqlite" else "marts."
+    with a.engine.connect() as conn:
+        built = set(conn.execute(text(f"select distinct mart from {schema}answer_estimates")).scalars())
+    assert {"maintenance_risk", "item_index"} <= built
+    assert line == f"error: --mart 'accidents': unknown mart; known marts: {', '.join(sorted(built | set(KNOWN_MARTS)))}"
     line = _refused(capsys, a, "--project", "machines", "--mart", "intersection_safety")
     assert line.startswith("error: project machines: the answer marts hold no estimates of intersection_safety")
     assert "--level 1.5: expected a number between 0 and 1" in _refused(capsys, a, "--project", "machines",
                                                                          "--level", "1.5")
+
+
+def test_a_newer_model_without_predictions_is_named(answered, capsys):
+    """The answer is the latest model's that predicted; a newer ready one is named with what to run."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from alsql.db import write_transaction
+    from alsql.schema import model_versions
+
+    a = answered
+    with write_transaction(a.engine) as conn:
+        newer = conn.execute(insert(model_versions).values(
+            project_id=a.projects["products"], name="products-v9", architecture="smallcnn", label_count=0,
+            status="ready", created_at=datetime(2030, 1, 1, tzinfo=timezone.utc))
+            .returning(model_versions.c.model_id)).scalar_one()
+    code, out, err = run_main(capsys, "--db", a.url, "answer", "--project", "products", "--json", "--work-dir",
+                              str(a.work_dir))
+    assert code in (0, None), err
+    doc = json.loads(out)
+    assert doc["mart"] == "defect_warranty" and doc["estimands"][0]["estimand"] == "claim_rate"
+    assert doc["notes"] == [f"model {newer} has no predictions: run alsql infer; this answer is model "
+                            f"{doc['model_id']}'s"]

@@ -52,6 +52,8 @@ def print_answer(doc: dict[str, Any]) -> None:
     level = level_text(doc["level"])
     console.print(f"project {doc['project']}, model {doc['model_id']}, mart {doc['mart']} "
                   f"(marts with estimates: {', '.join(doc['marts'])})", markup=False, soft_wrap=True)
+    for note in doc["notes"]:
+        console.print(f"note: {note}", markup=False, soft_wrap=True)
     for e in doc["estimands"]:
         console.print()
         if e["problem"]:

@@ -33,7 +33,8 @@ __all__ = ["JOIN_MARTS", "KNOWN_MARTS", "ESTIMATE_COLUMNS", "DIFFERENCE_COLUMNS"
            "NO_LABELS", "latest_model", "evaluation_labels", "check_mart", "stored_level", "model_problem", "build_reason", "answer_document", "refuse"]
 
 JOIN_MARTS = ("maintenance_risk", "defect_warranty", "intersection_safety", "business_events")
-KNOWN_MARTS = JOIN_MARTS + ("item_index", "fairness_by_group")
+FALLBACK_MARTS = ("item_index", "fairness_by_group")  # class shares, then accuracy by group
+KNOWN_MARTS = JOIN_MARTS + FALLBACK_MARTS
 ESTIMATORS = ("naive", "classical", "ppi")
 DEFAULT_LEVEL = 0.95
 NOTED = 5  # groups without estimates named one by one; the rest are counted
@@ -129,7 +130,8 @@ def build_reason(conn: Connection, project_id: int, level: float) -> str | None:
     row = conn.execute(
         select(func.max(e.level).label("level"), func.max(e.model_id).label("model_id"),
                func.max(e.n_labeled).label("labeled"), func.max(e.n_labeled + e.n_unlabeled).label("units"))
-        .where(e.project_id == project_id, e.estimand == "class_share", e.estimator == "naive")).one()
+        # class shares and accuracy cover every predicted item: the largest counts are the project's
+        .where(e.project_id == project_id, e.estimator == "naive")).one()
     if row.model_id is None:
         return "the answer marts hold no estimates for this project"
     if abs(float(row.level) - level) > 1e-9:
@@ -217,11 +219,21 @@ def _estimand(conn: Connection, estimand: str, rows: list[dict], diffs: list[dic
     return out
 
 
+def _mart_order(name: str) -> tuple:
+    """Join marts first (the known ones in their order, then any other), then the fallbacks."""
+    if name in JOIN_MARTS:
+        return (0, JOIN_MARTS.index(name), name)
+    if name in FALLBACK_MARTS:
+        return (2, FALLBACK_MARTS.index(name), name)
+    return (1, 0, name)
+
+
 def answer_document(conn: Connection, project_id: int, project_name: str, mart: str | None = None) -> dict[str, Any]:
     """The answer for one mart of the project (see the module). ``built`` is False when
     the marts are missing; ``marts`` lists the marts with rows for the project."""
     doc: dict[str, Any] = {"project": project_name, "project_id": project_id, "built": False, "mart": mart,
-                           "marts": [], "model_id": None, "level": None, "estimands": [], "problem": None}
+                           "marts": [], "model_id": None, "level": None, "estimands": [], "problem": None,
+                           "notes": []}
     check_mart(conn, mart)
     doc["problem"] = model_problem(conn, project_id, project_name)
     est = _mart(conn, "answer_estimates", ESTIMATE_COLUMNS)
@@ -230,7 +242,7 @@ def answer_document(conn: Connection, project_id: int, project_name: str, mart: 
         return doc
     doc["built"] = True
     present = conn.execute(select(est.c.mart).distinct().where(est.c.project_id == project_id)).scalars()
-    doc["marts"] = sorted(set(present), key=lambda m: (KNOWN_MARTS.index(m) if m in KNOWN_MARTS else 99, m))
+    doc["marts"] = sorted(set(present), key=_mart_order)
     if mart is None:  # the first join mart with rows, else the class shares, else fairness
         mart = next(iter(doc["marts"]), None)
         doc["mart"] = mart
@@ -244,6 +256,14 @@ def answer_document(conn: Connection, project_id: int, project_name: str, mart: 
                         for e in sorted({r["estimand"] for r in mine})]
     first = doc["estimands"][0]["estimates"][0]
     doc["model_id"], doc["level"] = first["model_id"], first["level"]
+    mv = model_versions.c
+    newer = conn.execute(select(mv.model_id).where(mv.project_id == project_id, mv.status == "ready",
+                                                   mv.model_id != doc["model_id"], mv.created_at > select(
+                                                       mv.created_at).where(mv.model_id == doc["model_id"])
+                                                   .scalar_subquery()).order_by(mv.model_id.desc()).limit(1)).scalar()
+    if newer is not None:
+        doc["notes"].append(f"model {newer} has no predictions: run alsql infer; this answer is model "
+                            f"{doc['model_id']}'s")
     return doc
 
 

@@ -36,7 +36,9 @@ def number(x: float | None) -> str:
     """A figure for a sentence: 2 decimals, 2 significant digits under 0.01, thousands separated."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    if x != 0 and abs(x) < 0.01:
+    if abs(x) <= _TINY * 1e-3:  # rounding noise of 0
+        return "0.00"
+    if abs(x) < 0.01:
         return f"{x:.2g}"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
