@@ -79,7 +79,6 @@ def build_(
     from alsql.config import get_settings
     from alsql.pipelines.marts import build
     from alsql.pipelines.business import business_vars, cli_vars, unset_warnings
-
     from alsql.pipelines.business_events import event_table_specs
 
     url = get_settings().database_url
