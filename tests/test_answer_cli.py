@@ -187,3 +187,11 @@ def test_a_newer_model_without_predictions_is_named(answered, capsys):
     assert doc["mart"] == "defect_warranty" and doc["estimands"][0]["estimand"] == "claim_rate"
     assert doc["notes"] == [f"model {newer} has no predictions: run alsql infer; this answer is model "
                             f"{doc['model_id']}'s"]
+
+
+def test_sentence_of_a_business_event_estimand():
+    row = {"group_a": "worker_in_zone", "group_b": "(normal)", "difference": 0.2, "ci_low": 0.1, "ci_high": 0.3,
+           "p_value": 0.2e-4, "level": 0.95, "n_labeled": 2, "n_unlabeled": 0}
+    assert sentence("accidents_after", "share of items an accidents event follows", row) == (
+        "worker_in_zone items are followed by an event of accidents within the window more often than (normal) items: "
+        "difference 0.20, 95% CI 0.10-0.30, p < 0.001, from 2 evaluation labels and 2 predictions")

@@ -116,7 +116,6 @@ def answer(
     with engine.connect() as conn:
         p = get_project(conn, project)
         # Refused before any build: nothing a build could answer.
-        reader.check_mart(conn, mart)
         problem = reader.model_problem(conn, p.project_id, p.name)
         if problem is None and reader.evaluation_labels(conn, p.project_id) == 0:
             problem = reader.NO_LABELS
@@ -125,6 +124,8 @@ def answer(
         if level is None:
             level = reader.stored_level(conn, p.project_id) or reader.DEFAULT_LEVEL
         reason = "--rebuild" if rebuild else reader.build_reason(conn, p.project_id, level)
+        if not reason:  # else the build may add the mart; it is checked after it
+            reader.check_mart(conn, mart)
     if reason:
         from alsql.cli.marts import print_result
         from alsql.pipelines.marts import build

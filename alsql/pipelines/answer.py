@@ -209,12 +209,16 @@ def _estimand(conn: Connection, estimand: str, rows: list[dict], diffs: list[dic
         out["sentence"] = answer_text.single_sentence(first["estimand_label"], ranked[0])
         return out
     bottom, top = ranked[0]["grp"], ranked[-1]["grp"]
-    pair = sorted([top, bottom])
-    for d in out["differences"]:
-        if d["estimator"] == best and [d["group_a"], d["group_b"]] == pair:
-            out["answer"] = d
-            out["sentence"] = answer_text.sentence(estimand, first["estimand_label"], d)
-    if out["sentence"] is None:  # more groups than the marts pair up
+    candidates = [d for d in out["differences"] if d["estimator"] == best]
+    # the highest and the lowest group, else (the marts pair some groups only, e.g. each
+    # class with the normal ones pooled) the pair that differs most
+    chosen = next((d for d in candidates if {d["group_a"], d["group_b"]} == {top, bottom}), None)
+    if chosen is None and candidates:
+        chosen = max(candidates, key=lambda d: abs(d["difference"]))
+    if chosen is not None:
+        out["answer"] = chosen
+        out["sentence"] = answer_text.sentence(estimand, first["estimand_label"], chosen)
+    else:  # more groups than the marts pair up
         out["notes"].append(f"highest {best} estimate: {top}, lowest: {bottom} (too many groups for differences)")
     return out
 

@@ -25,6 +25,7 @@ _MORE = {
     "failure_rate": "{a} is followed by a failure within the window more often than {b}",
     "claim_rate": "{a} serials get a warranty claim more often than {b} serials",
     "accidents_per_camera": "{a} cameras record more accidents than {b} cameras",
+    "claim_rate_by_class": "serials with {a} images get a warranty claim more often than serials with {b} images",
     "class_share": "{a} items are more common than {b} items",
 }
 
@@ -88,6 +89,10 @@ def sentence(estimand: str, label: str, diff: dict[str, Any]) -> str:
         return f"no clear difference between {a} and {b} in {_quantity(label)}: {tail}"
     if estimand in _MORE:
         head = _MORE[estimand].format(a=a, b=b)
+    elif estimand.endswith(("_after", "_before")):  # a declared business event table
+        table, side = estimand.rsplit("_", 1)
+        verb = "followed" if side == "after" else "preceded"
+        head = f"{a} items are {verb} by an event of {table} within the window more often than {b} items"
     elif estimand.startswith("accuracy_by_"):
         head = f"the model is right more often on {a} than on {b}"
     else:
