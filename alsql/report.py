@@ -58,6 +58,8 @@ def status_summary(engine: Engine, project: str | int | None = None) -> dict[str
                     "architecture": r.architecture,
                     "label_count": r.label_count,
                     "accuracy": (r.metrics or {}).get("accuracy") if isinstance(r.metrics, dict) else None,
+                    **{k: (r.metrics or {}).get(k) if isinstance(r.metrics, dict) else None
+                       for k in ("balanced_accuracy", "macro_f1", "per_class_recall")},
                     "created_at": r.created_at.isoformat() if r.created_at else None,
                 }
                 for r in conn.execute(

@@ -57,6 +57,7 @@ def infer(
                       + (f" ({done.took_over} taken over)" if done.took_over else ""))
         if done.mapped is not None:
             console.print(f"map: this worker finished the last chunk and placed {done.mapped} items")
+        _warn_one_class(engine, project_id, done.model_id)
         return
     with cli_run(engine, "infer", project_id, params) as run:
         report = infer_project(engine, project_id, params["model_id"], bald=bald, batch_size=batch_size,
@@ -66,6 +67,18 @@ def infer(
     if report.map is not None:
         console.print(f"map: {report.map.method}, {report.map.placed} items placed"
                       + (f" (note: {report.map.note})" if report.map.note else ""))
+    _warn_one_class(engine, project_id, report.model_id)
+
+
+def _warn_one_class(engine, project_id: int, model_id: int) -> None:
+    from alsql.catalog import get_project
+    from alsql.models.infer import one_class_check
+
+    with engine.connect() as conn:
+        classes = get_project(conn, project_id).classes
+    line = one_class_check(engine, model_id, classes)
+    if line:
+        console.print(f"warning: {line}", markup=False, style="yellow")
 
 
 def register(app: typer.Typer) -> None:

@@ -41,6 +41,9 @@ class EpochReporter:
         if row.get("evaluated"):
             acc = row.get("eval_accuracy")
             text += ", evaluation accuracy " + ("n/a" if acc is None or acc != acc else f"{acc:.4f}")
+            bal = row.get("eval_balanced_accuracy")
+            if bal is not None and bal == bal:
+                text += f", balanced {bal:.4f}"
         return text
 
     def __call__(self, row: dict) -> None:
@@ -73,7 +76,13 @@ def train(
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help=(
+        "Continue the checkpoint of an interrupted run (same labels, architecture, seed) whatever its settings; "
+        "without it a checkpoint is continued only when every setting matches, and the output says which"))] = False,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore a checkpoint of an interrupted run")] = False,
+    class_weight: Annotated[str, typer.Option(help=(
+        "balanced (default): weigh the loss n / (k * n_c) per class of the training labels, so a rare class "
+        "counts as much as a common one; none: plain cross-entropy"))] = "balanced",
     init: Annotated[str, typer.Option(
         help="pretrained: start from the project's newest encoder (`alsql pretrain`); random: fresh weights; "
              "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
@@ -88,8 +97,16 @@ def train(
     from alsql.models.fit import TrainConfig, distributed
     from alsql.models.train import train_project
 
+    from alsql.errors import AlsqlError
+
+    if resume and no_resume:
+        raise AlsqlError("--resume and --no-resume: expected one of them, not both")
+    if class_weight not in ("balanced", "none"):
+        raise AlsqlError(f"--class-weight {class_weight!r}: expected balanced or none")
     cfg = TrainConfig(arch=arch, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, patience=patience,
-                      device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed)
+                      device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed,
+                      class_weight=class_weight)
+    asked = True if resume else (False if no_resume else None)
     engine = get_engine()
     import dataclasses
     import os
@@ -101,11 +118,11 @@ def train(
     with engine.connect() as conn:
         project_id = get_project(conn, project).project_id
     params = {k: v for k, v in dataclasses.asdict(cfg).items() if v is not None} | {
-        "grayscale": grayscale, "init": init, "head": head, "weights": weights, "resume": not no_resume}
+        "grayscale": grayscale, "init": init, "head": head, "weights": weights, "resume": asked}
     bar = show_progress()
     with cli_run(engine, "train", project_id, params) as run, \
             EpochReporter(bar=bar, lines=not bar and not os.environ.get("CI")) as report:
-        model_id = train_project(engine, project_id, cfg, weights=weights, grayscale=grayscale, resume=not no_resume,
+        model_id = train_project(engine, project_id, cfg, weights=weights, grayscale=grayscale, resume=asked,
                                  init=init, head=head, say=lambda m: console.print(m, markup=False),
                                  on_progress=report)
         if run.run_id:
@@ -128,7 +145,17 @@ def train(
             f"{row.metrics.get('epochs')} epochs, accuracy "
             f"{'n/a (no evaluation set)' if acc is None else format(acc, '.4f')}"
         )
+        m = row.metrics or {}
+        if m.get("balanced_accuracy") is not None:
+            console.print(f"balanced accuracy {m['balanced_accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}; recall: "
+                          + ", ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}"
+                                      for k, v in m.get("per_class_recall", {}).items()), markup=False)
+        cw = (row.params or {}).get("class_weights")
+        console.print("class weights: " + ("none (plain cross-entropy)" if not cw else ", ".join(
+            f"{k} {'-' if v is None else format(v, '.3g')}" for k, v in cw.items())), markup=False)
         console.print(f"artifact: {row.artifact_uri}")
+        for line in m.get("warnings") or []:
+            console.print(f"warning: {line}", markup=False, style="yellow")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
@@ -24,7 +24,8 @@ import torch.distributed as dist
 from torch import nn
 
 from alsql.errors import AlsqlError
-from alsql.models.metrics import accuracy
+from alsql.models.metrics import accuracy, balanced_accuracy, selection_key
+from alsql.models.metrics import class_weights as metric_class_weights
 
 __all__ = ["TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs"]
 
@@ -50,6 +51,9 @@ class TrainConfig:
     num_workers: int = 0
     cache_mb: int = 512  # a rank's share of a view smaller than this is decoded once, kept in memory
     evaluations: int = 20  # evaluate about this many times (every ceil(epochs / evaluations) epochs)
+    # balanced: cross-entropy weighted n / (k * n_c) per class of the training labels (the default,
+    # measured against class-balanced sampling in benchmarks/imbalance.py); none: plain cross-entropy
+    class_weight: str = "balanced"
 
     def as_params(self) -> dict:
         return asdict(self)
@@ -62,6 +66,7 @@ class FitResult:
     epochs_run: int
     best_epoch: int
     history: list[dict] = field(default_factory=list)
+    class_weights: list[float | None] | None = None  # the training loss's weights (None: plain)
 
 
 def distributed() -> tuple[int, int]:
@@ -130,8 +135,16 @@ def plan_epochs(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, str | None
 def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: Callable[[], Batches] | None,
         cfg: TrainConfig, num_classes: int, steps_per_epoch: int,
         resume: dict | None = None, on_epoch: Callable[[dict], None] | None = None,
-        on_progress: Callable[[dict], None] | None = None) -> FitResult:
-    """Train ``net`` in place and return the best state (by evaluation accuracy, then loss).
+        on_progress: Callable[[dict], None] | None = None,
+        class_weights: Sequence[float | None] | None = None) -> FitResult:
+    """Train ``net`` in place and return the best state (``alsql.models.metrics.selection_key``:
+    by evaluation balanced accuracy, then macro-F1, then loss; never plain accuracy).
+
+    ``class_weights``: ``(num_classes,)`` weights of the training cross-entropy (a None
+    entry: a class without labels, no term). When None and ``cfg.class_weight`` is
+    ``balanced`` they are computed (``alsql.models.metrics.class_weights``) from the labels
+    of one pass over ``train_batches(0)`` (``alsql.models.train`` passes them from SQL
+    counts instead); ``none``: plain cross-entropy. The weights used are in the result.
 
     Evaluation (and the early-stopping check, ``patience`` counted in evaluations)
     runs every ``ceil(epochs / cfg.evaluations)`` epochs and after the last.
@@ -141,7 +154,7 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     one after every evaluated epoch (model, optimizer, epoch, best state, patience).
     ``on_progress`` (rank 0) gets, after every epoch, ``{"epoch": 1-based, "epochs": the
     planned count, "train_loss", "evaluated": bool, and when evaluated "eval_accuracy",
-    "eval_loss"}`` (for progress output; it must not raise).
+    "eval_balanced_accuracy", "eval_loss"}`` (for progress output; it must not raise).
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -154,7 +167,21 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     epochs, _note = plan_epochs(cfg, steps_per_epoch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
-    start, best, best_key, best_epoch, stale, history = 0, None, (-1.0, -math.inf), -1, 0, []
+    if class_weights is None and cfg.class_weight == "balanced":
+        counts = torch.zeros(num_classes, dtype=torch.float64)
+        for _x, y in train_batches(0):
+            counts += torch.bincount(y.reshape(-1).cpu(), minlength=num_classes).double()
+        if world > 1:
+            dist.all_reduce(counts)
+        class_weights = metric_class_weights(counts.long().tolist())
+    elif cfg.class_weight not in ("balanced", "none"):
+        raise AlsqlError(f"--class-weight {cfg.class_weight!r}: expected balanced or none")
+    if cfg.class_weight == "none":
+        class_weights = None
+    weight = None
+    if class_weights is not None:
+        weight = torch.tensor([0.0 if w is None else float(w) for w in class_weights], device=device)
+    start, best, best_key, best_epoch, stale, history = 0, None, (-1.0, -1.0, -math.inf), -1, 0, []
     best_cm = None
     if resume:
         net.load_state_dict(resume["model"])
@@ -162,6 +189,8 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         sched.load_state_dict(resume["scheduler"])
         start, best, best_epoch, stale = resume["epoch"] + 1, resume["best"], resume["best_epoch"], resume["stale"]
         best_key, history = tuple(resume["best_key"]), resume["history"]
+        if len(best_key) != 3:  # a checkpoint of the accuracy rule: compare afresh
+            best_key = (-1.0, -1.0, -math.inf)
         best_cm = None if resume.get("best_cm") is None else np.asarray(resume["best_cm"])
     join = getattr(nn.parallel.DistributedDataParallel, "join", None)
     every = max(1, math.ceil(epochs / max(1, cfg.evaluations)))  # epochs between evaluations
@@ -174,7 +203,7 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
                 with _autocast(device, cfg.amp):
-                    loss = nn.functional.cross_entropy(model(x).float(), y)
+                    loss = nn.functional.cross_entropy(model(x).float(), y, weight=weight)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
@@ -189,11 +218,11 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         if check:
             if eval_batches is not None:
                 cm, eval_loss = evaluate(net, eval_batches(), num_classes, device, cfg.amp)
-                acc = accuracy(cm)
-                key = (acc if not math.isnan(acc) else -1.0, -eval_loss)
-                row.update(eval_accuracy=acc, eval_loss=eval_loss / max(cm.sum(), 1))
+                key = selection_key(cm, eval_loss)
+                row.update(eval_accuracy=accuracy(cm), eval_balanced_accuracy=balanced_accuracy(cm),
+                           eval_loss=eval_loss / max(cm.sum(), 1))
             else:
-                cm, key = None, (-1.0, -row["train_loss"])
+                cm, key = None, (-1.0, -1.0, -row["train_loss"])
             if key > best_key:
                 best_key, best, best_epoch, best_cm, stale = key, copy.deepcopy(net.state_dict()), epoch, cm, 0
             else:
@@ -202,7 +231,7 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         if on_epoch is not None and rank == 0 and check:
             on_epoch({
                 "model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "epoch": epoch, "best": best, "best_epoch": best_epoch, "stale": stale,
+                "epoch": epoch, "epochs": epochs, "best": best, "best_epoch": best_epoch, "stale": stale,
                 "best_key": list(best_key), "history": history,
                 "best_cm": None if best_cm is None else best_cm.tolist(),
             })
@@ -214,4 +243,5 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     if best is not None:
         net.load_state_dict(best)
     return FitResult({k: v.detach().cpu() for k, v in net.state_dict().items()}, best_cm,
-                     len(history), best_epoch, history)
+                     len(history), best_epoch, history,
+                     None if class_weights is None else list(class_weights))

@@ -37,9 +37,31 @@ from alsql.models.predict import predict_batch
 from alsql.models.strategies.scores import score_columns
 from alsql.models.train import dataset_url
 
-__all__ = ["InferReport", "infer_project", "score_batches", "cpu_cores", "share_cores", "MAP_SAMPLE", "BUFFER_ROWS"]
+__all__ = ["InferReport", "infer_project", "one_class_check", "score_batches", "cpu_cores", "share_cores",
+           "MAP_SAMPLE", "BUFFER_ROWS"]
 
 BUFFER_ROWS = 50_000
+
+
+def one_class_check(engine: Engine, model_id: int, class_names) -> str | None:
+    """A warning line when the model predicts one class for ``ONE_CLASS_SHARE`` (95 %) or more
+    of the items it has scored (``predictions`` of ``model_id``, a scan of its key range); else None."""
+    from sqlalchemy import func, select
+
+    from alsql.models.metrics import ONE_CLASS_SHARE, one_class_warning
+    from alsql.schema import predictions
+
+    with engine.connect() as conn:
+        rows = conn.execute(select(predictions.c.class_id, func.count()).where(predictions.c.model_id == model_id)
+                            .group_by(predictions.c.class_id)).all()
+    total = sum(int(n) for _c, n in rows)
+    if not total:
+        return None
+    cid, n = max(rows, key=lambda r: int(r[1]))
+    if n / total < ONE_CLASS_SHARE:
+        return None
+    name = class_names[int(cid)] if 0 <= int(cid) < len(class_names) else f"class id {cid}"
+    return one_class_warning(name, n / total, total, f"the scored pool of model {model_id}")
 
 
 @dataclass

@@ -9,19 +9,26 @@ Writes, on rank 0 only:
   how it was chosen: ``image_size_rule`` option / project / default, see
   ``alsql.models.inputs``; channels, ``init``: random / weights / pretrained from which encoder, with which
   head), label_count, ``trained_on_annotation_id`` (the newest annotation of the
-  project when training started), metrics (accuracy and per-class recall on the
-  evaluation set, evaluated count, epochs, best epoch).
+  project when training started), metrics (accuracy, balanced accuracy, macro-F1 and
+  per-class recall on the evaluation set, evaluated count, epochs, best epoch, and
+  ``warnings``: a class with recall 0, one class predicted for 95 % or more).
 
-A checkpoint is saved after every epoch, keyed by project, architecture, seed and
-newest annotation; a re-run with the same labels resumes from it (and it is removed
-once the model is recorded).
+Imbalance: by default (``TrainConfig.class_weight`` ``balanced``) the loss weighs each class
+``n / (k * n_c)`` by its ``training_set`` count (``alsql.models.metrics.class_weights``),
+recorded as ``params["class_weights"]``; the kept checkpoint is the best by balanced
+accuracy (``alsql.models.metrics.selection_key``).
+
+A checkpoint is saved after every evaluated epoch, keyed by project, architecture, seed and
+newest annotation, with the run's settings (``settings_of``). A re-run resumes from it only
+when asked (``resume=True``, ``--resume``) or when every setting matches (``resume=None``);
+``resume_plan`` says which. It is removed once the model is recorded.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import torch
@@ -35,12 +42,18 @@ from alsql.models.artifacts import artifact_uri, load_object, remove_object, sav
 from alsql.models.encoders import head_config
 from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, resolve_device
 from alsql.models.inputs import media_plan
-from alsql.models.metrics import metrics_dict
+from alsql.models.metrics import class_weights, imbalance_warnings, metrics_dict
 from alsql.models.networks import build_network, load_weights
+from alsql.models.resume import resume_plan, settings_of
 from alsql.schema import annotations, model_versions
 from alsql.schema.views import evaluation_set, training_set
 
-__all__ = ["TrainOutcome", "train_and_record", "train_project", "init_distributed", "dataset_url"]
+__all__ = ["TrainOutcome", "train_and_record", "train_project", "init_distributed", "dataset_url", "label_counts"]
+
+# Measured in benchmarks/imbalance.py (3 seeds): weighted loss vs class-balanced sampling.
+CLASS_WEIGHT_RULE = ("balanced: cross-entropy weighted n / (k * n_c) per class of training_set "
+                     "(chosen over class-balanced sampling by benchmarks/imbalance.py)")
+
 
 
 def dataset_url(engine: Engine) -> str:
@@ -69,6 +82,17 @@ def _counts(engine: Engine, project_id: int) -> tuple[int, int, int | None]:
             select(func.max(annotations.c.annotation_id)).where(annotations.c.project_id == project_id)
         ).scalar()
     return n_train, n_eval, newest
+
+
+def label_counts(engine: Engine, project_id: int, num_classes: int) -> list[int]:
+    """Labels per class id ``0..num_classes-1`` in the project's ``training_set``."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(training_set.c.class_id, func.count())
+                            .where(training_set.c.project_id == project_id).group_by(training_set.c.class_id)).all()
+    counts = [0] * num_classes
+    for cid, n in rows:
+        counts[int(cid)] = int(n)
+    return counts
 
 
 def _loader(url: str, project_id: int, view: str, cfg: TrainConfig, image_size, grayscale: bool,
@@ -173,6 +197,7 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
 class TrainOutcome:
     model_id: int
     fit: FitResult
+    warnings: list[str] = field(default_factory=list)  # imbalance_warnings on the evaluation set
 
 
 def train_project(engine: Engine, project: str | int, cfg: TrainConfig | None = None, **kw) -> int:
@@ -182,7 +207,7 @@ def train_project(engine: Engine, project: str | int, cfg: TrainConfig | None = 
 
 def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None = None, *,
                      weights: str | None = None, grayscale: bool = False, artifacts: str | None = None,
-                     name: str | None = None, resume: bool = True, init: str = "auto", head: str = "auto",
+                     name: str | None = None, resume: bool | None = None, init: str = "auto", head: str = "auto",
                      say: Callable[[str], None] | None = None,
                      on_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
     """Train, save the artifact and the model version (rank 0); return the id and fit result.
@@ -193,9 +218,13 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     (``alsql.models.encoders.choose_head``: frozen under 15 labels per class); recorded as
     ``params["init"]``. ``say`` (rank 0) hears the plan in one line when ``--min-steps``
     changes the epoch count, and the start chosen; ``on_progress`` gets ``fit``'s per-epoch
-    dict. Both default to silence.
+    dict. Both default to silence. ``resume``: see ``resume_plan``; ``say`` hears the
+    decision whenever a checkpoint exists or ``resume`` is True.
     """
     cfg = cfg or TrainConfig()
+    if cfg.class_weight not in ("balanced", "none"):
+        raise AlsqlError(f"--class-weight {cfg.class_weight!r}: expected balanced or none")
+    settings = settings_of(cfg, grayscale=grayscale, weights=weights, init=init, head=head)
     init_distributed(cfg.device)
     device = resolve_device(cfg.device)
     rank, world = distributed()
@@ -220,6 +249,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         eval_src = _Source(*_loader(url, proj.project_id, "evaluation_set", cfg, image_size, grayscale, False,
                                     device), n_eval, pixels, cfg, shuffle=False)
     num_classes = len(proj.classes)
+    counts = label_counts(engine, proj.project_id, num_classes)
+    weights_used = class_weights(counts) if cfg.class_weight == "balanced" else None
     torch.manual_seed(cfg.seed)
     net = build_network(cfg.arch, num_classes, in_channels)
     skipped = load_weights(net, weights) if weights else []
@@ -235,20 +266,29 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     root = artifacts or get_settings().artifacts
     ckpt_uri = artifact_uri(root, f"project-{proj.project_id}", "checkpoints",
                             f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}-i{image_size or 0}{start['key']}.pt")
-    state = load_object(ckpt_uri) if resume else None
+    state = load_object(ckpt_uri) if resume is not False else None
+    go, why = resume_plan(state, settings, resume)
+    if why and say is not None and rank == 0:
+        say(why)
+    state = state if go else None
     steps = -(-n_train // (cfg.batch_size * world))
     _epochs, note = plan_epochs(cfg, steps)
     if note and say is not None and rank == 0:
         say(note)
 
     result = fit(net, train_src.batches, (lambda: eval_src.batches(0)) if eval_src is not None else None,
-                 fit_cfg, num_classes, steps, resume=state, on_epoch=lambda s: save_object(ckpt_uri, s),
-                 on_progress=on_progress)
+                 fit_cfg, num_classes, steps, resume=state,
+                 on_epoch=lambda s: save_object(ckpt_uri, s | {"settings": settings}),
+                 on_progress=on_progress, class_weights=weights_used)
+    warnings: list[str] = []
     model_id = None
     if rank == 0:
         metrics = metrics_dict(result.confusion, proj.classes) if result.confusion is not None else {
-            "accuracy": None, "per_class_recall": {}, "evaluated": 0}
-        metrics.update(epochs=result.epochs_run, best_epoch=result.best_epoch,
+            "accuracy": None, "balanced_accuracy": None, "macro_f1": None, "per_class_recall": {}, "evaluated": 0}
+        if result.confusion is not None:
+            warnings = imbalance_warnings(result.confusion, proj.classes, one_class_note=(
+                " (the pool is not scored at train time: `alsql infer` checks it)"))
+        metrics.update(warnings=warnings, epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)
         params = cfg.as_params() | {
             "image_size": image_size, "image_size_rule": media.size_rule, "in_channels": in_channels,
@@ -256,6 +296,9 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             "num_classes": num_classes, "weights": weights, "weights_skipped": skipped, "world_size": world,
             "device": device.type, "media": media.spec.as_dict(),
             "init": {k: v for k, v in start.items() if k != "key"},
+            "class_weights": None if weights_used is None else dict(zip(proj.classes, weights_used)),
+            "class_weight_rule": CLASS_WEIGHT_RULE if weights_used is not None else "none: plain cross-entropy",
+            "label_counts": dict(zip(proj.classes, counts)),
         }
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         uri = artifact_uri(root, f"project-{proj.project_id}", f"{cfg.arch}-{stamp}.pt")
@@ -278,4 +321,4 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         box = [model_id]
         dist.broadcast_object_list(box, src=0)
         model_id = box[0]
-    return TrainOutcome(int(model_id), result)
+    return TrainOutcome(int(model_id), result, warnings)
