@@ -136,7 +136,7 @@ def test_cli_train_shows_balanced_figures_and_warns(toy, monkeypatch):
         set_settings(None)
 
 
-def test_infer_warns_when_the_pool_is_one_class(toy, monkeypatch):
+def test_infer_warns_and_the_mart_shows_balanced_figures(toy, monkeypatch):
     engine, proj, tmp, url = toy
     from dataclasses import replace
 
@@ -158,6 +158,27 @@ def test_infer_warns_when_the_pool_is_one_class(toy, monkeypatch):
                          r"\(660 items\): it may have collapsed", " ".join(r.output.split())), r.output
     finally:
         set_settings(None)
+    # model_performance shows the same balanced accuracy and macro-F1 as scikit-learn on the
+    # model's predictions of the evaluation set (every weight 1: a random evaluation round).
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+    from sqlalchemy import text
+
+    from alsql.pipelines.marts import build
+    from alsql.schema import predictions
+    from alsql.schema.views import evaluation_set
+
+    result = build(url, select=["model_performance"], work_dir=tmp / "dbt")
+    assert result.success, (result.error, [(n.name, n.message) for n in result.failed])
+    with engine.connect() as conn:
+        pairs = conn.execute(select(evaluation_set.c.class_id, predictions.c.class_id).join(
+            predictions, predictions.c.item_id == evaluation_set.c.item_id).where(predictions.c.model_id == mid)).all()
+        rows = conn.execute(text("select balanced_accuracy, macro_f1 from model_performance where model_id = :m"),
+                            {"m": mid}).all()
+    t, p = zip(*pairs)
+    assert len(t) == 200 and len(rows) == 2
+    for bal, f1 in rows:
+        assert bal == pytest.approx(balanced_accuracy_score(t, p)) and f1 == pytest.approx(
+            f1_score(t, p, average="macro", zero_division=0))
 
 
 def test_checkpoint_rule_prefers_balanced_accuracy_over_accuracy():

@@ -54,6 +54,19 @@ per_class as (
     inner join classes as c on c.project_id = m.project_id
     left join evaluated as ev on ev.model_id = m.model_id
     group by m.model_id, c.class_id
+),
+
+-- balanced accuracy: the mean recall over the classes with evaluation items; macro-F1: the
+-- mean F1 over the classes evaluated or predicted (as scikit-learn's); weighted as above
+balance as (
+    select
+        model_id,
+        avg(case when support_weight > 0 then {{ ratio('true_positive_weight', 'support_weight') }} end)
+            as balanced_accuracy,
+        avg(case when support_weight + predicted_weight > 0
+            then {{ ratio('2 * true_positive_weight', 'support_weight + predicted_weight') }} end) as macro_f1
+    from per_class
+    group by model_id
 )
 
 select
@@ -71,6 +84,8 @@ select
     coalesce(o.correct, 0) as correct,
     o.eval_weight,
     {{ ratio('o.correct_weight', 'o.eval_weight') }} as accuracy,
+    b.balanced_accuracy,
+    b.macro_f1,
     pc.support,
     pc.predicted,
     pc.true_positives,
@@ -80,3 +95,4 @@ from per_class as pc
 inner join models as m on m.model_id = pc.model_id
 inner join classes as c on c.project_id = m.project_id and c.class_id = pc.class_id
 left join overall as o on o.model_id = pc.model_id
+left join balance as b on b.model_id = pc.model_id
