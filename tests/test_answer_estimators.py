@@ -338,7 +338,7 @@ def test_answer_marts_compile_to_tsql(tmp_path):
     sql = {p.stem: p.read_text() for p in out.rglob("*.sql")}
     for name in ("int_answer_units", "int_answer_estimators", "answer_estimates", "answer_differences"):
         assert name in sql, name
-    assert "log(p)" in sql["answer_estimates"] and "exp(" in sql["answer_differences"]
+    assert "log(q)" in sql["answer_estimates"] and "exp(" in sql["answer_differences"]
     for other in ("ln(", "json_extract", " || "):
         assert other not in sql["answer_estimates"] + sql["answer_differences"] + sql["int_answer_units"], other
 
@@ -374,3 +374,39 @@ def test_worked_example_in_the_docs_is_what_the_marts_say(answers):
                         assert round(float(value), decimals) == float(cell), (name, row, cell)
                     else:
                         assert value == cell, (name, row)
+
+
+def _inline(a, sql):
+    """Compile inline SQL with the project's macros for the fixture's backend."""
+    result = run_dbt(a["url"], ["compile", "--inline", sql], work_dir=a["work_dir"], extra_vars=DEMO)
+    assert result.success, result.error
+    return result.result.results[0].node.compiled_code
+
+
+@pytest.mark.slow
+def test_normal_cdf_p_value_and_quantile_in_sql(answers):
+    """erfc, the normal CDF and the two-sided p-value over z in [-40, 40], and the normal
+    quantile over p in (1e-12, 1 - 1e-12), against scipy, on the fixture's backend."""
+    from scipy.special import erfc
+
+    zs = sorted({0.0, 0.46875, -0.46875, 4.0, -4.0, 26.0} | {round(float(z), 6) for z in np.linspace(-40, 40, 161)}
+                | {round(float(z), 6) for z in np.linspace(-5, 5, 101)})
+    grid = " union all ".join(f"select cast({z!r} as {{{{ dbt.type_float() }}}}) as z" for z in zs)
+    sql = _inline(a := answers, f"select z, {{{{ erfc('z') }}}} as e, {{{{ normal_cdf('z') }}}} as c, "
+                                f"{{{{ normal_two_sided_p('z') }}}} as p from ({grid}) as g")
+    with a["engine"].connect() as conn:
+        rows = conn.execute(text(sql)).all()
+    assert len(rows) == len(zs)
+    for z, e, c, p in rows:
+        for got, want in ((e, erfc(z)), (c, norm.cdf(z)), (p, 2 * norm.sf(abs(z)))):
+            if want < 1e-290:
+                assert got < 1e-280, (z, got, want)
+            else:
+                assert got == pytest.approx(want, rel=2e-14, abs=0), (z, got, want)
+    qs = (1e-12, 1e-6, 0.001, 0.01, 0.02425, 0.025, 0.05, 0.3, 0.5, 0.7, 0.95, 0.975, 0.97575, 0.995, 1 - 1e-9)
+    union = " union all ".join(f"select {k} as k, z from ({{{{ normal_quantile_query({q!r}) }}}}) as q{k}"
+                               for k, q in enumerate(qs))
+    with a["engine"].connect() as conn:
+        got = dict(conn.execute(text(_inline(a, union))).all())
+    for k, q in enumerate(qs):
+        assert got[k] == pytest.approx(norm.ppf(q), rel=1e-13, abs=1e-15), q

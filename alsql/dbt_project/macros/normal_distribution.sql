@@ -91,14 +91,19 @@
 
 {#- A query of one row and one column z: the normal quantile of p (a literal or an
     expression without columns, 0 < p < 1): Acklam's approximation refined by one Halley
-    step on the CDF above, which brings it to the accuracy of erfc (about 1e-15). -#}
+    step on the CDF above, which brings it to the accuracy of erfc (about 1e-15). Above
+    0.5 it is minus the quantile of 1 - p, so the step works on the lower tail, where the
+    CDF keeps its relative accuracy. -#}
 {% macro normal_quantile_query(p) -%}
-select x - u / (1.0 + x * u / 2.0) as z
+select case when p > 0.5 then -(x - u / (1.0 + x * u / 2.0)) else x - u / (1.0 + x * u / 2.0) end as z
 from (
-    select x, ({{ normal_cdf('x') }} - p) * 2.50662827463100050242 * exp(x * x / 2.0) as u
+    select p, x, ({{ normal_cdf('x') }} - q) * 2.50662827463100050242 * exp(x * x / 2.0) as u
     from (
-        select p, {{ _acklam_quantile('p') }} as x
-        from (select cast({{ p }} as {{ dbt.type_float() }}) as p) as given
+        select p, q, {{ _acklam_quantile('q') }} as x
+        from (
+            select p, case when p > 0.5 then 1.0 - p else p end as q
+            from (select cast({{ p }} as {{ dbt.type_float() }}) as p) as given
+        ) as lower_tail
     ) as first_guess
 ) as refined
 {%- endmacro %}
