@@ -20,7 +20,10 @@ block, a link swapped in after listing is refused), checks ``S_ISREG`` and the s
 ``fstat`` before reading, reads in 1 MiB pieces and hashes as it reads.
 
 ``open_regular(path)`` is the same check for a reader that needs a file object (the
-media probes of ingest): ``O_NOFOLLOW | O_NONBLOCK``, ``S_ISREG``, no link on the path.
+media probes of ingest, the media decoders): ``O_NOFOLLOW | O_NONBLOCK``, ``S_ISREG``, no
+link on the path. It lives in the base module ``alsql.stores.confined`` (with
+``NotRegular``, ``LINK_OUTSIDE`` and ``NOT_REGULAR``), so ``alsql.media`` uses it too; it
+is re-exported here.
 
 ``open_served(uri, max_bytes)`` is what a web route streams: for a ``file://`` uri it
 refuses a path that goes through any symbolic link (ingest records link targets, so a
@@ -33,7 +36,6 @@ of the descriptor it checked (what the source route answers HTTP Range requests 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -42,17 +44,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from alsql.stores import BlobTooLarge, read_capped, store_for, uri_to_path
+from alsql.stores.confined import LINK_OUTSIDE, NOT_REGULAR, OPEN_FLAGS, NotRegular, open_regular
 
-__all__ = ["Entry", "NotRegular", "Served", "walk", "read_regular", "open_regular", "open_checked", "open_served", "printable", "CHUNK"]
+__all__ = ["Entry", "NotRegular", "Served", "walk", "read_regular", "open_regular", "open_checked", "open_served",
+           "printable", "CHUNK", "LINK_OUTSIDE", "NOT_REGULAR"]
 
 CHUNK = 1 << 20
-_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-LINK_OUTSIDE = "refused: a symbolic link to something outside the ingested folder (or to nothing)"
-NOT_REGULAR = "refused: not a regular file (a FIFO, device or socket)"
-
-
-class NotRegular(OSError):
-    """A path that is not a regular file (or became a link after listing): never read."""
+_FLAGS = OPEN_FLAGS
 
 
 @dataclass(slots=True)
@@ -200,36 +198,6 @@ def _pread(fd: int) -> Callable[[int, int], bytes]:
         return os.read(fd, n)
 
     return read_at
-
-
-def open_regular(path: str | os.PathLike) -> io.BufferedReader:
-    """A binary file object (blocking reads) of the regular file at ``path``, checked now.
-
-    The path must be absolute and reach the file through no symbolic link (ingest
-    records link targets, so a link there was swapped in since listing); it is opened
-    ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO never blocks) and checked by ``fstat`` on the
-    descriptor. Raises ``NotRegular`` (``LINK_OUTSIDE`` / ``NOT_REGULAR``) or
-    ``FileNotFoundError``. Hashing and probing from this one object reads the bytes
-    that were checked, whatever happens to the name meanwhile.
-    """
-    name = os.fspath(path)
-    if not os.path.isabs(name) or os.path.realpath(name) != os.path.normpath(name):
-        raise NotRegular(LINK_OUTSIDE)
-    try:
-        fd = os.open(name, _FLAGS)
-    except OSError as exc:
-        if exc.errno in (getattr(os, "ELOOP", -1), getattr(os, "EMLINK", -1)):
-            raise NotRegular(LINK_OUTSIDE) from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegular(NOT_REGULAR)
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-    except BaseException:
-        os.close(fd)
-        raise
-    return os.fdopen(fd, "rb")
 
 
 def open_checked(uri: str, max_bytes: int) -> Served:

@@ -12,8 +12,11 @@ API (what the loaders, the web app and the scenarios call):
   ``tile(duration, segment, stride) -> [(start, end), ...]``, ``parse_seconds("2s")``,
   ``MediaSpec`` (decode settings of a model: kind, image_size, frames, sample_rate,
   n_mels, seconds) and ``decode_item(uri, spec) -> torch.Tensor``.
-- ``alsql.media.rangeio``: ``open_media(uri)`` -> a path (local) or a seekable file-like
-  object that reads the blob by ranges (``RangeFile``) through ``alsql.stores``.
+- ``alsql.media.rangeio``: ``open_media(uri)`` -> a seekable binary file the caller closes:
+  a local file opened confined (``alsql.stores.confined.open_regular``: a regular file
+  reached through no link, never waiting on a FIFO; ``MediaError`` when refused), else a
+  ``RangeFile`` that reads the blob by ranges through ``alsql.stores``; ``media_input(uri)``
+  the same as a ``with`` block.
 
 - ``alsql.media.video``: ``probe_video(uri) -> dict``, ``decode_video(uri, start, end,
   frames=8, size=64) -> (T, 3, H, W) float32 in [0, 1]``.

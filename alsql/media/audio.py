@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from alsql.media.kinds import MediaError, MediaRefused, extension
 from alsql.media.melspec import fft_sizes, mel_filters
 from alsql.media.resample import BlockResampler, resample
-from alsql.media.rangeio import open_media
+from alsql.media.rangeio import media_input
 from alsql.media.video import creation_time, stream_duration
 
 __all__ = [
@@ -97,24 +98,26 @@ def _wav_header(source: Any) -> None:
 def _probe_soundfile(uri: str, source: Any = None) -> dict[str, Any]:
     import soundfile as sf
 
-    if extension(uri) == ".wav":
-        _wav_header(open_media(uri) if source is None else source)
-    with sf.SoundFile(open_media(uri) if source is None else source) as f:
-        sr, n, ch = f.samplerate, f.frames, f.channels
-        check_rate(sr)  # before any sample is read
-        if n <= 0 or sr <= 0:
-            raise MediaError("no audio samples")
-        f.seek(max(0, n - TAIL_FRAMES))  # the tail reads too (a truncated file fails here)
-        got = f.read(min(n, TAIL_FRAMES), dtype="float32", always_2d=True)
-        if len(got) < min(n, TAIL_FRAMES):
-            raise MediaError(f"truncated: {len(got)} of the last {min(n, TAIL_FRAMES)} frames read")
+    with media_input(uri) if source is None else nullcontext(source) as src:
+        if extension(uri) == ".wav":
+            _wav_header(src)
+        with sf.SoundFile(src) as f:
+            sr, n, ch = f.samplerate, f.frames, f.channels
+            check_rate(sr)  # before any sample is read
+            if n <= 0 or sr <= 0:
+                raise MediaError("no audio samples")
+            f.seek(max(0, n - TAIL_FRAMES))  # the tail reads too (a truncated file fails here)
+            got = f.read(min(n, TAIL_FRAMES), dtype="float32", always_2d=True)
+            if len(got) < min(n, TAIL_FRAMES):
+                raise MediaError(f"truncated: {len(got)} of the last {min(n, TAIL_FRAMES)} frames read")
     return {"duration": n / sr, "rate": float(sr), "channels": ch, "start_time": None}
 
 
 def _probe_av(uri: str, source: Any = None) -> dict[str, Any]:
     import av
 
-    with av.open(open_media(uri) if source is None else source, metadata_errors="ignore") as c:
+    with media_input(uri) if source is None else nullcontext(source) as src, \
+            av.open(src, metadata_errors="ignore") as c:
         if not c.streams.audio:
             raise MediaError("no audio stream")
         s = c.streams.audio[0]
@@ -168,7 +171,7 @@ def _sink(src: int, dst: int | None):
 def _read_soundfile(uri: str, start: float, end: float, rate: int | None) -> np.ndarray:
     import soundfile as sf
 
-    with sf.SoundFile(open_media(uri)) as f:
+    with media_input(uri) as src, sf.SoundFile(src) as f:
         sr = f.samplerate
         check_rate(sr)
         first = int(round(start * sr))
@@ -189,7 +192,7 @@ def _read_soundfile(uri: str, start: float, end: float, rate: int | None) -> np.
 def _read_av(uri: str, start: float, end: float, rate: int | None) -> np.ndarray:
     import av
 
-    with av.open(open_media(uri), metadata_errors="ignore") as c:
+    with media_input(uri) as src, av.open(src, metadata_errors="ignore") as c:
         if not c.streams.audio:
             raise MediaError("no audio stream")
         s = c.streams.audio[0]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
 from alsql.media.kinds import MediaError, MediaRefused, extension
-from alsql.media.rangeio import open_media
+from alsql.media.rangeio import decoder_source, open_media
 
 __all__ = ["VIDEO_TYPES", "probe_video", "decode_video", "creation_time", "stream_duration", "open_container", "close_containers"]
 
@@ -58,10 +59,12 @@ def creation_time(*metadata: dict) -> datetime | None:
     return None
 
 
-def _open(uri: str, source: Any = None):
+def _open(uri: str, source: Any):
+    """PyAV's input container over ``source`` (an open file of ``uri``, or what
+    ``decoder_source`` gives for one); the caller closes the container, then the file."""
     import av
 
-    return av.open(open_media(uri) if source is None else source, mode="r", metadata_errors="ignore")
+    return av.open(source, mode="r", metadata_errors="ignore")
 
 
 def _cache() -> OrderedDict:
@@ -72,26 +75,40 @@ def _cache() -> OrderedDict:
 
 
 def open_container(uri: str):
-    """An open input container for ``uri`` from this thread's small cache (``OPEN_CONTAINERS``)."""
+    """An open input container for ``uri`` from this thread's small cache (``OPEN_CONTAINERS``;
+    each entry holds the container and its checked file, closed together on eviction)."""
     cache = _cache()
-    c = cache.get(uri)
-    if c is not None:
+    held = cache.get(uri)
+    if held is not None:
         cache.move_to_end(uri)
-        return c
-    c = _open(uri)
-    cache[uri] = c
+        return held[0]
+    fh = open_media(uri)  # confined for a local file: MediaError when refused
+    try:
+        c = _open(uri, decoder_source(fh))
+    except BaseException:
+        fh.close()
+        raise
+    cache[uri] = (c, fh)
     while len(cache) > OPEN_CONTAINERS:
         _, old = cache.popitem(last=False)
-        old.close()
+        _close(old)
     return c
+
+
+def _close(held: tuple[Any, Any]) -> None:
+    """Close a cached container, then its file."""
+    try:
+        held[0].close()
+    finally:
+        held[1].close()
 
 
 def close_containers() -> None:
     """Close this thread's cached containers."""
     cache = _cache()
     while cache:
-        _, c = cache.popitem()
-        c.close()
+        _, held = cache.popitem()
+        _close(held)
 
 
 def _stream_times(stream) -> tuple[float, float]:
@@ -114,7 +131,7 @@ def probe_video(uri: str, source: Any = None, max_pixels: int | None = None) -> 
     ``source``: an open binary file of ``uri`` to read instead of opening it. ``max_pixels``:
     ``MediaRefused`` when the stream's header claims larger frames, before any frame is
     decoded (and when the first decoded frame is larger, before the tail is decoded)."""
-    with _open(uri, source) as c:
+    with open_media(uri) if source is None else nullcontext(source) as fh, _open(uri, decoder_source(fh)) as c:
         if not c.streams.video:
             raise MediaError("no video stream")
         s = c.streams.video[0]
@@ -196,7 +213,10 @@ def decode_video(uri: str, start: float, end: float | None, frames: int = 8, siz
             raise MediaError(f"no frame in [{start:g}, {end:g}) s")
         out[i:] = last_arr  # past the last frame of the file: hold it
     except av.error.FFmpegError:
-        _cache().pop(uri, None)
-        c.close()
+        held = _cache().pop(uri, None)
+        if held is not None:
+            _close(held)
+        else:
+            c.close()
         raise
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
