@@ -26,14 +26,16 @@ def print_status(summary: dict) -> None:
             table.add_row(cls, str(n))
         console.print(table)
         if p["models"]:
-            m = Table("model", "architecture", "labels", "accuracy", "balanced accuracy", "macro-F1",
-                      "recall per class", title="models", title_justify="left")
+            m = Table("model", "arch", "labels", "accuracy", "balanced accuracy", "macro-F1", "lowest recall",
+                      title="models", title_justify="left")
             for r in p["models"]:
                 fig = ["" if r.get(k) is None else f"{r[k]:.3f}" for k in ("accuracy", "balanced_accuracy", "macro_f1")]
-                recall = " ".join(f"{c} {'-' if v is None else format(v, '.2f')}"
-                                  for c, v in (r.get("per_class_recall") or {}).items())
+                rec = sorted((v, c) for c, v in (r.get("per_class_recall") or {}).items() if v is not None)
+                recall = f"{rec[0][1]} {rec[0][0]:.2f}" if rec else ""
                 m.add_row(str(r["model_id"]), r["architecture"], str(r["label_count"] or ""), *fig, recall)
             console.print(m)
+            console.print("balanced accuracy: the mean recall per class; every class's recall: --json",
+                          style="dim", markup=False)
         if p["rounds"]:
             t = Table("round", "strategy", "purpose", "budget", "pending", title="rounds", title_justify="left")
             for r in p["rounds"]:
