@@ -5,6 +5,10 @@ Traffic (``traffic_data.TrafficHardness``): sensor noise ``4 + 36 d`` and a shar
 (``maintenance_data.MaintenanceHardness``): noise ``0.04 + 0.12 d``, faults ``1 - 0.5 d``
 as loud, ``0.2 d`` of normal recordings with a look-alike sound and ``0.4 d`` of abnormal
 ones silent. Level 0 is the clean data of before.
+
+And the scenarios' verdict (``answers.verdict``): the answer agrees with the truth when
+every PPI interval holds the true value and the PPI interval of the difference holds
+the true difference and excludes 0 (unless the true difference is 0).
 """
 
 from __future__ import annotations
@@ -96,3 +100,40 @@ def test_maintenance_silent_faults_lookalikes_and_loudness_follow_the_level(tmp_
     quiet = md.synthesize(1, 16000, None, np.random.default_rng(0), 0.0)
     noisy = md.synthesize(1, 16000, None, np.random.default_rng(0), 1.0)
     assert np.std(noisy - quiet) == pytest.approx(0.12 / 1.2, rel=0.1)
+
+
+def _est(grp, estimator, lo, hi):
+    return {"grp": grp, "estimator": estimator, "estimate": (lo + hi) / 2, "ci_low": lo, "ci_high": hi}
+
+
+def _diff(a, b, estimator, lo, hi):
+    return {"group_a": a, "group_b": b, "estimator": estimator, "difference": (lo + hi) / 2, "ci_low": lo,
+            "ci_high": hi, "p_value": 0.01}
+
+
+def test_the_verdict_asks_the_ppi_intervals_to_hold_the_truth_and_the_difference_to_exclude_zero():
+    from alsql.pipelines.scenarios.answers import verdict
+
+    truth = {"abnormal": 0.6, "normal": 0.2}
+    estimates = [_est("abnormal", "naive", 0.3, 0.5), _est("normal", "naive", 0.2, 0.3),
+                 _est("abnormal", "ppi", 0.45, 0.75), _est("normal", "ppi", 0.1, 0.3)]
+    # The marts order a pair by name (group_a < group_b): normal - abnormal, turned around here.
+    differences = [_diff("abnormal", "normal", "naive", 0.0, 0.3), _diff("abnormal", "normal", "ppi", 0.2, 0.6)]
+    v = verdict(estimates, differences, truth, ("abnormal", "normal"))
+    assert v["covers"][("abnormal", "naive")] is False and v["covers"][("abnormal", "ppi")] is True
+    assert v["true_difference"] == pytest.approx(0.4)
+    assert v["difference"]["ppi"]["covers"] and v["difference"]["ppi"]["excludes_zero"]
+    assert v["difference"]["naive"]["covers"] is False and v["agrees"]
+    flipped = verdict(estimates, [_diff("normal", "abnormal", "ppi", -0.6, -0.2)], truth, ("abnormal", "normal"))
+    assert flipped["difference"]["ppi"]["ci_low"] == pytest.approx(0.2) and flipped["agrees"]
+    # A PPI interval of the difference that holds 0 does not agree while the true difference is not 0,
+    wide = [_diff("abnormal", "normal", "ppi", -0.1, 0.6)]
+    assert not verdict(estimates, wide, truth, ("abnormal", "normal"))["agrees"]
+    # nor does a group's PPI interval that misses its truth,
+    missed = [e if (e["grp"], e["estimator"]) != ("normal", "ppi") else _est("normal", "ppi", 0.25, 0.4)
+              for e in estimates]
+    assert not verdict(missed, differences, truth, ("abnormal", "normal"))["agrees"]
+    # and with no difference in the truth, an interval holding 0 agrees.
+    same = {"abnormal": 0.3, "normal": 0.3}
+    level = [_est("abnormal", "ppi", 0.2, 0.4), _est("normal", "ppi", 0.2, 0.4)]
+    assert verdict(level, [_diff("abnormal", "normal", "ppi", -0.1, 0.1)], same, ("abnormal", "normal"))["agrees"]

@@ -127,41 +127,65 @@ def _scenario(name: str, size: str, folder: Path, strategy: str, seed: int, diff
     result = run_scenario(engine, name, folder, size=size, strategy=strategy, seed=seed, difficulty=difficulty,
                           say=console.print, on_round=show)
     console.print(rounds)
-    by_key = {r.get("intersection_type", r.get("sound")): r for r in result.truth}
-    if name == "traffic":
-        table = Table("type", "cams", "accidents", "per cam", "true cams", "true per cam", "mean",
-                      title="accidents per camera by intersection type: the mart beside the truth", title_justify="left")
-        for r in result.answer:
-            t = by_key[r["intersection_type"]]
-            table.add_row(r["intersection_type"], str(r["cameras"]), str(r["accidents"]), _fmt(r["accidents_per_camera"]),
-                          str(t["cameras"]), _fmt(t["accidents_per_camera"]), _fmt(t["generating_rate"], 1))
-        top = max((r for r in result.answer if r["cameras"]), key=lambda r: float(r["accidents_per_camera"]))
-        truth = max(result.truth, key=lambda r: r["generating_rate"])
-        verdict = (f"the mart: {top['intersection_type']} has the most accidents per camera "
-                   f"({_fmt(top['accidents_per_camera'])}); generated so: {truth['intersection_type']} "
-                   f"(mean {truth['generating_rate']:.1f} a year)")
-    else:
-        table = Table("predicted", "clips", "failed after", "failure rate", "true clips", "true rate",
-                      title="failure within the window after the clip: the mart beside the truth", title_justify="left")
-        for r in result.answer:
-            t = by_key[r["predicted_sound"]]
-            table.add_row(r["predicted_sound"], str(r["clips"]), str(r["followed_by_failure"]), _fmt(r["failure_rate"]),
-                          str(t["clips"]), _fmt(t["failure_rate"]))
-        got = {r["predicted_sound"]: r["failure_rate"] for r in result.answer}
-        want = {r["sound"]: r["failure_rate"] for r in result.truth}
-        verdict = (f"the mart: failures follow predicted-abnormal sound at {_fmt(got.get('abnormal'))} against "
-                   f"{_fmt(got.get('normal'))} after predicted-normal; truly abnormal {_fmt(want['abnormal'])} "
-                   f"against {_fmt(want['normal'])}")
-    console.print(table)
-    if name == "traffic":
-        console.print("mean: the yearly accident rate per camera the records were drawn with")
-    else:
-        for r in result.answer:
-            console.print(f"how the log was drawn for {r['predicted_sound']} sound: {by_key[r['predicted_sound']]['generating']}")
-    mark = "[green]agrees with the truth[/green]" if result.agrees else "[red]does not agree with the truth[/red]"
-    console.print(f"{verdict}: {mark}")
+    _print_answer(name, result)
     steps = ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items())
     console.print(f"project {result.project!r}; {steps}; scenario finished in {time.perf_counter() - t0:.0f} s")
+
+
+def _ci(row: dict | None, digits: int = 2) -> str:
+    if row is None or row.get("ci_low") is None:
+        return "n/a"
+    value = row.get("estimate", row.get("difference"))
+    return f"{_fmt(value, digits)} [{_fmt(row['ci_low'], digits)}, {_fmt(row['ci_high'], digits)}]"
+
+
+def _inside(flag) -> str:
+    return "n/a" if flag is None else ("[green]yes[/green]" if flag else "[red]no[/red]")
+
+
+def _print_answer(name: str, result) -> None:
+    """The answer marts' naive, classical and PPI estimates with 95% intervals beside the truth,
+    whether each interval holds the truth, the contrast's difference, and the verdict."""
+    from alsql.pipelines.scenarios.answers import STORIES
+
+    story, verdict = STORIES[name], result.verdict
+    group, value = story.truth_key
+    truth = {r[group]: r[value] for r in result.truth}
+    level = next((r["level"] for r in result.estimates), 0.95)
+    rows = {(r["grp"], r["estimator"]): r for r in result.estimates}
+    labels = next((int(r["n_labeled"]) for r in result.estimates if r["estimator"] == "classical"), 0)
+    table = Table("true class", "truth", "naive", "truth in", "classical", "truth in", "ppi", "truth in",
+                  title=f"{result.estimand_label}: estimate [{level:.0%} CI] from {labels} evaluation labels and the "
+                        f"model's predictions, beside the truth", title_justify="left")
+    for g in sorted({r["grp"] for r in result.estimates}, key=lambda g: list(truth).index(g) if g in truth else 99):
+        cells = [g, _fmt(truth.get(g))]
+        for k in ("naive", "classical", "ppi"):
+            cells += [_ci(rows.get((g, k))), _inside(verdict["covers"].get((g, k)))]
+        table.add_row(*cells)
+    a, b = story.contrast
+    true_diff = verdict["true_difference"]
+    diffs = Table("estimator", f"{a} - {b}", "p-value", "truth in", "excludes 0",
+                  title=f"the difference {a} - {b}: truth {_fmt(true_diff)}", title_justify="left")
+    for k in ("naive", "classical", "ppi"):
+        d = verdict["difference"].get(k)
+        p = None if d is None else d.get("p_value")
+        diffs.add_row(k, _ci(d), "n/a" if p is None else f"{float(p):.3g}", _inside(None if d is None else d["covers"]),
+                      "n/a" if d is None else ("yes" if d["excludes_zero"] else "no"))
+    console.print(table)
+    console.print(diffs)
+    console.print("naive: the model's predicted classes only (ignores its errors); classical: the evaluation labels "
+                  "only; ppi: prediction-powered, the labels correcting the predictions")
+    d = verdict["difference"].get("ppi")
+    if d is None:
+        console.print("[red]does not agree with the truth[/red]: the answer marts have no PPI difference")
+        return
+    ppi_in = all(v for (_, k), v in verdict["covers"].items() if k == "ppi")
+    said = (f"PPI: the truth lies {'inside' if ppi_in else 'outside'} the interval of "
+            f"{'every' if ppi_in else 'some'} class; {a} - {b} = {_ci(d)}, which "
+            f"{'covers' if d['covers'] else 'misses'} the true {_fmt(true_diff)} and "
+            f"{'excludes' if d['excludes_zero'] else 'includes'} 0")
+    mark = "[green]agrees with the truth[/green]" if result.agrees else "[red]does not agree with the truth[/red]"
+    console.print(f"{said}: {mark}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,9 +2,16 @@
 
 Each ``Story`` names what ``run.run_scenario`` needs: the classes the expert labels,
 the generator and the business records, the table the records are written to (and
-the dbt var pointing the join mart at it), the mart, the SQL that reads the analyst's
-answer from it (``{marts}`` is the marts schema prefix), the truth computed from the
-generating data, and when the answer "points the same way" as the truth.
+the dbt var pointing the join mart at it), the mart, the SQL that reads the mart's
+predicted-class figure from it (``{marts}`` is the marts schema prefix), the estimand
+of the answer marts (``answer_estimates``) that asks the story's question on the true
+classes, the truth computed from the generating data, and the contrast (two groups)
+whose difference the question is about.
+
+``verdict(estimates, differences, truth, contrast)`` says, per estimator and group,
+whether the interval covers the truth, and whether the answer agrees with the truth:
+every PPI interval covers the true value, and the PPI interval of the contrast's
+difference covers the true difference and excludes 0 when the true difference is not 0.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from sqlalchemy import Engine, select
 from alsql.pipelines.scenarios import maintenance_data as md
 from alsql.pipelines.scenarios import traffic_data as td
 
-__all__ = ["Story", "STORIES", "traffic_truth", "maintenance_truth", "traffic_agrees", "maintenance_agrees"]
+__all__ = ["Story", "STORIES", "traffic_truth", "maintenance_truth", "verdict"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,9 @@ class Story:
     mart: str
     answer_sql: str
     truth: Callable[[Any, list[dict], Engine], list[dict]]
-    agrees: Callable[[list[dict], list[dict]], bool]
+    estimand: str  # of answer_estimates, for this mart
+    truth_key: tuple[str, str]  # (group column, value column) of the truth rows
+    contrast: tuple[str, str]  # the difference the question is about: group a - group b
     extra_vars: dict = field(default_factory=dict)
     image_size: int | None = None
 
@@ -60,18 +69,6 @@ def traffic_truth(spec: td.TrafficSpec, records: list[dict], engine: Engine) -> 
     return out
 
 
-def _top(rows: list[dict], key: str, value: str) -> str | None:
-    rows = [r for r in rows if r.get(value) is not None]
-    return max(rows, key=lambda r: float(r[value]))[key] if rows else None
-
-
-def traffic_agrees(answer: list[dict], truth: list[dict]) -> bool:
-    """The mart's most dangerous type (accidents per camera) is the truth's, and the generator's."""
-    got = _top([r for r in answer if r["cameras"]], "intersection_type", "accidents_per_camera")
-    return got == _top(truth, "intersection_type", "accidents_per_camera") == _top(
-        truth, "intersection_type", "generating_rate")
-
-
 def maintenance_truth(spec: md.MaintenanceSpec, records: list[dict], engine: Engine) -> list[dict]:
     """Failure rate within the window after truly normal / abnormal clips (the mart's grain, true labels)."""
     from alsql.stores import path_to_uri
@@ -92,13 +89,40 @@ def maintenance_truth(spec: md.MaintenanceSpec, records: list[dict], engine: Eng
             for k in ("normal", "abnormal")]
 
 
-def maintenance_agrees(answer: list[dict], truth: list[dict]) -> bool:
-    """Failures follow predicted-abnormal sound more often than predicted-normal, as in the truth."""
-    got = {r["predicted_sound"]: r["failure_rate"] for r in answer}
-    want = {r["sound"]: r["failure_rate"] for r in truth}
-    if None in (got.get("normal"), got.get("abnormal")):
-        return False
-    return (float(got["abnormal"]) > float(got["normal"])) == (want["abnormal"] > want["normal"])
+def _covers(row: dict, truth: float | None) -> bool | None:
+    if truth is None or row.get("ci_low") is None or row.get("ci_high") is None:
+        return None
+    return float(row["ci_low"]) <= truth <= float(row["ci_high"])
+
+
+def verdict(estimates: list[dict], differences: list[dict], truth: dict[str, float],
+            contrast: tuple[str, str]) -> dict[str, Any]:
+    """Coverage of the truth by every interval, the contrast's difference, and the agreement.
+
+    ``estimates``/``differences``: rows of ``answer_estimates``/``answer_differences`` for one
+    estimand; ``truth``: group -> true value. Returns ``covers`` ({(grp, estimator): bool}),
+    ``difference`` (per estimator: the row for ``contrast[0] - contrast[1]``, sign-adjusted, with
+    ``covers`` and ``excludes_zero``), ``true_difference`` and ``agrees``.
+    """
+    covers = {(r["grp"], r["estimator"]): _covers(r, truth.get(r["grp"])) for r in estimates}
+    a, b = contrast
+    true_diff = truth[a] - truth[b] if a in truth and b in truth else None
+    diff: dict[str, dict] = {}
+    for r in differences:
+        if {r["group_a"], r["group_b"]} != {a, b}:
+            continue
+        sign = 1.0 if r["group_a"] == a else -1.0
+        lo, hi = sorted((sign * float(r["ci_low"]), sign * float(r["ci_high"])))
+        row = {"estimator": r["estimator"], "difference": sign * float(r["difference"]), "ci_low": lo, "ci_high": hi,
+               "p_value": r.get("p_value")}
+        row["covers"] = _covers(row, true_diff)
+        row["excludes_zero"] = not (lo <= 0.0 <= hi)
+        diff[r["estimator"]] = row
+    ppi = [v for (_, k), v in covers.items() if k == "ppi"]
+    d = diff.get("ppi")
+    agrees = (bool(ppi) and all(ppi) and d is not None and bool(d["covers"])
+              and (d["excludes_zero"] or true_diff == 0))
+    return {"covers": covers, "difference": diff, "true_difference": true_diff, "agrees": agrees}
 
 
 def _describe_traffic(spec: td.TrafficSpec) -> str:
@@ -127,7 +151,8 @@ STORIES = {
         table_kind="gis_accidents", table_name="scenario_gis_accidents", mart="intersection_safety",
         answer_sql=("select intersection_type, cameras, accidents, accidents_per_camera "
                     "from {marts}intersection_safety where project_id = :project_id order by intersection_class_id"),
-        truth=traffic_truth, agrees=traffic_agrees, image_size=16),  # the layout shows at 16 px; 5x less work than 32
+        truth=traffic_truth, estimand="accidents_per_camera", truth_key=("intersection_type", "accidents_per_camera"),
+        contrast=("four_way", "roundabout"), image_size=16),  # the layout shows at 16 px; 5x less work than 32
     "maintenance": Story(
         classes=tuple(md.MACHINE_CLASSES),
         description="machine sound: normal or abnormal, per 1-s clip",
@@ -137,7 +162,8 @@ STORIES = {
                     "count(*) as clips, sum(failed_in_window) as followed_by_failure, "
                     "avg(1.0 * failed_in_window) as failure_rate from {marts}maintenance_risk "
                     "where project_id = :project_id group by is_predicted_anomaly order by is_predicted_anomaly"),
-        truth=maintenance_truth, agrees=maintenance_agrees,
+        truth=maintenance_truth, estimand="failure_rate", truth_key=("sound", "failure_rate"),
+        contrast=("abnormal", "normal"),
         extra_vars={"maintenance_window_days": md.WINDOW_DAYS}),
 }
 

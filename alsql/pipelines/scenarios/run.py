@@ -9,8 +9,10 @@
    generator drew), holding out a random evaluation round first;
 3. writes the business records as the user's own SQL table
    (``scenario_gis_accidents`` / ``scenario_maintenance_logs``), builds the join mart
-   (dbt, with the var that points the mart at that table), and reads the analyst's
-   answer from the mart beside the truth the data was generated from.
+   and the answer marts (dbt, with the var that points the mart at that table), and
+   reads the mart's predicted-class figure and the answer marts' naive, classical and
+   PPI estimates with their intervals beside the truth the data was generated from
+   (``answers.verdict``: does each interval cover the truth, does the PPI answer agree).
 
 The scenario needs a database whose items are all its own (every project sees every
 item): otherwise it stops with an error naming the database before writing anything.
@@ -64,9 +66,11 @@ PLANS = {
 class ScenarioResult:
     """What a run found: per-round accuracy, the mart's answer and the generating truth.
 
-    ``answer`` and ``truth`` are lists of dict rows; ``agrees`` says whether the mart
-    points the same way as the truth (traffic: the type with the most accidents per
-    camera; maintenance: failures more often after predicted-abnormal sound).
+    ``answer`` (the mart's predicted-class figure) and ``truth`` are lists of dict rows;
+    ``estimates`` and ``differences`` the answer marts' rows for the story's estimand
+    (naive, classical and ppi per group and for each pair of groups); ``verdict`` what
+    ``answers.verdict`` found; ``agrees``: every PPI interval covers the true value, and
+    the PPI interval of the story's contrast covers the true difference and excludes 0.
     """
 
     scenario: str
@@ -79,6 +83,10 @@ class ScenarioResult:
     agrees: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     ingest: str = ""
+    estimates: list[dict[str, Any]] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    verdict: dict[str, Any] = field(default_factory=dict)
+    estimand_label: str = ""
 
 
 def _fresh_project(engine: Engine, base: str, classes: list[str], description: str) -> str:
@@ -139,11 +147,12 @@ def _mart_rows(engine: Engine, sql: str, params: dict) -> list[dict]:
 
 
 def _build_mart(engine: Engine, mart: str, variables: dict, work_dir: Path) -> float:
-    from alsql.pipelines.marts import run_dbt
+    """The join mart and the answer marts, with everything they read."""
+    from alsql.pipelines.marts import build
 
     t0 = time.perf_counter()
-    result = run_dbt(engine.url, ["build", "--select", f"+{mart}", "--indirect-selection", "cautious"],
-                     work_dir=work_dir, extra_vars=variables)
+    result = build(engine.url, [mart, "answer_estimates", "answer_differences"], work_dir=work_dir,
+                   extra_vars=variables)
     if not result.success:
         failed = ", ".join(f"{n.name}: {n.message}" for n in result.failed) or result.error
         raise AlsqlError(f"dbt build of {mart} failed: {failed}")
@@ -234,5 +243,16 @@ def run_scenario(engine: Engine, scenario: str, folder: str | Path, *, size: str
     times["marts"] = _build_mart(engine, story.mart, variables, Path(work_dir or root / "dbt"))
     answer = _mart_rows(engine, story.answer_sql, {"project_id": project.project_id})
     truth = story.truth(spec, records, engine)
-    return ScenarioResult(scenario, name, project.project_id, level, rounds, answer, truth,
-                          story.agrees(answer, truth), times, str(report))
+    from alsql.pipelines.answer import answer_document
+
+    with engine.connect() as conn:
+        doc = answer_document(conn, project.project_id, name, mart=story.mart)
+    found = next((e for e in doc["estimands"] if e["estimand"] == story.estimand), None)
+    if found is None:
+        raise AlsqlError(f"the answer marts hold no {story.estimand} for project {name}: {doc['problem']}")
+    group, value = story.truth_key
+    truth_values = {r[group]: float(r[value]) for r in truth if r[value] is not None}
+    verdict = answers.verdict(found["estimates"], found["differences"], truth_values, story.contrast)
+    return ScenarioResult(scenario, name, project.project_id, level, rounds, answer, truth, verdict["agrees"],
+                          times, str(report), estimates=found["estimates"], differences=found["differences"],
+                          verdict=verdict, estimand_label=found["estimand_label"])
