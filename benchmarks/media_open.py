@@ -125,7 +125,6 @@ def main() -> None:
                 for way in WAYS:
                     use(way)
                     runs[name][way].append(rate(uris[which], kind, cold))
-        use("proc_fd")
     def med(k: int) -> dict:
         return {name: {w: statistics.median(x[k] for x in v) for w, v in r.items()} for name, r in runs.items()}
 

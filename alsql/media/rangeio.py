@@ -37,7 +37,7 @@ __all__ = ["RangeFile", "open_media", "media_input", "decoder_source", "is_local
 BLOCK = 256 * 1024
 CACHE_BLOCKS = 8
 # Off: decoders read a checked local file through its Python file object, which costs the
-# same CPU per item as a path (within 2%, benchmarks/media_open.py); on: by /proc/self/fd/N.
+# same CPU per item as a path (within 3%, benchmarks/media_open.py); on: by /proc/self/fd/N.
 NATIVE_PATHS = False
 
 
