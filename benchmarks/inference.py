@@ -241,7 +241,7 @@ def sql_check(args, work: Path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=1000)
-    ap.add_argument("--active-draws", type=int, default=200, help="draws per active budget")
+    ap.add_argument("--active-draws", type=int, default=400, help="draws per active budget")
     ap.add_argument("--items", type=int, default=10000)
     ap.add_argument("--labels", type=int, default=300)
     ap.add_argument("--sql-draws", type=int, default=20)
