@@ -5,7 +5,9 @@
 - ``maintenance``: machine sound with abnormal stretches, maintenance logs whose
   failures follow those stretches (``maintenance_data``).
 
-``run`` ingests the media, runs active-learning rounds with an oracle, loads the
-business table as the user's own SQL table (``tables``), builds the join mart and
-reads the analyst's answer from it.
+``difficulty`` sets how hard the media are to read (easy, default, hard or a level in
+[0, 1]). ``run`` ingests the media, runs active-learning rounds with an oracle, loads
+the business table as the user's own SQL table (``tables``), builds the join mart and
+the answer marts, and reads the naive, classical and PPI answers beside the truth
+(``answers.verdict``).
 """
