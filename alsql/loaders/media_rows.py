@@ -2,8 +2,9 @@
 
 ``decoded_rows(rows, spec)`` yields ``(row, tensor)`` for each ``(item_id, uri, label)``
 row whose item decodes with ``spec`` (``alsql.media.kinds.decode_item``): a missing
-source is reported to ``on_bad(item_id, "missing", why)``, an undecodable segment as
-``"corrupt"``, both skipped; an item of another kind than the model reads is skipped
+source is reported to ``on_bad(item_id, "missing", why)``, an undecodable segment (or a
+source swapped for a link, FIFO or device, refused by the confined open) as ``"corrupt"``,
+both skipped; an item of another kind than the model reads is skipped
 silently; transient store errors are retried with backoff. ``workers`` > 1 decodes
 that many items at once (remote stores, where ranged reads wait on the network).
 """
@@ -32,7 +33,7 @@ def is_media_uri(uri: str) -> bool:
 def _decode(row: tuple, spec: MediaSpec, retries: int, backoff: float) -> tuple[str | None, Any]:
     uri = row[1]
     source = parse_fragment(uri)[0]
-    if is_local(source) and not os.path.isfile(uri_to_path(source)):
+    if is_local(source) and not os.path.lexists(uri_to_path(source)):  # a FIFO or link: refused below
         return MISSING, f"source file missing: {source}"
     for attempt in range(retries + 1):
         try:
