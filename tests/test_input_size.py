@@ -42,12 +42,13 @@ def _write_project_images(folder):
 
 
 @pytest.fixture
-def big_first(sqlite_url, tmp_path):
+def big_first(db_url, tmp_path):
+    """The project on SQLite and on PostgreSQL: the big image is the first item either way."""
     from alsql.loaders.ingest import ingest
     from alsql.loaders.labels import import_labels
 
     _write_project_images(tmp_path / "imgs")
-    engine = make_engine(sqlite_url)
+    engine = make_engine(db_url)
     ingest(engine, str(tmp_path / "imgs"))
     with write_transaction(engine) as conn:
         proj = create_project(conn, "shapes", ["dark", "light"])
