@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -28,6 +30,8 @@ from business_events_data import ZONE_CLASSES, add_zones, reference_counts, writ
 
 runner = CliRunner()
 GOOD = {"table": "accidents", "schema": "gis", "entity": "camera", "time": "occurred_at"}
+
+DOC_EVENTS_SQL = re.findall(r"```sql events\n(.*?)```", (Path(__file__).parent.parent / "docs" / "analysts.md").read_text(), re.S)
 
 
 def _invoke(args):
@@ -126,6 +130,9 @@ def test_events_within_the_window_equal_python(db_url, tmp_path, monkeypatch):
             by_class = {(r[0], r[1], r[2]): r[3:] for r in conn.execute(text(
                 f"select business_table, basis, class_name, items, items_with_event_after, events_after "
                 f"from {marts}business_events_by_class"))}
+            if postgres:
+                conn.execute(text("set search_path to marts, public"))
+            doc_rows = [conn.execute(text(q)).all() for q in DOC_EVENTS_SQL[:2]]  # the guide's queries, as written
     finally:
         engine.dispose()
     assert len(rows) == 2 * len(zones.items)
@@ -149,6 +156,7 @@ def test_events_within_the_window_equal_python(db_url, tmp_path, monkeypatch):
     worker = by_class[("accidents", "label", "worker_in_zone")]
     normal = by_class[("accidents", "label", "normal")]
     assert worker[1] / worker[0] > 2 * normal[1] / normal[0]
+    assert {(r[0], r[1]) for r in doc_rows[0]} >= {("label", "worker_in_zone"), ("predicted", "normal")} and doc_rows[1]
 
 
 @pytest.mark.slow
