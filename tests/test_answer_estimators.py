@@ -311,8 +311,6 @@ def test_attribute_groups_are_independent_samples(answers):
 @pytest.mark.slow
 def test_level_var_sets_the_quantile_and_a_bad_level_is_refused(answers, tmp_path):
     a = answers
-    if a["schema"]:  # one backend is enough for the var itself
-        pytest.skip("checked on SQLite")
     vars_ = DEMO | {"answer_level": 0.9}
     rerun = run_dbt(a["url"], ["run", "--select", "answer_estimates"], work_dir=a["work_dir"], extra_vars=vars_)
     assert rerun.success, rerun.error

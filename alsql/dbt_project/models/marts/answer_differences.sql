@@ -164,6 +164,9 @@ select
     t.difference + t.z * t.std_error as ci_high,
     t.std_error,
     case
+        -- no difference and no variance beyond rounding (e.g. both groups all correct): not a
+        -- finding, whatever the ratio of two rounding errors says
+        when abs(t.difference) < 1e-9 and coalesce(t.std_error, 0) < 1e-7 then 1.0
         when t.z_stat is not null then {{ normal_two_sided_p('t.z_stat') }}
         when t.difference = 0 then 1.0
         else 0.0
