@@ -23,35 +23,14 @@ class FrameError(ValueError):
     """No frame can be served: the file is refused, unreadable or has no decodable frame."""
 
 
-class _Reader(io.RawIOBase):
-    """A seekable, read-only view of a checked blob (``confine.Served``) for PyAV."""
+class _ServedStore:
+    """The one method ``RangeFile`` asks of a store, over a checked blob (``confine.Served``)."""
 
     def __init__(self, served) -> None:
-        super().__init__()
-        self.served, self.pos = served, 0
+        self.served = served
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.pos, io.SEEK_END: self.served.size}[whence]
-        self.pos = max(0, base + offset)
-        return self.pos
-
-    def readinto(self, buf) -> int:
-        n = min(len(buf), max(0, self.served.size - self.pos))
-        if n == 0:
-            return 0
-        data = self.served.read_at(self.pos, n)
-        buf[: len(data)] = data
-        self.pos += len(data)
-        return len(data)
+    def read_range(self, uri: str, start: int, length: int) -> bytes:
+        return self.served.read_at(start, length)
 
 
 def _open(uri: str):
@@ -74,10 +53,12 @@ def frame_jpeg(uri: str, at: float, width: int = 160, quality: int = 80) -> byte
     import av
 
     from alsql.media.image import max_pixels_setting
+    from alsql.media.rangeio import RangeFile
 
     served = _open(uri)
     try:
-        with av.open(_Reader(served), mode="r", metadata_errors="ignore") as c:
+        blob = RangeFile(uri, store=_ServedStore(served), size=served.size)
+        with av.open(blob, mode="r", metadata_errors="ignore") as c:
             if not c.streams.video:
                 raise FrameError("no video stream")
             s = c.streams.video[0]
