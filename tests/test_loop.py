@@ -199,3 +199,49 @@ def test_loop_cli_fails_on_the_oracle_before_loading_the_training_stack(sqlite_u
     assert lines[0].endswith("pass --root, the folder that was ingested)")
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(rounds)).scalar() == 0  # nothing written
+
+
+@pytest.mark.sqlite
+def test_loop_cli_maps_once_and_prints_each_round(sqlite_url, tmp_path, monkeypatch):
+    """The 2-D map is fitted for the last round's model only (not once per round); every round
+    is printed as it ends; ``--map-every-round`` maps each round's model."""
+    from typer.testing import CliRunner
+
+    from alsql.cli import app
+    from alsql.config import set_settings
+    from alsql.models import infer, maps
+
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp_path / "art"))
+    set_settings(None)
+    engine, proj, oracle = make_digits_project(sqlite_url, tmp_path / "s", n=60, train=0, evaluate=0)
+    csv_path, _ = _oracle_csv(engine, oracle, tmp_path / "oracle.csv")
+    real, mapped = maps.compute_map, []
+
+    def counting(engine_, model_id, method="tsne", **kw):
+        mapped.append((model_id, method))
+        return real(engine_, model_id, "pca", **kw)  # PCA keeps the test quick; the call is what is counted
+
+    monkeypatch.setattr(maps, "compute_map", counting)
+    monkeypatch.setattr(infer, "compute_map", counting)
+    base = ["--db", sqlite_url, "loop", "--project", proj.name, "--budget", "10", "--strategy", "margin",
+            "--oracle", str(csv_path), "--epochs", "1", "--image-size", "8", "--grayscale", "--device", "cpu"]
+    out = CliRunner().invoke(app, base + ["--rounds", "3"], env={"COLUMNS": "300"})
+    assert out.exit_code == 0, out.output
+    with engine.connect() as conn:
+        models = list(conn.execute(select(model_versions.c.model_id).order_by(model_versions.c.model_id)).scalars())
+    assert len(models) == 3 and mapped == [(models[-1], "tsne")]  # one map, of the last model
+    lines = [x for x in out.output.splitlines() if x.startswith("round ")]
+    assert [x.split(":")[0] for x in lines] == ["round 1/3", "round 2/3", "round 3/3"]
+    for x, m in zip(lines, models):
+        assert f"model {m}, accuracy " in x and "balanced accuracy " in x and x.endswith(" s")
+    mapped.clear()
+    out = CliRunner().invoke(app, base + ["--rounds", "2", "--map", "pca", "--map-every-round"], env={"COLUMNS": "300"})
+    assert out.exit_code == 0, out.output
+    assert [m for _, m in mapped] == ["pca", "pca"] and len({i for i, _ in mapped}) == 2
+    mapped.clear()
+    out = CliRunner().invoke(app, base + ["--rounds", "1", "--map", "none"], env={"COLUMNS": "300"})
+    assert out.exit_code == 0 and mapped == []
+    bad = CliRunner().invoke(app, base + ["--rounds", "1", "--map", "umap"])
+    assert bad.exit_code != 0 and str(bad.exception) == "--map 'umap': expected tsne, pca or none"
+    set_settings(None)
+    engine.dispose()

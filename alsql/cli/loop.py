@@ -28,14 +28,21 @@ def loop(
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    map_: Annotated[str, typer.Option("--map", help="2-D map of the last model's embeddings: tsne, pca or none")]
+    = "tsne",
+    map_every_round: Annotated[bool, typer.Option(
+        "--map-every-round", help="Map every round's model, not only the last (a t-SNE costs minutes per round)")]
+    = False,
 ) -> None:
-    """Select, label from the oracle, train and infer, ROUNDS times; print a table."""
+    """Select, label from the oracle, train and infer, ROUNDS times; print each round as it ends, then a table."""
     from alsql.catalog import get_project
     from alsql.errors import AlsqlError
     from alsql.pipelines.loop import read_oracle
 
     if rounds < 1:
         raise AlsqlError(f"--rounds {rounds}: expected at least 1")
+    if map_ not in ("tsne", "pca", "none"):
+        raise AlsqlError(f"--map {map_!r}: expected tsne, pca or none")
     engine = get_engine()
     with engine.connect() as conn:
         proj = get_project(conn, project)
@@ -47,15 +54,20 @@ def loop(
     from alsql.pipelines.loop import run_loop
 
     cfg = TrainConfig(arch=arch, epochs=epochs, device=device, image_size=image_size or None, seed=seed)
-    table = Table("round", "strategy", "labels", "model", "accuracy")
+    table = Table("round", "strategy", "labels", "model", "accuracy", "balanced accuracy", "seconds")
+    console.print(f"{rounds} rounds of {budget} labels ({strategy}); the map ({map_}) "
+                  + ("after every round" if map_every_round else "after the last round"), markup=False)
 
     def show(r) -> None:
         acc = "n/a" if r.accuracy is None else f"{r.accuracy:.4f}"
-        console.print(f"round {r.round}: {r.strategy}, {r.labels} labels, model {r.model_id}, accuracy {acc}")
-        table.add_row(str(r.round), r.strategy, str(r.labels), str(r.model_id), acc)
+        bal = "n/a" if r.balanced_accuracy is None else f"{r.balanced_accuracy:.4f}"
+        console.print(f"round {r.round}/{rounds}: {r.strategy}, {r.labels} labels, model {r.model_id}, "
+                      f"accuracy {acc}, balanced accuracy {bal}, {r.seconds:.1f} s", markup=False, soft_wrap=True)
+        table.add_row(str(r.round), r.strategy, str(r.labels), str(r.model_id), acc, bal, f"{r.seconds:.1f}")
 
     run_loop(engine, proj.project_id, rounds, budget, strategy, known, cfg=cfg, eval_budget=eval_budget,
-             seed=seed, grayscale=grayscale, on_round=show)
+             seed=seed, grayscale=grayscale, on_round=show, map_method=None if map_ == "none" else map_,
+             map_every_round=map_every_round)
     console.print(table)
 
 

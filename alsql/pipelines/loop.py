@@ -3,7 +3,10 @@
 ``run_loop`` repeats, ``rounds`` times: select ``budget`` items with the strategy
 (random when the project has no model yet: the cold start), label them from the
 oracle (annotations with source ``oracle``; round items marked labeled, or skipped
-when the oracle does not know them; the round closed), train, and infer. Before the
+when the oracle does not know them; the round closed), train, and infer (scores and
+embeddings only). The 2-D map of the embeddings (``map_method``: tsne, pca or None) is
+fitted once, for the last round's model, unless ``map_every_round`` asks for one per
+round: a t-SNE of the whole pool took half of each round's time. Before the
 first round it can hold out a random evaluation round (``eval_budget``), labeled by
 the oracle too, whose labels never enter training.
 
@@ -16,6 +19,7 @@ work (``read_oracle``), and this module imports the training stack only when it 
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +50,8 @@ class RoundResult:
     model_id: int
     accuracy: float | None
     per_class_recall: dict
+    balanced_accuracy: float | None = None
+    seconds: float = 0.0  # wall time of the round: select, label, train, infer (and its map)
 
 
 @dataclass
@@ -165,17 +171,23 @@ def _evaluated(engine: Engine, project_id: int) -> int:
 def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, strategy: str,
              oracle_csv: str | Path | Oracle, *, cfg: TrainConfig | None = None, eval_budget: int = 0,
              seed: int = 0, bald: int = 0, grayscale: bool = False, root: str | Path | None = None,
-             on_round: Callable[[RoundResult], None] | None = None) -> list[RoundResult]:
-    """Run ``rounds_`` simulated rounds; return one result per round (after its training).
+             on_round: Callable[[RoundResult], None] | None = None, map_method: str | None = "tsne",
+             map_every_round: bool = False) -> list[RoundResult]:
+    """Run ``rounds_`` simulated rounds; return one result per round (after its training),
+    each passed to ``on_round`` as soon as it ends.
 
     ``oracle_csv``: the oracle file (read and checked by ``read_oracle`` against ``root``
-    before any work), or an ``Oracle`` already read."""
+    before any work), or an ``Oracle`` already read. ``map_method`` (tsne, pca or None: no
+    map) is fitted for the last model only, or after every round with ``map_every_round``."""
     if rounds_ < 1:
         raise AlsqlError(f"--rounds {rounds_}: expected at least 1")
+    if map_method is not None and map_method not in ("tsne", "pca"):
+        raise AlsqlError(f"--map {map_method!r}: expected tsne, pca or none")
     with engine.connect() as conn:
         proj = get_project(conn, project)
     read = oracle_csv if isinstance(oracle_csv, Oracle) else read_oracle(engine, proj, oracle_csv, root)
     oracle = read.labels
+    from alsql.models import maps
     from alsql.models.fit import TrainConfig
     from alsql.models.infer import infer_project
     from alsql.models.pool import latest_model_id
@@ -189,17 +201,21 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
         bald = 10
     results = []
     for r in range(rounds_):
+        t0 = time.perf_counter()
         with engine.connect() as conn:
             has_model = latest_model_id(conn, proj.project_id) is not None
         use = strategy if has_model or strategy == "random" else "random"
         rid = create_round(engine, proj.project_id, use, budget, seed=seed + r)
         answer_round(engine, proj, rid, oracle)
         model_id = train_project(engine, proj.project_id, cfg, grayscale=grayscale)
-        infer_project(engine, proj.project_id, model_id, bald=bald, device=cfg.device, amp=cfg.amp)
+        infer_project(engine, proj.project_id, model_id, bald=bald, device=cfg.device, amp=cfg.amp, map_method=None)
+        if map_method is not None and (map_every_round or r == rounds_ - 1):
+            maps.compute_map(engine, model_id, map_method, seed=seed)
         with engine.connect() as conn:
             row = conn.execute(select(model_versions).where(model_versions.c.model_id == model_id)).one()
-        res = RoundResult(r + 1, rid, use, row.label_count, model_id, (row.metrics or {}).get("accuracy"),
-                          (row.metrics or {}).get("per_class_recall", {}))
+        m = row.metrics or {}
+        res = RoundResult(r + 1, rid, use, row.label_count, model_id, m.get("accuracy"),
+                          m.get("per_class_recall", {}), m.get("balanced_accuracy"), time.perf_counter() - t0)
         results.append(res)
         if on_round:
             on_round(res)
