@@ -33,7 +33,7 @@ from alsql.models.artifacts import load_model
 from alsql.models.fit import resolve_device
 from alsql.models.maps import MAP_SAMPLE, MapReport, compute_map
 from alsql.models.pool import require_model
-from alsql.models.predict import predict_batch
+from alsql.models.predict import mc_seed_for, predict_batch
 from alsql.models.strategies.scores import score_columns
 from alsql.models.train import dataset_url
 
@@ -110,8 +110,10 @@ def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: 
             PredictionWriter(engine, model_id, kind="predictions", buffer_rows=buffer_rows, flush_seconds=None,
                              analyze=analyze) as pw:
         for x, _y, ids in batches:
-            out = predict_batch(net, as_float(x.to(device, non_blocking=True)), bald, amp)
             ids = np.asarray(ids, dtype=np.int64)
+            # BALD's dropout draws come from the model and the batch, not the process's RNG state.
+            seed = mc_seed_for(model_id, ids[0]) if bald and len(ids) else None
+            out = predict_batch(net, as_float(x.to(device, non_blocking=True)), bald, amp, mc_seed=seed)
             cols = score_columns(out["probs"])
             ew.write(item_ids=ids, vector=out["embeddings"])
             pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"],

@@ -1,7 +1,9 @@
 """One batch through a network: probabilities, embeddings and (optionally) BALD.
 
 Shared by ``alsql infer`` and the label-efficiency benchmark so both score items
-the same way.
+the same way. ``mc_seed`` makes the MC-dropout draws a function of the seed alone
+(``alsql infer`` seeds each batch from the model id and the batch's first item id,
+``mc_seed_for``), so scoring the same model twice gives the same BALD values.
 """
 
 from __future__ import annotations
@@ -11,13 +13,22 @@ import torch
 
 from alsql.models.strategies.scores import bald as bald_score
 
-__all__ = ["predict_batch"]
+__all__ = ["predict_batch", "mc_seed_for"]
+
+
+def mc_seed_for(model_id: int, first_item_id: int, seed: int = 0) -> int:
+    """The MC-dropout seed of one batch: a 63-bit hash of (seed, model id, first item id)."""
+    words = np.random.SeedSequence([int(seed), int(model_id), int(first_item_id)]).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
 
 
 @torch.no_grad()
-def predict_batch(net, x: torch.Tensor, mc_samples: int = 0, amp: bool = False) -> dict[str, np.ndarray]:
+def predict_batch(net, x: torch.Tensor, mc_samples: int = 0, amp: bool = False,
+                  mc_seed: int | None = None) -> dict[str, np.ndarray]:
     """``x`` ``(B, C, H, W)`` on the net's device -> ``probs (B, K)``, ``embeddings (B, D)``,
     and ``bald (B,)`` from ``mc_samples`` MC-dropout passes of the head when > 0.
+    ``mc_seed`` (when not None) seeds the dropout masks in a forked RNG: the same seed gives
+    the same BALD, and the global torch RNG is left as it was.
 
     The network is left in eval mode. float32 numpy arrays (bald float64).
     """
@@ -33,9 +44,13 @@ def predict_batch(net, x: torch.Tensor, mc_samples: int = 0, amp: bool = False) 
         "embeddings": z.cpu().numpy().astype(np.float32),
     }
     if mc_samples > 0:
+        devices = [x.device] if x.device.type == "cuda" else []
         net.mc_dropout(True)
         try:
-            samples = torch.stack([torch.softmax(net.head(z), dim=1) for _ in range(mc_samples)])
+            with torch.random.fork_rng(devices=devices, enabled=mc_seed is not None):
+                if mc_seed is not None:
+                    torch.manual_seed(mc_seed)
+                samples = torch.stack([torch.softmax(net.head(z), dim=1) for _ in range(mc_samples)])
         finally:
             net.mc_dropout(False)
         out["bald"] = bald_score(samples.cpu().numpy())
