@@ -358,3 +358,37 @@ def test_a_video_project_pretrains(sqlite_url, tmp_path):
         row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
     assert row.architecture == "video_cnn+simclr" and row.params["media"]["kind"] == "video"
     engine.dispose()
+
+
+def test_cli_pretrain_prints_its_plan_and_duration_before_the_run_ends(digits, capsys, monkeypatch):
+    """After the first few steps are timed, one line states the planned steps and the minutes."""
+    import re
+
+    from alsql.cli import main
+
+    engine, proj, tmp = digits
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp / "a"))
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit) as code:  # 150 items / 32 = 5 steps an epoch (the pool: all 150 items)
+        main(["--db", engine.url.render_as_string(hide_password=False), "pretrain", "--project", "scans",
+              "--batch-size", "32", "--epochs", "2", "--min-steps", "0", "--image-size", "8", "--grayscale",
+              "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code.value.code == 0
+    lines = out.splitlines()
+    plan = [i for i, x in enumerate(lines) if x.startswith("planned ")]
+    enc = [i for i, x in enumerate(lines) if x.startswith("encoder ")]
+    assert len(plan) == 1 and enc and plan[0] < enc[0]
+    assert re.fullmatch(r"planned 10 steps \(2 epochs x 5 steps\), about \d+\.\d min", lines[plan[0]])
+    assert "10 steps, 2 epochs" in lines[enc[0]]
+
+
+def test_plan_line_names_the_cap_and_counts_only_the_steps_left():
+    from alsql.cli.pretrain import StepReporter
+
+    row = {"step": 1, "total": 3, "epoch": 1, "epochs": 500, "per_epoch": 3}
+    assert StepReporter.plan_line(row, 6.0) == "planned 3 steps (1 epoch x 3 steps, --max-steps), about 0.3 min"
+    row = {"step": 41, "total": 100, "epoch": 5, "epochs": 10, "per_epoch": 10}
+    assert StepReporter.plan_line(row, 12.0, first_step=41) == "planned 100 steps (10 epochs x 10 steps), about 12 min"
+    assert StepReporter.plan_line(row, None) == "planned 100 steps (10 epochs x 10 steps)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Annotated, Optional
 
 import typer
@@ -14,19 +16,51 @@ __all__ = ["register", "StepReporter"]
 
 class StepReporter(EpochReporter):
     """Pretraining progress: a rich bar of steps (loss, items) on a terminal; off a terminal a
-    plain line every ``every`` steps; nothing per step in CI."""
+    plain line every ``every`` steps; nothing per step in CI. Always, once ``eta_steps`` steps
+    are timed (or the run ends first), one line with the plan and its duration: "planned N steps
+    (E epochs x S steps), about M min" (``plan_line``)."""
 
     unit = "step"
 
-    def __init__(self, bar: bool, lines: bool, every: int = 50) -> None:
+    def __init__(self, bar: bool, lines: bool, every: int = 50, eta_steps: int = 5) -> None:
         super().__init__(bar, lines)
         self.every = max(1, every)
+        self.eta_steps = max(1, eta_steps)
+        self._first: tuple[int, float] | None = None  # (step, clock) at the first report
+        self.planned: str | None = None
+
+    @staticmethod
+    def plan_line(row: dict, seconds_per_step: float | None, first_step: int = 1) -> str:
+        """The plan of the run from a progress row; the duration covers the steps from
+        ``first_step`` (a resumed run's earlier steps are done) at ``seconds_per_step``."""
+        total, per = row["total"], row.get("per_epoch") or row["total"]
+        epochs = math.ceil(total / max(1, per))
+        capped = ", --max-steps" if epochs * per > total or epochs < row["epochs"] else ""
+        text = f"planned {total} steps ({epochs} epoch{'s' if epochs != 1 else ''} x {per} steps{capped})"
+        if seconds_per_step is None:
+            return text
+        minutes = seconds_per_step * (total - first_step + 1) / 60
+        return text + f", about {minutes:.1f} min" if minutes < 10 else text + f", about {minutes:.0f} min"
+
+    def _plan(self, row: dict) -> None:
+        now = time.perf_counter()
+        if self._first is None:
+            self._first = (row["step"], now)
+        step0, t0 = self._first
+        timed = row["step"] - step0  # the first step pays the start-up: timing begins after it
+        if timed < self.eta_steps and row["step"] < row["total"]:
+            return
+        self.planned = self.plan_line(row, (now - t0) / timed if timed else None, step0)
+        target = self.progress.console if self.progress is not None else console
+        target.print(self.planned, markup=False, soft_wrap=True)
 
     @staticmethod
     def describe(row: dict) -> str:
         return f"epoch {row['epoch']}/{row['epochs']}, loss {row['loss']:.4f}, {row['items']:,} items"
 
     def __call__(self, row: dict) -> None:
+        if self.planned is None:
+            self._plan(row)
         if self.progress is not None:
             if self.task is None:
                 self.task = self.progress.add_task("", total=row["total"])

@@ -163,7 +163,7 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
                      on_ids: Callable[[int, list[int]], None] | None = None) -> PretrainOutcome:
     """Pretrain the project's encoder on its pool; record it (rank 0); return the outcome on every rank.
 
-    ``on_progress`` (rank 0) gets ``{"step", "total", "epoch", "epochs", "loss", "items"}``
+    ``on_progress`` (rank 0) gets ``{"step", "total", "epoch", "epochs", "loss", "items", "per_epoch"}``
     after every step; ``on_ids(epoch, item_ids)`` every batch this process streams
     (including those a resume skips). Raising in ``on_progress`` stops the run (the
     last checkpoint stays).
@@ -238,7 +238,8 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
                     save(epoch, batches, time.perf_counter() - began)
                 if on_progress is not None and rank == 0:
                     on_progress({"step": trainer.step_count, "total": max(total, trainer.step_count),
-                                 "epoch": epoch + 1, "epochs": epochs, "loss": loss, "items": seen + epoch_seen})
+                                 "epoch": epoch + 1, "epochs": epochs, "loss": loss, "items": seen + epoch_seen,
+                                 "per_epoch": per_epoch})
         skip = 0
         if world > 1:
             box = torch.tensor([epoch_seen], dtype=torch.int64, device=trainer.device)  # NCCL needs CUDA tensors
