@@ -26,10 +26,10 @@ from alsql.migrations import upgrade
 from alsql.pipelines.marts import build, compile_offline, run_dbt
 from alsql.schema import evaluation_set, predictions
 from answer_data import SURVEY_CLASSES, add_survey, synthetic_units
-from conftest import _fresh_pg_database
+from conftest import _fresh_pg_database, need_module
 from marts_data import populate
 
-ppi = pytest.importorskip("ppi_py")
+ppi = need_module("ppi_py")  # the reference: a test extra, required under ALSQL_REQUIRE_ALL=1
 from ppi_py.ppi import _calc_lam_glm  # noqa: E402 - the reference's own power tuning
 
 DEMO = {"demo_projects": ["traffic", "products", "machines"]}
