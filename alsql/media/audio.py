@@ -40,6 +40,7 @@ __all__ = [
     "mel_filterbank",
     "log_mel",
     "decode_audio",
+    "decode_waveform",
 ]
 
 AUDIO_TYPES = {
@@ -252,6 +253,19 @@ def log_mel(wave: Any, sample_rate: int, n_mels: int = 64, win_s: float = 0.025,
                       return_complex=True).abs().pow(2)
     mel = mel_filterbank(int(sample_rate), n_fft, int(n_mels)) @ spec
     return torch.log(mel + 1e-6).unsqueeze(0)
+
+
+def decode_waveform(uri: str, start: float, end: float | None, sample_rate: int = 16000,
+                    seconds: float | None = None) -> np.ndarray:
+    """The clip ``[start, end)`` -> mono float32 samples ``(samples,)`` at ``sample_rate``, zero-padded or
+    cut to ``seconds`` when given (else the clip's own length)."""
+    if end is None:
+        end = start + (seconds or 1.0)
+    wave = read_audio(uri, start, end, sample_rate)
+    if seconds is not None:
+        n = int(round(seconds * sample_rate))
+        wave = np.pad(wave, (0, max(0, n - len(wave))))[:n]
+    return np.ascontiguousarray(wave, dtype=np.float32)
 
 
 def decode_audio(uri: str, start: float, end: float | None, sample_rate: int = 16000, n_mels: int = 64,

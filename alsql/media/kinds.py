@@ -155,7 +155,9 @@ class MediaSpec:
     ``image_size``: pixels per side (images and video frames; None keeps an image's size);
     ``frames``: T frames per video segment; ``sample_rate``: audio resampled to this rate;
     ``n_mels``: mel bands; ``seconds``: every clip padded or cut to this length (None:
-    the item's own length).
+    the item's own length); ``waveform``: a sound clip decodes to its mono samples
+    ``(samples,)`` at ``sample_rate`` instead of a log-mel spectrogram (foundation audio
+    encoders take the raw signal through their own feature extractor).
     """
 
     kind: str = "image"
@@ -165,6 +167,7 @@ class MediaSpec:
     sample_rate: int = 16000
     n_mels: int = 64
     seconds: float | None = None
+    waveform: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,8 +190,10 @@ def decode_item(uri: str, spec: MediaSpec):
 
         return decode_video(source, start or 0.0, end, frames=spec.frames, size=spec.image_size or 64)
     if kind == "audio":
-        from alsql.media.audio import decode_audio
+        from alsql.media.audio import decode_audio, decode_waveform
 
+        if spec.waveform:
+            return decode_waveform(source, start or 0.0, end, spec.sample_rate, seconds=spec.seconds)
         return decode_audio(source, start or 0.0, end, spec.sample_rate, n_mels=spec.n_mels, seconds=spec.seconds)
     raise KindMismatch(f"{uri}: images decode through the dataset's image path")
 
