@@ -7,9 +7,9 @@ never a list of ids in memory. A page is a list of
 ``(item_id, uri, label)`` tuples, ``label`` the class id or -1 where the view has none.
 
 Views: ``training_set``, ``evaluation_set``, ``unlabeled_pool`` (SQL views created by
-the migrations) and ``inference_queue``: ok items with no prediction of ``model_id``
-(a query, since "of which model" is a parameter). Items are shared by every project,
-so the queue needs no project filter beyond checking that the model belongs to it.
+the migrations) and ``inference_queue``: ok items of the project's scope
+(``alsql.schema.scope.in_scope``; every item when it has none) with no prediction of
+``model_id`` (a query, since "of which model" is a parameter).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, exists, func, literal, sel
 
 from alsql.errors import AlsqlError
 from alsql.schema import items, model_versions, predictions, projects
+from alsql.schema.scope import in_scope
 from alsql.schema.views import evaluation_set, training_set, unlabeled_pool
 
 __all__ = ["VIEWS", "Page", "page_query", "key_bounds", "check_source", "iter_pages", "iter_rows"]
@@ -42,7 +43,8 @@ def page_query(view: str, bounded: bool):
         key = v.c.item_id
     elif view == "inference_queue":
         done = exists().where(predictions.c.model_id == bindparam("m"), predictions.c.item_id == items.c.item_id)
-        q = select(items.c.item_id, items.c.uri, literal(-1)).where(items.c.status == literal("ok"), ~done)
+        q = select(items.c.item_id, items.c.uri, literal(-1)).where(items.c.status == literal("ok"), ~done,
+                                                                    in_scope(bindparam("p"), items))
         key = items.c.item_id
     else:
         raise AlsqlError(f"view {view!r}: expected one of {', '.join(VIEWS)}")
@@ -98,8 +100,6 @@ def iter_pages(
     params = {"p": project_id, "m": model_id, "last": after, "hi": upto, "n": page_rows}
     if view != "inference_queue":
         params.pop("m")
-    else:
-        params.pop("p")
     if upto is None:
         params.pop("hi")
     compiled = stmt.compile(dialect=bind.dialect)

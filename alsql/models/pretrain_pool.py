@@ -1,6 +1,6 @@
 """``alsql pretrain``: SimCLR on a project's whole pool, streamed from SQL in bounded memory.
 
-Reads every ok item of the project's media kind, labeled or not, through
+Reads every ok item of the project's media kind and scope, labeled or not, through
 ``SqlImageDataset`` (keyset pages, key chunks dealt to torchrun ranks x DataLoader
 workers: each item is read exactly once per epoch), and trains the project's backbone
 (``networks.build_network`` for the kind) with ``alsql.models.pretrain.Pretrainer``.
@@ -50,6 +50,7 @@ from alsql.models.networks import build_network
 from alsql.models.pretrain import PretrainConfig, Pretrainer, plan_epochs
 from alsql.models.train import dataset_url, init_distributed
 from alsql.schema import items, model_versions
+from alsql.schema.scope import in_scope
 
 __all__ = ["PretrainOutcome", "pretrain_project", "pool_count", "kind_filter", "POOL_VIEW", "CURVE_POINTS"]
 
@@ -78,11 +79,12 @@ def kind_filter(kind: str):
     return items.c.media_type.like(f"{kind}/%") & items.c.start_s.is_not(None)
 
 
-def pool_count(engine: Engine, kind: str) -> int:
-    """Ok items of ``kind`` (what pretraining reads: items are shared by every project)."""
+def pool_count(engine: Engine, kind: str, project_id: int | None = None) -> int:
+    """Ok items of ``kind`` (in ``project_id``'s scope when given: what pretraining reads)."""
+    scope = [] if project_id is None else [in_scope(project_id, items)]
     with engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(items)
-                                .where(items.c.status == "ok", kind_filter(kind))).scalar_one())
+                                .where(items.c.status == "ok", kind_filter(kind), *scope)).scalar_one())
 
 
 def _dataset(url: str, project_id: int, cfg: PretrainConfig, image_size, grayscale: bool, spec):
@@ -95,7 +97,7 @@ def _dataset(url: str, project_id: int, cfg: PretrainConfig, image_size, graysca
 
 
 class PoolDataset(SqlImageDataset):
-    """Every ok item, for a pager without a ``pool_items`` view: the same key chunks, deal and
+    """Every ok item of the project's scope, for a pager without a ``pool_items`` view: the same key chunks, deal and
     shuffle as ``SqlViewDataset.rows``, each chunk read by keyset pages of ``items``."""
 
     def __init__(self, url, project_id, view=POOL_VIEW, **kw):
@@ -112,7 +114,7 @@ class PoolDataset(SqlImageDataset):
                 after, upto = chunk_range(space, k)
                 while True:
                     q = select(items.c.item_id, items.c.uri, literal(-1)).where(
-                        items.c.status == "ok", items.c.item_id > after)
+                        items.c.status == "ok", items.c.item_id > after, in_scope(self.project_id, items))
                     if upto is not None:
                         q = q.where(items.c.item_id <= upto)
                     with self.engine.connect() as conn:
@@ -179,7 +181,7 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
     cfg = replace(cfg, image_size=media.image_size)  # the size used: a resume must use it too
     spec, in_channels = media.spec, media.in_channels
     arch = media.cfg.arch
-    n_pool = pool_count(engine, spec.kind)
+    n_pool = pool_count(engine, spec.kind, proj.project_id)
     if n_pool < cfg.batch_size:
         raise AlsqlError(
             f"project {proj.name!r} has {n_pool} ok {spec.kind} item{'s' if n_pool != 1 else ''} to pretrain on, "

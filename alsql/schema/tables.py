@@ -18,6 +18,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    String,
     PrimaryKeyConstraint,
     Table,
     text,
@@ -39,6 +40,7 @@ from alsql.schema.base import (
 __all__ = [
     "utcnow",
     "projects",
+    "project_scopes",
     "classes",
     "sources",
     "items",
@@ -59,6 +61,8 @@ __all__ = [
     "ROLES",
     "ANNOTATION_SOURCES",
     "ASSIGNMENT_KINDS",
+    "SCOPE_KINDS",
+    "MEDIA_KINDS",
 ]
 
 ITEM_STATUSES = ("ok", "corrupt", "missing")
@@ -73,6 +77,9 @@ ANNOTATION_SOURCES = ("ui", "import", "review", "oracle", "gold")
 # Per-annotator servings outside round_items: a further annotator of an overlapped item,
 # or a gold item mixed into an annotator's queue.
 ASSIGNMENT_KINDS = ("overlap", "gold")
+# A project's scope (alsql.schema.scope): rows of media kinds, source files, URI prefixes.
+SCOPE_KINDS = ("media", "source", "prefix")
+MEDIA_KINDS = ("image", "video", "audio")  # the head of items.media_type (image/png, video/mp4, ...)
 
 
 def utcnow() -> datetime:
@@ -107,6 +114,24 @@ projects = Table(
     # default of the media kind (``alsql project set --image-size``; alsql.models.inputs).
     Column("image_size", Integer, nullable=True),
     _clustered("project_id"),
+)
+
+# The project's scope: which items it sees (alsql.schema.scope.in_scope). No row: every
+# item. ``kind`` media: ``value`` a media kind, ``pattern`` '<kind>/%' (matched against
+# items.media_type); source: ``value`` the uri of a video or sound file (its segments);
+# prefix: ``value`` a uri prefix, ``pattern`` its LIKE pattern with ! % _ [ escaped by
+# '!' and a trailing % (stored at write time, so every dialect matches it literally).
+project_scopes = Table(
+    "project_scopes",
+    metadata,
+    Id("project_id", ForeignKey("projects.project_id", ondelete="CASCADE")),
+    SmallId("scope_id", autoincrement=False),
+    Name("kind", 16),
+    Uri("value"),
+    Column("pattern", String(1800), nullable=True),
+    _clustered("project_id", "scope_id"),
+    CheckConstraint(_in("kind", SCOPE_KINDS), name="kind"),
+    **COMPOSITE,
 )
 
 classes = Table(

@@ -22,6 +22,11 @@
   the weight of the latest. Every estimate from the evaluation set weights by it.
 - ``unlabeled_pool``: items of the project with no annotation yet, status ok.
 
+Since revision 0009 every view but ``current_labels`` keeps the items in the project's
+scope only (``alsql.schema.scope.in_scope``; no scope: every item). Labels of items
+outside the scope stay in ``annotations`` and ``current_labels``; they leave the pool,
+``training_set`` and ``evaluation_set`` until the scope takes them in again.
+
 Every view carries ``project_id`` and ``item_id``; readers page them by keyset on
 ``item_id`` within a project.
 
@@ -51,6 +56,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import TableClause
 
+from alsql.schema.scope import in_scope
 from alsql.schema.tables import annotations, items, projects, round_items, rounds
 
 __all__ = [
@@ -181,6 +187,8 @@ def _in_evaluation(project_col, item_col):
 
 # Revision 0008 gave round_items their inclusion probability and weight.
 _WEIGHTS_SINCE = "0008"
+# Revision 0009 gave projects their scope (project_scopes).
+_SCOPE_SINCE = "0009"
 
 
 def _evaluation_weight(project_col, item_col) -> ColumnElement:
@@ -200,10 +208,11 @@ def _evaluation_weight(project_col, item_col) -> ColumnElement:
     return func.coalesce(latest, literal(1.0, Float)).label("weight")
 
 
-def _labeled(evaluation: bool, weights: bool = True) -> Select:
+def _labeled(evaluation: bool, weights: bool = True, scoped: bool = True) -> Select:
     cl = current_labels
     in_eval = _in_evaluation(cl.c.project_id, items.c.item_id)
     extra = [_evaluation_weight(cl.c.project_id, items.c.item_id)] if evaluation and weights else []
+    scope = [in_scope(cl.c.project_id, items)] if scoped else []
     return (
         select(
             cl.c.project_id,
@@ -215,11 +224,11 @@ def _labeled(evaluation: bool, weights: bool = True) -> Select:
             *extra,
         )
         .select_from(cl.join(items, items.c.item_id == cl.c.item_id))
-        .where(items.c.status == literal("ok"), in_eval if evaluation else ~in_eval)
+        .where(items.c.status == literal("ok"), in_eval if evaluation else ~in_eval, *scope)
     )
 
 
-def _unlabeled_pool() -> Select:
+def _unlabeled_pool(scoped: bool = True) -> Select:
     any_label = exists(
         select(literal(1)).where(
             annotations.c.project_id == projects.c.project_id,
@@ -229,18 +238,20 @@ def _unlabeled_pool() -> Select:
     return (
         select(projects.c.project_id, items.c.item_id, items.c.uri, items.c.entity)
         .select_from(projects.join(items, true()))
-        .where(items.c.status == literal("ok"), ~any_label)
+        .where(items.c.status == literal("ok"), ~any_label,
+               *([in_scope(projects.c.project_id, items)] if scoped else []))
     )
 
 
 def view_selects(at: str | None = None) -> dict[str, Select]:
     """Each view's defining query, in creation order, as of revision ``at`` (None: the newest)."""
     weights = at is None or at >= _WEIGHTS_SINCE
+    scoped = at is None or at >= _SCOPE_SINCE
     return {
         "current_labels": _current_labels(),
-        "training_set": _labeled(evaluation=False),
-        "evaluation_set": _labeled(evaluation=True, weights=weights),
-        "unlabeled_pool": _unlabeled_pool(),
+        "training_set": _labeled(evaluation=False, scoped=scoped),
+        "evaluation_set": _labeled(evaluation=True, weights=weights, scoped=scoped),
+        "unlabeled_pool": _unlabeled_pool(scoped),
     }
 
 
