@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, exists, func, literal, select
 
 from alsql.errors import AlsqlError
 from alsql.schema import annotations, embeddings, items, model_versions, predictions, round_items, rounds
+from alsql.schema.scope import in_scope
 from alsql.schema.views import training_set
 
 __all__ = [
@@ -39,9 +40,9 @@ _PROBE_IN = 1000  # probed ids per query (SQL Server allows 2,100 parameters)
 def selectable(project_id: int, item_col):
     """SQL condition: ``item_col`` may be selected for ``project_id``.
 
-    True when the item is ``ok``, has no annotation in the project, and is not
-    pending in an open round of the project. ``item_col`` may be a column of any
-    outer query (``items``, ``predictions``, ...).
+    True when the item is ``ok``, in the project's scope (``alsql.schema.scope``), has no
+    annotation in the project, and is not pending in an open round of the project.
+    ``item_col`` may be a column of any outer query (``items``, ``predictions``, ...).
     """
     labeled = exists(
         select(literal(1)).where(annotations.c.project_id == project_id, annotations.c.item_id == item_col)
@@ -59,7 +60,8 @@ def selectable(project_id: int, item_col):
     # An alias, so the check stays correlated with ``item_col`` even when the outer
     # query reads ``items`` itself (a bare ``items`` here would correlate to nothing).
     it = items.alias("selectable_item")
-    ok = exists(select(literal(1)).where(it.c.item_id == item_col, it.c.status == literal("ok")))
+    ok = exists(select(literal(1)).where(it.c.item_id == item_col, it.c.status == literal("ok"),
+                                         in_scope(project_id, it)))
     return and_(ok, ~labeled, ~pending)
 
 

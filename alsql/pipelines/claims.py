@@ -1,7 +1,7 @@
 """Scale-out inference: N processes share one model's inference through chunk claims.
 
 ``plan_chunks`` cuts the model's item key space (``min(item_id) - 1 < item_id <=
-max(item_id)`` of the ok items when planned) into chunks of ``chunk_items`` keys,
+max(item_id)`` of the ok items in the project's scope when planned) into chunks of ``chunk_items`` keys,
 recorded in ``work_chunks`` (once per model: a second planner finds them there).
 Each worker (``alsql infer --claim``, or ``run_claims``) loops: claim a chunk
 (``alsql.pipelines.leases.locked``: SKIP LOCKED / READPAST / BEGIN IMMEDIATE), keep
@@ -41,6 +41,7 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.pipelines.leases import Heartbeat, locked, utcnow, worker_id
 from alsql.schema import items, model_versions
+from alsql.schema.scope import in_scope
 from alsql.schema.pipelines import work_chunks
 
 __all__ = ["Chunk", "ClaimReport", "plan_chunks", "claim_chunk", "finish_chunk", "chunk_progress", "run_claims",
@@ -83,7 +84,9 @@ def plan_chunks(engine: Engine, model_id: int, chunk_items: int = 5000, lease_se
         n = conn.execute(count).scalar_one()
         if n:
             return int(n)
-        if conn.execute(select(model_versions.c.model_id).where(model_versions.c.model_id == model_id)).first() is None:
+        project_id = conn.execute(select(model_versions.c.project_id)
+                                  .where(model_versions.c.model_id == model_id)).scalar()
+        if project_id is None:
             raise AlsqlError(f"--model {model_id}: no such model version")
     try:
         with write_transaction(engine) as conn:
@@ -91,7 +94,8 @@ def plan_chunks(engine: Engine, model_id: int, chunk_items: int = 5000, lease_se
             if n:
                 return int(n)
             lo, hi = conn.execute(
-                select(func.min(items.c.item_id), func.max(items.c.item_id)).where(items.c.status == "ok")
+                select(func.min(items.c.item_id), func.max(items.c.item_id))
+                .where(items.c.status == "ok", in_scope(project_id, items))
             ).one()
             if lo is None:
                 return 0

@@ -42,6 +42,7 @@ from alsql.pipelines.leases import step_lease, worker_id
 from alsql.pipelines.runs import Run
 from alsql.pipelines.steps import marts_available, run_step
 from alsql.schema import annotations, items, model_versions, predictions, projects, round_items, rounds, runs
+from alsql.schema.scope import in_scope
 
 __all__ = ["WatchRules", "Watcher", "labels_since_model", "missing_predictions", "queue_size", "fmt_psi",
            "pool_since_encoder"]
@@ -88,13 +89,14 @@ def _newest_model(conn, project_id: int):
 
 
 def pool_since_encoder(conn, project_id: int) -> tuple[int, int | None, int | None]:
-    """``(ok items of the project's kind now, items the newest encoder was pretrained on, its id)``."""
+    """``(ok items of the project's kind and scope now, items the newest encoder was pretrained on, its id)``."""
     from alsql.media.training import spec_on
     from alsql.models.encoders import latest_encoder
     from alsql.models.pretrain_pool import kind_filter
 
     kind = spec_on(conn, project_id, None, False).kind
-    n = conn.execute(select(func.count()).select_from(items).where(items.c.status == "ok", kind_filter(kind)))
+    n = conn.execute(select(func.count()).select_from(items).where(items.c.status == "ok", kind_filter(kind),
+                                                                    in_scope(project_id, items)))
     enc = latest_encoder(conn, project_id)
     if enc is None:
         return int(n.scalar_one()), None, None
@@ -111,13 +113,15 @@ def labels_since_model(conn, project_id: int) -> tuple[int, int | None]:
 
 
 def missing_predictions(conn, project_id: int) -> tuple[int, int | None]:
-    """``(ok items without a prediction of the newest model, its id)``; ``(0, None)`` without a model."""
+    """``(ok items of the project's scope without a prediction of the newest model, its id)``;
+    ``(0, None)`` without a model."""
     m = _newest_model(conn, project_id)
     if m is None:
         return 0, None
     done = select(predictions.c.item_id).where(predictions.c.model_id == m.model_id,
                                                predictions.c.item_id == items.c.item_id).exists()
-    n = conn.execute(select(func.count()).select_from(items).where(items.c.status == "ok", ~done)).scalar_one()
+    n = conn.execute(select(func.count()).select_from(items)
+                     .where(items.c.status == "ok", ~done, in_scope(project_id, items))).scalar_one()
     return int(n), m.model_id
 
 
@@ -210,7 +214,8 @@ class Watcher:
         if n >= self.rules.queue_low:
             return None
         with self.engine.connect() as conn:
-            pool = conn.execute(select(func.count()).select_from(items).where(items.c.status == "ok")).scalar_one()
+            pool = conn.execute(select(func.count()).select_from(items)
+                                .where(items.c.status == "ok", in_scope(project_id, items))).scalar_one()
         return f"the queue holds {n} pending items (rule: < {self.rules.queue_low})" if pool else None
 
     def distances(self, project_id: int) -> list[str]:

@@ -39,6 +39,7 @@ from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.mapfile import NONE, build_static, load_static, map_version
 from alsql.schema import current_labels, embeddings, items, round_items, rounds
+from alsql.schema.scope import in_scope
 
 __all__ = ["map_binary", "points_in_polygon", "select_in_polygon", "map_round", "check_polygon", "FORMAT",
            "HEADER", "NONE"]
@@ -170,8 +171,8 @@ def select_in_polygon(conn: Connection, project: Project, model_id: int, polygon
     ok = set()
     for s in range(0, len(rest), 500):
         part = [int(i) for i in rest[s:s + 500]]
-        ok.update(conn.execute(select(items.c.item_id).where(items.c.item_id.in_(part),
-                                                             items.c.status == "ok")).scalars())
+        ok.update(conn.execute(select(items.c.item_id).where(items.c.item_id.in_(part), items.c.status == "ok",
+                                                             in_scope(project.project_id, items))).scalars())
     unlabeled = np.array(sorted(ok), dtype=np.int64)
     return {"inside": inside, "labeled": labeled, "queued": queued, "unlabeled": unlabeled}
 
