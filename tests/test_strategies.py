@@ -37,10 +37,11 @@ def _cands(p=P, emb=None, **kw):
     return Candidates(np.arange(len(p)), p, emb, scores, **kw)
 
 
-def test_nine_strategies_registered():
+def test_strategies_registered():
     assert set(strategy_names()) == {
         "random", "least_confidence", "margin", "entropy", "bald",
         "coreset", "badge", "cluster_margin", "typiclust",
+        "balanced_margin", "rare_boost", "similar",
     }
     with pytest.raises(AlsqlError, match="expected one of"):
         get_strategy("nope")

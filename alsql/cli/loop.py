@@ -17,7 +17,7 @@ def loop(
     project: Annotated[str, typer.Option(help="Project name or id")],
     rounds: Annotated[int, typer.Option(help="How many select-label-train-infer rounds")],
     budget: Annotated[int, typer.Option(help="Labels per round")],
-    strategy: Annotated[str, typer.Option(help="Strategy name (the first round is random without a model)")],
+    strategy: Annotated[str, typer.Option(help="Strategy name (before the first model: TypiClust on the encoder's stored vectors, else random)")],
     oracle: Annotated[Path, typer.Option(help="CSV of known labels: label + item_id|uri|path (checked whole first)")],
     root: Annotated[Optional[Path], typer.Option(
         help="Folder that 'path' values are relative to, as in `labels import` (default: the CSV's folder)")] = None,
@@ -67,7 +67,7 @@ def loop(
 
     run_loop(engine, proj.project_id, rounds, budget, strategy, known, cfg=cfg, eval_budget=eval_budget,
              seed=seed, grayscale=grayscale, on_round=show, map_method=None if map_ == "none" else map_,
-             map_every_round=map_every_round)
+             map_every_round=map_every_round, say=lambda m: console.print(m, markup=False))
     console.print(table)
 
 

@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 def select_(
     project: Annotated[str, typer.Option(help="Project name or id")],
-    strategy: Annotated[str, typer.Option(help="random, least_confidence, margin, entropy, bald, coreset, badge, cluster_margin, typiclust; active (evaluation only)")],
+    strategy: Annotated[str, typer.Option(help="random, least_confidence, margin, entropy, bald, coreset, badge, cluster_margin, typiclust, balanced_margin, rare_boost, similar; active (evaluation only). Before the first model: TypiClust on the encoder's stored vectors")],
     budget: Annotated[int, typer.Option(help="How many items to pick")],
     purpose: Annotated[str, typer.Option(help="train, or evaluation (random or active; never trained on)")] = "train",
     model: Annotated[Optional[int], typer.Option(help="Model id (default: the latest)")] = None,
@@ -28,7 +28,7 @@ def select_(
     from alsql.catalog import get_project
     from alsql.models.select import create_round
     from alsql.pipelines.runs import cli_run
-    from alsql.schema import items, round_items
+    from alsql.schema import items, round_items, rounds
 
     engine = get_engine()
     with engine.connect() as conn:
@@ -37,7 +37,7 @@ def select_(
               "for": for_}
     with cli_run(engine, "select", proj.project_id, params) as run:
         rid = create_round(engine, proj.project_id, strategy, budget, purpose=purpose, model_id=model, seed=seed,
-                           mart=for_)
+                           mart=for_, say=lambda m: console.print(m, markup=False))
         run.metrics["round_id"] = rid
     with engine.connect() as conn:
         rows = conn.execute(
@@ -45,7 +45,9 @@ def select_(
             .join(items, items.c.item_id == round_items.c.item_id)
             .where(round_items.c.round_id == rid).order_by(round_items.c.rank)
         ).all()
-    console.print(f"round {rid}: {len(rows)} items ({strategy}, {purpose})")
+    with engine.connect() as conn:
+        used = conn.execute(select(rounds.c.strategy).where(rounds.c.round_id == rid)).scalar_one()
+    console.print(f"round {rid}: {len(rows)} items ({used}, {purpose})")
     if show and rows:
         _print_picks(rows[:show])
 

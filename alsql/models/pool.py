@@ -29,6 +29,9 @@ __all__ = [
     "labeled_embedding_chunks",
     "unpack_vectors",
     "require_model",
+    "vectors_model_id",
+    "vector_dtype",
+    "read_vectors_of",
 ]
 
 _STREAM = 10_000
@@ -96,8 +99,10 @@ def random_sample(conn: Connection, query, k: int, seed: int) -> np.ndarray:
     return best_ids[order]
 
 
-def probe_sample(conn: Connection, project_id: int, k: int, seed: int, model_id: int | None = None) -> np.ndarray:
-    """A seeded uniform sample of ``k`` selectable items (with a prediction of ``model_id`` when given).
+def probe_sample(conn: Connection, project_id: int, k: int, seed: int, model_id: int | None = None,
+                 vectors: bool = False) -> np.ndarray:
+    """A seeded uniform sample of ``k`` selectable items (with a prediction of ``model_id`` when given;
+    with ``vectors``, with an embedding of ``model_id`` instead: an encoder's vectors).
 
     Bounded time on any pool size: random key values are drawn (seeded) within
     ``[min, max]`` of the key (``items.item_id``, or the model's range of
@@ -110,6 +115,8 @@ def probe_sample(conn: Connection, project_id: int, k: int, seed: int, model_id:
     """
     if model_id is None:
         key, where = items.c.item_id, []
+    elif vectors:
+        key, where = embeddings.c.item_id, [embeddings.c.model_id == model_id]
     else:
         key, where = predictions.c.item_id, [predictions.c.model_id == model_id]
     pool = select(key).where(*where, selectable(project_id, key))
@@ -139,19 +146,57 @@ def probe_sample(conn: Connection, project_id: int, k: int, seed: int, model_id:
     return np.asarray(found[:k], dtype=np.int64)
 
 
-def unpack_vectors(blobs: list[bytes], width: int | None = None) -> np.ndarray:
-    """Packed float16 blobs -> ``(N, D)`` float32."""
-    from alsql.loaders.datasets import unpack_f16
-
-    rows = [np.asarray(unpack_f16(b), dtype=np.float32).reshape(-1) for b in blobs]
+def unpack_vectors(blobs: list[bytes], width: int | None = None, dtype: str = "<f2") -> np.ndarray:
+    """Packed blobs (float16 by default; ``dtype`` ``"<f4"`` for float32 ones) -> ``(N, D)`` float32."""
+    rows = [np.frombuffer(b, dtype=dtype).astype(np.float32).reshape(-1) for b in blobs]
     if not rows:
         return np.zeros((0, width or 0), dtype=np.float32)
     return np.stack(rows)
 
 
+def vectors_model_id(conn: Connection, model_id: int) -> int:
+    """The model whose ``embeddings`` rows hold ``model_id``'s vectors: a head's encoder
+    (``params.encoder_model_id``), else the model itself."""
+    try:
+        from alsql.models.heads import embedding_model_id
+    except ImportError:
+        params = conn.execute(
+            select(model_versions.c.params).where(model_versions.c.model_id == model_id)
+        ).scalar() or {}
+        enc = params.get("encoder_model_id") if isinstance(params, dict) else None
+        return int(enc) if enc is not None else int(model_id)
+    return int(embedding_model_id(conn, model_id))
+
+
+def vector_dtype(conn: Connection, model_id: int) -> str:
+    """The numpy dtype of ``model_id``'s stored vectors: float32 when its ``params.encoder.dtype``
+    says so, float16 otherwise."""
+    params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
+    enc = (params or {}).get("encoder") if isinstance(params, dict) else None
+    return "<f4" if isinstance(enc, dict) and enc.get("dtype") == "float32" else "<f2"
+
+
+def read_vectors_of(conn: Connection, vectors_id: int, item_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(item_ids (M,), vectors (M, D) float32)``: the stored vectors of ``vectors_id`` for
+    ``item_ids``, sorted by item id (items without one dropped), read ``_IN_CHUNK`` ids at a time."""
+    ids = np.sort(np.asarray(item_ids, dtype=np.int64))
+    rows = []
+    for s in range(0, len(ids), _IN_CHUNK):
+        rows += conn.execute(
+            select(embeddings.c.item_id, embeddings.c.vector)
+            .where(embeddings.c.model_id == vectors_id,
+                   embeddings.c.item_id.in_([int(i) for i in ids[s : s + _IN_CHUNK]]))
+            .order_by(embeddings.c.item_id)
+        ).all()
+    return (np.array([r.item_id for r in rows], dtype=np.int64),
+            unpack_vectors([r.vector for r in rows], dtype=vector_dtype(conn, vectors_id)))
+
+
 def read_candidates(conn: Connection, model_id: int, item_ids: np.ndarray, need_probs: bool,
-                    need_embeddings: bool) -> dict[str, np.ndarray]:
+                    need_embeddings: bool, vectors_id: int | None = None) -> dict[str, np.ndarray]:
     """Stored scores (and probs / embeddings when asked) of ``item_ids``, sorted by item id.
+
+    ``vectors_id``: the model whose embeddings are read (a head's encoder), default ``model_id``.
 
     Items lacking a prediction (or an embedding, when needed) are dropped. Returns
     ``item_ids (M,)``, ``confidence``, ``margin``, ``entropy``, ``bald`` ``(M,)``
@@ -165,10 +210,11 @@ def read_candidates(conn: Connection, model_id: int, item_ids: np.ndarray, need_
     if need_embeddings:
         cols.append(embeddings.c.vector)
     src = predictions
+    vectors_id = model_id if vectors_id is None else vectors_id
     if need_embeddings:
         src = predictions.join(
             embeddings,
-            and_(embeddings.c.model_id == predictions.c.model_id, embeddings.c.item_id == predictions.c.item_id),
+            and_(embeddings.c.model_id == vectors_id, embeddings.c.item_id == predictions.c.item_id),
         )
     rows = []
     for s in range(0, len(ids), _IN_CHUNK):
@@ -188,23 +234,24 @@ def read_candidates(conn: Connection, model_id: int, item_ids: np.ndarray, need_
     if need_probs:
         out["probs"] = unpack_vectors([r.probs for r in rows])
     if need_embeddings:
-        out["embeddings"] = unpack_vectors([r.vector for r in rows])
+        out["embeddings"] = unpack_vectors([r.vector for r in rows], dtype=vector_dtype(conn, vectors_id))
     return out
 
 
 def labeled_embedding_chunks(conn: Connection, project_id: int, model_id: int,
-                             chunk: int = 4096) -> Iterator[np.ndarray]:
-    """Embeddings ``(L_i, D)`` of the project's training items, in item id order.
+                             chunk: int = 4096, classes: list[int] | None = None) -> Iterator[np.ndarray]:
+    """Embeddings ``(L_i, D)`` of the project's training items (of ``classes`` when given), in item id order.
 
     Keyed on the labeled ids: ``training_set``'s item ids of the project are read
     once (one int per label), then their embeddings by the clustered key
     ``(model_id, item_id)``, ``chunk`` ids at a time. Cost grows with the labels, not
     with the model's embeddings. Labeled items without an embedding are skipped.
     """
-    ids = conn.execute(
-        select(training_set.c.item_id).where(training_set.c.project_id == project_id)
-    ).scalars().all()
-    ids = np.unique(np.asarray(ids, dtype=np.int64))
+    q = select(training_set.c.item_id).where(training_set.c.project_id == project_id)
+    if classes is not None:
+        q = q.where(training_set.c.class_id.in_([int(c) for c in classes]))
+    ids = np.unique(np.asarray(conn.execute(q).scalars().all(), dtype=np.int64))
+    dtype = vector_dtype(conn, model_id)
     for s in range(0, len(ids), chunk):
         part = ids[s : s + chunk]
         rows = []
@@ -216,7 +263,7 @@ def labeled_embedding_chunks(conn: Connection, project_id: int, model_id: int,
                 .order_by(embeddings.c.item_id)
             ).all()
         if rows:
-            yield unpack_vectors([r.vector for r in rows])
+            yield unpack_vectors([r.vector for r in rows], dtype=dtype)
 
 
 def require_model(conn: Connection, project_id: int, model_id: int | None) -> int:

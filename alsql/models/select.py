@@ -29,41 +29,52 @@ how the sample was drawn. Labeled embeddings are read by the labeled ids, in chu
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import Engine, func, insert, select
+from collections.abc import Callable
+
+from sqlalchemy import Engine, exists, func, insert, select
 
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.active_eval import active_draw, pool_size, uniform_draw_columns
 from alsql.models.pool import (
     labeled_embedding_chunks,
+    latest_model_id,
     probe_sample,
     read_candidates,
+    read_vectors_of,
     require_model,
     selectable,
+    vectors_model_id,
 )
 from alsql.models.strategies import Candidates, Strategy, get_strategy
-from alsql.schema import items, predictions, projects, round_items, rounds
+from alsql.schema import classes, embeddings, items, model_versions, predictions, projects, round_items, rounds
 from alsql.schema.tables import ROUND_PURPOSES
 from alsql.schema.views import training_set
 
-__all__ = ["create_round", "select_items", "scalar_query", "DEFAULT_CANDIDATES", "ACTIVE"]
+__all__ = ["create_round", "select_items", "scalar_query", "cold_start_encoder", "cold_start_items",
+           "labeled_counts", "DEFAULT_CANDIDATES", "ACTIVE", "COLD_START"]
 
 DEFAULT_CANDIDATES = 20_000
 MAX_BUDGET = 1_000_000
 # The evaluation-only strategy: a draw with probabilities from the model's uncertainty.
 ACTIVE = "active"
+# What picks the first labels when the project has an encoder's vectors but no trained model.
+COLD_START = "typiclust"
 
 
-def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | None):
+def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | None,
+                 class_id: int | None = None):
     """The top ``k`` selectable items of ``model_id`` by ``s.column`` among its top ``m`` (None: all).
 
-    The inner query reads the model's key range of ``predictions`` with a top-``m``
-    sort; the outer keeps the selectable ones, in the same order (score, item id).
+    The inner query reads the model's key range of ``predictions`` (those predicted
+    ``class_id`` when given) with a top-``m`` sort; the outer keeps the selectable ones,
+    in the same order (score, item id).
     """
     col = predictions.c[s.column]
-    inner = select(predictions.c.item_id, col.label("score")).where(
-        predictions.c.model_id == model_id, col.is_not(None)
-    ).order_by(col.desc() if s.descending else col.asc(), predictions.c.item_id)
+    where = [predictions.c.model_id == model_id, col.is_not(None)]
+    if class_id is not None:
+        where.append(predictions.c.class_id == class_id)
+    inner = select(predictions.c.item_id, col.label("score")).where(*where).order_by(col.desc() if s.descending else col.asc(), predictions.c.item_id)
     if m is not None:
         inner = inner.limit(m)
     top = inner.subquery("ranked")
@@ -75,23 +86,25 @@ def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | N
     )
 
 
-def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int):
+def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int, class_id: int | None = None):
     col = predictions.c[s.column]
     m: int | None = 2 * k + 1000
     scored = None
     while True:
-        rows = conn.execute(scalar_query(project_id, model_id, s, k, m)).all()
+        rows = conn.execute(scalar_query(project_id, model_id, s, k, m, class_id)).all()
         if len(rows) >= k or m is None:
             break
         if scored is None:  # labeled or pending items filled the top m: were there more rows?
-            scored = conn.execute(select(func.count()).select_from(predictions).where(
-                predictions.c.model_id == model_id, col.is_not(None))).scalar_one()
+            where = [predictions.c.model_id == model_id, col.is_not(None)]
+            if class_id is not None:
+                where.append(predictions.c.class_id == class_id)
+            scored = conn.execute(select(func.count()).select_from(predictions).where(*where)).scalar_one()
         if m >= scored:
             break
         m = None if 8 * m >= scored else 8 * m
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vals = np.array([r[1] for r in rows], dtype=np.float64)
-    if not len(ids):
+    if not len(ids) and class_id is None:
         has_any = conn.execute(
             select(func.count()).select_from(
                 select(predictions.c.item_id).where(predictions.c.model_id == model_id, col.is_not(None)).limit(1).subquery()
@@ -103,14 +116,57 @@ def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int):
     return ids, (vals if s.descending else 1.0 - vals)
 
 
-def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int, candidates: int):
+def labeled_counts(conn, project_id: int) -> np.ndarray:
+    """``(C,)`` int64: the project's training labels per class id (0 .. the largest class id)."""
+    n = conn.execute(select(func.max(classes.c.class_id)).where(classes.c.project_id == project_id)).scalar()
+    out = np.zeros(int(n or 0) + 1, dtype=np.int64)
+    for cid, count in conn.execute(
+        select(training_set.c.class_id, func.count()).where(training_set.c.project_id == project_id)
+        .group_by(training_set.c.class_id)
+    ):
+        if cid is not None and 0 <= int(cid) < len(out):
+            out[int(cid)] = int(count)
+    return out
+
+
+def _per_class(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int):
+    """One top-``k`` query per class by ``s.column`` (at most ``C * k`` rows), then ``s.select``."""
+    cids = conn.execute(select(classes.c.class_id).where(classes.c.project_id == project_id)
+                        .order_by(classes.c.class_id)).scalars().all()
+    ids, vals, cls = [], [], []
+    for cid in cids:
+        i, v = _scalar(conn, project_id, model_id, s, k, class_id=int(cid))
+        ids.append(i)
+        vals.append(v if s.descending else 1.0 - v)
+        cls.append(np.full(len(i), int(cid), dtype=np.int64))
+    item_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    if not len(item_ids):
+        _scalar(conn, project_id, model_id, s, k)  # names what is missing when the model has no scores
+        return np.zeros(0, np.int64), np.zeros(0)
+    order = np.argsort(item_ids, kind="stable")
+    cands = Candidates(item_ids[order], scores={s.column: np.concatenate(vals)[order],
+                                                "class_id": np.concatenate(cls)[order]})
+    idx, score = s.select(cands, k, np.random.default_rng(seed))
+    return cands.item_ids[idx], score
+
+
+def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int, candidates: int,
+           vectors_id: int | None = None):
+    """``vectors_id``: the model whose stored vectors are read (None: the model's, or its encoder's
+    for a head); a cold start passes an encoder with ``model_id`` None (no predictions read)."""
     m = max(k, candidates)
-    if s.prefilter:
-        pre = get_strategy(s.prefilter)
-        ids, _ = _scalar(conn, project_id, model_id, pre, m)
+    if model_id is None:  # the cold start: an encoder's vectors alone
+        ids = probe_sample(conn, project_id, m, seed, vectors_id, vectors=True)
+        item_ids, vecs = read_vectors_of(conn, vectors_id, ids)
+        data = {"item_ids": item_ids, "embeddings": vecs}
     else:
-        ids = probe_sample(conn, project_id, m, seed, model_id)
-    data = read_candidates(conn, model_id, ids, "probs" in s.needs, "embeddings" in s.needs)
+        vectors_id = vectors_model_id(conn, model_id) if vectors_id is None else vectors_id
+        if s.prefilter:
+            pre = get_strategy(s.prefilter)
+            ids, _ = _scalar(conn, project_id, model_id, pre, m)
+        else:
+            ids = probe_sample(conn, project_id, m, seed, model_id)
+        data = read_candidates(conn, model_id, ids, "probs" in s.needs, "embeddings" in s.needs, vectors_id)
     labeled, count = None, 0
     if "labeled" in s.needs:
         count = conn.execute(
@@ -119,15 +175,47 @@ def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int,
         if count:
             def labeled():
                 with conn.engine.connect() as c2:
-                    yield from labeled_embedding_chunks(c2, project_id, model_id)
+                    yield from labeled_embedding_chunks(c2, project_id, vectors_id)
+    by_class = None
+    if "labeled_by_class" in s.needs:
+        def by_class(class_ids: list[int]):
+            with conn.engine.connect() as c2:
+                yield from labeled_embedding_chunks(c2, project_id, vectors_id, classes=class_ids)
     cands = Candidates(
         data["item_ids"], data.get("probs"), data.get("embeddings"),
-        {c: data[c] for c in ("confidence", "margin", "entropy", "bald")}, labeled, count,
+        {c: data[c] for c in ("confidence", "margin", "entropy", "bald") if c in data}, labeled, count,
+        labeled_counts=labeled_counts(conn, project_id) if "counts" in s.needs else None,
+        labeled_by_class=by_class,
     )
     if len(cands) == 0:
         return np.zeros(0, np.int64), np.zeros(0)
     idx, score = s.select(cands, k, np.random.default_rng(seed))
     return cands.item_ids[idx], score
+
+
+def cold_start_encoder(conn, project_id: int) -> int | None:
+    """The encoder whose stored vectors a cold start reads, or None.
+
+    ``alsql.models.embed.current_encoder`` where that module ships, else the newest
+    encoder row (status ``encoder``) of the project with at least one stored vector.
+    """
+    try:
+        from alsql.models.embed import current_encoder
+    except ImportError:
+        has = exists(select(embeddings.c.item_id).where(embeddings.c.model_id == model_versions.c.model_id))
+        return conn.execute(select(func.max(model_versions.c.model_id)).where(
+            model_versions.c.project_id == project_id, model_versions.c.status == "encoder", has)).scalar()
+    row = current_encoder(conn, project_id)
+    return None if row is None else int(row.model_id)
+
+
+def cold_start_items(engine: Engine, project_id: int, budget: int, seed: int, encoder_model_id: int,
+                     candidates: int = DEFAULT_CANDIDATES) -> tuple[np.ndarray, np.ndarray]:
+    """TypiClust (``COLD_START``) on a seeded sample of ``max(budget, candidates)`` selectable
+    items' vectors of ``encoder_model_id``: ``(item_ids, typicality)``."""
+    s = get_strategy(COLD_START)
+    with engine.connect() as conn:
+        return _batch(conn, project_id, None, s, budget, seed, candidates, vectors_id=encoder_model_id)
 
 
 def select_items(engine: Engine, project_id: int, strategy: str, budget: int,
@@ -146,6 +234,8 @@ def select_items(engine: Engine, project_id: int, strategy: str, budget: int,
         model_id = require_model(conn, project_id, model_id)
         if s.kind == "scalar":
             ids, score = _scalar(conn, project_id, model_id, s, budget)
+        elif s.kind == "per_class":
+            ids, score = _per_class(conn, project_id, model_id, s, budget, seed)
         else:
             ids, score = _batch(conn, project_id, model_id, s, budget, seed, candidates)
     return ids, score, model_id
@@ -153,8 +243,15 @@ def select_items(engine: Engine, project_id: int, strategy: str, budget: int,
 
 def create_round(engine: Engine, project_id: int, strategy: str, budget: int,
                  purpose: str = "train", model_id: int | None = None,
-                 seed: int | None = None, candidates: int = DEFAULT_CANDIDATES, mart: str | None = None) -> int:
+                 seed: int | None = None, candidates: int = DEFAULT_CANDIDATES, mart: str | None = None,
+                 say: Callable[[str], None] | None = None) -> int:
     """Create a round of up to ``budget`` items chosen by ``strategy``; return its ``round_id``.
+
+    The cold start: a train round of any strategy but random, with no ``model_id`` on a
+    project that has no trained model yet but an encoder's stored vectors
+    (``cold_start_encoder``), is picked by TypiClust on those vectors; the round records
+    strategy ``typiclust`` and ``params.cold_start`` (the encoder, the strategy asked for),
+    and ``say`` (when given) is told so.
 
     ``model_id`` None means the project's latest model (ignored by random). ``seed``
     None draws one (recorded in the round's params). Fewer than ``budget`` items are
@@ -196,11 +293,24 @@ def create_round(engine: Engine, project_id: int, strategy: str, budget: int,
         extra = {"population": draw.population, "for": mart}
     else:
         population = None
+        cold = None
+        if purpose == "train" and strategy != "random" and model_id is None:
+            with engine.connect() as conn:
+                if latest_model_id(conn, project_id) is None:
+                    cold = cold_start_encoder(conn, project_id)
         if purpose == "evaluation":
             with engine.connect() as conn:
                 population = pool_size(conn, project_id)
             extra = {"population": population}
-        ids, score, model_id = select_items(engine, project_id, strategy, int(budget), model_id, seed, candidates)
+        if cold is not None:
+            ids, score = cold_start_items(engine, project_id, int(budget), seed, cold, candidates)
+            extra = {"cold_start": {"encoder_model_id": int(cold), "asked": strategy}}
+            strategy = COLD_START
+            if say is not None:
+                say(f"cold start: TypiClust on encoder {cold}'s vectors (no trained model yet)")
+        else:
+            ids, score, model_id = select_items(engine, project_id, strategy, int(budget), model_id, seed,
+                                                candidates)
         if population:
             prob, weight = uniform_draw_columns(len(ids), population)
     with write_transaction(engine) as conn:

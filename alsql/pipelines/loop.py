@@ -1,7 +1,9 @@
 """Simulated active learning: an oracle answers rounds from known labels.
 
 ``run_loop`` repeats, ``rounds`` times: select ``budget`` items with the strategy
-(random when the project has no model yet: the cold start), label them from the
+(before the first model, the cold start: TypiClust on the vectors of the project's
+encoder when it has stored ones, ``alsql.models.select.cold_start_encoder``, else
+random), label them from the
 oracle (annotations with source ``oracle``; round items marked labeled, or skipped
 when the oracle does not know them; the round closed), train, and infer (scores and
 embeddings only). The 2-D map of the embeddings (``map_method``: tsne, pca or None) is
@@ -172,13 +174,14 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
              oracle_csv: str | Path | Oracle, *, cfg: TrainConfig | None = None, eval_budget: int = 0,
              seed: int = 0, bald: int = 0, grayscale: bool = False, root: str | Path | None = None,
              on_round: Callable[[RoundResult], None] | None = None, map_method: str | None = "tsne",
-             map_every_round: bool = False) -> list[RoundResult]:
+             map_every_round: bool = False, say: Callable[[str], None] | None = None) -> list[RoundResult]:
     """Run ``rounds_`` simulated rounds; return one result per round (after its training),
     each passed to ``on_round`` as soon as it ends.
 
     ``oracle_csv``: the oracle file (read and checked by ``read_oracle`` against ``root``
     before any work), or an ``Oracle`` already read. ``map_method`` (tsne, pca or None: no
-    map) is fitted for the last model only, or after every round with ``map_every_round``."""
+    map) is fitted for the last model only, or after every round with ``map_every_round``.
+    ``say`` is told how a cold start picked (``create_round``)."""
     if rounds_ < 1:
         raise AlsqlError(f"--rounds {rounds_}: expected at least 1")
     if map_method is not None and map_method not in ("tsne", "pca"):
@@ -191,7 +194,7 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
     from alsql.models.fit import TrainConfig
     from alsql.models.infer import infer_project
     from alsql.models.pool import latest_model_id
-    from alsql.models.select import create_round
+    from alsql.models.select import cold_start_encoder, create_round
     from alsql.models.train import train_project
 
     if eval_budget and not _evaluated(engine, proj.project_id):
@@ -204,8 +207,11 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
         t0 = time.perf_counter()
         with engine.connect() as conn:
             has_model = latest_model_id(conn, proj.project_id) is not None
-        use = strategy if has_model or strategy == "random" else "random"
-        rid = create_round(engine, proj.project_id, use, budget, seed=seed + r)
+            asked = has_model or strategy == "random" or cold_start_encoder(conn, proj.project_id) is not None
+        use = strategy if asked else "random"
+        rid = create_round(engine, proj.project_id, use, budget, seed=seed + r, say=say)
+        with engine.connect() as conn:  # a cold start records the strategy that picked (typiclust)
+            use = conn.execute(select(rounds.c.strategy).where(rounds.c.round_id == rid)).scalar_one()
         answer_round(engine, proj, rid, oracle)
         model_id = train_project(engine, proj.project_id, cfg, grayscale=grayscale)
         infer_project(engine, proj.project_id, model_id, bald=bald, device=cfg.device, amp=cfg.amp, map_method=None)

@@ -8,8 +8,9 @@ Rules come from ``[watch]`` in ``alsql.toml`` (``settings.watch``); defaults:
 - ``infer`` when ok items lack predictions of the newest model; after it, ``drift``
   (PSI against the previous model or the labels; an alert above ``drift_threshold``)
   and ``marts`` (``dbt build``, when ``marts`` is true and the marts module ships);
-- ``select`` a new round of ``round_budget`` items by ``strategy`` (random before the
-  first model) when the queue (pending, still unlabeled items of open train rounds) is
+- ``select`` a new round of ``round_budget`` items by ``strategy`` (before the first
+  model: TypiClust on the vectors of the project's encoder when it has stored ones, else
+  random) when the queue (pending, still unlabeled items of open train rounds) is
   below ``queue_low``;
 - ``pretrain`` (self-supervised, before ``train`` in a tick) once the pool (ok items of the
   project's kind) first holds ``pretrain_items`` (10,000; 0 turns the rule off), and again
@@ -311,9 +312,14 @@ class Watcher:
                 elif r.marts:
                     self.say(f"[{name}] marts: skipped (alsql.pipelines.marts is not installed)")
         if self._select_reason(pid):
+            from alsql.models.select import cold_start_encoder
+
             with self.engine.connect() as conn:
                 has_model = _newest_model(conn, pid) is not None
-            strategy = r.strategy if has_model else "random"
+                encoder = None if has_model else cold_start_encoder(conn, pid)
+            strategy = r.strategy if has_model or encoder is not None else "random"
+            if encoder is not None and strategy != "random":
+                self.say(f"[{name}] cold start: TypiClust on encoder {encoder}'s vectors (no trained model yet)")
             run = self._leased("select", pid, name, lambda: self._select_reason(pid),
                                {"strategy": strategy, "budget": r.round_budget})
             made += [run] if run else []

@@ -6,7 +6,9 @@
 
 Names: random, least_confidence, margin, entropy, bald (scalar: one SQL query over
 stored scores), coreset, badge, cluster_margin, typiclust (batch-aware: embeddings of
-a bounded candidate set). See ``base`` for the ``select`` contract.
+a bounded candidate set), and the rare-class seekers balanced_margin (one SQL query
+per predicted class), rare_boost and similar (``rare``). See ``base`` for the
+``select`` contract.
 
 Active evaluation rounds (not a ranking: a draw with known inclusion probabilities)
 use ``alsql.models.strategies.inclusion`` (``active_inclusion_probs``,
@@ -16,6 +18,7 @@ use ``alsql.models.strategies.inclusion`` (``active_inclusion_probs``,
 from alsql.models.strategies import uncertainty  # noqa: F401, I001  (registers, in this order)
 from alsql.models.strategies import diversity  # noqa: F401
 from alsql.models.strategies import clustering  # noqa: F401
+from alsql.models.strategies import rare  # noqa: F401
 from alsql.models.strategies.base import (
     Candidates,
     Strategy,

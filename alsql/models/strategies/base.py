@@ -8,6 +8,9 @@ A strategy is looked up by name (``get_strategy("margin")``) and has one of thre
   model's key range of ``predictions`` (a top-k sort; no score index); in memory
   ``select`` does the same ordering.
 - ``batch``: reads a bounded candidate set (``Candidates``) and picks a diverse batch.
+- ``per_class``: ranks by ``column`` within each predicted class; in the database one
+  ``ORDER BY column LIMIT k`` query per class gives the candidates (at most ``C * k``),
+  and ``select`` splits the budget across the classes (``alsql.models.strategies.rare``).
 
 Scoring is separate from selection: scalar scores are computed once at inference
 (``alsql.models.strategies.scores``) and stored; ``select`` only ranks.
@@ -50,6 +53,9 @@ class Candidates:
     - ``labeled``: a factory of chunks ``(L_i, D)`` of the labeled items' embeddings
       (read lazily, in bounded memory), or None when nothing is labeled.
     - ``labeled_count``: how many items are labeled (for TypiClust's cluster count).
+    - ``labeled_counts``: ``(C,)`` training labels per class, or None (which classes are rare).
+    - ``labeled_by_class``: given class ids, a factory of chunks ``(L_i, D)`` of the
+      embeddings of the labeled items of those classes, or None.
     """
 
     item_ids: np.ndarray
@@ -58,6 +64,8 @@ class Candidates:
     scores: dict[str, np.ndarray] = field(default_factory=dict)
     labeled: Callable[[], Iterator[np.ndarray]] | None = None
     labeled_count: int = 0
+    labeled_counts: np.ndarray | None = None
+    labeled_by_class: Callable[[list[int]], Iterator[np.ndarray]] | None = None
 
     def __len__(self) -> int:
         return int(len(self.item_ids))
@@ -80,12 +88,12 @@ class Strategy:
     """A named strategy. See the module docstring for the ``select`` contract."""
 
     name: str
-    kind: str  # "random" | "scalar" | "batch"
+    kind: str  # "random" | "scalar" | "batch" | "per_class"
     select: Selector
-    column: str | None = None  # scalar: the stored predictions column it ranks by
+    column: str | None = None  # scalar, per_class: the stored predictions column it ranks by
     descending: bool = True  # scalar: True when a higher column value is more informative
     prefilter: str | None = None  # batch: the scalar strategy pre-filtering candidates, or None (random sample)
-    needs: tuple[str, ...] = ()  # batch: "probs", "embeddings", "labeled"
+    needs: tuple[str, ...] = ()  # batch: "probs", "embeddings", "labeled", "counts", "labeled_by_class"
     doc: str = ""
 
 
