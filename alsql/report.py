@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, case, func, select
 
 from alsql.catalog import get_project
+from alsql.scope import read_scope
 from alsql.schema import (
     classes,
     current_labels,
@@ -95,6 +96,7 @@ def status_summary(engine: Engine, project: str | int | None = None) -> dict[str
                     "labels_per_class": per_class,
                     "models": models,
                     "rounds": rnds,
+                    "scope": read_scope(conn, pid).as_dict(),
                 }
             )
     return out

@@ -27,7 +27,7 @@ from alsql.schema import project_scopes, sources
 from alsql.schema.scope import MEDIA_KINDS, like_prefix, media_pattern
 
 __all__ = ["Scope", "MEDIA_KINDS", "check_scope", "read_scope", "write_scope", "set_scope", "unknown_sources",
-           "items_in_scope", "MAX_URI"]
+           "items_in_scope", "labels_outside", "MAX_URI"]
 
 MAX_URI = 850  # the length of a uri column
 
@@ -151,3 +151,14 @@ def items_in_scope(conn: Connection, project_id: int) -> int:
 
     return int(conn.execute(select(func.count()).select_from(items)
                             .where(items.c.status == "ok", in_scope(project_id, items))).scalar_one())
+
+
+def labels_outside(conn: Connection, project_id: int) -> int:
+    """Items with a label of record in the project that lie outside its scope (their labels
+    are kept; they leave the pool, ``training_set`` and ``evaluation_set``)."""
+    from alsql.schema import current_labels, items
+    from alsql.schema.scope import in_scope
+
+    return int(conn.execute(
+        select(func.count()).select_from(current_labels.join(items, items.c.item_id == current_labels.c.item_id))
+        .where(current_labels.c.project_id == project_id, ~in_scope(project_id, items))).scalar_one())

@@ -19,6 +19,12 @@ def print_status(summary: dict) -> None:
         f"items: {sum(items.values())} ({items['ok']} ok, {items['corrupt']} corrupt, {items['missing']} missing)"
     )
     for p in summary["projects"]:
+        scope = p.get("scope") or {}
+        if any(scope.values()):  # a project limited to kinds, sources or prefixes says so
+            from alsql.scope import Scope
+
+            console.print(f"{p['project']} scope: {Scope(**{k: tuple(v) for k, v in scope.items()}).describe()}",
+                          markup=False)
         table = Table(title=f"{p['project']}: {p['labels']} labels", title_justify="left")
         table.add_column("class")
         table.add_column("labels", justify="right")
