@@ -51,7 +51,7 @@ def infer(
         with cli_run(engine, "infer", project_id, params) as run:
             done = run_claims(engine, project_id, params["model_id"], chunk_items=chunk_items,
                               lease_seconds=lease_seconds, batch_size=batch_size, device=device, map_method=method,
-                              map_sample=map_sample)
+                              map_sample=map_sample, bald=bald)
             run.metrics.update(model_id=done.model_id, items=done.items, chunks=len(done.chunks))
         console.print(f"model {done.model_id}: this worker scored {done.items} items in {len(done.chunks)} chunks"
                       + (f" ({done.took_over} taken over)" if done.took_over else ""))
@@ -63,11 +63,23 @@ def infer(
         report = infer_project(engine, project_id, params["model_id"], bald=bald, batch_size=batch_size,
                                device=device, amp=amp, num_workers=workers, map_method=method, map_sample=map_sample)
         run.metrics.update(model_id=report.model_id, items=report.items)
-    console.print(f"model {report.model_id}: scored {report.items} items" + (" (with BALD)" if report.bald else ""))
+    console.print(f"model {report.model_id}: scored {report.items} items" + (" (with BALD)" if report.bald else "")
+                  + (" from stored vectors" if report.map is None and _head(engine, report.model_id) else ""))
     if report.map is not None:
         console.print(f"map: {report.map.method}, {report.map.placed} items placed"
                       + (f" (note: {report.map.note})" if report.map.note else ""))
     _warn_one_class(engine, project_id, report.model_id)
+
+
+def _head(engine, model_id: int) -> bool:
+    from sqlalchemy import select
+
+    from alsql.models.heads import is_head
+    from alsql.schema import model_versions
+
+    with engine.connect() as conn:
+        return is_head(conn.execute(select(model_versions.c.architecture)
+                                    .where(model_versions.c.model_id == model_id)).scalar())
 
 
 def _warn_one_class(engine, project_id: int, model_id: int) -> None:

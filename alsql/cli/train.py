@@ -88,7 +88,11 @@ def train(
              "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
     head: Annotated[str, typer.Option(
         help="From an encoder: frozen (train a linear head on its features), finetune (train the whole network), "
-             "or auto (default): frozen under 15 labels per class, else finetune")] = "auto",
+             "or auto (default): frozen under 15 labels per class, else finetune; linear or mlp: a head on the "
+             "encoder's stored vectors (`alsql embed`), trained and scored without reading media")] = "auto",
+    encoder_model: Annotated[Optional[int], typer.Option(
+        help="With --head linear|mlp: the encoder model whose stored vectors to train on "
+             "(default: the project's newest encoder with embeddings)")] = None,
 ) -> None:
     """Train on training_set, evaluate on evaluation_set, save the artifact.
 
@@ -103,6 +107,14 @@ def train(
         raise AlsqlError("--resume and --no-resume: expected one of them, not both")
     if class_weight not in ("balanced", "none"):
         raise AlsqlError(f"--class-weight {class_weight!r}: expected balanced or none")
+    if head not in ("auto", "frozen", "finetune", "linear", "mlp"):
+        raise AlsqlError(f"--head {head!r}: expected auto, frozen, finetune, linear or mlp")
+    if head in ("linear", "mlp"):
+        _train_head(project, head, encoder_model, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr,
+                    patience=patience, seed=seed, class_weight=class_weight)
+        return
+    if encoder_model is not None:
+        raise AlsqlError("--encoder-model: only with --head linear or --head mlp")
     cfg = TrainConfig(arch=arch, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, patience=patience,
                       device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed,
                       class_weight=class_weight)
@@ -156,6 +168,43 @@ def train(
         console.print(f"artifact: {row.artifact_uri}")
         for line in m.get("warnings") or []:
             console.print(f"warning: {line}", markup=False, style="yellow")
+
+
+def _train_head(project: str, head: str, encoder_model: int | None, **kw) -> None:
+    """``alsql train --head linear|mlp``: a head on stored vectors (``alsql.models.heads.train_head``)."""
+    from sqlalchemy import select
+
+    from alsql.catalog import get_project
+    from alsql.models.heads import train_head
+    from alsql.pipelines.runs import cli_run
+    from alsql.pipelines.steps import model_metrics
+    from alsql.schema import model_versions
+
+    engine = get_engine()
+    with engine.connect() as conn:
+        project_id = get_project(conn, project).project_id
+    params = kw | {"head": head, "encoder_model_id": encoder_model}
+    with cli_run(engine, "train", project_id, params) as run:
+        model_id = train_head(engine, project_id, head=head, encoder_model_id=encoder_model,
+                              say=lambda m: console.print(m, markup=False), **kw)
+        if run.run_id:
+            run.metrics.update(model_metrics(engine, model_id))
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == model_id)).one()
+    m, p = row.metrics or {}, row.params or {}
+    acc = m.get("accuracy")
+    console.print(f"model {model_id}: {row.architecture} on the stored vectors of encoder {p['encoder_model_id']}, "
+                  f"{row.label_count} labels, {m.get('epochs')} epochs ({m.get('seconds')} s), accuracy "
+                  f"{'n/a (no evaluation set)' if acc is None else format(acc, '.4f')}", markup=False)
+    if m.get("balanced_accuracy") is not None:
+        console.print(f"balanced accuracy {m['balanced_accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}; recall: "
+                      + ", ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}"
+                                  for k, v in m.get("per_class_recall", {}).items()), markup=False)
+    cw = p.get("class_weights")
+    console.print("class weights: " + ("none (plain cross-entropy)" if not cw else ", ".join(
+        f"{k} {'-' if v is None else format(v, '.3g')}" for k, v in cw.items())), markup=False)
+    for line in m.get("warnings") or []:
+        console.print(f"warning: {line}", markup=False, style="yellow")
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,7 @@ from alsql.errors import AlsqlError
 from alsql.loaders.writer import FLUSH_SECONDS
 from alsql.models.artifacts import load_model
 from alsql.models.fit import resolve_device
+from alsql.models.heads import is_head
 from alsql.models.maps import MAP_SAMPLE, MapReport, compute_map
 from alsql.models.pool import require_model
 from alsql.models.predict import mc_seed_for, predict_batch
@@ -133,11 +134,16 @@ def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: 
 def infer_project(engine: Engine, project: str | int, model_id: int | None = None, *, bald: int = 0,
                   batch_size: int = 256, device: str = "auto", amp: bool = False, num_workers: int = 0,
                   map_method: str | None = "tsne", map_sample: int = MAP_SAMPLE) -> InferReport:
-    """Score the model's inference queue, then map the new embeddings; return what was written."""
+    """Score the model's inference queue, then map the new embeddings; return what was written.
+
+    A head model (``alsql.models.heads``) is scored by ``infer_head`` from its encoder's stored
+    vectors instead: predictions only, no map (the map belongs to the encoder)."""
     import torch
+    from sqlalchemy import select
     from torch.utils.data import DataLoader
 
     from alsql.loaders.datasets import SqlImageDataset, to_uint8_tensor
+    from alsql.schema import model_versions
 
     if bald < 0 or bald > 1000:
         raise AlsqlError(f"--bald {bald}: expected a number of MC-dropout passes from 0 to 1000")
@@ -146,6 +152,11 @@ def infer_project(engine: Engine, project: str | int, model_id: int | None = Non
     with engine.connect() as conn:
         proj = get_project(conn, project)
         model_id = require_model(conn, proj.project_id, model_id)
+        arch = conn.execute(select(model_versions.c.architecture).where(model_versions.c.model_id == model_id)).scalar()
+    if is_head(arch):  # scored from the encoder's stored vectors: no media, no embeddings, no map
+        from alsql.models.heads import infer_head
+
+        return infer_head(engine, proj.project_id, model_id, bald=bald)
     net, meta, _row = load_model(engine, model_id)
     dev = resolve_device(device)
     net.to(dev)

@@ -52,8 +52,15 @@ def _row(conn: Connection, model_id: int) -> tuple[tuple, str | None]:
     row = conn.execute(select(model_versions.c.params, model_versions.c.artifact_uri)
                        .where(model_versions.c.model_id == model_id)).first()
     params, uri = (row.params, row.artifact_uri) if row is not None else (None, None)
-    m = (params or {}).get("map") or {}
-    return (int(model_id), m.get("items"), m.get("fitted_at"), m.get("extended_at"), m.get("method")), uri
+    enc = (params or {}).get("encoder_model_id") if (params or {}).get("kind") == "head" else None
+    if enc is None:
+        m = (params or {}).get("map") or {}
+        return (int(model_id), m.get("items"), m.get("fitted_at"), m.get("extended_at"), m.get("method")), uri
+    # A head shows its encoder's map with its own guesses: the version follows both.
+    m = (conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == enc)).scalar() or {}).get(
+        "map") or {}
+    scored = (params or {}).get("scored_at")
+    return (int(model_id), m.get("items"), m.get("fitted_at"), m.get("extended_at"), m.get("method"), scored), uri
 
 
 def map_version(conn: Connection, model_id: int) -> tuple:
@@ -76,8 +83,11 @@ def _quantize(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def build_static(conn: Connection, model_id: int) -> dict[str, np.ndarray]:
     """``ids`` (uint32, item order), ``xq``, ``yq`` (uint16), ``pred``, ``conf`` (uint8), ``bounds``
     (float64 ``[x0, x1, y0, y1]``) of the mapped items, read from SQL."""
+    from alsql.models.heads import embedding_model_id
+
     e, p = embeddings.c, predictions.c
-    rows = conn.execute(select(e.item_id, e.x, e.y).where(e.model_id == model_id, e.x.is_not(None))
+    rows = conn.execute(select(e.item_id, e.x, e.y).where(e.model_id == embedding_model_id(conn, model_id),
+                                                          e.x.is_not(None))
                         .order_by(e.item_id)).cursor.fetchall()
     pts = np.fromiter(rows, dtype=[("i", "<i8"), ("x", "<f8"), ("y", "<f8")], count=len(rows))
     del rows

@@ -163,7 +163,8 @@ def _tsne_reference(vec: np.ndarray, xy: np.ndarray, m: dict, n_jobs: int):
 def compute_map(engine: Engine, model_id: int, method: str = "tsne", *, sample: int = MAP_SAMPLE, seed: int = 0,
                 chunk: int = CHUNK, n_jobs: int = 2, refit: bool = False,
                 say: Callable[[str], None] | None = None) -> MapReport:
-    """Map the model's embeddings to 2-D (see the module doc); return what was done."""
+    """Map the model's embeddings to 2-D (see the module doc); return what was done. A head
+    model's map is its encoder's (``alsql.models.heads.embedding_model_id``): that one is mapped."""
     if method not in METHODS:
         raise AlsqlError(f"--map {method!r}: expected one of {', '.join(METHODS)}")
     if not 2 <= sample <= 10_000_000:
@@ -172,6 +173,10 @@ def compute_map(engine: Engine, model_id: int, method: str = "tsne", *, sample: 
         raise AlsqlError(f"chunk {chunk} / n_jobs {n_jobs}: expected positive numbers")
     t0 = time.perf_counter()
     say = say or (lambda _m: None)
+    from alsql.models.heads import embedding_model_id
+
+    with engine.connect() as conn:
+        model_id = embedding_model_id(conn, model_id)  # a head's map is its encoder's
     old = map_params(engine, model_id)
     rep = MapReport(int(model_id), method)
     old_method = (old or {}).get("method", "pca")

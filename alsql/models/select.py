@@ -167,6 +167,10 @@ def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int,
         else:
             ids = probe_sample(conn, project_id, m, seed, model_id)
         data = read_candidates(conn, model_id, ids, "probs" in s.needs, "embeddings" in s.needs, vectors_id)
+        if s.name == "badge" and vectors_id != model_id:  # a head: its last layer's input, not the encoder's
+            from alsql.models.heads import badge_vectors
+
+            data["embeddings"] = badge_vectors(conn, model_id, data["embeddings"])
     labeled, count = None, 0
     if "labeled" in s.needs:
         count = conn.execute(

@@ -218,7 +218,7 @@ def _chunk_dataset(engine: Engine, project_id: int, model_id: int, meta: dict):
                         image_size=meta["image_size"], grayscale=meta["grayscale"], transform=to_uint8_tensor)
 
 
-def _score_chunk(engine: Engine, ds, model_id: int, chunk: Chunk, net, batch_size: int, device) -> int:
+def _score_chunk(engine: Engine, ds, model_id: int, chunk: Chunk, net, batch_size: int, device, bald: int = 0) -> int:
     from torch.utils.data import DataLoader
 
     from alsql.models.infer import score_batches
@@ -226,12 +226,13 @@ def _score_chunk(engine: Engine, ds, model_id: int, chunk: Chunk, net, batch_siz
     ds.bounds = (chunk.lo, chunk.hi)
     # Statistics are refreshed once when the worker is done, not after every chunk.
     return score_batches(engine, model_id, net, DataLoader(ds, batch_size=batch_size, num_workers=0), device,
-                         analyze=False)
+                         bald=bald, analyze=False)
 
 
-def _claim_loop(engine: Engine, model_id: int, report: ClaimReport, ds, net, dev, batch_size: int,
+def _claim_loop(engine: Engine, model_id: int, report: ClaimReport, score, cpu: bool,
                 lease_seconds: int, poll: float, max_chunks: int | None, threads: int) -> None:
-    """Claim, score and finish chunks until none is left (or ``max_chunks`` are done).
+    """Claim, score (``score(chunk) -> items written``) and finish chunks until none is left (or
+    ``max_chunks`` are done).
 
     On the CPU, before each chunk the worker counts the workers of this host that hold a
     chunk of the model and takes its share of the cores as intra-op threads (``threads``
@@ -251,13 +252,13 @@ def _claim_loop(engine: Engine, model_id: int, report: ClaimReport, ds, net, dev
             time.sleep(poll)  # others hold the rest; wait for them to finish or go silent
             continue
         report.took_over += chunk.attempts > 1
-        if dev.type == "cpu":
+        if cpu:
             want = min(threads, share_cores(local_workers(engine, model_id, report.worker, lease_seconds)))
             if want != torch.get_num_threads():
                 torch.set_num_threads(want)
             report.threads = want
         with Heartbeat(lambda c=chunk: _touch(engine, c, heartbeat_at=utcnow()), max(0.2, lease_seconds / 3)):
-            n = _score_chunk(engine, ds, model_id, chunk, net, batch_size, dev)
+            n = score(chunk)
         if finish_chunk(engine, chunk, n):
             report.chunks.append(chunk.chunk_id)
             report.items += n
@@ -266,10 +267,12 @@ def _claim_loop(engine: Engine, model_id: int, report: ClaimReport, ds, net, dev
 def run_claims(engine: Engine, project: str | int, model_id: int | None = None, *, chunk_items: int = 5000,
                lease_seconds: int = 60, batch_size: int = 256, device: str = "auto", poll: float = 1.0,
                worker: str | None = None, max_chunks: int | None = None, map_method: str | None = "tsne",
-               map_sample: int | None = None) -> ClaimReport:
+               map_sample: int | None = None, bald: int = 0) -> ClaimReport:
     """Claim and score chunks until every chunk of the model is done; return what this worker did.
 
-    The worker that sees the last chunk done (having scored at least one) maps the model.
+    The worker that sees the last chunk done (having scored at least one) maps the model. A head
+    model (``alsql.models.heads``) scores each chunk from its encoder's stored vectors, writes
+    predictions only and maps nothing (the map is the encoder's).
     """
     import torch
 
@@ -277,29 +280,48 @@ def run_claims(engine: Engine, project: str | int, model_id: int | None = None, 
     from alsql.loaders.writer import analyze_tables
     from alsql.models.artifacts import load_model
     from alsql.models.fit import resolve_device
+    from alsql.models.head_net import check_bald, load_head
+    from alsql.models.heads import is_head, mark_scored, score_range
     from alsql.models.pool import require_model
 
     with engine.connect() as conn:
         proj = get_project(conn, project)
         model_id = require_model(conn, proj.project_id, model_id)
+        head = is_head(conn.execute(select(model_versions.c.architecture)
+                                    .where(model_versions.c.model_id == model_id)).scalar())
     plan_chunks(engine, model_id, chunk_items, lease_seconds)
-    net, meta, _row = load_model(engine, model_id)
-    dev = resolve_device(device)
-    net.to(dev)
     report = ClaimReport(model_id, worker or worker_id())
-    ds = _chunk_dataset(engine, proj.project_id, model_id, meta)
+    if head:
+        hnet, hrow = load_head(engine, model_id)
+        cpu = True
+        check_bald(hnet, model_id, bald)
+
+        def score(chunk: Chunk) -> int:
+            return score_range(engine, model_id, chunk.lo, chunk.hi, bald=bald, analyze=False, net=hnet, row=hrow)
+    else:
+        net, meta, _row = load_model(engine, model_id)
+        dev = resolve_device(device)
+        net.to(dev)
+        cpu = dev.type == "cpu"
+        ds = _chunk_dataset(engine, proj.project_id, model_id, meta)
+
+        def score(chunk: Chunk) -> int:
+            return _score_chunk(engine, ds, model_id, chunk, net, batch_size, dev, bald)
     threads = torch.get_num_threads()
     try:
-        _claim_loop(engine, model_id, report, ds, net, dev, batch_size, lease_seconds, poll, max_chunks, threads)
+        _claim_loop(engine, model_id, report, score, cpu, lease_seconds, poll, max_chunks, threads)
     finally:
         torch.set_num_threads(threads)
     if report.chunks:
         from alsql.loaders.writer import KINDS
 
-        analyze_tables(engine, *(KINDS[k][0].name for k in ("embeddings", "predictions")))
+        kinds = ("predictions",) if head else ("embeddings", "predictions")
+        analyze_tables(engine, *(KINDS[k][0].name for k in kinds))
+        if head:
+            mark_scored(engine, model_id)
     prog = chunk_progress(engine, model_id)
     all_done = prog.get("pending", 0) + prog.get("running", 0) == 0
-    if map_method and report.chunks and all_done and claim_map(engine, model_id, report.worker):
+    if map_method and not head and report.chunks and all_done and claim_map(engine, model_id, report.worker):
         from alsql.models.maps import MAP_SAMPLE, compute_map
 
         try:

@@ -28,25 +28,28 @@ def plot_map(engine: Engine, project: str | int, model_id: int, path: str | Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from alsql.models.heads import embedding_model_id
+
     with engine.connect() as conn:
         proj = get_project(conn, project)
+        vectors_of = embedding_model_id(conn, model_id)  # a head's map is its encoder's
         rows = conn.execute(
             select(embeddings.c.x, embeddings.c.y, predictions.c.confidence, current_labels.c.class_id)
             .select_from(
-                embeddings.join(predictions, and_(predictions.c.model_id == embeddings.c.model_id,
+                embeddings.join(predictions, and_(predictions.c.model_id == model_id,
                                                   predictions.c.item_id == embeddings.c.item_id))
                 .outerjoin(current_labels, and_(current_labels.c.item_id == embeddings.c.item_id,
                                                 current_labels.c.project_id == proj.project_id))
             )
-            .where(embeddings.c.model_id == model_id, embeddings.c.x.is_not(None))
+            .where(embeddings.c.model_id == vectors_of, embeddings.c.x.is_not(None))
             .order_by(embeddings.c.item_id)
             .limit(max_points)
         ).all()
         picked = set() if round_id is None else set(conn.execute(
             select(round_items.c.item_id).where(round_items.c.round_id == round_id)).scalars())
-        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
+        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == vectors_of)).scalar()
         picks = conn.execute(
-            select(embeddings.c.x, embeddings.c.y).where(embeddings.c.model_id == model_id,
+            select(embeddings.c.x, embeddings.c.y).where(embeddings.c.model_id == vectors_of,
                                                          embeddings.c.item_id.in_(sorted(picked)[:5000]),
                                                          embeddings.c.x.is_not(None))).all() if picked else []
     method = ((params or {}).get("map") or {}).get("method", "pca")

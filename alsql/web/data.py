@@ -223,10 +223,13 @@ def map_points(conn: Connection, project: Project, model_id: int | None, limit: 
                            "y": [], "label": [], "predicted": [], "confidence": [], "next_after": None}
     if model_id is None:
         return out
+    from alsql.models.heads import embedding_model_id  # a head's map is its encoder's
+
     r4 = (lambda c: func.round(c, 4)) if conn.dialect.name == "sqlite" else (lambda c: c)  # smaller JSON
     pts = conn.execute(
         select(embeddings.c.item_id, r4(embeddings.c.x), r4(embeddings.c.y))
-        .where(embeddings.c.model_id == model_id, embeddings.c.item_id > after, embeddings.c.x.is_not(None))
+        .where(embeddings.c.model_id == embedding_model_id(conn, model_id), embeddings.c.item_id > after,
+               embeddings.c.x.is_not(None))
         .order_by(embeddings.c.item_id).limit(limit)
     ).cursor.fetchall()
     if not pts:

@@ -157,10 +157,13 @@ def points_in_polygon(x: np.ndarray, y: np.ndarray, poly: np.ndarray) -> np.ndar
 def select_in_polygon(conn: Connection, project: Project, model_id: int, polygon: Any) -> dict[str, np.ndarray]:
     """Items of the model's map inside ``polygon``: ``inside``, ``labeled``, ``queued``, ``unlabeled`` ids."""
     poly = check_polygon(polygon)
+    from alsql.models.heads import embedding_model_id  # a head's map is its encoder's
+
     e = embeddings.c
     (x0, y0), (x1, y1) = poly.min(axis=0), poly.max(axis=0)
     rows = conn.execute(select(e.item_id, e.x, e.y).where(
-        e.model_id == model_id, e.x.between(float(x0), float(x1)), e.y.between(float(y0), float(y1)))
+        e.model_id == embedding_model_id(conn, model_id), e.x.between(float(x0), float(x1)),
+        e.y.between(float(y0), float(y1)))
         .order_by(e.item_id)).cursor.fetchall()
     pts = np.fromiter(rows, dtype=[("i", "<i8"), ("x", "<f8"), ("y", "<f8")], count=len(rows))
     inside = pts["i"][points_in_polygon(pts["x"], pts["y"], poly)]

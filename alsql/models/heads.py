@@ -1,0 +1,381 @@
+"""Heads: small models (linear or MLP) trained on an encoder's stored vectors.
+
+A head is a ``model_versions`` row with status ``ready``, architecture ``head:linear`` or
+``head:mlp``, ``params.head`` and ``params.encoder_model_id`` (the encoder whose vectors it
+reads: a row with status ``encoder``, as ``alsql embed`` or ``alsql pretrain`` make). Its
+artifact holds the head's weights (the input standardisation folded into the first layer).
+
+- ``train_head`` reads the vectors of the project's ``training_set`` items (and of
+  ``evaluation_set`` for the checkpoint choice and the metrics, weighted by the inclusion
+  weights) by keyset pages of a join with ``embeddings`` of the encoder: never the media.
+  Labeled items without a vector are left out and counted. Class-weighted cross-entropy
+  (``alsql.models.metrics.class_weights``) and the best evaluation by balanced accuracy
+  (``selection_key``), as the CNN path (``alsql.models.train``).
+- ``infer_head`` scores the head's queue (ok items of the project's scope with a vector of
+  the encoder and no prediction of the head) by keyset pages of at most ``PAGE_BYTES`` of
+  float32 vectors: one matrix product per page, written through ``PredictionWriter``
+  (predictions only: a head writes no embeddings and fits no map; the map belongs to the
+  encoder). A re-run, or a chunk worker (``claim=True``), scores what is still missing, so
+  every item ends with exactly one prediction. Memory: one page plus the writer's buffer.
+- ``embedding_model_id``: whose vectors stand for a model (the encoder for a head, else
+  the model itself); strategies and the map read vectors through it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+
+import numpy as np
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert, literal, select, true
+
+from alsql.catalog import get_project
+from alsql.errors import AlsqlError
+from alsql.schema import annotations, embeddings, items, model_versions, predictions
+from alsql.schema.views import evaluation_set, training_set
+
+__all__ = ["HEADS", "PAGE_BYTES", "embedding_model_id", "is_head", "encoder_with_vectors", "train_head",
+           "infer_head", "score_range", "head_pages", "page_rows_for", "labeled_vectors", "badge_vectors",
+           "decode_vectors"]
+
+HEADS = ("linear", "mlp")  # as alsql.models.head_net.HEADS (torch-free here)
+PREFIX = "head:"
+ENCODER_STATUS = "encoder"
+PAGE_BYTES = 64 * 2**20  # float32 vectors per scoring page (65,536 rows at 256-d, 21,845 at 768-d)
+MAX_PAGE = 65_536
+MLP_HIDDEN = 256  # as alsql.models.head_net
+MLP_DROPOUT = 0.2
+LR_FACTOR = 10.0  # a head learns at 10x the network's rate (the frozen-head rule of alsql.models.encoders)
+
+
+def is_head(architecture: str | None) -> bool:
+    return bool(architecture) and str(architecture).startswith(PREFIX)
+
+
+def embedding_model_id(conn: Connection, model_id: int) -> int:
+    """The model whose ``embeddings`` rows stand for ``model_id``: ``params.encoder_model_id`` for a
+    head, else ``model_id`` itself (a CNN stores its own vectors)."""
+    row = conn.execute(select(model_versions.c.architecture, model_versions.c.params)
+                       .where(model_versions.c.model_id == model_id)).first()
+    if row is not None and is_head(row.architecture):
+        return int((row.params or {})["encoder_model_id"])
+    return int(model_id)
+
+
+def _scope(project_id: int):
+    """The project's scope clause on ``items`` (every item when the project has none)."""
+    try:
+        from alsql.schema.scope import in_scope
+    except ImportError:  # scopes not in this version: every item is in every project
+        return true()
+    return in_scope(project_id, items_table=items)
+
+
+def _vector_dtype(params: dict | None) -> str:
+    dt = ((params or {}).get("encoder") or {}).get("dtype", "float16")
+    return "<f4" if dt == "float32" else "<f2"
+
+
+def decode_vectors(blobs: list, dtype: str = "<f2", dim: int | None = None) -> np.ndarray:
+    """Stored vector blobs (all of one width) -> ``(N, D)`` float32."""
+    n = len(blobs)
+    if not n:
+        return np.zeros((0, dim or 0), np.float32)
+    raw = b"".join(bytes(b) for b in blobs)
+    width = len(raw) // n
+    if width * n != len(raw) or width % np.dtype(dtype).itemsize:
+        raise AlsqlError(f"stored vectors of unequal width ({len(raw)} bytes for {n} rows); expected one width")
+    return np.frombuffer(raw, dtype=dtype).reshape(n, -1).astype(np.float32)
+
+
+def encoder_with_vectors(conn: Connection, project_id: int, encoder_model_id: int | None = None):
+    """The encoder row to train on: ``encoder_model_id`` (checked: an encoder of the project with
+    stored vectors) or the project's newest encoder that has vectors; AlsqlError when none."""
+    mv = model_versions.c
+    has = exists(select(literal(1)).where(embeddings.c.model_id == mv.model_id))
+    q = select(model_versions).where(mv.project_id == project_id, mv.status == ENCODER_STATUS)
+    if encoder_model_id is not None:
+        row = conn.execute(select(model_versions).where(mv.model_id == int(encoder_model_id))).first()
+        if row is None or row.project_id != project_id or row.status != ENCODER_STATUS:
+            raise AlsqlError(f"--encoder-model {encoder_model_id}: expected an encoder model of project "
+                             f"{project_id} (`alsql embed` or `alsql pretrain` makes one)")
+        if conn.execute(select(literal(1)).where(embeddings.c.model_id == row.model_id).limit(1)).first() is None:
+            raise AlsqlError(f"--encoder-model {encoder_model_id}: the encoder has no stored embeddings; "
+                             f"run `alsql embed --project {project_id}` first")
+        return row
+    row = conn.execute(q.where(has).order_by(mv.model_id.desc()).limit(1)).first()
+    if row is None:
+        raise AlsqlError(f"project {project_id} has no stored embeddings to train a head on; "
+                         f"run `alsql embed --project {project_id}` first")
+    return row
+
+
+def _fetch(bind, compiled, values: dict) -> list:
+    """Run a compiled statement on the driver's cursor (plain tuples, no row objects)."""
+    names = compiled.positiontup if compiled.positional else None
+    args = dict(compiled.params) | values
+    args = tuple(args[k] for k in names) if names is not None else args
+
+    def run(conn):
+        cur = conn.connection.dbapi_connection.cursor()
+        try:
+            cur.execute(compiled.string, args)
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return run(conn)
+    return run(bind)
+
+
+def labeled_vectors(bind, project_id: int, encoder_model_id: int, view: str = "training_set",
+                    dtype: str = "<f2", page: int = 8192) -> dict[str, np.ndarray]:
+    """``item_ids (N,)``, ``class_id (N,)``, ``weight (N,)`` (1 for the training set), ``x (N, D)``
+    float32 of the view's labeled items that have a vector of the encoder, keyset-paged by item."""
+    v = training_set if view == "training_set" else evaluation_set
+    w = v.c.weight if view == "evaluation_set" else literal(1.0)
+    q = (select(v.c.item_id, v.c.class_id, w, embeddings.c.vector)
+         .select_from(v.join(embeddings, and_(embeddings.c.model_id == bindparam("e"),
+                                              embeddings.c.item_id == v.c.item_id)))
+         .where(v.c.project_id == bindparam("p"), v.c.item_id > bindparam("last"))
+         .order_by(v.c.item_id).limit(bindparam("n")))
+    compiled = q.compile(dialect=bind.dialect)
+    ids, ys, ws, xs, last = [], [], [], [], -1
+    while True:
+        rows = _fetch(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "last": last, "n": page})
+        if rows:
+            ids.append(np.array([r[0] for r in rows], np.int64))
+            ys.append(np.array([r[1] for r in rows], np.int64))
+            ws.append(np.array([1.0 if r[2] is None else r[2] for r in rows], np.float64))
+            xs.append(decode_vectors([r[3] for r in rows], dtype))
+            last = int(rows[-1][0])
+        if len(rows) < page:
+            break
+    if not ids:
+        return {"item_ids": np.zeros(0, np.int64), "class_id": np.zeros(0, np.int64),
+                "weight": np.zeros(0), "x": np.zeros((0, 0), np.float32)}
+    return {"item_ids": np.concatenate(ids), "class_id": np.concatenate(ys), "weight": np.concatenate(ws),
+            "x": np.concatenate(xs)}
+
+
+def train_head(engine: Engine, project: str | int, *, head: str = "linear", encoder_model_id: int | None = None,
+               epochs: int = 30, seed: int = 0, say: Callable[[str], None] | None = print, lr: float = 2e-3,
+               batch_size: int = 64, min_steps: int = 200, max_epochs: int = 300, patience: int = 8,
+               class_weight: str = "balanced", hidden: int = MLP_HIDDEN, dropout: float = MLP_DROPOUT,
+               name: str | None = None, artifacts: str | None = None) -> int:
+    """Train a ``head`` on the encoder's stored vectors of ``training_set``; return the new model id.
+
+    ``lr`` is the network rate of ``alsql train``: a head learns at ``LR_FACTOR`` times it.
+    Epochs: at least ``epochs`` and enough for ``min_steps`` steps (at most ``max_epochs``),
+    stopping after ``patience`` epochs without a better evaluation once ``epochs`` are run.
+    """
+    import torch
+
+    from alsql.config import get_settings
+    from alsql.db import write_transaction
+    from alsql.models.artifacts import artifact_uri, save_object
+    from alsql.models.head_net import HeadNet, fit_head
+    from alsql.models.metrics import class_weights, imbalance_warnings, metrics_dict
+
+    say = say or (lambda _m: None)
+    if head not in HEADS:
+        raise AlsqlError(f"--head {head!r}: expected one of {', '.join(HEADS)}")
+    if class_weight not in ("balanced", "none"):
+        raise AlsqlError(f"--class-weight {class_weight!r}: expected balanced or none")
+    t0 = time.monotonic()
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+        enc = encoder_with_vectors(conn, proj.project_id, encoder_model_id)
+        newest = conn.execute(select(func.max(annotations.c.annotation_id))
+                              .where(annotations.c.project_id == proj.project_id)).scalar()
+        labels = conn.execute(select(func.count()).select_from(training_set)
+                              .where(training_set.c.project_id == proj.project_id)).scalar_one()
+    dtype = _vector_dtype(enc.params)
+    tr = labeled_vectors(engine, proj.project_id, enc.model_id, "training_set", dtype)
+    n, c = len(tr["item_ids"]), len(proj.classes)
+    if n == 0:
+        raise AlsqlError(
+            f"project {proj.name!r}: none of its {labels} training labels has a vector of encoder {enc.model_id}; "
+            + ("label items first (`alsql labels import`, the web app, or `alsql loop`)" if not labels else
+               f"run `alsql embed --project {proj.name}` to embed the labeled items"))
+    bad = np.unique(tr["class_id"][(tr["class_id"] < 0) | (tr["class_id"] >= c)])
+    if len(bad):
+        raise AlsqlError(f"project {proj.name!r}: training_set has class ids {bad.tolist()}; expected 0..{c - 1}")
+    ev = labeled_vectors(engine, proj.project_id, enc.model_id, "evaluation_set", dtype)
+    ev = {k: v[(ev["class_id"] >= 0) & (ev["class_id"] < c)] for k, v in ev.items()} if len(ev["item_ids"]) else ev
+    counts = np.bincount(tr["class_id"], minlength=c).tolist()
+    cw = class_weights(counts) if class_weight == "balanced" else None
+    x = torch.from_numpy(tr["x"])
+    mean = x.mean(0)
+    scale = float((x - mean).pow(2).mean().sqrt()) or 1.0
+    torch.manual_seed(seed)
+    net = HeadNet(head, x.shape[1], c, hidden, dropout)
+    ev_t = None
+    if len(ev["item_ids"]):
+        ev_t = {"x": (torch.from_numpy(ev["x"]) - mean) / scale, "y": torch.from_numpy(ev["class_id"]),
+                "w": ev["weight"]}
+    steps = -(-n // batch_size)
+    planned = min(max_epochs, max(epochs, -(-min_steps // steps)))
+    fit = fit_head(net, (x - mean) / scale, torch.from_numpy(tr["class_id"]), ev_t, cw, lr=lr * LR_FACTOR,
+               batch_size=batch_size, epochs=planned, patience=patience, min_epochs=epochs, seed=seed)
+    net.fold(mean, scale)
+    if fit.cm is not None:
+        metrics = metrics_dict(fit.cm, proj.classes)
+        metrics["evaluated"] = len(ev["item_ids"])
+        metrics["weighted"] = bool((ev["weight"] != 1.0).any())
+        warnings = imbalance_warnings(fit.cm, proj.classes)
+    else:
+        metrics = {"accuracy": None, "balanced_accuracy": None, "macro_f1": None, "per_class_recall": {},
+                   "evaluated": 0}
+        warnings = []
+    metrics.update(warnings=warnings, epochs=fit.epochs, best_epoch=fit.best_epoch,
+                   final_train_loss=round(fit.train_loss, 6), seconds=round(time.monotonic() - t0, 3))
+    params = {
+        "kind": "head", "head": head, "encoder_model_id": int(enc.model_id), "encoder": enc.architecture,
+        "dim": int(x.shape[1]), "num_classes": c, "hidden": hidden if head == "mlp" else None,
+        "dropout": dropout if head == "mlp" else None, "seed": seed, "lr": lr * LR_FACTOR, "batch_size": batch_size,
+        "epochs": epochs, "min_steps": min_steps, "patience": patience, "class_weight": class_weight,
+        "class_weights": None if cw is None else dict(zip(proj.classes, cw)),
+        "label_counts": dict(zip(proj.classes, counts)), "labels_without_vector": int(labels - n),
+    }
+    root = artifacts or get_settings().artifacts
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    uri = artifact_uri(root, f"project-{proj.project_id}", f"head-{head}-{stamp}.pt")
+    save_object(uri, {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+                      "meta": {"head": head, "dim": int(x.shape[1]), "num_classes": c, "hidden": hidden,
+                               "dropout": dropout, "classes": list(proj.classes)}})
+    with write_transaction(engine) as conn:
+        model_id = conn.execute(insert(model_versions).values(
+            project_id=proj.project_id, name=name, architecture=PREFIX + head, params=params, label_count=n,
+            trained_on_annotation_id=newest, metrics=metrics, artifact_uri=uri, status="ready",
+        ).returning(model_versions.c.model_id)).scalar_one()
+    if labels > n:
+        say(f"{labels - n} of {labels} training labels have no vector of encoder {enc.model_id} and were left out "
+            f"(`alsql embed` embeds them)")
+    return int(model_id)
+
+
+def _queue_query(project_id: int, bounded: bool):
+    """The head's queue page: ok items of the project's scope with a vector of encoder ``e`` and
+    no prediction of head ``h``, ``item_id > last [<= hi]``, in key order, ``n`` at most."""
+    e = embeddings.c
+    done = exists().where(predictions.c.model_id == bindparam("h"), predictions.c.item_id == e.item_id)
+    q = (select(e.item_id, e.vector).select_from(embeddings.join(items, items.c.item_id == e.item_id))
+         .where(e.model_id == bindparam("e"), e.item_id > bindparam("last"), items.c.status == literal("ok"), ~done,
+                _scope(project_id)))
+    if bounded:
+        q = q.where(e.item_id <= bindparam("hi"))
+    return q.order_by(e.item_id).limit(bindparam("n"))
+
+
+def page_rows_for(dim: int) -> int:
+    """Vectors per scoring page: ``PAGE_BYTES`` of float32, at most ``MAX_PAGE``, at least 1,024."""
+    return int(max(1024, min(MAX_PAGE, PAGE_BYTES // (4 * max(1, dim)))))
+
+
+def head_pages(bind, project_id: int, head_id: int, encoder_id: int, dtype: str = "<f2", page: int = MAX_PAGE,
+               lo: int | None = None, hi: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(item_ids (P,), vectors (P, D) float32)`` pages of the head's queue (``lo < item_id <= hi``)."""
+    compiled = _queue_query(project_id, hi is not None).compile(dialect=bind.dialect)
+    values = {"e": int(encoder_id), "h": int(head_id), "last": -1 if lo is None else int(lo), "n": int(page)}
+    if hi is not None:
+        values["hi"] = int(hi)
+    while True:
+        rows = _fetch(bind, compiled, values)
+        if rows:
+            yield np.fromiter((r[0] for r in rows), np.int64, len(rows)), decode_vectors([r[1] for r in rows], dtype)
+            values["last"] = int(rows[-1][0])
+        if len(rows) < page:
+            return
+
+
+def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | None = None, *, bald: int = 0,
+                page: int | None = None, analyze: bool = True, net: HeadNet | None = None, row=None) -> int:
+    """Score the head's queue in ``lo < item_id <= hi`` (None: unbounded) and write its predictions;
+    return the items written. Each page is written before the next is scored."""
+    from alsql.loaders.writer import PredictionWriter
+    from alsql.models.head_net import check_bald, load_head, score_vectors
+    from alsql.models.predict import mc_seed_for
+    from alsql.models.strategies.scores import score_columns
+
+    if net is None or row is None:
+        net, row = load_head(engine, model_id)
+    check_bald(net, model_id, bald)
+    with engine.connect() as conn:
+        enc = conn.execute(select(model_versions.c.params).where(
+            model_versions.c.model_id == row.params["encoder_model_id"])).first()
+    dtype = _vector_dtype(enc.params if enc is not None else None)
+    page = page or page_rows_for(int(row.params.get("dim") or net.fc.in_features))
+    written = 0
+    with PredictionWriter(engine, model_id, kind="predictions", buffer_rows=page, flush_seconds=None,
+                          analyze=analyze) as pw:
+        for ids, x in head_pages(engine, row.project_id, model_id, row.params["encoder_model_id"], dtype, page,
+                                 lo, hi):
+            out = score_vectors(net, x, bald, mc_seed_for(model_id, ids[0]) if bald else None)
+            cols = score_columns(out["probs"])
+            pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"], margin=cols["margin"],
+                     entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"])
+            pw.flush()
+            written += len(ids)
+    return written
+
+
+def infer_head(engine: Engine, project: str | int, model_id: int | None = None, *, claim: bool = False,
+               bald: int = 0, page: int | None = None, **claim_kw):
+    """Score every in-scope ok item that has a vector of the head's encoder and no prediction of
+    the head; return an ``alsql.models.infer.InferReport`` (``map`` None: the map is the encoder's).
+
+    ``claim``: share the work with other processes by chunk leases (``alsql.pipelines.claims``;
+    ``claim_kw``: chunk_items, lease_seconds, poll, worker, max_chunks); the report counts this
+    process's items.
+    """
+    from alsql.models.head_net import load_head
+    from alsql.models.infer import InferReport
+    from alsql.models.pool import require_model
+
+    if bald < 0 or bald > 1000:
+        raise AlsqlError(f"--bald {bald}: expected a number of MC-dropout passes from 0 to 1000")
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+        model_id = require_model(conn, proj.project_id, model_id)
+    if claim:
+        from alsql.pipelines.claims import run_claims
+
+        done = run_claims(engine, proj.project_id, model_id, bald=bald, **claim_kw)
+        return InferReport(model_id, items=done.items, bald=bald > 0)
+    net, row = load_head(engine, model_id)
+    n = score_range(engine, model_id, bald=bald, page=page, net=net, row=row)
+    if n:
+        mark_scored(engine, model_id)
+    return InferReport(model_id, items=n, bald=bald > 0)
+
+
+def mark_scored(engine: Engine, model_id: int) -> None:
+    """Record ``params["scored_at"]`` on the head: the map's version follows it (``alsql.models.mapfile``)."""
+    from sqlalchemy import update
+
+    from alsql.db import write_transaction
+
+    with write_transaction(engine) as conn:
+        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
+        conn.execute(update(model_versions).where(model_versions.c.model_id == model_id).values(
+            params=dict(params or {}) | {"scored_at": time.time()}))
+
+
+def badge_vectors(conn: Connection, model_id: int, vectors: np.ndarray) -> np.ndarray:
+    """The vectors whose outer product with ``p - onehot`` is BADGE's gradient embedding for
+    ``model_id``: the encoder vectors themselves for a linear head (its last layer reads them),
+    the hidden layer for an MLP head, ``vectors`` unchanged for any other model."""
+    row = conn.execute(select(model_versions.c.architecture).where(model_versions.c.model_id == model_id)).first()
+    if row is None or row.architecture != PREFIX + "mlp" or not len(vectors):
+        return vectors
+    import torch
+
+    from alsql.models.head_net import load_head
+
+    net, _row = load_head(conn.engine, model_id)
+    with torch.no_grad():
+        return net.features(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))).numpy()
