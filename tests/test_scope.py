@@ -72,6 +72,7 @@ def media(engine, tmp_path):
 
 
 def test_video_project_pool_selection_and_infer_see_only_video(engine, media, tmp_path):
+    from alsql.media.training import spec_on
     from alsql.models.fit import TrainConfig
     from alsql.models.infer import infer_project
     from alsql.models.select import create_round
@@ -88,6 +89,15 @@ def test_video_project_pool_selection_and_infer_see_only_video(engine, media, tm
     assert (len(videos), len(sounds), len(images)) == (12, 6, 4)
     assert _pool(engine, video.project_id) == videos
     assert _pool(engine, every.project_id) == videos | sounds | images  # the default: every item
+    with write_transaction(engine) as conn:
+        sound = create_project(conn, "machines", ["low", "high"])
+        set_scope(conn, sound.project_id, kinds=["audio"])
+    with engine.connect() as conn:  # before any label, a project's media kind is its scope's
+        assert spec_on(conn, video.project_id, None, False).kind == "video"
+        assert spec_on(conn, sound.project_id, None, False).kind == "audio"
+        first = min(videos | sounds | images)  # no scope: the first ok item's kind, as before
+        assert spec_on(conn, every.project_id, None, False).kind == (
+            "video" if first in videos else "audio" if first in sounds else "image")
 
     # random selection draws from the scope only (a budget larger than the scope)
     with engine.connect() as conn:
