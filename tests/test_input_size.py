@@ -1,8 +1,9 @@
-"""The input size of a project's networks comes from the project, never from an item, and a
+"""The input size of a project's networks comes from the project, never from one item, and a
 large image decodes in bounded memory.
 
 A project whose first item is a 4000 x 4000 PNG (small on disk) trains and pretrains at the
-kind's default, the project's setting or ``--image-size``, and records the size and the rule;
+median short side of its items (the data rule, capped and rounded, printed and recorded),
+the project's setting or ``--image-size``, and records the size and the rule;
 a model recorded before the rule existed is read back at the size it stored. Decoding holds
 the image once in its own mode (peak RSS of a fresh process, not time), and a pool of
 threads decoding large images holds no more than the decode budget.
@@ -24,7 +25,8 @@ from alsql.catalog import create_project
 from alsql.db import make_engine, write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.fit import TrainConfig
-from alsql.models.inputs import IMAGE_SIZE, MAX_IMAGE_SIZE, check_image_size, set_project_image_size
+from alsql.models.inputs import (IMAGE_SIZE, MAX_IMAGE_SIZE, SIZE_CAP, check_image_size, set_project_image_size,
+                                 size_from_sides)
 from alsql.schema import items, model_versions
 
 TINY = dict(epochs=1, min_steps=1, max_epochs=1, batch_size=8, patience=100, device="cpu")
@@ -74,10 +76,15 @@ def test_a_large_first_image_does_not_set_the_input_size(big_first):
 
     engine, proj, tmp = big_first
     art = str(tmp / "art")
-    mid = train_project(engine, proj.project_id, TrainConfig(**TINY), artifacts=art)
+    said: list[str] = []
+    mid = train_project(engine, proj.project_id, TrainConfig(**TINY), artifacts=art, say=said.append)
     row = _row(engine, mid)
-    assert (row.params["image_size"], row.params["image_size_rule"]) == (IMAGE_SIZE, "default")
-    assert load_model(engine, mid)[1]["image_size"] == IMAGE_SIZE
+    # 12 items of 16 px and one of 4000: the median, not the first item, sets the size
+    note = "the median short side of 13 items is 16 px, read as it is (under 32 px)"
+    assert (row.params["image_size"], row.params["image_size_rule"], row.params["image_size_note"]) == (
+        16, "data", note)
+    assert f"image size 16: {note}" in said
+    assert load_model(engine, mid)[1]["image_size"] == 16
 
     with write_transaction(engine) as conn:
         assert set_project_image_size(conn, proj.project_id, 16) == 16
@@ -236,3 +243,85 @@ def test_an_image_over_the_pixel_limit_is_corrupt_with_the_reason(big_first, mon
         big = conn.execute(select(items.c.item_id, items.c.status, items.c.error).order_by(items.c.item_id)).first()
     assert big.status == "corrupt" and "too many pixels: 4000 x 4000" in big.error
     assert len(got) == 12 and all(x.shape == (3, 16, 16) for x, _, _ in got)
+
+
+def test_the_data_rule_caps_rounds_and_floors():
+    assert size_from_sides({}, "image") is None
+    assert size_from_sides({384: 1204}, "image") == (128, "the median short side of 1,204 items is 384 px, capped at 128")
+    assert size_from_sides({384: 3}, "video") == (64, "the median short side of 3 items is 384 px, capped at 64")
+    assert size_from_sides({100: 2, 48: 4, 200: 5}, "image") == (
+        96, "the median short side of 11 items is 100 px, rounded down to a multiple of 16")
+    assert size_from_sides({40: 1}, "image") == (32, "the median short side of 1 item is 40 px, rounded down to a "
+                                                     "multiple of 16")
+    assert size_from_sides({64: 10, 1000: 9}, "image") == (64, "the median short side of 19 items is 64 px")
+    assert size_from_sides({8: 10}, "image")[0] == 8  # smaller than the floor: read as they are
+    assert SIZE_CAP == {"image": 128, "video": 64}
+
+
+@pytest.fixture
+def mixed_parts(db_url, tmp_path):
+    """Part photographs of three resolutions (5 of 200 px, 4 of 48 px, 2 of 300 x 100 px) labeled
+    ok / scratch / dent, ingested on SQLite and on PostgreSQL."""
+    from alsql.loaders.ingest import ingest
+    from alsql.loaders.labels import import_labels
+    from alsql.pipelines.scenarios.parts import PART_CLASSES, draw_part
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    shapes = [(200, 200)] * 5 + [(48, 48)] * 4 + [(300, 100)] * 2
+    for i, (w, h) in enumerate(shapes):
+        a = draw_part(np.random.default_rng(i), max(w, h), i % 3)
+        Image.fromarray(a).resize((w, h)).save(folder / f"p{i:02d}.png")
+    engine = make_engine(db_url)
+    ingest(engine, str(folder))
+    with write_transaction(engine) as conn:
+        proj = create_project(conn, "parts", list(PART_CLASSES))
+    with engine.connect() as conn:
+        rows = conn.execute(select(items.c.item_id, items.c.uri).order_by(items.c.item_id)).all()
+    csv = tmp_path / "labels.csv"
+    csv.write_text("item_id,label\n" + "".join(f"{r.item_id},{PART_CLASSES[int(r.uri[-6:-4]) % 3]}\n" for r in rows))
+    import_labels(engine, csv, proj.project_id)
+    yield engine, proj, tmp_path
+    engine.dispose()
+
+
+def test_the_size_comes_from_the_data_and_overrides_win(mixed_parts):
+    from alsql.models.train import train_project
+
+    engine, proj, tmp = mixed_parts
+    art = str(tmp / "art")
+    said: list[str] = []
+    row = _row(engine, train_project(engine, proj.project_id, TrainConfig(**TINY), artifacts=art, say=said.append))
+    note = "the median short side of 11 items is 100 px, rounded down to a multiple of 16"
+    assert (row.params["image_size"], row.params["image_size_rule"], row.params["image_size_note"]) == (96, "data", note)
+    assert f"image size 96: {note}" in said
+
+    with write_transaction(engine) as conn:
+        set_project_image_size(conn, proj.project_id, 48)
+    row = _row(engine, train_project(engine, proj.project_id, TrainConfig(**TINY), artifacts=art))
+    assert (row.params["image_size"], row.params["image_size_rule"]) == (48, "project")
+    row = _row(engine, train_project(engine, proj.project_id, TrainConfig(**TINY, image_size=40), artifacts=art))
+    assert (row.params["image_size"], row.params["image_size_rule"]) == (40, "option")
+    with write_transaction(engine) as conn:  # back to the data
+        set_project_image_size(conn, proj.project_id, None)
+        conn.execute(update(items).where(items.c.width == 200).values(status="corrupt"))  # no longer ok: not counted
+    row = _row(engine, train_project(engine, proj.project_id, TrainConfig(**TINY, image_size=None), artifacts=art))
+    assert (row.params["image_size"], row.params["image_size_note"]) == (
+        48, "the median short side of 6 items is 48 px")
+
+
+def test_generated_parts_have_small_defects_of_two_kinds():
+    from alsql.pipelines.scenarios.parts import draw_part, make_parts
+
+    x, y = make_parts(60, seed=3, size=64)
+    assert x.shape == (60, 64, 64, 3) and x.dtype == np.uint8 and y.dtype == np.int64
+    assert np.bincount(y, minlength=3).tolist() == [42, 9, 9]  # 30 % defective, half of each kind
+    x2, y2 = make_parts(60, seed=3, size=64)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    assert not np.array_equal(make_parts(60, seed=4, size=64)[0], x)
+    for label in (1, 2):  # the same part with and without its defect differ on under 5 % of the pixels
+        for seed in range(10):
+            clean = draw_part(np.random.default_rng(seed), 256, 0).astype(int)
+            marked = draw_part(np.random.default_rng(seed), 256, label).astype(int)
+            changed = float((np.abs(clean - marked).max(axis=2) > 0).mean())
+            assert 0 < changed < 0.05

@@ -67,12 +67,16 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Images per batch (per process)")] = 64,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-3,
     patience: Annotated[int, typer.Option(help="Epochs without a better evaluation before stopping")] = 8,
+    max_minutes: Annotated[Optional[float], typer.Option(
+        help="Stop after the epoch that passes this many minutes of training, keep the best checkpoint so far "
+             "and record stopped: max-minutes (the plan printed before training says whether it will)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (float16 on GPU, bfloat16 on CPU)")] = False,
     weights: Annotated[Optional[str], typer.Option(help="Initial weights: a local state-dict file")] = None,
     image_size: Annotated[Optional[int], typer.Option(
         help="Pixels per side images and video frames are resized to, 1..1024 (default: the project's "
-             "setting, `alsql project set --image-size`, else 64); recorded with the model")] = None,
+             "setting, `alsql project set --image-size`, else from the items: their median short side, at most "
+             "128 for images and 64 for video, printed); recorded with the model")] = None,
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -107,6 +111,8 @@ def train(
         raise AlsqlError("--resume and --no-resume: expected one of them, not both")
     if class_weight not in ("balanced", "none"):
         raise AlsqlError(f"--class-weight {class_weight!r}: expected balanced or none")
+    if max_minutes is not None and not max_minutes > 0:
+        raise AlsqlError(f"--max-minutes {max_minutes:g}: expected a positive number of minutes")
     if head not in ("auto", "frozen", "finetune", "linear", "mlp"):
         raise AlsqlError(f"--head {head!r}: expected auto, frozen, finetune, linear or mlp")
     if head in ("linear", "mlp"):
@@ -117,7 +123,7 @@ def train(
         raise AlsqlError("--encoder-model: only with --head linear or --head mlp")
     cfg = TrainConfig(arch=arch, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, patience=patience,
                       device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed,
-                      class_weight=class_weight)
+                      class_weight=class_weight, max_minutes=max_minutes)
     asked = True if resume else (False if no_resume else None)
     engine = get_engine()
     import dataclasses

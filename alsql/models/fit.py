@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -27,7 +28,10 @@ from alsql.errors import AlsqlError
 from alsql.models.metrics import accuracy, balanced_accuracy, selection_key
 from alsql.models.metrics import class_weights as metric_class_weights
 
-__all__ = ["TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs"]
+__all__ = ["TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line",
+           "ETA_STEPS"]
+
+ETA_STEPS = 5  # optimizer steps timed (after the first, which pays the start-up and the first decode) for the ETA
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -49,7 +53,8 @@ class TrainConfig:
     amp: bool = False
     image_size: int | None = None
     num_workers: int = 0
-    cache_mb: int = 512  # a rank's share of a view smaller than this is decoded once, kept in memory
+    cache_mb: int = 1024  # a rank's share of a view under this (as decoded uint8) is decoded once, kept in memory
+    max_minutes: float | None = None  # stop after the epoch that passes this many minutes of training
     evaluations: int = 20  # evaluate about this many times (every ceil(epochs / evaluations) epochs)
     # balanced: cross-entropy weighted n / (k * n_c) per class of the training labels (the default,
     # measured against class-balanced sampling in benchmarks/imbalance.py); none: plain cross-entropy
@@ -67,6 +72,8 @@ class FitResult:
     best_epoch: int
     history: list[dict] = field(default_factory=list)
     class_weights: list[float | None] | None = None  # the training loss's weights (None: plain)
+    stopped: str | None = None  # why training ended early: "max-minutes" (else None: the plan or early stopping)
+    seconds: float = 0.0  # wall time of the loop
 
 
 def distributed() -> tuple[int, int]:
@@ -132,11 +139,25 @@ def plan_epochs(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, str | None
     return epochs, note
 
 
+def plan_line(plan: dict) -> str:
+    """The plan ``fit`` hands ``on_plan``, in one line: "planned N steps (E epochs x S steps), about
+    M min" (", stopping at --max-minutes X" when the estimate passes the limit)."""
+    epochs, per, total = plan["epochs"], plan["steps_per_epoch"], plan["steps"]
+    text = f"planned {total} steps ({epochs} epoch{'s' if epochs != 1 else ''} x {per} step{'s' if per != 1 else ''})"
+    minutes = plan["eta_s"] / 60
+    text += f", about {minutes:.1f} min" if minutes < 10 else f", about {minutes:.0f} min"
+    limit = plan.get("max_minutes")
+    if limit is not None and minutes > limit:
+        text += f", stopping at --max-minutes {limit:g}"
+    return text
+
+
 def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: Callable[[], Batches] | None,
         cfg: TrainConfig, num_classes: int, steps_per_epoch: int,
         resume: dict | None = None, on_epoch: Callable[[dict], None] | None = None,
         on_progress: Callable[[dict], None] | None = None,
-        class_weights: Sequence[float | None] | None = None) -> FitResult:
+        class_weights: Sequence[float | None] | None = None,
+        on_plan: Callable[[dict], None] | None = None) -> FitResult:
     """Train ``net`` in place and return the best state (``alsql.models.metrics.selection_key``:
     by evaluation balanced accuracy, then macro-F1, then loss; never plain accuracy).
 
@@ -155,6 +176,14 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     ``on_progress`` (rank 0) gets, after every epoch, ``{"epoch": 1-based, "epochs": the
     planned count, "train_loss", "evaluated": bool, and when evaluated "eval_accuracy",
     "eval_balanced_accuracy", "eval_loss"}`` (for progress output; it must not raise).
+
+    ``on_plan`` (rank 0) gets, once ``ETA_STEPS`` optimizer steps after the first are timed
+    (or after the first epoch when it has fewer), ``{"epochs", "steps_per_epoch", "steps"
+    (planned), "seconds_per_step", "eta_s" (the steps left at that rate, plus one evaluation
+    per planned evaluation at the first evaluation's cost once known), "max_minutes"}``
+    (``plan_line`` writes it). ``cfg.max_minutes``: after the epoch that passes this many
+    minutes, training evaluates (if that epoch was not evaluated) and stops; the result keeps
+    the best checkpoint so far and says ``stopped="max-minutes"``.
     """
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -194,6 +223,25 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         best_cm = None if resume.get("best_cm") is None else np.asarray(resume["best_cm"])
     join = getattr(nn.parallel.DistributedDataParallel, "join", None)
     every = max(1, math.ceil(epochs / max(1, cfg.evaluations)))  # epochs between evaluations
+    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
+        raise AlsqlError(f"--max-minutes {cfg.max_minutes!r}: expected a positive number of minutes")
+    t_start = time.perf_counter()
+    clock = {"steps": 0, "t1": None, "eval_s": None, "told": on_plan is None or rank != 0}
+    stopped = None
+
+    def tell(final: bool = False) -> None:
+        """Hand ``on_plan`` the ETA once enough steps are timed (or the first epoch is over)."""
+        timed = clock["steps"] - 1
+        if clock["told"] or clock["t1"] is None or timed < (1 if final else ETA_STEPS):
+            return
+        per_step = (time.perf_counter() - clock["t1"]) / max(timed, 1)
+        left = (epochs - start) * steps_per_epoch - clock["steps"]
+        evals = len(range(start, epochs, every)) if eval_batches is not None else 0
+        eta = time.perf_counter() - t_start + per_step * max(left, 0) + (clock["eval_s"] or 0.0) * evals
+        clock["told"] = True
+        on_plan({"epochs": epochs, "steps_per_epoch": steps_per_epoch, "steps": epochs * steps_per_epoch,
+                 "seconds_per_step": per_step, "eta_s": eta, "max_minutes": cfg.max_minutes})
+
     for epoch in range(start, epochs):
         model.train()
         total, n = 0.0, 0
@@ -209,15 +257,27 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
                 scaler.update()
                 total += float(loss.detach()) * len(y)
                 n += len(y)
+                clock["steps"] += 1
+                if clock["steps"] == 1:
+                    clock["t1"] = time.perf_counter()  # timing starts after the first step
+                tell()
+        tell(final=True)
         sched.step()
         if world > 1:  # batch-norm statistics drift per rank after the last step: take rank 0's
             for buf in net.buffers():
                 dist.broadcast(buf, 0)
         row = {"epoch": epoch, "train_loss": total / max(n, 1)}
-        check = eval_batches is None or epoch + 1 == epochs or (epoch + 1) % every == 0
+        out_of_time = cfg.max_minutes is not None and time.perf_counter() - t_start >= 60 * cfg.max_minutes
+        if world > 1 and cfg.max_minutes is not None:  # every rank stops after the same epoch
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        check = eval_batches is None or epoch + 1 == epochs or (epoch + 1) % every == 0 or out_of_time
         if check:
             if eval_batches is not None:
+                t_eval = time.perf_counter()
                 cm, eval_loss = evaluate(net, eval_batches(), num_classes, device, cfg.amp)
+                clock["eval_s"] = clock["eval_s"] or time.perf_counter() - t_eval
                 key = selection_key(cm, eval_loss)
                 row.update(eval_accuracy=accuracy(cm), eval_balanced_accuracy=balanced_accuracy(cm),
                            eval_loss=eval_loss / max(cm.sum(), 1))
@@ -238,10 +298,14 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         if on_progress is not None and rank == 0:
             on_progress({"epoch": epoch + 1, "epochs": epochs, "evaluated": check and eval_batches is not None,
                          **{k: v for k, v in row.items() if k != "epoch"}})
+        if out_of_time and epoch + 1 < epochs:
+            stopped = "max-minutes"
+            break
         if check and stale >= cfg.patience and epoch + 1 >= cfg.epochs:
             break
     if best is not None:
         net.load_state_dict(best)
     return FitResult({k: v.detach().cpu() for k, v in net.state_dict().items()}, best_cm,
                      len(history), best_epoch, history,
-                     None if class_weights is None else list(class_weights))
+                     None if class_weights is None else list(class_weights), stopped,
+                     round(time.perf_counter() - t_start, 3))

@@ -40,7 +40,7 @@ from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import head_config
-from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, resolve_device
+from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, plan_line, resolve_device
 from alsql.models.inputs import media_plan
 from alsql.models.metrics import class_weights, imbalance_warnings, metrics_dict
 from alsql.models.networks import build_network, load_weights
@@ -114,16 +114,23 @@ def _xy(dl):
 
 
 class _Source:
-    """Batches of one view: streamed from SQL each epoch, or, when this rank's share fits
-    in ``cache_mb``, decoded once and then re-dealt from memory (small label sets are the
-    common case in active learning, and re-reading them every epoch costs more than training).
+    """Batches of one view: streamed from SQL (and decoded) each epoch, or, when this rank's
+    share fits in ``cache_mb`` as decoded bytes, decoded once per run and re-dealt from memory
+    in a new order each epoch. Small label sets are the common case in active learning, and
+    decoding them every epoch costs more than training on them (40 video segments: see
+    ``benchmarks/train_video.py``). Images and video frames are held as the uint8 values they
+    decode to (a quarter of float32; the batches are the same floats), spectrograms as float32.
+    ``cache_mb`` 0: decode every epoch.
     """
 
-    def __init__(self, ds, dl, rows: int, pixels: int | None, cfg: TrainConfig, shuffle: bool):
+    def __init__(self, ds, dl, rows: int, pixels: int | None, cfg: TrainConfig, shuffle: bool,
+                 kind: str = "image"):
         self.ds, self.dl, self.cfg, self.shuffle = ds, dl, cfg, shuffle
         _, world = distributed()
         per_rank = -(-rows // world)
-        self.cache = pixels is not None and per_rank * pixels * 4 <= cfg.cache_mb * 2**20
+        self.bytes = kind in ("image", "video")  # values k / 255, held as k
+        self.cache = (pixels is not None and cfg.cache_mb > 0
+                      and per_rank * pixels * (1 if self.bytes else 4) <= cfg.cache_mb * 2**20)
         self.x = self.y = None
 
     def batches(self, epoch: int):
@@ -132,9 +139,12 @@ class _Source:
             return _xy(self.dl)
         if self.x is None:
             self.ds.set_epoch(0)
-            parts = list(_xy(self.dl))
-            self.x = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0)
-            self.y = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, dtype=torch.int64)
+            xs, ys = [], []
+            for x, y in _xy(self.dl):
+                xs.append(x.mul(255.0).round_().to(torch.uint8) if self.bytes else x)
+                ys.append(y)
+            self.x = torch.cat(xs) if xs else torch.zeros(0)
+            self.y = torch.cat(ys) if ys else torch.zeros(0, dtype=torch.int64)
         return self._dealt(epoch)
 
     def _dealt(self, epoch: int):
@@ -144,7 +154,8 @@ class _Source:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch))
         for s in range(0, n, bs):
             j = order[s : s + bs]
-            yield self.x[j], self.y[j]
+            x = self.x[j]
+            yield (x.float().div_(255.0) if self.bytes else x), self.y[j]
 
 
 def _check_class_ids(engine: Engine, proj) -> None:
@@ -242,12 +253,14 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     # audio / video: their network and input.
     media = media_plan(engine, proj.project_id, cfg, grayscale)
     cfg, image_size, in_channels, pixels = media.cfg, media.image_size, media.in_channels, media.pixels
+    if say is not None and rank == 0 and image_size is not None:
+        say(f"image size {image_size}: {media.size_note}")
     train_src = _Source(*_loader(url, proj.project_id, "training_set", cfg, image_size, grayscale, True, device),
-                        n_train, pixels, cfg, shuffle=True)
+                        n_train, pixels, cfg, shuffle=True, kind=media.spec.kind)
     eval_src = None
     if n_eval:
         eval_src = _Source(*_loader(url, proj.project_id, "evaluation_set", cfg, image_size, grayscale, False,
-                                    device), n_eval, pixels, cfg, shuffle=False)
+                                    device), n_eval, pixels, cfg, shuffle=False, kind=media.spec.kind)
     num_classes = len(proj.classes)
     counts = label_counts(engine, proj.project_id, num_classes)
     weights_used = class_weights(counts) if cfg.class_weight == "balanced" else None
@@ -279,7 +292,12 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     result = fit(net, train_src.batches, (lambda: eval_src.batches(0)) if eval_src is not None else None,
                  fit_cfg, num_classes, steps, resume=state,
                  on_epoch=lambda s: save_object(ckpt_uri, s | {"settings": settings}),
-                 on_progress=on_progress, class_weights=weights_used)
+                 on_progress=on_progress, class_weights=weights_used,
+                 on_plan=(lambda p: say(plan_line(p))) if say is not None and rank == 0 else None)
+    if result.stopped == "max-minutes" and say is not None and rank == 0:
+        say(f"stopped at --max-minutes {cfg.max_minutes:g} after epoch {result.epochs_run} of "
+            f"{_epochs}; "
+            f"kept the best checkpoint so far (epoch {result.best_epoch + 1})")
     warnings: list[str] = []
     model_id = None
     if rank == 0:
@@ -288,10 +306,12 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         if result.confusion is not None:
             warnings = imbalance_warnings(result.confusion, proj.classes, one_class_note=(
                 " (the pool is not scored at train time: `alsql infer` checks it)"))
+        metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(warnings=warnings, epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)
         params = cfg.as_params() | {
-            "image_size": image_size, "image_size_rule": media.size_rule, "in_channels": in_channels,
+            "image_size": image_size, "image_size_rule": media.size_rule, "image_size_note": media.size_note,
+            "stopped": result.stopped, "in_channels": in_channels,
             "grayscale": grayscale,
             "num_classes": num_classes, "weights": weights, "weights_skipped": skipped, "world_size": world,
             "device": device.type, "media": media.spec.as_dict(),

@@ -18,6 +18,8 @@ part is the same, the defect nearly gone. Classes: ``PART_CLASSES`` (``ok``, ``s
 
 ``make_parts(n, seed, size=256)`` -> ``(images (n, size, size, 3) uint8, labels (n,) int64)``,
 the same for the same arguments. ``draw_part(rng, size, label)`` draws one image.
+The same ``rng`` state draws the same part whatever the label, so ``draw_part`` of one seed
+with label 0 and with a defect differ only where the defect is.
 ``write_parts(folder, n, seed, size)`` writes PNG files (``size`` an int, or ``(lo, hi)``:
 each part's side drawn in that range, as photographs of mixed resolution) and
 ``oracle.csv`` (``path, label``) beside them, for ``alsql ingest`` and ``alsql labels import``.
@@ -86,6 +88,7 @@ def draw_part(rng: np.random.Generator, size: int, label: int) -> np.ndarray:
         off = rng.uniform(-0.8, 0.8) * r
         metal += rng.choice([-1, 1]) * rng.uniform(3, 7) * np.clip(1.2 - np.abs(v - off) / max(s / 256, 0.5), 0, 1)
     metal += rng.normal(0, 4.0, (size, size)).astype(np.float32)
+    tint = rng.uniform(0.94, 1.06, 3).astype(np.float32)  # drawn before the defect: the same part without it
     scale = s / 256.0
     if label == 1:  # scratch
         length = rng.uniform(0.08, 0.20) * s
@@ -107,7 +110,6 @@ def draw_part(rng: np.random.Generator, size: int, label: int) -> np.ndarray:
         metal += rng.uniform(55, 80) * bowl ** 0.5 * (-np.clip(shade, -1, 1))
         metal -= 15.0 * np.clip(1.0 - np.abs(rr - 1.0) * 2.0, 0, 1)  # the rim's shadow
     img = img * (1 - inside) + metal * inside
-    tint = rng.uniform(0.94, 1.06, 3).astype(np.float32)
     out = img[:, :, None] * tint[None, None, :]
     return np.clip(out, 0, 255).astype(np.uint8)
 
