@@ -30,7 +30,8 @@ passes ``analyze=False`` and calls ``analyze_tables`` once when its work is done
 Writing the same (model, item) twice overwrites, so a crashed job is re-run, not
 repaired; a process killed mid-flush leaves none of that flush's rows (the
 transaction never commits). Stored forms: ``probs`` and ``vector`` as float16 bytes
-(``alsql.loaders.datasets.pack_f16``), NaN scores (``bald``, ``x``, ``y``) as NULL.
+(``alsql.loaders.datasets.pack_f16``; ``vector`` as float32 bytes for a writer built with
+``vector_dtype="float32"``, what an encoder's ``params.encoder.dtype`` then records), NaN scores (``bald``, ``x``, ``y``) as NULL.
 
 ``update_xy`` writes 2-D map coordinates of existing embeddings rows in bulk (an
 ``UPDATE`` by the clustered key ``(model_id, item_id)``: executemany on SQLite and
@@ -189,16 +190,21 @@ class PredictionWriter:
     ``kind="embeddings"``. ``rows_written`` counts rows sent to the database.
     ``flush_seconds`` (None: never by time) bounds how long a row waits in the buffer.
     ``analyze`` (default True): refresh the table's planner statistics on ``close``.
+    ``vector_dtype`` (embeddings): ``float16`` (default) or ``float32`` blobs.
     """
 
     def __init__(self, engine: Engine, model_id: int, kind: str = "predictions", buffer_rows: int = 50_000,
-                 flush_seconds: float | None = FLUSH_SECONDS, analyze: bool = True) -> None:
+                 flush_seconds: float | None = FLUSH_SECONDS, analyze: bool = True,
+                 vector_dtype: str = "float16") -> None:
         if kind not in KINDS:
             raise AlsqlError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
         if buffer_rows < 1:
             raise AlsqlError(f"buffer_rows {buffer_rows}: expected a positive number of rows")
         if flush_seconds is not None and not flush_seconds > 0:
             raise AlsqlError(f"flush_seconds {flush_seconds}: expected a positive number of seconds, or None")
+        if vector_dtype not in ("float16", "float32"):
+            raise AlsqlError(f"vector_dtype {vector_dtype!r}: expected float16 or float32")
+        self.vector_f = "<f4" if vector_dtype == "float32" else "<f2"
         self.flush_seconds = flush_seconds
         self.analyze = bool(analyze)
         self._last_flush = time.monotonic()
@@ -238,7 +244,7 @@ class PredictionWriter:
             if dtype == "f16":
                 if a.ndim != 2:
                     raise AlsqlError(f"{self.kind} writer: column {name!r} has shape {a.shape}; expected (N, width)")
-                a = a.astype("<f2")
+                a = a.astype(self.vector_f if name == "vector" else "<f2")
             else:
                 a = a.astype(dtype).reshape(-1)
             if len(a) != n:

@@ -106,8 +106,12 @@ def _store(engine: Engine, model_id: int, m: dict) -> None:
 def _pages(engine: Engine, model_id: int, chunk: int, only_unmapped: bool,
            upto: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """``(item_ids, vectors float32 (N, D), xy or None)`` pages in item order."""
+    from alsql.models.vectors import model_blob_dtype
+
     e = embeddings.c
     after = 0
+    with engine.connect() as conn:
+        dtype = model_blob_dtype(conn, model_id)  # float16 unless the encoder stores float32
     while True:
         q = select(e.item_id, e.vector, e.x, e.y).where(e.model_id == model_id, e.item_id > after,
                                                          e.vector.is_not(None))
@@ -120,7 +124,7 @@ def _pages(engine: Engine, model_id: int, chunk: int, only_unmapped: bool,
         if not rows:
             return
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        vec = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f2").reshape(len(rows), -1)
+        vec = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype=dtype).reshape(len(rows), -1)
         xy = np.array([(np.nan if r[2] is None else r[2], np.nan if r[3] is None else r[3]) for r in rows])
         yield ids, vec.astype(np.float32), xy
         after = int(ids[-1])

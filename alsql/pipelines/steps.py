@@ -11,7 +11,8 @@ Steps and their params: ``ingest`` (``uri``: a folder or store URI, and any of
 ``INGEST_OPTIONS``, the ``ingest()`` keywords), ``train`` (TrainConfig fields, ``grayscale``, ``artifacts``, ``init``, ``head``),
 ``pretrain`` (PretrainConfig fields, ``grayscale``, ``artifacts``, ``resume``: default true, so a
 retried run continues from its checkpoint),
-``infer`` (``model_id``, ``batch_size``, ``device``), ``select`` (``strategy``,
+``infer`` (``model_id``, ``batch_size``, ``device``), ``embed`` (``encoder``: pretrained, hf:... or
+torchvision:...; ``weights``, ``dtype``, ``device``, ``map``: new items only, see ``alsql.models.embed``), ``select`` (``strategy``,
 ``budget``, ``purpose``, ``model_id``, ``seed``, ``for``: the mart an active evaluation round targets), ``drift`` (``model_id``, ``threshold``),
 ``marts`` (``select``: dbt selectors), ``validate``.
 """
@@ -93,6 +94,16 @@ def _infer(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
     return {"model_id": rep.model_id, "items": rep.items}
 
 
+def _embed(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
+    from alsql.models.embed import embed_project
+
+    rep = embed_project(engine, project_id, params.get("encoder", "pretrained"), weights=params.get("weights"),
+                        dtype=params.get("dtype", "float16"), device=params.get("device", "auto"),
+                        map_method=params.get("map", "tsne") if params.get("map", "tsne") != "none" else None,
+                        say=lambda _line: None)
+    return {"model_id": rep.encoder_model_id, "items": rep.items, "bad": rep.bad}
+
+
 def _select(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
     from alsql.models.select import create_round
 
@@ -134,7 +145,8 @@ def _validate(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
 
 
 STEPS: dict[str, Callable[[Engine, int, dict, Run], dict]] = {
-    "ingest": _ingest, "train": _train, "pretrain": _pretrain, "infer": _infer, "select": _select, "drift": _drift,
+    "ingest": _ingest, "train": _train, "pretrain": _pretrain, "infer": _infer, "embed": _embed, "select": _select,
+    "drift": _drift,
     "marts": _marts, "validate": _validate,
 }
 

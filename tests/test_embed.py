@@ -1,0 +1,241 @@
+"""``alsql embed``: vectors once per encoder version, incremental, resumable, shared by claims; both backends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from alsql.errors import AlsqlError
+from alsql.schema import embeddings, items, model_versions
+from tests.conftest import need_module
+from tests.foundation_support import save_ast, save_clip, save_vit, save_wav2vec2
+from tests.media_support import make_tone, make_video
+from tests.pipeline_helpers import make_project, write_pngs
+
+need_module("transformers")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hf")
+    return {"vit": save_vit(root / "vit"), "clip": save_clip(root / "clip"), "ast": save_ast(root / "ast"),
+            "wav2vec2": save_wav2vec2(root / "w2v")}
+
+
+def _counts(engine, model_id: int) -> tuple[int, int]:
+    """(vector rows, distinct items) of the model."""
+    with engine.connect() as conn:
+        return tuple(conn.execute(select(func.count(), func.count(func.distinct(embeddings.c.item_id)))
+                                  .where(embeddings.c.model_id == model_id)).one())
+
+
+def _ok(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(items).where(items.c.status == "ok")).scalar_one()
+
+
+def _blobs(engine, model_id: int) -> dict[int, bytes]:
+    with engine.connect() as conn:
+        return {int(i): bytes(v) for i, v in conn.execute(
+            select(embeddings.c.item_id, embeddings.c.vector).where(embeddings.c.model_id == model_id))}
+
+
+def test_embed_once_per_encoder_version_then_only_new_items(engine, tmp_path, models):
+    from alsql.loaders.ingest import ingest
+    from alsql.models.embed import current_encoder, embed_project, read_vectors, vector_pages
+    from alsql.models.foundation import load_foundation
+
+    proj, _oracle = make_project(engine, tmp_path / "imgs", n=30)
+    spec = f"hf:{models['vit']}"
+    rep = embed_project(engine, proj.name, spec, device="cpu", say=lambda _l: None)
+    mid = rep.encoder_model_id
+    assert rep.created and rep.items == 30 and rep.dim == 32 and rep.dtype == "float16"
+    assert _counts(engine, mid) == (30, 30)
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == mid)).one()
+        assert current_encoder(conn, proj.project_id).model_id == mid
+        ids = sorted(conn.execute(select(items.c.item_id, items.c.uri)).all())
+        vec = read_vectors(conn, mid, [i for i, _ in ids])
+    assert (row.status, row.architecture, row.params["kind"]) == ("encoder", spec, "encoder")
+    enc_params = row.params["encoder"]
+    assert enc_params["spec"] == spec and enc_params["dim"] == 32 and enc_params["dtype"] == "float16"
+    assert enc_params["preprocess"]["size"] == 32 and len(enc_params["fingerprint"]) == 64
+    # The stored vector is the encoder's vector of the decoded item (float16 precision).
+    enc = load_foundation(spec)
+    first = np.asarray(Image.open(ids[0][1].removeprefix("file://")).convert("RGB").resize((32, 32),
+                                                                                          Image.BILINEAR))
+    np.testing.assert_allclose(vec[0], enc.embed("image", [first])[0], rtol=2e-2, atol=2e-2)
+    assert vec.shape == (30, 32) and not np.allclose(vec[0], vec[1])
+    # The map is the encoder's: fitted once, every item placed.
+    assert rep.map is not None and rep.map.placed == 30
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(embeddings.c.model_id == mid, embeddings.c.x.is_(None))).scalar() == 0
+    before = _blobs(engine, mid)
+    # The same encoder again: the same version row, nothing to do.
+    again = embed_project(engine, proj.name, spec, device="cpu", say=lambda _l: None)
+    assert (again.encoder_model_id, again.created, again.items) == (mid, False, 0)
+    # New items arrive: only they are embedded, old vectors and coordinates stay.
+    write_pngs(tmp_path / "imgs", 7, seed=5, start=100)
+    ingest(engine, str(tmp_path / "imgs"))
+    more = embed_project(engine, proj.name, spec, device="cpu", say=lambda _l: None)
+    assert (more.encoder_model_id, more.items) == (mid, 7)
+    assert _counts(engine, mid) == (37, 37)
+    after = _blobs(engine, mid)
+    assert all(after[i] == b for i, b in before.items())
+    assert more.map is not None and more.map.placed == 7  # placed into the same map, not refitted
+    pages = list(vector_pages(engine, mid, select(items.c.item_id), page=10))
+    assert [len(p[0]) for p in pages] == [10, 10, 10, 7]
+    assert np.concatenate([p[0] for p in pages]).tolist() == sorted(after)
+
+
+def test_float32_vectors_round_trip(engine, tmp_path, models):
+    from alsql.models.embed import embed_project, read_vectors
+    from alsql.models.maps import compute_map
+
+    proj, _ = make_project(engine, tmp_path / "imgs", n=12)
+    spec = f"hf:{models['clip']}"
+    rep = embed_project(engine, proj.name, spec, dtype="float32", device="cpu", map_method=None)
+    mid = rep.encoder_model_id
+    blobs = _blobs(engine, mid)
+    assert len(blobs) == 12 and {len(b) for b in blobs.values()} == {16 * 4}  # 16-d float32
+    ids = sorted(blobs)
+    with engine.connect() as conn:
+        vec = read_vectors(conn, mid, ids[::-1])
+        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == mid)).scalar()
+    assert params["encoder"]["dtype"] == "float32"
+    np.testing.assert_array_equal(vec[::-1], np.frombuffer(b"".join(blobs[i] for i in ids), "<f4").reshape(12, 16))
+    assert compute_map(engine, mid, "pca").placed == 12  # the map reads float32 vectors too
+    with pytest.raises(AlsqlError, match="stores float32 vectors.*pass --dtype float32"):
+        embed_project(engine, proj.name, spec, dtype="float16", device="cpu", map_method=None)
+
+
+def test_each_encoder_reads_its_media_kinds(engine, tmp_path, models):
+    """Images and video segments for an image model (frames mean-pooled), sound for audio models."""
+    from alsql.catalog import create_project
+    from alsql.db import write_transaction
+    from alsql.loaders.ingest import ingest
+    from alsql.models.embed import embed_project
+
+    folder = tmp_path / "media"
+    write_pngs(folder, 4)
+    make_video(folder / "clip.mp4", seconds=4, fps=8, size=32)
+    make_tone(folder / "tone.wav", seconds=3, sr=8000, noise=0.3)  # noise: every second differs
+    ingest(engine, str(folder))
+    with write_transaction(engine) as conn:
+        create_project(conn, "mixed", ["a", "b"])
+    with engine.connect() as conn:
+        kinds = dict(conn.execute(select(items.c.item_id, items.c.uri)).all())
+    video = {i for i, u in kinds.items() if ".mp4#t=" in u}
+    audio = {i for i, u in kinds.items() if ".wav#t=" in u}
+    images = set(kinds) - video - audio
+    assert len(video) == 2 and len(audio) == 3 and len(images) == 4
+    img = embed_project(engine, "mixed", f"hf:{models['vit']}", device="cpu", map_method=None)
+    assert set(_blobs(engine, img.encoder_model_id)) == images | video
+    for name in ("ast", "wav2vec2"):
+        rep = embed_project(engine, "mixed", f"hf:{models[name]}", device="cpu", map_method=None)
+        got = _blobs(engine, rep.encoder_model_id)
+        assert set(got) == audio and {len(b) for b in got.values()} == {32 * 2}
+        assert len(set(got.values())) == 3  # three different seconds: three vectors
+
+
+def test_a_wrong_model_is_one_line_exit_2(sqlite_url, tmp_path):
+    from alsql.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    make_project(engine, tmp_path / "imgs", n=3)
+    engine.dispose()
+    for spec in (f"hf:{tmp_path / 'nope'}", "hf:no-such-owner/no-such-model"):
+        proc = subprocess.run([sys.executable, "-c", "from alsql.cli import main; main()", "--db", sqlite_url,
+                               "embed", "--project", "bands", "--encoder", spec], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}, timeout=300)
+        out = (proc.stdout + proc.stderr).strip()
+        assert proc.returncode == 2, out
+        assert len(out.splitlines()) == 1 and "Traceback" not in out, out
+        assert f"{spec}: no such local folder or cached model" in out
+
+
+def _slow_vit(folder: Path) -> Path:
+    """A ViT slow enough on a CPU (128 px, 8 layers) that a run lasts seconds, to be killed mid-way."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    ViTModel(ViTConfig(image_size=128, patch_size=8, hidden_size=64, num_hidden_layers=8, num_attention_heads=2,
+                       intermediate_size=128)).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 128, "width": 128}).save_pretrained(folder)
+    return folder
+
+
+def _embed_cmd(url: str, spec: str, *extra: str) -> list[str]:
+    return [sys.executable, "-c", "from alsql.cli import main; main()", "--db", url, "embed", "--project", "bands",
+            "--encoder", spec, "--device", "cpu", "--batch-size", "4", "--map", "none", *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+            "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_restart_every_item_once(engine, db_url, tmp_path):
+    proj, _ = make_project(engine, tmp_path / "imgs", n=300)
+    spec = f"hf:{_slow_vit(tmp_path / 'slow')}"
+    proc = subprocess.Popen(_embed_cmd(db_url, spec), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    end = time.monotonic() + 240
+    try:
+        while True:  # wait until some vectors are stored, then kill it mid-run
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < end, "no vectors written in time"
+            with engine.connect() as conn:
+                n = conn.execute(select(func.count()).select_from(embeddings)).scalar_one()
+            if n:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with engine.connect() as conn:
+        mid = conn.execute(select(func.max(model_versions.c.model_id))).scalar_one()
+    partial = _counts(engine, mid)
+    assert 0 < partial[0] < 300 and partial[0] == partial[1]
+    done = subprocess.run(_embed_cmd(db_url, spec), env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"encoder {mid} " in done.stdout and f"embedded {300 - partial[0]:,} items" in done.stdout
+    assert _counts(engine, mid) == (300, 300) == (_ok(engine),) * 2
+
+
+@pytest.mark.slow
+def test_two_claiming_processes_share_the_chunks(engine, db_url, tmp_path):
+    proj, _ = make_project(engine, tmp_path / "imgs", n=240)
+    spec = f"hf:{_slow_vit(tmp_path / 'slow')}"
+    # The encoder version row first, so both workers plan the same chunks of it.
+    from alsql.models.embed import prepare_embed
+
+    mid = prepare_embed(engine, proj.name, spec, device="cpu").model_id
+    cmd = _embed_cmd(db_url, spec, "--claim", "--chunk-items", "20")
+    procs = [subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    import re
+
+    did = [int(re.search(r"embedded ([\d,]+) items in (\d+) chunks", o).group(1).replace(",", "")) for o in outs]
+    chunks = [int(re.search(r"in (\d+) chunks", o).group(1)) for o in outs]
+    assert all(c > 0 for c in chunks), outs  # both did work
+    assert sum(chunks) == 12 and sum(did) == 240
+    assert _counts(engine, mid) == (240, 240)
+    from alsql.pipelines.claims import chunk_progress
+
+    assert chunk_progress(engine, mid) == {"done": 12}
