@@ -149,6 +149,80 @@ def test_each_encoder_reads_its_media_kinds(engine, tmp_path, models):
         assert len(set(got.values())) == 3  # three different seconds: three vectors
 
 
+def test_pretrained_is_the_projects_pretrain_encoder_its_penultimate_features(engine, tmp_path, models):
+    import torch
+
+    from alsql.models.artifacts import load_model
+    from alsql.models.embed import embed_project, read_vectors
+    from alsql.models.pretrain import PretrainConfig
+    from alsql.models.pretrain_pool import pretrain_project
+
+    proj, _ = make_project(engine, tmp_path / "imgs", n=40)
+    with pytest.raises(AlsqlError, match="has no encoder; run `alsql pretrain"):
+        embed_project(engine, proj.name, "pretrained", device="cpu")
+    # A foundation encoder of the project is not "pretrained".
+    embed_project(engine, proj.name, f"hf:{models['vit']}", device="cpu", map_method=None)
+    with pytest.raises(AlsqlError, match="has no encoder; run `alsql pretrain"):
+        embed_project(engine, proj.name, "pretrained", device="cpu")
+    enc = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=0, batch_size=32, image_size=8,
+                                                                   device="cpu"), grayscale=True,
+                           artifacts=str(tmp_path / "art")).model_id
+    rep = embed_project(engine, proj.name, "pretrained", device="cpu", map_method="pca")
+    assert (rep.encoder_model_id, rep.items, rep.created) == (enc, 40, False)
+    net, meta, _row = load_model(engine, enc)
+    with engine.connect() as conn:
+        ids, uris = zip(*conn.execute(select(items.c.item_id, items.c.uri).order_by(items.c.item_id).limit(3)).all())
+        vec = read_vectors(conn, enc, ids)
+        params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == enc)).scalar()
+    assert params["encoder"]["spec"] == "pretrained" and params["encoder"]["dim"] == vec.shape[1] == meta["embedding_dim"]
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(u.removeprefix("file://")).convert("L")
+                                                 .resize((8, 8)), np.float32) / 255).unsqueeze(0) for u in uris])
+    with torch.no_grad():
+        want = net.embed(x).numpy()
+    np.testing.assert_allclose(vec, want, rtol=2e-2, atol=2e-2)
+
+
+def test_a_scoped_project_embeds_only_its_items(engine, tmp_path, models):
+    from alsql.catalog import create_project
+    from alsql.db import write_transaction
+    from alsql.loaders.ingest import ingest
+    from alsql.models.embed import embed_project
+    from alsql.scope import set_scope
+
+    folder = tmp_path / "media"
+    write_pngs(folder, 3)
+    make_video(folder / "clip.mp4", seconds=4, fps=8, size=32)
+    ingest(engine, str(folder))
+    with write_transaction(engine) as conn:
+        proj = create_project(conn, "videos", ["a", "b"])
+        set_scope(conn, proj.project_id, kinds=["video"])
+    with engine.connect() as conn:
+        video = {i for i, u in conn.execute(select(items.c.item_id, items.c.uri)) if ".mp4#t=" in u}
+    rep = embed_project(engine, "videos", f"hf:{models['vit']}", device="cpu", map_method=None)
+    assert set(_blobs(engine, rep.encoder_model_id)) == video and rep.items == 2
+
+
+def test_the_watcher_embeds_new_items_as_a_recorded_run(engine, tmp_path, models):
+    from alsql.loaders.ingest import ingest
+    from alsql.models.embed import embed_project
+    from alsql.pipelines.watch import Watcher, WatchRules
+
+    proj, _ = make_project(engine, tmp_path / "imgs", n=10)
+    mid = embed_project(engine, proj.name, f"hf:{models['vit']}", device="cpu", map_method="pca").encoder_model_id
+    rules = WatchRules.from_mapping({"pretrain_items": 0, "queue_low": 0, "marts": False})
+    said: list[str] = []
+    assert [r.step for r in Watcher(engine, rules, say=said.append).tick()] == []  # nothing new
+    write_pngs(tmp_path / "imgs", 4, seed=9, start=50)
+    ingest(engine, str(tmp_path / "imgs"))
+    made = Watcher(engine, rules, say=said.append).tick()
+    assert [(r.step, r.metrics["model_id"], r.metrics["items"]) for r in made] == [("embed", mid, 4)]
+    assert any(f"4 new items lack vectors of encoder {mid}" in line for line in said)
+    assert _counts(engine, mid) == (14, 14)
+    with engine.connect() as conn:  # placed into the encoder's map by transform
+        assert conn.execute(select(func.count()).where(embeddings.c.model_id == mid,
+                                                       embeddings.c.x.is_(None))).scalar() == 0
+
+
 def test_a_wrong_model_is_one_line_exit_2(sqlite_url, tmp_path):
     from alsql.db import make_engine
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, exists, insert, select, true, update
+from sqlalchemy import Engine, and_, exists, insert, select, update
 
 from alsql.catalog import get_project
 from alsql.db import write_transaction
@@ -44,9 +44,10 @@ from alsql.errors import AlsqlError
 from alsql.models.maps import MAP_SAMPLE, MapReport, compute_map
 from alsql.models.vectors import current_encoder, read_vectors, vector_pages
 from alsql.schema import embeddings, items, model_versions, projects
+from alsql.schema.scope import in_scope
 
 __all__ = ["EmbedReport", "EmbedJob", "embed_project", "prepare_embed", "embed_queue", "scope_clause",
-           "current_encoder", "read_vectors", "vector_pages", "DTYPES", "BATCH_SIZE", "ENCODER_ARCH_LEN"]
+           "current_encoder", "read_vectors", "vector_pages", "missing_vectors", "DTYPES", "BATCH_SIZE", "ENCODER_ARCH_LEN"]
 
 DTYPES = ("float16", "float32")
 BATCH_SIZE = 64
@@ -70,11 +71,7 @@ class EmbedReport:
 
 def scope_clause(project_id: int):
     """The project's scope as a boolean clause on ``items`` (every item when it has none)."""
-    try:
-        from alsql.schema.scope import in_scope
-    except ImportError:  # a schema without project scopes: every item is in scope
-        return true()
-    return in_scope(project_id)
+    return in_scope(project_id, items)
 
 
 def _kind_clause(kind: str):
@@ -93,6 +90,19 @@ def embed_queue(project_id: int, encoder_id: int, kind: str | None = None):
     if kind is not None:
         q = q.where(_kind_clause(kind))
     return q.order_by(i.item_id)
+
+
+def missing_vectors(conn, project_id: int) -> tuple[int, Any]:
+    """``(items in the queue of the project's current encoder, that encoder's row)``; ``(0, None)``
+    when the project has no encoder with stored vectors (what the watcher's embed rule reads)."""
+    from sqlalchemy import func, or_
+
+    row = current_encoder(conn, project_id)
+    if row is None:
+        return 0, None
+    kinds = ((row.params or {}).get("encoder") or {}).get("kinds") or ["image", "video", "audio"]
+    q = embed_queue(project_id, row.model_id).order_by(None).where(or_(*(_kind_clause(k) for k in kinds)))
+    return int(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()), row
 
 
 class PretrainedEncoder:

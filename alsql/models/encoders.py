@@ -47,11 +47,16 @@ def encoder_arch(arch: str) -> str:
 
 
 def latest_encoder(conn: Connection, project_id: int, arch: str | None = None):
-    """The project's newest encoder row (of network ``arch`` when given), or None."""
+    """The project's newest ``alsql pretrain`` encoder row (of network ``arch`` when given), or None.
+
+    Foundation encoders (``alsql embed --encoder hf:...``, architecture the spec) are not
+    pretrained encoders: they are never returned here."""
     mv = model_versions.c
     q = select(model_versions).where(mv.project_id == project_id, mv.status == ENCODER_STATUS)
     if arch is not None:
         q = q.where(mv.architecture == encoder_arch(arch))
+    else:
+        q = q.where(mv.architecture.endswith(SUFFIX, autoescape=True))
     return conn.execute(q.order_by(mv.model_id.desc()).limit(1)).first()
 
 

@@ -12,6 +12,8 @@ Rules come from ``[watch]`` in ``alsql.toml`` (``settings.watch``); defaults:
   model: TypiClust on the vectors of the project's encoder when it has stored ones, else
   random) when the queue (pending, still unlabeled items of open train rounds) is
   below ``queue_low``;
+- ``embed`` when the project has an encoder with stored vectors (``alsql embed``) and ok items
+  of its scope and kinds have none: only those are embedded, under the same encoder version;
 - ``pretrain`` (self-supervised, before ``train`` in a tick) once the pool (ok items of the
   project's kind) first holds ``pretrain_items`` (10,000; 0 turns the rule off), and again
   whenever it holds ``pretrain_growth`` (2.0) times the items the newest encoder was
@@ -210,6 +212,12 @@ class Watcher:
         n, model = self._due(missing_predictions, project_id)
         return f"{n} items lack predictions of model {model}" if n else None
 
+    def _embed_reason(self, project_id: int) -> str | None:
+        from alsql.models.embed import missing_vectors
+
+        n, enc = self._due(missing_vectors, project_id)
+        return f"{n} new items lack vectors of encoder {enc.model_id}" if n else None
+
     def _select_reason(self, project_id: int) -> str | None:
         n = self._due(queue_size, project_id)
         if n >= self.rules.queue_low:
@@ -294,6 +302,13 @@ class Watcher:
             made += [run] if run else []
         if self._train_reason(pid):
             run = self._leased("train", pid, name, lambda: self._train_reason(pid), dict(r.train))
+            made += [run] if run else []
+        if self._embed_reason(pid):  # new items of a project that has stored encoder vectors: embed them
+            from alsql.models.embed import missing_vectors
+
+            with self.engine.connect() as conn:
+                spec = ((missing_vectors(conn, pid)[1].params or {}).get("encoder") or {}).get("spec", "pretrained")
+            run = self._leased("embed", pid, name, lambda: self._embed_reason(pid), {"encoder": spec})
             made += [run] if run else []
         if self._infer_reason(pid):
             run = self._leased("infer", pid, name, lambda: self._infer_reason(pid), dict(r.infer))
