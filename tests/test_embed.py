@@ -313,3 +313,32 @@ def test_two_claiming_processes_share_the_chunks(engine, db_url, tmp_path):
     from alsql.pipelines.claims import chunk_progress
 
     assert chunk_progress(engine, mid) == {"done": 12}
+
+
+def test_the_dagster_new_files_path_embeds_only_new_items(engine, db_url, tmp_path, models):
+    need_module("dagster")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dagster import AssetKey, DagsterInstance
+
+    from alsql.models.embed import embed_project
+    from alsql.orchestration import build_definitions
+    from tests.orchestration_support import settings_for
+
+    folder = tmp_path / "png"
+    proj, _ = make_project(engine, folder, n=12)
+    mid = embed_project(engine, proj.name, f"hf:{models['vit']}", device="cpu", map_method="pca").encoder_model_id
+    before = _blobs(engine, mid)
+    write_pngs(folder, 5, seed=3, start=40)  # files the items asset ingests
+    defs = build_definitions(settings_for(db_url, tmp_path, sources={"bands": {"uri": str(folder)}}))
+    job = defs.resolve_implicit_global_asset_job_def()
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance,
+                                        asset_selection=[AssetKey(["items", "bands"]), AssetKey("embeddings")])
+    assert result.success
+    after = _blobs(engine, mid)
+    assert len(after) == 17 and all(after[i] == b for i, b in before.items())
+    with engine.connect() as conn:
+        from alsql.schema import runs
+
+        steps = conn.execute(select(runs.c.step, runs.c.metrics).order_by(runs.c.run_id)).all()
+    assert [(s, (m or {}).get("items")) for s, m in steps if s == "embed"] == [("embed", 5)]

@@ -162,7 +162,7 @@ def test_new_files_sensor_asks_to_ingest_files_alsql_has_not_seen(engine, db_url
     defs = _defs(db_url, tmp_path, sources={"cams": {"uri": str(folder)}})
     due = tick(defs, "new_files_cams", db_url)
     (req,) = due.run_requests
-    assert set(req.asset_selection) == {AssetKey(["items", "cams"]), PREDICTIONS}
+    assert set(req.asset_selection) == {AssetKey(["items", "cams"]), AssetKey("embeddings"), PREDICTIONS}
     assert "3 new files" in req.tags["alsql/trigger"]
     _assert_valid(defs, req)
     assert set(cursor_of(due)) == {"cams"}

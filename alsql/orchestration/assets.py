@@ -13,6 +13,8 @@ Asset graph (keys)::
   model's items until all are scored; items ingested after the chunks were planned are
   then scored by ``infer_project`` (as ``alsql infer`` would). After it, the ``drift``
   step (once per model), which may raise a drift alert.
+- ``embeddings`` (beside ``model``, downstream of the items): the ``embed`` step for each project
+  whose current encoder (``alsql embed``) lacks vectors of new items; only those are embedded.
 - ``round``: the ``select`` step, ``[watch] round_budget`` items by ``[watch] strategy``
   (random before the first model).
 
@@ -142,4 +144,23 @@ def build_assets(cfg: OrchestrationConfig) -> list[AssetsDefinition]:
             context.log.info(f"[{name}] select: run {run.run_id} {run.metrics}")
         return MaterializeResult(metadata={"rounds": made})
 
-    return [*ingest_assets, model, predictions, round_]
+    @asset(name="embeddings", group_name=PIPELINE_GROUP, deps=[a.key for a in ingest_assets], kinds={"pytorch"},
+           description="Vectors of new items under each project's current encoder (`alsql embed`): only the "
+                       "items it has none of, under the same encoder version.")
+    def embeddings_(context: AssetExecutionContext, config: ProjectsConfig, alsql: AlsqlResource) -> MaterializeResult:
+        from alsql.models.embed import missing_vectors
+
+        engine, made = alsql.engine(), {}
+        for pid, name in scope(config, engine):
+            with engine.connect() as conn:
+                n, enc = missing_vectors(conn, pid)
+            if not n:
+                context.log.info(f"[{name}] no new items without encoder vectors")
+                continue
+            spec = ((enc.params or {}).get("encoder") or {}).get("spec", "pretrained")
+            run = run_step(engine, "embed", pid, dagster_params(context, {"encoder": spec}), trigger=trigger_of(context))
+            made[name] = run.metrics
+            context.log.info(f"[{name}] embed: run {run.run_id} {run.metrics}")
+        return MaterializeResult(metadata={"embeddings": made})
+
+    return [*ingest_assets, model, predictions, round_, embeddings_]

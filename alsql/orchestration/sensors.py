@@ -6,8 +6,8 @@ work; every request also carries a run key made of the state it saw, and the tag
 ``alsql/trigger`` (sensor, cursor mark, reason) that the steps copy into ``runs``.
 
 - ``new_files_<source>`` (``[sources.NAME]``): files under the source that neither
-  ``items`` nor ``sources`` (video / sound files) know -> ``items/<source>`` and
-  ``predictions``. Mark: a digest of the new URIs.
+  ``items`` nor ``sources`` (video / sound files) know -> ``items/<source>``, ``embeddings``
+  (new items only, where a project has an encoder with stored vectors) and ``predictions``. Mark: a digest of the new URIs.
 - ``labels_since_model`` (``[watch] retrain_labels``): at least N annotations newer
   than both the newest model's and the mark -> ``model``, ``predictions`` (and the
   marts when ``[watch] marts``). Mark: the newest annotation id when asked.
@@ -35,9 +35,10 @@ from alsql.pipelines.watch import labels_since_model, queue_size
 from alsql.schema import alerts, annotations, items, rounds, sources
 from alsql.schema.scope import in_scope
 
-__all__ = ["build_sensors", "new_uris", "read_cursor", "MODEL", "PREDICTIONS", "ROUND"]
+__all__ = ["build_sensors", "new_uris", "read_cursor", "MODEL", "PREDICTIONS", "ROUND", "EMBEDDINGS"]
 
 MODEL, PREDICTIONS, ROUND = AssetKey("model"), AssetKey("predictions"), AssetKey("round")
+EMBEDDINGS = AssetKey("embeddings")
 _CONFIGURED = ("model", "predictions", "round")  # assets that take ProjectsConfig
 
 
@@ -128,7 +129,7 @@ def build_sensors(cfg: OrchestrationConfig, marts: list[AssetKey]) -> list[Senso
     """The sensors for ``cfg``'s sources and ``[watch]`` rules; ``marts``: the dbt asset keys."""
     r = cfg.rules
     with_marts = list(marts) if r.marts else []
-    out = [_files_sensor(cfg, s, [items_key(s.name), PREDICTIONS]) for s in cfg.sources]
+    out = [_files_sensor(cfg, s, [items_key(s.name), EMBEDDINGS, PREDICTIONS]) for s in cfg.sources]
 
     def labels(engine: Engine, pid: int, project: str, cursor: dict):
         mark = int(cursor.get(str(pid), 0))
