@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import numpy as np
@@ -82,7 +83,7 @@ def decode_vectors(blobs: list, dtype: str = "<f2", dim: int | None = None) -> n
     n = len(blobs)
     if not n:
         return np.zeros((0, dim or 0), np.float32)
-    raw = b"".join(bytes(b) for b in blobs)
+    raw = b"".join(blobs)  # bytes from either driver: no per-row copy
     width = len(raw) // n
     if width * n != len(raw) or width % np.dtype(dtype).itemsize:
         raise AlsqlError(f"stored vectors of unequal width ({len(raw)} bytes for {n} rows); expected one width")
@@ -295,7 +296,8 @@ def head_pages(bind, project_id: int, head_id: int, encoder_id: int, dtype: str 
 def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | None = None, *, bald: int = 0,
                 page: int | None = None, analyze: bool = True, net: HeadNet | None = None, row=None) -> int:
     """Score the head's queue in ``lo < item_id <= hi`` (None: unbounded) and write its predictions;
-    return the items written. Each page is written before the next is scored."""
+    return the items written. Each page is written before the next is scored; the page after it
+    is read meanwhile (one reader thread: two pages in memory at most)."""
     from alsql.loaders.writer import PredictionWriter
     from alsql.models.head_net import check_bald, load_head, score_vectors
     from alsql.models.predict import mc_seed_for
@@ -310,10 +312,13 @@ def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | 
     dtype = _vector_dtype(enc.params if enc is not None else None)
     page = page or page_rows_for(int(row.params.get("dim") or net.fc.in_features))
     written = 0
+    pages = head_pages(engine, row.project_id, model_id, row.params["encoder_model_id"], dtype, page, lo, hi)
     with PredictionWriter(engine, model_id, kind="predictions", buffer_rows=page, flush_seconds=None,
-                          analyze=analyze) as pw:
-        for ids, x in head_pages(engine, row.project_id, model_id, row.params["encoder_model_id"], dtype, page,
-                                 lo, hi):
+                          analyze=analyze) as pw, ThreadPoolExecutor(1) as reader:
+        ahead = reader.submit(next, pages, None)  # the next page is read while this one is scored and written
+        while (got := ahead.result()) is not None:
+            ahead = reader.submit(next, pages, None)
+            ids, x = got
             out = score_vectors(net, x, bald, mc_seed_for(model_id, ids[0]) if bald else None)
             cols = score_columns(out["probs"])
             pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"], margin=cols["margin"],
