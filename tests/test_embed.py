@@ -182,6 +182,23 @@ def test_pretrained_is_the_projects_pretrain_encoder_its_penultimate_features(en
     np.testing.assert_allclose(vec, want, rtol=2e-2, atol=2e-2)
 
 
+def test_weights_name_the_folder_of_a_named_model(engine, tmp_path, models):
+    from alsql.models.embed import current_encoder, embed_project, step_params
+
+    proj, _ = make_project(engine, tmp_path / "imgs", n=6)
+    rep = embed_project(engine, proj.name, "hf:acme/vit-tiny", weights=str(models["vit"]), device="cpu",
+                        map_method=None)
+    assert rep.created and rep.items == 6 and rep.spec == "hf:acme/vit-tiny"
+    with engine.connect() as conn:
+        row = current_encoder(conn, proj.project_id)
+    assert row.model_id == rep.encoder_model_id and row.architecture == "hf:acme/vit-tiny"
+    assert step_params(row) == {"encoder": "hf:acme/vit-tiny", "weights": str(models["vit"])}
+    again = embed_project(engine, proj.name, **step_params(row), device="cpu", map_method=None)
+    assert (again.encoder_model_id, again.created, again.items) == (rep.encoder_model_id, False, 0)
+    with pytest.raises(AlsqlError, match="--weights .*no such file or folder"):
+        embed_project(engine, proj.name, "hf:acme/vit-tiny", weights=str(tmp_path / "gone"), device="cpu")
+
+
 def test_a_scoped_project_embeds_only_its_items(engine, tmp_path, models):
     from alsql.catalog import create_project
     from alsql.db import write_transaction

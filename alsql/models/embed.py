@@ -47,7 +47,7 @@ from alsql.schema import embeddings, items, model_versions, projects
 from alsql.schema.scope import in_scope
 
 __all__ = ["EmbedReport", "EmbedJob", "embed_project", "prepare_embed", "embed_queue", "scope_clause",
-           "current_encoder", "read_vectors", "vector_pages", "missing_vectors", "DTYPES", "BATCH_SIZE", "ENCODER_ARCH_LEN"]
+           "current_encoder", "read_vectors", "vector_pages", "missing_vectors", "step_params", "DTYPES", "BATCH_SIZE", "ENCODER_ARCH_LEN"]
 
 DTYPES = ("float16", "float32")
 BATCH_SIZE = 64
@@ -103,6 +103,12 @@ def missing_vectors(conn, project_id: int) -> tuple[int, Any]:
     kinds = ((row.params or {}).get("encoder") or {}).get("kinds") or ["image", "video", "audio"]
     q = embed_queue(project_id, row.model_id).order_by(None).where(or_(*(_kind_clause(k) for k in kinds)))
     return int(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()), row
+
+
+def step_params(row) -> dict:
+    """The ``embed`` step's params that embed new items under encoder ``row`` again (spec and weights)."""
+    desc = (row.params or {}).get("encoder") or {}
+    return {"encoder": desc.get("spec", "pretrained")} | ({"weights": desc["weights"]} if desc.get("weights") else {})
 
 
 class PretrainedEncoder:
@@ -163,12 +169,14 @@ def _dtype_check(row, dtype: str, spec: str) -> None:
                          f"its vectors are computed once per encoder version: pass --dtype {have}")
 
 
-def _encoder_row(engine: Engine, project_id: int, enc, dtype: str) -> tuple[int, bool]:
+def _encoder_row(engine: Engine, project_id: int, enc, dtype: str, weights: str | None = None) -> tuple[int, bool]:
     """``(model_id, created)``: the encoder version row of (project, spec, fingerprint)."""
+    import os
+
     from alsql.models.encoders import ENCODER_STATUS, latest_encoder
 
     mv = model_versions.c
-    desc = enc.info() | {"dtype": dtype}
+    desc = enc.info() | {"dtype": dtype} | ({"weights": os.path.abspath(os.path.expanduser(weights))} if weights else {})
     with write_transaction(engine) as conn:
         # One creator at a time per project (PostgreSQL: the project row's lock; SQLite: the write lock).
         conn.execute(select(projects.c.project_id).where(projects.c.project_id == project_id).with_for_update())
@@ -332,7 +340,7 @@ def prepare_embed(engine: Engine, project: str | int, encoder: str = "pretrained
     with engine.connect() as conn:
         proj = get_project(conn, project)
     enc = load_encoder(engine, proj.project_id, encoder, weights, resolve_device(device))
-    mid, created = _encoder_row(engine, proj.project_id, enc, dtype)
+    mid, created = _encoder_row(engine, proj.project_id, enc, dtype, weights)
     return EmbedJob(engine, proj.project_id, mid, enc, dtype, batch_size, created, say)
 
 

@@ -148,7 +148,7 @@ def build_assets(cfg: OrchestrationConfig) -> list[AssetsDefinition]:
            description="Vectors of new items under each project's current encoder (`alsql embed`): only the "
                        "items it has none of, under the same encoder version.")
     def embeddings_(context: AssetExecutionContext, config: ProjectsConfig, alsql: AlsqlResource) -> MaterializeResult:
-        from alsql.models.embed import missing_vectors
+        from alsql.models.embed import missing_vectors, step_params
 
         engine, made = alsql.engine(), {}
         for pid, name in scope(config, engine):
@@ -157,8 +157,7 @@ def build_assets(cfg: OrchestrationConfig) -> list[AssetsDefinition]:
             if not n:
                 context.log.info(f"[{name}] no new items without encoder vectors")
                 continue
-            spec = ((enc.params or {}).get("encoder") or {}).get("spec", "pretrained")
-            run = run_step(engine, "embed", pid, dagster_params(context, {"encoder": spec}), trigger=trigger_of(context))
+            run = run_step(engine, "embed", pid, dagster_params(context, step_params(enc)), trigger=trigger_of(context))
             made[name] = run.metrics
             context.log.info(f"[{name}] embed: run {run.run_id} {run.metrics}")
         return MaterializeResult(metadata={"embeddings": made})

@@ -304,11 +304,11 @@ class Watcher:
             run = self._leased("train", pid, name, lambda: self._train_reason(pid), dict(r.train))
             made += [run] if run else []
         if self._embed_reason(pid):  # new items of a project that has stored encoder vectors: embed them
-            from alsql.models.embed import missing_vectors
+            from alsql.models.embed import current_encoder, step_params
 
             with self.engine.connect() as conn:
-                spec = ((missing_vectors(conn, pid)[1].params or {}).get("encoder") or {}).get("spec", "pretrained")
-            run = self._leased("embed", pid, name, lambda: self._embed_reason(pid), {"encoder": spec})
+                params = step_params(current_encoder(conn, pid))
+            run = self._leased("embed", pid, name, lambda: self._embed_reason(pid), params)
             made += [run] if run else []
         if self._infer_reason(pid):
             run = self._leased("infer", pid, name, lambda: self._infer_reason(pid), dict(r.infer))
