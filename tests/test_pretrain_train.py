@@ -71,12 +71,13 @@ def test_frozen_head_leaves_the_encoder_unchanged_and_infer_writes_its_features(
 
     engine, proj, _, art, enc = pretrained
     said: list[str] = []
-    mid = train_project(engine, proj.project_id, QUICK, grayscale=True, artifacts=art, say=said.append)
+    mid = train_project(engine, proj.project_id, QUICK, grayscale=True, artifacts=art, say=said.append,
+                        head="frozen")  # --head auto measures the choice: tests/test_choose.py
     row = _row(engine, mid)
     assert row.status == "ready" and row.architecture == "cnn"
     init = row.params["init"]
     assert init["init"] == "pretrained" and init["encoder_model_id"] == enc and init["head"] == "frozen"
-    assert "2.0 per class" in init["why"] and any(f"encoder model {enc}" in s for s in said)
+    assert init["why"] == "--head frozen" and any(f"encoder model {enc}" in s for s in said)
     model, encoder = _state(engine, mid), _state(engine, enc)
     body = [k for k in model if not head_parameter(k)]
     assert body and all(torch.equal(model[k], encoder[k]) for k in body)  # weights and batch-norm statistics

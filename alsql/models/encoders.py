@@ -9,7 +9,15 @@ for the project's media kind, e.g. ``cnn``, ``audio_cnn``, ``video_cnn``),
 ``state_dict`` (the classification head as initialised, never trained), the projection
 head and ``meta`` (arch, in_channels, image_size, grayscale, media).
 
-The head rule (``choose_head``): with fewer than ``FROZEN_BELOW_PER_CLASS`` (15) labels per
+How ``alsql train --head auto`` starts: measured on the labels (``alsql.models.choose``:
+a linear head on the frozen encoder, fine-tuning, and, under ``--init auto``, random weights,
+compared by held-out balanced accuracy, recorded in ``params["init"]["choice"]``, with a
+warning when the encoder's probe is no better than a random network's). The fixed rule below
+(``choose_head``) decides only when the labels are not held in memory (over ``TrainConfig.cache_mb``)
+or under torchrun. Measured against it in ``benchmarks/head_vs_finetune.py``: see
+``alsql.models.choose``.
+
+The fixed rule (``choose_head``): with fewer than ``FROZEN_BELOW_PER_CLASS`` (15) labels per
 class on average, the encoder is frozen and only the linear head (dropout + ``fc``) is
 trained on its features (few labels cannot move a whole network without overfitting; the
 pretrained features are kept as they are), at ``FROZEN_LR_FACTOR`` (10) times the learning
@@ -115,7 +123,8 @@ def head_config(cfg, mode: str | None):
 
 
 def choose_head(head: str, label_count: int, num_classes: int) -> tuple[str, str]:
-    """``(frozen | finetune, why)`` for ``head`` (auto, frozen, finetune)."""
+    """``(frozen | finetune, why)`` for ``head`` (auto, frozen, finetune): the fixed rule, used
+    where the choice cannot be measured (``alsql.models.choose.measure_sources`` returns None)."""
     if head not in HEADS:
         raise AlsqlError(f"--head {head!r}: expected one of {', '.join(HEADS)}")
     per_class = label_count / max(1, num_classes)

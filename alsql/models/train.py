@@ -179,9 +179,14 @@ def _check_class_ids(engine: Engine, proj) -> None:
 
 
 def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: str | None, n_train: int,
-           num_classes: int) -> dict:
+           num_classes: int, measure: Callable | None = None) -> dict:
     """Load the encoder into ``net`` when ``init`` asks for one (and freeze it for a frozen
-    head); return what is recorded as ``params["init"]`` (plus ``key``, the checkpoint suffix)."""
+    head); return what is recorded as ``params["init"]`` (plus ``key``, the checkpoint suffix).
+
+    ``measure(encoder_row, random_arm) -> Choice | None`` (``alsql.models.choose``): with
+    ``--head auto`` the head / fine-tune / random start is measured on the labels and recorded
+    as ``params["init"]["choice"]``; a measured ``random`` puts ``net``'s initial weights back.
+    Without it (or when it returns None) the fixed rule ``choose_head`` decides."""
     from alsql.models.encoders import choose_head, load_encoder_weights, resolve_init
 
     with engine.connect() as conn:
@@ -191,6 +196,7 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
                                             f"no {arch}+simclr encoder for the project")
         return {"init": "weights" if weights else "random", "encoder_model_id": None, "head": None, "why": why,
                 "key": ""}
+    fresh = {k: v.clone() for k, v in net.state_dict().items()} if measure is not None and head == "auto" else None
     try:
         load_encoder_weights(net, row)
     except AlsqlError as exc:
@@ -198,10 +204,21 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
             raise
         return {"init": "random", "encoder_model_id": None, "head": None, "key": "",
                 "why": f"--init auto: random weights, {exc}"}
-    mode, why = choose_head(head, n_train, num_classes)
+    choice = measure(row, init == "auto") if fresh is not None else None
+    if choice is not None and choice.mode == "random":
+        net.load_state_dict(fresh)
+        return {"init": "random", "encoder_model_id": None, "head": None, "why": f"measured: {choice.why}",
+                "choice": choice.as_params() | {"encoder_model_id": int(row.model_id)}, "key": ""}
+    if choice is not None:
+        mode, why = ("frozen" if choice.mode == "head" else "finetune"), f"measured: {choice.why}"
+    else:
+        mode, why = choose_head(head, n_train, num_classes)
     net.freeze_encoder(mode == "frozen")
-    return {"init": "pretrained", "encoder_model_id": int(row.model_id), "head": mode, "why": why,
-            "key": f"-e{row.model_id}-{mode}"}
+    out = {"init": "pretrained", "encoder_model_id": int(row.model_id), "head": mode, "why": why,
+           "key": f"-e{row.model_id}-{mode}"}
+    if choice is not None:
+        out["choice"] = choice.as_params()
+    return out
 
 
 @dataclass
@@ -226,9 +243,11 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     ``init`` (auto, pretrained, random) and ``head`` (auto, frozen, finetune): start from the
     project's newest encoder of the architecture (``alsql pretrain``; ``auto``: when there is
     one and no ``weights``), fine-tuned whole or as a linear head on the frozen encoder
-    (``alsql.models.encoders.choose_head``: frozen under 15 labels per class); recorded as
-    ``params["init"]``. ``say`` (rank 0) hears the plan in one line when ``--min-steps``
-    changes the epoch count, and the start chosen; ``on_progress`` gets ``fit``'s per-epoch
+    (``--head auto``: measured on the labels, ``alsql.models.choose``, which may also pick random
+    weights under ``--init auto``; the fixed rule ``choose_head`` when the labels are not held in
+    memory); recorded as ``params["init"]`` (with ``choice``: the arms' held-out scores).
+    ``say`` (rank 0) hears the plan in one line when ``--min-steps`` changes the epoch count,
+    and the start chosen; ``on_progress`` gets ``fit``'s per-epoch
     dict. Both default to silence. ``resume``: see ``resume_plan``; ``say`` hears the
     decision whenever a checkpoint exists or ``resume`` is True.
     """
@@ -267,14 +286,19 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     torch.manual_seed(cfg.seed)
     net = build_network(cfg.arch, num_classes, in_channels)
     skipped = load_weights(net, weights) if weights else []
-    start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes)
+    from alsql.models.choose import measure_sources
+
+    start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes, measure=lambda row, rnd: (
+        measure_sources(row, train_src, eval_src, cfg, lambda: build_network(cfg.arch, num_classes, in_channels),
+                        num_classes, random_arm=rnd, say=say if rank == 0 else None)))
     fit_cfg = head_config(cfg, start["head"])
     if fit_cfg.lr != cfg.lr:
         start["lr"] = fit_cfg.lr
     if say is not None and rank == 0 and start["init"] == "pretrained":
         say(f"starting from encoder model {start['encoder_model_id']}: {start['why']}")
-    elif say is not None and rank == 0 and start["why"].startswith("--init auto"):
+    elif say is not None and rank == 0 and start["why"].startswith(("--init auto", "measured")):
         say(start["why"])
+    probe_warning = (start.get("choice") or {}).get("warning")
 
     root = artifacts or get_settings().artifacts
     ckpt_uri = artifact_uri(root, f"project-{proj.project_id}", "checkpoints",
@@ -306,6 +330,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         if result.confusion is not None:
             warnings = imbalance_warnings(result.confusion, proj.classes, one_class_note=(
                 " (the pool is not scored at train time: `alsql infer` checks it)"))
+        if probe_warning:
+            warnings.append(probe_warning)
         metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(warnings=warnings, epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)

@@ -1,0 +1,355 @@
+"""Head, fine-tune or random start: chosen by measuring the arms on the labels.
+
+``measure_choice`` compares, by balanced accuracy (``alsql.models.metrics``) of held-out
+predictions, up to three ways to train on the labeled items:
+
+- ``head``: a linear head on fixed features: the frozen encoder's embeddings of the items,
+  or stored vectors (``features``: an encoder's ``embeddings`` rows, for head models).
+  Features are computed once; the head is scikit-learn's ``LogisticRegression``
+  (``class_weight="balanced"``, standardised features): milliseconds per fold.
+- ``finetune``: the whole network trained from the encoder (``fit``, the run's settings).
+- ``random``: the network trained from random weights, no encoder (``fit``, the same settings).
+
+and, at no extra training cost, a linear probe on a randomly initialised network's features
+(``probe_random``): when the encoder's probe does not beat it, the encoder's features carry
+nothing a random network's do not, and ``Choice.warning`` says so, naming the encoder and both
+scores.
+
+Held out: the evaluation set when it has at least ``HOLDOUT_PER_CLASS`` (10) items of every
+class with labels (each arm fitted once on all labels, scored on it); else stratified k-fold
+cross-validation on the labels, ``k = min(5, max(3, fewest labels of a class))``, out-of-fold
+predictions pooled into one confusion matrix (a balanced accuracy over every label, steadier
+than a mean of tiny folds). Folds are a pure function of ``(labels, seed)``.
+
+Compute budget: the head and the random probe cost a forward pass over the labeled items.
+The ``finetune`` and ``random`` arms cost one training per fold (k trainings of (k-1)/k of the
+labels each, i.e. about k times the run itself per arm), so they are measured only up to
+``COSTLY_MAX_LABELS`` (400) labels. Above it the choice is between the head and the rule
+measured below: fine-tune when the encoder's probe beats a random network's, else train from
+random weights.
+
+Decision: the arm of highest held-out balanced accuracy; an arm within ``TIE`` (0.01) of the
+best counts as tied, and ties go to the cheaper arm (head, then fine-tune, then random).
+
+The measured rule (benchmarks/head_vs_finetune.py, report ``benchmarks/reports/head_vs_finetune.json``):
+see ``MEASURED_RULE``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+
+from alsql.errors import AlsqlError
+from alsql.models.metrics import balanced_accuracy, confusion_matrix
+
+__all__ = ["Choice", "measure_choice", "measure_sources", "describe", "stratified_folds", "fold_count",
+           "linear_probe", "features_of",
+           "probe_warning", "ARMS", "COSTLY_MAX_LABELS", "HOLDOUT_PER_CLASS", "TIE", "MEASURED_RULE"]
+
+ARMS = ("head", "finetune", "random")
+COSTLY_MAX_LABELS = 400
+HOLDOUT_PER_CLASS = 10
+TIE = 0.01
+MEASURED_RULE = ("measured by benchmarks/head_vs_finetune.py: see the README section "
+                 "'Head or fine-tune, measured'")
+
+
+@dataclass
+class Choice:
+    """The measured start: ``mode`` (head / finetune / random), the held-out balanced accuracy
+    of every arm measured (``scores``: head, finetune, random, probe_random; an arm not
+    measured is absent), the reason in one sentence (``why``), how it was held out
+    (``method``), a warning when the encoder's probe does not beat a random network's, and
+    the seconds the measuring took."""
+
+    mode: str
+    scores: dict[str, float] = field(default_factory=dict)
+    why: str = ""
+    method: str = ""
+    warning: str | None = None
+    seconds: float = 0.0
+
+    def as_params(self) -> dict:
+        return asdict(self)
+
+
+def fold_count(y: np.ndarray) -> int:
+    """``k`` for ``y``'s labels: the fewest labels of a present class, clamped to 3..5."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64))
+    present = counts[counts > 0]
+    return int(min(5, max(3, present.min()))) if len(present) else 3
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """``(N,)`` fold id 0..k-1 per label: each class's items shuffled (seeded) and dealt round
+    robin, continuing where the previous class stopped (so folds stay even in size)."""
+    y = np.asarray(y, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(y), dtype=np.int64)
+    at = 0
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        out[idx] = (at + np.arange(len(idx))) % k
+        at = (at + len(idx)) % k
+    return out
+
+
+@torch.no_grad()
+def features_of(net, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """``(N, D)`` float32 embeddings of ``x`` by ``net.embed`` in eval mode, on the net's device."""
+    net.eval()
+    dev = next(net.parameters()).device
+    parts = [net.embed(x[s : s + batch_size].to(dev)).float().cpu() for s in range(0, len(x), batch_size)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, getattr(net, "embedding_dim", 0)), np.float32)
+
+
+def linear_probe(ftr: np.ndarray, ytr: np.ndarray, fte: np.ndarray) -> np.ndarray:
+    """Predicted classes of ``fte`` by a class-balanced logistic regression on standardised
+    ``ftr`` (scikit-learn, C = 1); a single training class predicts itself."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    ytr = np.asarray(ytr)
+    if len(np.unique(ytr)) < 2:
+        return np.full(len(fte), ytr[0] if len(ytr) else 0, dtype=np.int64)
+    sc = StandardScaler().fit(ftr)
+    clf = LogisticRegression(class_weight="balanced", max_iter=500)
+    clf.fit(sc.transform(ftr), ytr)
+    return clf.predict(sc.transform(fte)).astype(np.int64)
+
+
+def probe_warning(encoder: str, head: float, random_probe: float) -> str | None:
+    """The warning when ``head`` (the encoder's probe) does not beat ``random_probe``, else None."""
+    if head > random_probe:
+        return None
+    return (f"{encoder}'s features score {head:.2f} balanced accuracy in a linear probe, no better than a random "
+            f"network's {random_probe:.2f}: pretrain longer, use a foundation encoder "
+            f"(alsql embed --encoder hf:...), or train from scratch (--init random)")
+
+
+def _fit_predict(make_net, start: dict | None, cfg, xtr, ytr, xte, num_classes: int, seed: int) -> np.ndarray:
+    from alsql.models.encoders import start_from_encoder
+    from alsql.models.fit import fit
+
+    torch.manual_seed(seed)
+    net = make_net()
+    if start is not None:
+        start_from_encoder(net, start, "finetune")
+    n, bs = len(ytr), cfg.batch_size
+
+    def batches(epoch):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        for s in range(0, n, bs):
+            j = perm[s : s + bs]
+            yield xtr[j], ytr[j]
+
+    fit(net, batches, None, replace(cfg, seed=seed), num_classes, -(-n // bs))
+    net.eval()
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        out = [net(xte[s : s + 256].to(dev)).argmax(1).cpu() for s in range(0, len(xte), 256)]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.int64)
+
+
+def _score(y_true, y_pred, num_classes: int) -> float:
+    return round(balanced_accuracy(confusion_matrix(y_true, y_pred, num_classes)), 4)
+
+
+def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: int, *,
+                   x: torch.Tensor | None = None, make_net: Callable[[], torch.nn.Module] | None = None,
+                   encoder_state: dict | None = None, features: np.ndarray | None = None,
+                   random_features: np.ndarray | None = None, cfg=None,
+                   arms: Sequence[str] = ARMS, holdout: tuple | None = None, seed: int = 0,
+                   encoder_name: str = "the encoder", max_costly_labels: int = COSTLY_MAX_LABELS,
+                   say: Callable[[str], None] | None = None) -> Choice:
+    """Measure the arms (a subset of ``ARMS``) on the labels ``y`` ``(N,)`` and return the choice.
+
+    ``x`` ``(N, ...)``: the labeled items as network input, with ``make_net`` (a fresh
+    network of the run's architecture); ``encoder_state``: the encoder's ``state_dict``
+    (loaded as ``start_from_encoder`` does). ``features`` ``(N, D)``: stored vectors for the
+    head arm instead of the encoder's embeddings of ``x``; ``random_features``: a random
+    network's embeddings of the items (computed from ``x`` when None). ``cfg``: the ``TrainConfig`` the
+    costly arms train with. ``holdout``: ``(x_eval, y_eval)``, ``(x_eval, y_eval,
+    features_eval)`` or ``(x_eval, y_eval, features_eval, random_features_eval)``: used instead of cross-validation when it has ``HOLDOUT_PER_CLASS``
+    items of every class with labels. An arm whose inputs are missing, or a costly arm
+    above ``max_costly_labels`` labels, is not measured.
+    """
+    t0 = time.perf_counter()
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y, dtype=np.int64)
+    bad = [a for a in arms if a not in ARMS]
+    if bad or not arms:
+        raise AlsqlError(f"arms {list(arms)!r}: expected some of {', '.join(ARMS)}")
+    if len(y) < 2:
+        raise AlsqlError(f"{len(y)} label(s): expected at least 2 to measure the head / fine-tune choice")
+    if features is None and x is not None and len(x) != len(y) or features is not None and len(features) != len(y):
+        raise AlsqlError("the items and their labels differ in count: expected one label per item")
+    enc_net = None
+    if features is None and x is not None and make_net is not None and encoder_state is not None:
+        from alsql.models.encoders import start_from_encoder
+
+        torch.manual_seed(seed)
+        enc_net = make_net()
+        start_from_encoder(enc_net, encoder_state, "frozen")
+        features = features_of(enc_net, x)
+    rand_feats = random_features
+    if rand_feats is None and x is not None and make_net is not None:
+        torch.manual_seed(seed + 1)
+        rand_net = make_net()
+        rand_feats = features_of(rand_net, x)
+    costly = len(y) <= max_costly_labels and x is not None and make_net is not None and cfg is not None
+    measured = [a for a in arms if (a == "head" and features is not None)
+                or (a == "finetune" and costly and encoder_state is not None) or (a == "random" and costly)]
+
+    use_holdout = False
+    if holdout is not None:
+        ye = np.asarray(holdout[1].cpu() if isinstance(holdout[1], torch.Tensor) else holdout[1], dtype=np.int64)
+        counts = np.bincount(ye, minlength=num_classes)
+        use_holdout = all(counts[c] >= HOLDOUT_PER_CLASS for c in np.unique(y))
+    preds: dict[str, np.ndarray] = {}
+    if use_holdout:
+        xe = holdout[0]
+        truth = ye
+        method = f"held out on the evaluation set ({len(ye)} items, at least {HOLDOUT_PER_CLASS} per class)"
+        if "head" in measured:
+            fe = holdout[2] if len(holdout) > 2 and holdout[2] is not None else (
+                features_of(enc_net, xe) if enc_net is not None else None)
+            if fe is None:
+                measured.remove("head")
+            else:
+                preds["head"] = linear_probe(features, y, fe)
+        if rand_feats is not None and len(holdout) > 3 and holdout[3] is not None:
+            preds["probe_random"] = linear_probe(rand_feats, y, holdout[3])
+        elif rand_feats is not None and random_features is None and xe is not None:
+            preds["probe_random"] = linear_probe(rand_feats, y, features_of(rand_net, xe))
+        xt, yt = (x, torch.as_tensor(y)) if x is not None else (None, None)
+        for arm in ("finetune", "random"):
+            if arm in measured and xe is not None:
+                preds[arm] = _fit_predict(make_net, encoder_state if arm == "finetune" else None, cfg, xt, yt, xe,
+                                          num_classes, seed)
+            elif arm in measured:
+                measured.remove(arm)
+    else:
+        k = fold_count(y)
+        fold = stratified_folds(y, k, seed)
+        truth = y
+        method = f"{k}-fold stratified cross-validation on {len(y)} labels"
+        for arm in measured + (["probe_random"] if rand_feats is not None else []):
+            preds[arm] = np.zeros(len(y), dtype=np.int64)
+        yt = torch.as_tensor(y)
+        for f in range(k):
+            te, tr = fold == f, fold != f
+            if not te.any():
+                continue
+            if "head" in measured:
+                preds["head"][te] = linear_probe(features[tr], y[tr], features[te])
+            if rand_feats is not None:
+                preds["probe_random"][te] = linear_probe(rand_feats[tr], y[tr], rand_feats[te])
+            for arm in ("finetune", "random"):
+                if arm in measured:
+                    tri, tei = torch.as_tensor(np.flatnonzero(tr)), torch.as_tensor(np.flatnonzero(te))
+                    preds[arm][te] = _fit_predict(make_net, encoder_state if arm == "finetune" else None, cfg,
+                                                  x[tri], yt[tri], x[tei], num_classes, seed * 100 + f)
+    scores = {a: _score(truth, p, num_classes) for a, p in preds.items()}
+    scores = {a: s for a, s in scores.items() if not math.isnan(s)}
+    warning = None
+    if "head" in scores and "probe_random" in scores and encoder_state is not None:
+        warning = probe_warning(encoder_name, scores["head"], scores["probe_random"])
+    mode, why = _decide(scores, measured, arms, len(y), max_costly_labels, encoder_state is not None)
+    choice = Choice(mode, scores, why, method, warning, round(time.perf_counter() - t0, 2))
+    if say is not None:
+        say(describe(choice))
+    return choice
+
+
+def _decide(scores: dict, measured: list, arms: Sequence[str], n: int, cap: int, has_encoder: bool) -> tuple[str, str]:
+    shown = ", ".join(f"{a} {scores[a]:.3f}" for a in ARMS if a in scores)
+    cand = [a for a in ARMS if a in measured and a in scores]
+    if not cand:
+        if "finetune" in arms and has_encoder:
+            return "finetune", "no arm could be measured: the whole network fine-tuned from the encoder"
+        return "random", "no arm could be measured: random weights"
+    best = max(scores[a] for a in cand)
+    pick = next(a for a in cand if scores[a] >= best - TIE)  # ARMS order: cheaper first
+    if len(cand) > 1:
+        tied = [a for a in cand if a != pick and scores[a] >= best - TIE]
+        return pick, (f"{pick} has the best held-out balanced accuracy ({shown})"
+                      + (f"; within {TIE} of {', '.join(tied)}, the cheaper arm wins" if tied else ""))
+    skipped = [a for a in arms if a not in measured]
+    costly_skipped = [a for a in skipped if a != "head"]
+    if costly_skipped and n > cap and "head" in scores:
+        rnd = scores.get("probe_random")
+        if rnd is not None and scores["head"] <= rnd:
+            if "random" in arms:
+                return "random", (f"{n} labels (over {cap}: fine-tuning is not cross-validated); the encoder's "
+                                  f"probe {scores['head']:.3f} does not beat a random network's {rnd:.3f}: "
+                                  f"random weights")
+        if "finetune" in arms and has_encoder:
+            return "finetune", (f"{n} labels (over {cap}: fine-tuning is not cross-validated, and measured to "
+                                f"match or beat the head from there on): the whole network fine-tuned from "
+                                f"the encoder (head probe {scores['head']:.3f})")
+    return pick, f"{pick}: the only arm measured ({shown})"
+
+
+def describe(choice: Choice) -> str:
+    """One line for the CLI: the choice, the scores and how they were held out."""
+    scores = ", ".join(f"{a} {s:.3f}" for a, s in choice.scores.items())
+    return f"measured start: {choice.mode} ({choice.method}: {scores}; {choice.seconds:.1f} s): {choice.why}"
+
+
+def _gather(src) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for x, y in src.batches(0):  # a cached source decodes once here; fit reuses the decoded items
+        xs.append(x)
+        ys.append(y)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def measure_sources(encoder_row, train_src, eval_src, cfg, make_net: Callable[[], torch.nn.Module], num_classes: int,
+                    *, random_arm: bool = True, say: Callable[[str], None] | None = None) -> Choice | None:
+    """``measure_choice`` for ``alsql train``: the labeled items of ``train_src`` (and
+    ``eval_src``, the evaluation set, as the holdout when large enough), two of
+    ``alsql.models.train``'s sources (``batches(epoch)`` of float inputs and labels, ``cache``:
+    whether they are held in memory), from the encoder of ``encoder_row`` (a
+    ``model_versions`` row). ``random_arm``: whether training from random weights is an arm
+    (``--init auto``; not under ``--init pretrained``). Over ``COSTLY_MAX_LABELS`` labels only
+    the head and the random network's probe are measured, from features computed batch by
+    batch. None (the fixed rule decides) when the labels are not held in memory or under
+    torchrun, where each process sees a share of them."""
+    from alsql.models.artifacts import load_object
+    from alsql.models.encoders import start_from_encoder
+    from alsql.models.fit import distributed
+
+    if distributed()[1] > 1 or not train_src.cache:
+        return None
+    state = load_object(encoder_row.artifact_uri)["state_dict"]
+    arms = ARMS if random_arm else ("head", "finetune")
+    kw = dict(make_net=make_net, encoder_state=state, cfg=cfg, arms=arms, seed=cfg.seed,
+              max_costly_labels=COSTLY_MAX_LABELS,
+              encoder_name=f"encoder model {encoder_row.model_id}", say=say)
+    n = sum(len(yb) for _xb, yb in train_src.batches(0))  # a cached source decodes its items once, here
+    holdout = None
+    if eval_src is not None and eval_src.cache:
+        holdout = _gather(eval_src)
+    if n <= COSTLY_MAX_LABELS:
+        x, y = _gather(train_src)
+        return measure_choice(y, num_classes, x=x, holdout=holdout, **kw)
+    torch.manual_seed(cfg.seed)
+    enc = make_net()
+    start_from_encoder(enc, state, "frozen")
+    torch.manual_seed(cfg.seed + 1)
+    rnd = make_net()
+    feats, rfeats, ys = [], [], []
+    for xb, yb in train_src.batches(0):
+        feats.append(features_of(enc, xb))
+        rfeats.append(features_of(rnd, xb))
+        ys.append(yb)
+    if holdout is not None:
+        holdout = (None, holdout[1], features_of(enc, holdout[0]), features_of(rnd, holdout[0]))
+    return measure_choice(torch.cat(ys), num_classes, features=np.concatenate(feats),
+                          random_features=np.concatenate(rfeats), holdout=holdout, **kw)
