@@ -92,7 +92,8 @@ def train(
              "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
     head: Annotated[str, typer.Option(
         help="From an encoder: frozen (train a linear head on its features), finetune (train the whole network), "
-             "or auto (default): frozen under 15 labels per class, else finetune; linear or mlp: a head on the "
+             "or auto (default): measured on the labels (cross-validated balanced accuracy of a frozen head, "
+             "fine-tuning and, under --init auto, random weights; printed and recorded); linear or mlp: a head on the "
              "encoder's stored vectors (`alsql embed`), trained and scored without reading media")] = "auto",
     encoder_model: Annotated[Optional[int], typer.Option(
         help="With --head linear|mlp: the encoder model whose stored vectors to train on "
