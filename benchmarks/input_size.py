@@ -15,7 +15,7 @@ Reports per size the mean and std over seeds of balanced accuracy, defect recall
 and dent items called either defect), per-class recall and the training seconds; the size
 rule of ``alsql.models.inputs`` follows it.
 
-    python benchmarks/input_size.py [--seeds 3] [--labels 120] [--sizes 32 64 96 128]
+    python benchmarks/input_size.py [--seeds 3] [--labels 120] [--sizes 32 64 96 128] [--out REPORT.json]
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--min-steps", type=int, default=40)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--source", type=int, default=256, help="pixels per side the parts are drawn at")
+    ap.add_argument("--out", type=Path, default=REPORT, help="the JSON report")
     args = ap.parse_args()
     torch.set_num_threads(2)
     # alsql train's network, loss and checkpoint rule on a shorter schedule (two shared CPU cores):
@@ -130,12 +131,12 @@ def _summarise(report: dict, runs: dict[int, list[dict]], args, show: bool = Fal
         table.add_row(str(size), *("{:.3f} ± {:.3f}".format(*v) for v in (
             out["balanced_accuracy"], out["defect_recall"], out["recall"]["scratch"], out["recall"]["dent"],
             out["ok_called_defect"])), "{:.0f}".format(out["seconds"][0]))
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
     if show:
         console = Console()
         console.print(table)
-        console.print(f"report: {REPORT}")
+        console.print(f"report: {args.out}")
 
 
 if __name__ == "__main__":

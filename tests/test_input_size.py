@@ -25,7 +25,7 @@ from alsql.catalog import create_project
 from alsql.db import make_engine, write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.fit import TrainConfig
-from alsql.models.inputs import (IMAGE_SIZE, MAX_IMAGE_SIZE, SIZE_CAP, check_image_size, set_project_image_size,
+from alsql.models.inputs import (MAX_IMAGE_SIZE, SIZE_CAP, check_image_size, set_project_image_size,
                                  size_from_sides)
 from alsql.schema import items, model_versions
 
@@ -168,7 +168,7 @@ def test_project_set_image_size_on_the_command_line(db_url, capsys):
         code, out = run("project", "set", "--project", "birds", "--image-size", "4096")
         assert code != 0 and "--image-size 4096: expected pixels per side" in out
         code, out = run("project", "set", "--project", "birds", "--image-size", "0")
-        assert code == 0 and f"image size the default ({IMAGE_SIZE} for images)" in out
+        assert code == 0 and "image size from the items (their median short side, at most 128 for images, 64 for video)" in out
         with engine.connect() as conn:
             assert project_image_size(conn, 1) is None
     finally:

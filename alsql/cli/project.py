@@ -107,7 +107,7 @@ def set_(
         "--gold-rate", help="Share 0..1 of the items served to an annotator that are gold items")] = None,
     image_size: Annotated[Optional[int], typer.Option(
         "--image-size", help="Pixels per side the project's networks take (images, video frames), 1..1024; "
-                             "0: the default of the media kind (64)")] = None,
+                             "0: chosen from the items again (their median short side, capped)")] = None,
     kind: KindOpt = None,
     source: SourceOpt = None,
     prefix: PrefixOpt = None,
@@ -124,7 +124,7 @@ def set_(
     """
     from alsql.catalog import get_project
     from alsql.db import write_transaction
-    from alsql.models.inputs import DEFAULT_SIZE, check_image_size, project_image_size, set_project_image_size
+    from alsql.models.inputs import SIZE_CAP, check_image_size, project_image_size, set_project_image_size
     from alsql.quality import check_settings, read_settings, write_settings
 
     from alsql.scope import check_scope, labels_outside, set_scope
@@ -147,7 +147,8 @@ def set_(
         scope = set_scope(conn, proj.project_id, clear=scope_clear, **scope_given)
         console.print(f"project [bold]{proj.name}[/bold]: overlap {s.overlap:g} "
                       f"(served to {s.overlap_annotators} annotators), gold rate {s.gold_rate:g}, image size "
-                      + (str(size) if size else f"the default ({DEFAULT_SIZE['image']} for images)"))
+                      + (str(size) if size else ("from the items (their median short side, at most "
+                                           f"{SIZE_CAP['image']} for images, {SIZE_CAP['video']} for video)")))
         _print_scope(conn, scope)
         if scope_clear or any(v is not None for v in scope_given.values()):
             outside = labels_outside(conn, proj.project_id)
