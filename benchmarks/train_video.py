@@ -144,7 +144,8 @@ def main() -> None:
                 console.print(f"repeat {r} {arm}: {runs[arm][-1]}", markup=False)
         engine.dispose()
     report = {"segments": segments, "labeled": 40, "epochs": args.epochs, "image_size": args.image_size,
-              "source": f"4 videos, 20 s, {args.width}x{args.height}, {args.fps} fps, libx264", "repeats": args.repeats, "arms": {}}
+              "source": f"4 videos, 20 s, {args.width}x{args.height}, {args.fps} fps, libx264",
+              "repeats": args.repeats, "arms": {}}
     table = Table("arm", "wall s", "s per epoch", "decodes", "plan printed", title=(
         f"alsql train, 40 labeled 2-s segments, {args.epochs} epochs at {args.image_size} px (median of "
         f"{args.repeats})"))

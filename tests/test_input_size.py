@@ -168,7 +168,8 @@ def test_project_set_image_size_on_the_command_line(db_url, capsys):
         code, out = run("project", "set", "--project", "birds", "--image-size", "4096")
         assert code != 0 and "--image-size 4096: expected pixels per side" in out
         code, out = run("project", "set", "--project", "birds", "--image-size", "0")
-        assert code == 0 and "image size from the items (their median short side, at most 128 for images, 64 for video)" in out
+        assert code == 0 and ("image size from the items (their median short side, at most 128 for images, "
+                              "64 for video)") in out
         with engine.connect() as conn:
             assert project_image_size(conn, 1) is None
     finally:
@@ -247,7 +248,8 @@ def test_an_image_over_the_pixel_limit_is_corrupt_with_the_reason(big_first, mon
 
 def test_the_data_rule_caps_rounds_and_floors():
     assert size_from_sides({}, "image") is None
-    assert size_from_sides({384: 1204}, "image") == (128, "the median short side of 1,204 items is 384 px, capped at 128")
+    assert size_from_sides({384: 1204}, "image") == (
+        128, "the median short side of 1,204 items is 384 px, capped at 128")
     assert size_from_sides({384: 3}, "video") == (64, "the median short side of 3 items is 384 px, capped at 64")
     assert size_from_sides({100: 2, 48: 4, 200: 5}, "image") == (
         96, "the median short side of 11 items is 100 px, rounded down to a multiple of 16")
@@ -293,7 +295,8 @@ def test_the_size_comes_from_the_data_and_overrides_win(mixed_parts):
     said: list[str] = []
     row = _row(engine, train_project(engine, proj.project_id, TrainConfig(**TINY), artifacts=art, say=said.append))
     note = "the median short side of 11 items is 100 px, rounded down to a multiple of 16"
-    assert (row.params["image_size"], row.params["image_size_rule"], row.params["image_size_note"]) == (96, "data", note)
+    assert (row.params["image_size"], row.params["image_size_rule"], row.params["image_size_note"]) == (
+        96, "data", note)
     assert f"image size 96: {note}" in said
 
     with write_transaction(engine) as conn:

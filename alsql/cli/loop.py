@@ -24,7 +24,8 @@ def loop(
     eval_budget: Annotated[int, typer.Option(help="Hold out a random evaluation round of this size first")] = 0,
     arch: Annotated[str, typer.Option(help="cnn or resnet18")] = "cnn",
     epochs: Annotated[int, typer.Option(help="Minimum epochs per training")] = 20,
-    image_size: Annotated[int, typer.Option(help="Square image size (0: the project's setting, else 64)")] = 0,
+    image_size: Annotated[int, typer.Option(help="Square image size (0: the project's setting, else chosen from "
+                                                      "the items' median short side, at most 128; printed)")] = 0,
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,

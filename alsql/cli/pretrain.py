@@ -90,7 +90,8 @@ def pretrain(
         "--amp/--no-amp", help="Mixed precision (default: on with CUDA, off on CPU)")] = None,
     image_size: Annotated[Optional[int], typer.Option(
         help="Pixels per side images and video frames are resized to, 1..1024 (default: the project's "
-             "setting, `alsql project set --image-size`, else 64); recorded with the encoder")] = None,
+             "setting, `alsql project set --image-size`, else chosen from the items: their median short side, at "
+             "most 128 for images and 64 for video); recorded with the encoder")] = None,
     grayscale: Annotated[bool, typer.Option("--grayscale", help="Read images as one channel")] = False,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints")] = 100,
