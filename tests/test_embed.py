@@ -359,3 +359,35 @@ def test_the_dagster_new_files_path_embeds_only_new_items(engine, db_url, tmp_pa
 
         steps = conn.execute(select(runs.c.step, runs.c.metrics).order_by(runs.c.run_id)).all()
     assert [(s, (m or {}).get("items")) for s, m in steps if s == "embed"] == [("embed", 5)]
+
+
+def test_claims_extend_to_items_ingested_after_the_plan(engine, tmp_path, models):
+    from alsql.loaders.ingest import ingest
+    from alsql.pipelines.claims import chunk_progress
+    from alsql.pipelines.embed_claims import embed_claimed
+
+    proj, _ = make_project(engine, tmp_path / "imgs", n=25)
+    spec = f"hf:{models['vit']}"
+    first = embed_claimed(engine, proj.name, spec, device="cpu", chunk_items=10, map_method="pca", poll=0.05)
+    mid = first.encoder_model_id
+    assert first.chunks == [0, 1, 2] and first.items == 25 and first.map is not None and first.map.placed == 25
+    write_pngs(tmp_path / "imgs", 6, seed=4, start=70)
+    ingest(engine, str(tmp_path / "imgs"))
+    later = embed_claimed(engine, proj.name, spec, device="cpu", chunk_items=10, map_method="pca", poll=0.05)
+    assert later.encoder_model_id == mid and later.items == 6 and later.chunks == [3]
+    assert chunk_progress(engine, mid) == {"done": 4} and _counts(engine, mid) == (31, 31)
+    assert later.map is not None and later.map.placed == 6  # into the same map
+
+
+def test_an_item_that_no_longer_decodes_is_marked_corrupt_and_skipped(engine, tmp_path, models):
+    from alsql.models.embed import embed_project
+
+    proj, _ = make_project(engine, tmp_path / "imgs", n=5)
+    with engine.connect() as conn:
+        victim, uri = conn.execute(select(items.c.item_id, items.c.uri).order_by(items.c.item_id).limit(1)).one()
+    Path(uri.removeprefix("file://")).write_bytes(b"not a png any more")
+    rep = embed_project(engine, proj.name, f"hf:{models['vit']}", device="cpu", map_method=None)
+    assert (rep.items, rep.bad) == (4, 1)
+    with engine.connect() as conn:
+        status = conn.execute(select(items.c.status).where(items.c.item_id == victim)).scalar_one()
+    assert status == "corrupt" and victim not in _blobs(engine, rep.encoder_model_id)
