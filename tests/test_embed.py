@@ -116,6 +116,13 @@ def test_float32_vectors_round_trip(engine, tmp_path, models):
     assert params["encoder"]["dtype"] == "float32"
     np.testing.assert_array_equal(vec[::-1], np.frombuffer(b"".join(blobs[i] for i in ids), "<f4").reshape(12, 16))
     assert compute_map(engine, mid, "pca").placed == 12  # the map reads float32 vectors too
+    from alsql.models.embed import vector_pages
+
+    pages = list(vector_pages(engine, mid, "unlabeled_pool", 5, project_id=proj.project_id))
+    assert [len(i) for i, _ in pages] == [5, 5, 2]
+    np.testing.assert_array_equal(np.concatenate([v for _, v in pages]), vec[::-1])
+    with pytest.raises(AlsqlError, match="view 'nope': expected a view of alsql.schema.views"):
+        next(vector_pages(engine, mid, "nope", 5))
     with pytest.raises(AlsqlError, match="stores float32 vectors.*pass --dtype float32"):
         embed_project(engine, proj.name, spec, dtype="float16", device="cpu", map_method=None)
 
