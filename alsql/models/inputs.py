@@ -16,11 +16,16 @@ params (``image_size``, ``image_size_rule``, ``image_size_note``: "the median sh
 of 1,204 items is 384 px, capped at 128"), and ``alsql train`` / ``pretrain`` print it;
 reading a model back uses the size it recorded.
 
-Why 128 for images: ``benchmarks/input_size.py`` trains the part-image task
-(``alsql.pipelines.scenarios.parts``: small scratches and dents, each under 0.5 % of a
-256 px image) with the same 150 labels at 32, 64, 96 and 128 px (3 seeds). The defects
-fade at 32 and 64 px (see ``benchmarks/reports/input_size.json`` and the README for the
-figures); 128 px costs 4x the compute of 64 px per item, which the cap bounds.
+Why 128 for images: small defects. In the part images of ``alsql.pipelines.scenarios.parts``
+(scratches 1-2.5 px wide and dents, each under 0.5 % of a 256 px image) a scratch is a
+quarter to half a pixel wide at 64 px, its contrast averaged away by the resize, and half a
+pixel to a pixel at 128. ``benchmarks/input_size.py`` trains that task with the same labels
+at 32, 64, 96 and 128 px; on two shared CPU cores only one seed at 32, 64 and 128 px fitted
+(120 labels, 40 steps), and at that budget no size learned the task (balanced accuracy
+0.32, 0.27, 0.29: chance for three classes, nearly every part called defective;
+``benchmarks/reports/input_size.json``). So the cap rests on the defect's scale and on
+compute (128 px costs 4x the compute of 64 px per item), not yet on a measured gain; the
+benchmark is the place to revisit it. Video frames keep the old 64: a segment is 8 frames.
 
 ``media_plan(engine, project_id, cfg, grayscale)`` -> ``MediaPlan``: the project's media
 spec (``alsql.media.training.spec_on``) at the chosen size, the network for its kind

@@ -6,8 +6,9 @@ Writes, on rank 0 only:
 
 - the artifact (``alsql.models.artifacts``) under ``settings.artifacts``;
 - a ``model_versions`` row: architecture, params (hyper-parameters, image size and
-  how it was chosen: ``image_size_rule`` option / project / default, see
-  ``alsql.models.inputs``; channels, ``init``: random / weights / pretrained from which encoder, with which
+  how it was chosen: ``image_size_rule`` option / project / data / default and
+  ``image_size_note``, the rule's sentence, see ``alsql.models.inputs``; ``stopped``:
+  ``max-minutes`` when ``TrainConfig.max_minutes`` ended the run; channels, ``init``: random / weights / pretrained from which encoder, with which
   head), label_count, ``trained_on_annotation_id`` (the newest annotation of the
   project when training started), metrics (accuracy, balanced accuracy, macro-F1 and
   per-class recall on the evaluation set, evaluated count, epochs, best epoch, and
@@ -332,6 +333,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
                 " (the pool is not scored at train time: `alsql infer` checks it)"))
         if probe_warning:
             warnings.append(probe_warning)
+        metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(warnings=warnings, epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)
