@@ -5,7 +5,8 @@ Each generator is seeded, small, and returns what the label-efficiency benchmark
 benchmarks):
 
 - ``write_behaviour(folder, seed)``: a rare behaviour in short video segments. Cameras
-  watch a floor with a marked zone (hatched yellow outline); small figures walk about; in
+  watch a floor with a marked zone (painted in yellow and black hatching); small figures
+  (2 px wide, 4 tall with the head, on 32-px frames) walk about; in
   a few 2-s segments (at most 8 %) one figure steps into the zone. Each camera has its
   own floor colour, lighting gradient, clutter, zone place and size, and sensor noise.
   Written as VP8 WebM (PyAV) with the per-segment truth, to be decoded through
@@ -56,6 +57,7 @@ class BehaviourSize:
     fps: int = 4
     side: int = 32
     positive_share: float = 0.06  # segments with a zone entry (at most 0.08)
+    figure: int = 2  # a figure's width in pixels (its body is one taller, under a head)
 
 
 @dataclass
@@ -100,10 +102,10 @@ def _scene(cam: _Camera, side: int) -> np.ndarray:
     for y, x, h, w, colour in cam.clutter:
         img[y:y + h, x:x + w] = colour
     y0, x0, y1, x1 = cam.zone
-    stripe = ((yy + xx) % 4 < 2)[..., None]  # hatched outline: yellow / black
-    edge = np.zeros((side, side), bool)
-    edge[y0, x0:x1] = edge[y1 - 1, x0:x1] = edge[y0:y1, x0] = edge[y0:y1, x1 - 1] = True
-    img = np.where(edge[..., None], np.where(stripe, [[[230, 200, 30]]], [[[25, 25, 25]]]), img)
+    stripe = ((yy + xx) % 4 < 2)[..., None]  # the zone's floor painted in yellow / black hatching
+    zone = np.zeros((side, side), bool)
+    zone[y0:y1, x0:x1] = True
+    img = np.where(zone[..., None], np.where(stripe, [[[230, 200, 30]]], [[[25, 25, 25]]]), img)
     return img.astype(np.float32)
 
 
@@ -177,14 +179,15 @@ def behaviour_frames(cam: _Camera, size: BehaviourSize, rng: np.random.Generator
         labels[s] = 1
     for _ in range(cam.people):
         walks.append(_walk(rng, side, n, cam.zone, None))
-    colours = [rng.integers(40, 256, 3) for _ in walks]
+    colours = [rng.integers(90, 256, 3) for _ in walks]  # clothing, lighter than the zone's black stripes
     frames = np.empty((n, side, side, 3), np.uint8)
     for f in range(n):
         img = bg.copy()
         for w, colour in zip(walks, colours):
             y, x = int(round(w[f, 0])), int(round(w[f, 1]))
-            img[max(y - 1, 0):y + 1, x:x + 1] = colour  # a 1x2 body
-            img[max(y - 2, 0):max(y - 1, 0), x:x + 1] = (220, 180, 150)  # a head
+            w = size.figure  # a w x (w + 1) body under a w-wide head
+            img[max(y - w, 0):y + 1, x:x + w] = colour
+            img[max(y - w - 1, 0):max(y - w, 0), x:x + w] = (220, 180, 150)
         img = img + rng.normal(0, cam.noise, img.shape)
         frames[f] = np.clip(img, 0, 255).astype(np.uint8)
     return frames, labels

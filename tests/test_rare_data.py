@@ -74,3 +74,34 @@ def test_heldout_sounds(pumps):
     assert tuple(x.shape) == (pumps * 30, 1, 16, 26)
     assert np.isfinite(x.numpy()).all()
     assert set(np.unique(y.numpy())) <= {0, 1, 2}
+
+
+def _curve(labels, mean, std=None):
+    return {"labels": labels, "mean": mean, "std": std or [0.0] * len(labels), "seeds": 3}
+
+
+def test_issue24_goals_computed_from_the_curves():
+    import label_efficiency as le
+
+    labels = [20, 40, 100, 200, 400]
+    d = {"classes": ["clear", "zone_entry"], "budgets": labels, "target_balanced_accuracy": 0.8,
+         "balanced_accuracy": {"random": _curve(labels, [0.5, 0.6, 0.7, 0.75, 0.8], [0.01] * 5),
+                               "seek": _curve(labels, [0.5, 0.7, 0.85, 0.9, 0.9], [0.01] * 5),
+                               "seek+pretrained": _curve(labels, [0.5, 0.6, 0.85, 0.9, 0.9], [0.01] * 5)},
+         "single_class_seeds": {"random": [3, 0, 0, 0, 0], "seek": [0, 0, 0, 0, 0], "seek+pretrained": [0, 1, 0, 0, 0]},
+         "labels_to_reach_random_bal_at_max": {"random": 400.0, "seek": 73.3, "seek+pretrained": 80.0},
+         "rare_per_100_vs_random": {"random": [1, 1, 1, 1, 1], "seek": [1, 2.5, 2.2, 2.0, 1.5],
+                                    "seek+pretrained": [1, 2.5, 1.9, 2.1, 1.5]},
+         "rare_per_100": {a: _curve(labels, [6.0] * 5) for a in ("random", "seek", "seek+pretrained")}}
+    g = le.issue24_goals("behaviour", d, "seek")
+    # every budget is 2 or more labels per class (4) here
+    assert g["no_single_class"]["violations"] == ["random at 20 (3 seeds)", "seek+pretrained at 40 (1 seed)"]
+    d20 = dict(d, classes=[str(c) for c in range(20)])  # 20 classes: 20 labels is under 2 per class
+    assert le.issue24_goals("letters", d20, "seek")["no_single_class"]["violations"] == ["seek+pretrained at 40 (1 seed)"]
+    assert g["best_arm_labels"]["best"] == "seek" and g["best_arm_labels"]["fraction"] == round(73.3 / 400, 4)
+    assert g["best_arm_labels"]["met"] is True
+    assert g["pretrained_not_below_scratch"]["violations"] == ["seek+pretrained at 40: 0.600 vs 0.700 (std 0.010)"]
+    assert g["rare_seeking_2x"]["ratio"]["seek+pretrained"] == {"100": 1.9, "200": 2.1}
+    assert g["rare_seeking_2x"]["met"] is False
+    d["target_balanced_accuracy"] = 0.52  # random at chance: nothing to reach
+    assert le.issue24_goals("behaviour", d, "seek")["best_arm_labels"]["met"] is None
