@@ -210,7 +210,7 @@ def behaviour(quick: bool, data: Path, budgets: list[int] | None = None) -> Data
     return Dataset("behaviour", "video", torch.stack(xs), y, list(BEHAVIOUR_CLASSES),
                    lambda: VideoNet(SmallCNN(2, 3, width=16), 2),
                    budgets or (RARE_BUDGETS_QUICK if quick else RARE_BUDGETS), cfg,
-                   pretrain_steps=200, pretrain_batch=64, rare=[1],
+                   pretrain_steps=120, pretrain_batch=64, rare=[1],
                    note=f"{len(ys)} 2-s video segments of {size.cameras} cameras ({size.side} px, {size.fps} fps), "
                         f"{int(y.sum())} zone entries ({float(y.float().mean()):.1%}); 3 frames at 24x24")
 
@@ -224,7 +224,7 @@ def parts(quick: bool, budgets: list[int] | None = None) -> Dataset:
     counts = np.bincount(y.numpy(), minlength=3)
     return Dataset("parts", "image", x, y, list(PART_CLASSES), lambda: SmallCNN(3, 3, width=16),
                    budgets or (RARE_BUDGETS_QUICK if quick else RARE_BUDGETS), cfg,
-                   pretrain_steps=300, pretrain_batch=64, rare=[1, 2],
+                   pretrain_steps=200, pretrain_batch=64, rare=[1, 2],
                    note=f"{len(y)} part images at 32x32: {counts[0]} ok, {counts[1]} scratch, {counts[2]} dent "
                         f"(each defect 1-2.6 % of the image)")
 
