@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import label_efficiency as le  # noqa: E402  (the datasets, split, pretraining and training of that benchmark)
 
-from alsql.models.choose import TIE, measure_choice  # noqa: E402
+from alsql.models.choose import HEAD_MARGIN, TIE, measure_choice, pick_arm, probe_warning  # noqa: E402
 from alsql.models.encoders import choose_head, head_config, start_from_encoder  # noqa: E402
 from alsql.models.fit import fit  # noqa: E402
 from alsql.models.metrics import balanced_accuracy, confusion_matrix, labels_to_reach  # noqa: E402
@@ -109,14 +109,42 @@ def _curve(runs, pick) -> dict:
     return {"mean": arr.mean(0).round(4).tolist(), "std": arr.std(0).round(4).tolist()}
 
 
+MARGINS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2]
+
+
+def replay(row: dict, margin: float) -> str:
+    """The arm ``choose.pick_arm`` picks from the row's recorded CV scores with ``margin``."""
+    return pick_arm({a: v for a, v in row["choice"]["cv"].items() if a in ARMS}, head_margin=margin)
+
+
+def margin_sweep(runs: list[dict]) -> dict:
+    """How often the choice replayed at each head margin picks the best arm on the test split
+    (within TIE), and its mean regret in test balanced accuracy."""
+    out = {}
+    for m in MARGINS:
+        hits, regret = 0, []
+        for run in runs:
+            for row in run["rows"]:
+                best = max(row[a]["balanced_accuracy"] for a in ARMS)
+                got = row[replay(row, m)]["balanced_accuracy"]
+                hits += got >= best - TIE
+                regret.append(best - got)
+        out[str(m)] = {"rate": round(hits / max(len(regret), 1), 3), "mean_regret": round(float(np.mean(regret)), 4),
+                       "of": len(regret)}
+    return out
+
+
 def summarize(runs: list[dict]) -> dict:
     n = min(len(r["rows"]) for r in runs)
     for r in runs:
         r["rows"] = r["rows"][:n]
+        for row in r["rows"]:
+            row["chosen"] = replay(row, HEAD_MARGIN)
     labels = [row["labels"] for row in runs[0]["rows"]]
     out = {"labels": labels, "seeds": len(runs), "accuracy": {}, "balanced_accuracy": {}}
     pickers = {a: (lambda a: lambda row, k: row[a][k])(a) for a in ARMS}
-    pickers["chosen"] = lambda row, k: row[row["choice"]["mode"]][k]
+    pickers["chosen"] = lambda row, k: row[row["chosen"]][k]
+    pickers["chosen_tie_only"] = lambda row, k: row[row["choice"]["mode"]][k]
     pickers["rule15"] = lambda row, k: row[row["rule15"]][k]
     for key in ("accuracy", "balanced_accuracy"):
         for name, p in pickers.items():
@@ -140,7 +168,8 @@ def summarize(runs: list[dict]) -> dict:
     lead = [b for b, m, s in zip(labels, diff.mean(0), diff.std(0)) if m > max(s, TIE)]
     out["finetune_leads_from"] = lead[0] if lead else None
     # how often the measured choice (and the old rule) picks the best arm on the test split
-    for who, get in (("chosen", lambda row: row["choice"]["mode"]), ("rule15", lambda row: row["rule15"])):
+    for who, get in (("chosen", lambda row: row["chosen"]), ("chosen_tie_only", lambda row: row["choice"]["mode"]),
+                     ("rule15", lambda row: row["rule15"])):
         hits, regret, by_budget = 0, [], {}
         for run in runs:
             for row in run["rows"]:
@@ -154,9 +183,14 @@ def summarize(runs: list[dict]) -> dict:
         out[f"{who}_picks_best"] = {"rate": round(hits / total, 3), "of": total,
                                     "mean_regret": round(float(np.mean(regret)), 4),
                                     "by_budget": {b: f"{sum(v)} of {len(v)}" for b, v in by_budget.items()}}
-    out["choice_modes_by_budget"] = {str(b): [run["rows"][i]["choice"]["mode"] for run in runs]
+    out["margin_sweep"] = margin_sweep(runs)
+    out["choice_modes_by_budget"] = {str(b): [run["rows"][i]["chosen"] for run in runs]
                                      for i, b in enumerate(labels)}
-    out["warnings"] = sum(1 for run in runs for row in run["rows"] if row["choice"]["warning"])
+    out["warnings_by_budget"] = {  # the probe warning as choose.probe_warning words it now, from the CV scores
+        str(b): sum(1 for run in runs if probe_warning("e", run["rows"][i]["choice"]["cv"]["head"],
+                                                       run["rows"][i]["choice"]["cv"]["probe_random"]))
+        for i, b in enumerate(labels)}
+    out["warnings"] = sum(out["warnings_by_budget"].values())
     out["choice_seconds_median"] = {str(b): float(np.median([run["rows"][i]["choice"]["seconds"] for run in runs]))
                                     for i, b in enumerate(labels)}
     out["pretrain_seconds_median"] = float(np.median([run["pretrain"]["seconds"] for run in runs]))
@@ -187,13 +221,15 @@ def print_report(report: dict) -> None:
             f"{b}: {m:+.3f}±{s:.3f}" for b, m, s in zip(d["labels"], d["finetune_minus_head"]["mean"],
                                                        d["finetune_minus_head"]["std"]))
                       + f"; fine-tuning leads from {d['finetune_leads_from']}")
-        for who in ("chosen", "rule15"):
+        for who in ("chosen", "chosen_tie_only", "rule15"):
             p = d[f"{who}_picks_best"]
             console.print(f"  {who} picks the best arm {p['rate']:.0%} of {p['of']} "
                           f"(mean regret {p['mean_regret']:.4f}): "
                           f"{p['by_budget']}")
         console.print(f"  choices: {d['choice_modes_by_budget']}; probe warnings {d['warnings']}; "
                       f"choice seconds (median) {d['choice_seconds_median']}")
+        console.print("  head margin sweep (rate picking the best, mean regret): " + ", ".join(
+            f"{m}: {v['rate']:.2f}/{v['mean_regret']:.4f}" for m, v in d["margin_sweep"].items()))
         g = d["goal_head_no_more_labels_than_finetune"]
         console.print(f"  goal (issue 26): head needs no more labels than fine-tune within one std: "
                       f"{'MET' if g['met'] else 'MISSED'} ({g})")
@@ -238,6 +274,10 @@ def main() -> None:
               "datasets": {}}
     for s in dict.fromkeys(r["dataset"] for r in runs):
         report["datasets"][s] = summarize([r for r in runs if r["dataset"] == s])
+    report["margin_sweep_all"] = margin_sweep(runs)
+    report["config"]["head_margin"] = HEAD_MARGIN
+    console.print("all datasets, head margin sweep (rate picking the best, mean regret): " + ", ".join(
+        f"{m}: {v['rate']:.2f}/{v['mean_regret']:.4f}" for m, v in report["margin_sweep_all"].items()))
     report["runs"] = runs
     report["seconds"] = round(time.perf_counter() - t0, 1)
     print_report(report)

@@ -11,7 +11,7 @@ import torch
 from sqlalchemy import select
 
 from alsql.errors import AlsqlError
-from alsql.models.choose import ARMS, fold_count, measure_choice, probe_warning, stratified_folds
+from alsql.models.choose import ARMS, HEAD_MARGIN, fold_count, measure_choice, pick_arm, probe_warning, stratified_folds
 from alsql.models.fit import TrainConfig
 from alsql.models.networks import SmallCNN
 from alsql.schema import model_versions
@@ -57,6 +57,16 @@ def test_perfect_frozen_features_pick_the_head_with_scores_and_reason():
     assert c.as_params()["scores"] == c.scores
 
 
+def test_the_head_is_left_only_for_an_arm_better_by_the_margin():
+    assert pick_arm({"head": 0.80, "finetune": 0.80 + HEAD_MARGIN, "random": 0.5}) == "head"
+    assert pick_arm({"head": 0.80, "finetune": 0.81 + HEAD_MARGIN, "random": 0.5}) == "finetune"
+    assert pick_arm({"head": 0.20, "finetune": 0.40, "random": 0.405}) == "finetune"  # within TIE: the cheaper
+    assert pick_arm({"head": 0.20, "finetune": 0.30, "random": 0.45}) == "random"
+    assert pick_arm({"finetune": 0.3, "random": 0.3}) == "finetune" and pick_arm({"head": 0.1}) == "head"
+    with pytest.raises(AlsqlError, match="no arm"):
+        pick_arm({})
+
+
 def test_head_on_stored_vectors_alone_is_the_only_arm():
     y = np.repeat(np.arange(3), 5)
     feats = np.eye(3, dtype=np.float32)[y]
@@ -93,6 +103,7 @@ def test_probe_warning_for_useless_features_and_not_for_good_ones():
     ok = measure_choice(y[lab], 10, encoder_state=good.state_dict(), encoder_name="encoder model 8", **kw)
     assert ok.scores["head"] > ok.scores["probe_random"] and ok.warning is None
     assert probe_warning("e", 0.5, 0.5) is not None and probe_warning("e", 0.51, 0.5) is None
+    assert probe_warning("e", 1.0, 1.0) is None  # a perfect probe: nothing to beat
 
 
 # ------------------------------------------------------------------------------ through alsql train
@@ -133,8 +144,7 @@ def test_auto_records_the_measured_choice(pretrained):
     assert init["why"].startswith("measured: ") and choice["why"] in init["why"]
     expect = {"head": "frozen", "finetune": "finetune", "random": None}[choice["mode"]]
     assert init["head"] == expect and init["init"] == ("random" if expect is None else "pretrained")
-    best = max(choice["scores"][a] for a in ARMS)
-    assert choice["scores"][choice["mode"]] >= best - 0.01  # the decision rule applied to the recorded scores
+    assert choice["mode"] == pick_arm({a: choice["scores"][a] for a in ARMS})  # the rule on the recorded scores
     assert any(s.startswith(f"measured start: {choice['mode']} (") for s in said)
 
 
