@@ -127,9 +127,15 @@ def linear_probe(ftr: np.ndarray, ytr: np.ndarray, fte: np.ndarray) -> np.ndarra
     ytr = np.asarray(ytr)
     if len(np.unique(ytr)) < 2:
         return np.full(len(fte), ytr[0] if len(ytr) else 0, dtype=np.int64)
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     sc = StandardScaler().fit(ftr)
     clf = LogisticRegression(class_weight="balanced", max_iter=500)
-    clf.fit(sc.transform(ftr), ytr)
+    with warnings.catch_warnings():  # a probe of 500 iterations is a measurement, not a model to tune
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(sc.transform(ftr), ytr)
     return clf.predict(sc.transform(fte)).astype(np.int64)
 
 
