@@ -265,9 +265,9 @@ def embeddings_db(backend: str, n: int, dim: int, args, say) -> tuple[str, dict,
     return url, fact, (lambda: None if args.keep_pg else pg_drop(name))
 
 
-def forget_round(url: str, out: dict) -> None:
-    """Delete what one measured round wrote (its round, predictions and model version), so the
-    next repeat starts from the same database."""
+def reset_db(url: str) -> None:
+    """Back to the filled state: no head models, predictions or rounds (what a measured round, or
+    one cut short, wrote), so every repeat starts from the same database. Not timed."""
     from sqlalchemy import delete
 
     from alsql.db import make_engine, write_transaction
@@ -276,46 +276,97 @@ def forget_round(url: str, out: dict) -> None:
     engine = make_engine(url)
     try:
         with write_transaction(engine) as conn:
-            if out.get("round_id") is not None:
-                conn.execute(delete(round_items).where(round_items.c.round_id == out["round_id"]))
-                conn.execute(delete(rounds).where(rounds.c.round_id == out["round_id"]))
-            for mid in out.get("model_ids", []):
-                conn.execute(delete(predictions).where(predictions.c.model_id == mid))
-                conn.execute(delete(model_versions).where(model_versions.c.model_id == mid))
-        if engine.dialect.name == "postgresql":
-            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(delete(round_items))
+            conn.execute(delete(rounds))
+            conn.execute(delete(predictions))
+            conn.execute(delete(model_versions).where(model_versions.c.status != "encoder"))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if engine.dialect.name == "postgresql":
                 conn.exec_driver_sql("VACUUM (ANALYZE) predictions")
+                conn.exec_driver_sql("VACUUM (ANALYZE) model_versions")
+    finally:
+        engine.dispose()
+
+
+def cancel_queries(url: str) -> None:
+    """Cancel what a killed child left running on its PostgreSQL database (this run's own database)."""
+    from alsql.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE datname = "
+                                     "current_database() AND pid <> pg_backend_pid()").all()
     finally:
         engine.dispose()
 
 
 # ---------------------------------------------------------------- one measured child
 
-def run_child(spec: dict, env: dict, profile: Path | None = None) -> dict:
-    """Run ``spec`` in a child process: its JSON line, plus the wall and peak RSS of the whole child."""
+class ChildFailed(Exception):
+    """A measured child exited with an error or ran past its time limit (``timed_out``)."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def run_child(spec: dict, env: dict, profile: Path | None = None, timeout: float | None = None) -> dict:
+    """Run ``spec`` in a child process: its JSON line, plus the wall, CPU and peak RSS of the whole
+    child. ChildFailed when it fails or runs past ``timeout`` seconds (then it is killed, and its
+    queries on a PostgreSQL database cancelled); the message ends with its last stage lines."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
     if profile is not None:
         cmd += ["--child-profile", str(profile)]
     t = time.perf_counter()
+    timed_out = False
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if timeout is not None and time.perf_counter() - t > timeout:
+                proc.kill()
+                _, status, usage = os.wait4(proc.pid, 0)
+                timed_out = True
+                cancel_queries(spec["url"])
+                break
+            time.sleep(0.2)
         wall = time.perf_counter() - t
         out.seek(0)
         err.seek(0)
         text, errors = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if timed_out:
+        raise ChildFailed(f"killed after {wall:.0f} s (limit {timeout:.0f} s); last stage: "
+                          f"{(errors.strip().splitlines() or ['(none)'])[-1][:300]}", timed_out=True)
     rc = os.waitstatus_to_exitcode(status)
     if rc:
-        raise SystemExit(f"child {spec['what']} failed (exit {rc}):\n{errors[-3000:]}{text[-1000:]}")
+        raise ChildFailed(f"exit {rc}: {errors[-1500:]}{text[-500:]}")
     result = json.loads(text.strip().splitlines()[-1])
-    result.update(process_seconds=round(wall, 2), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
+    result.update(process_seconds=round(wall, 2), peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
+                  process_cpu_s=round(usage.ru_utime + usage.ru_stime, 2))
     return result
+
+
+def _stage(msg: str) -> None:
+    """A child's progress line on stderr (the parent names the last one when it kills the child)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def _rss_mb() -> float:
     import resource
 
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def child(spec: dict) -> dict:
@@ -334,13 +385,14 @@ def child(spec: dict) -> dict:
     if spec["what"] == "head":
         from alsql.models.heads import infer_head, train_head
     out: dict = {"rss_after_imports_mb": _rss_mb()}
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_s(), time.perf_counter()
     if spec["what"] == "head":
         mid = train_head(engine, pid, head=spec["head"], encoder_model_id=spec["encoder_model_id"], seed=0,
                          say=lambda *_a, **_k: None)
         out["model_ids"] = [int(mid)]
-        t1 = time.perf_counter()
+        c1, t1 = _cpu_s(), time.perf_counter()
         out["rss_after_train_mb"] = _rss_mb()
+        _stage(f"trained head {mid} in {t1 - t0:.1f} s; scoring")
         rep = infer_head(engine, pid, mid)
         out["reported_items"] = int(getattr(rep, "items", -1))
     else:
@@ -352,14 +404,16 @@ def child(spec: dict) -> dict:
                                                                                   min_steps=0)
         mid = train_project(engine, pid, cfg, init="random")
         out["model_ids"] = [int(mid)]
-        t1 = time.perf_counter()
+        c1, t1 = _cpu_s(), time.perf_counter()
         out["rss_after_train_mb"] = _rss_mb()
+        _stage(f"trained model {mid} in {t1 - t0:.1f} s; inferring")
         rep = infer_project(engine, pid, mid, map_method=None)
         out["reported_items"] = int(rep.items)
-    t2 = time.perf_counter()
+    c2, t2 = _cpu_s(), time.perf_counter()
     out["rss_after_score_mb"] = _rss_mb()
+    _stage(f"scored in {t2 - t1:.1f} s; selecting")
     rid = create_round(engine, pid, "margin", spec["budget"], model_id=mid, seed=0)
-    t3 = time.perf_counter()
+    c3, t3 = _cpu_s(), time.perf_counter()
     out["rss_after_select_mb"] = _rss_mb()
     with engine.connect() as conn:
         out["scored"] = int(conn.execute(select(func.count()).select_from(predictions)
@@ -369,7 +423,8 @@ def child(spec: dict) -> dict:
         metrics = conn.execute(select(model_versions.c.metrics).where(model_versions.c.model_id == mid)).scalar()
     engine.dispose()
     out.update(round_id=int(rid), train_s=round(t1 - t0, 3), score_s=round(t2 - t1, 3), select_s=round(t3 - t2, 3),
-               round_s=round(t3 - t0, 3))
+               round_s=round(t3 - t0, 3), train_cpu_s=round(c1 - c0, 3), score_cpu_s=round(c2 - c1, 3),
+               select_cpu_s=round(c3 - c2, 3), round_cpu_s=round(c3 - c0, 3))
     if isinstance(metrics, dict):
         out["metrics"] = {k: metrics[k] for k in ("accuracy", "balanced_accuracy", "train_accuracy", "evaluated",
                                                   "epochs") if k in metrics}
@@ -446,8 +501,12 @@ def full_path(backend: str, args, env: dict, say) -> dict:
         url = _pg_url(name)
     try:
         pid = fill_full_db(url, uris, args.classes, args.labels)
-        r = run_child({"what": "full", "url": url, "project_id": pid, "budget": args.budget,
-                       "epochs": args.full_epochs}, env)
+        try:
+            r = run_child({"what": "full", "url": url, "project_id": pid, "budget": args.budget,
+                           "epochs": args.full_epochs}, env, timeout=args.full_timeout)
+        except ChildFailed as e:
+            say(f"  full path {backend} failed: {e}")
+            return {"backend": backend, "items": n, "error": str(e), "timed_out": e.timed_out}
     finally:
         if name is not None:
             pg_drop(name)
@@ -477,79 +536,108 @@ def head_rounds(backend: str, n: int, dim: int, args, env: dict, say) -> dict:
         eid = int(conn.execute(select(model_versions.c.model_id).where(
             model_versions.c.project_id == pid, model_versions.c.status == "encoder")).scalar_one())
     engine.dispose()
-    runs = []
+    runs, failure = [], None
     try:
         for k in range(args.repeats):
+            reset_db(url)
             load = round(os.getloadavg()[0], 2)
             prof = (args.profile / f"{backend}-{n}-{dim}-{k}.prof") if args.profile else None
-            r = run_child({"what": "head", "url": url, "project_id": pid, "encoder_model_id": eid,
-                           "head": args.head, "budget": args.budget}, env, prof)
+            try:
+                r = run_child({"what": "head", "url": url, "project_id": pid, "encoder_model_id": eid,
+                               "head": args.head, "budget": args.budget}, env, prof, timeout=args.round_timeout)
+            except ChildFailed as e:
+                failure = {"error": str(e), "timed_out": e.timed_out, "repeat": k, "load_average_1m": load}
+                say(f"  {backend} {n:,} x {dim}: round {k + 1} failed: {e}")
+                break  # a stuck cell is not repeated
             r["load_average_1m"] = load
-            forget_round(url, r)
             runs.append(r)
             say(f"  {backend} {n:,} x {dim}: round {r['round_s']:.1f} s (train {r['train_s']:.1f}, score "
-                f"{r['score_s']:.1f}, select {r['select_s']:.1f}), peak RSS {r['peak_rss_mb']:.0f} MB, "
-                f"{r['scored']:,} scored, {r['selected']:,} selected")
+                f"{r['score_s']:.1f}, select {r['select_s']:.1f}; CPU {r['round_cpu_s']:.1f} s), peak RSS "
+                f"{r['peak_rss_mb']:.0f} MB, {r['scored']:,} scored, {r['selected']:,} selected, load {load}")
+        reset_db(url)
     finally:
         cleanup()
-    med = {k: round(statistics.median(r[k] for r in runs), 2) for k in ("round_s", "train_s", "score_s", "select_s",
-                                                                         "process_seconds")}
-    row = {"backend": backend, "items": n, "dim": dim, **med, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-           "s_per_million": round(med["round_s"] / n * 1e6, 2), "fill": fact, "runs": runs}
+    keys = ("round_s", "train_s", "score_s", "select_s", "process_seconds", "round_cpu_s", "train_cpu_s",
+            "score_cpu_s", "select_cpu_s")
+    med = {k: (round(statistics.median(r[k] for r in runs), 2) if runs else None) for k in keys}
+    row = {"backend": backend, "items": n, "dim": dim, **med,
+           "peak_rss_mb": max((r["peak_rss_mb"] for r in runs), default=None),
+           "s_per_million": round(med["round_s"] / n * 1e6, 2) if runs else None, "fill": fact, "runs": runs}
+    if failure is not None:
+        row["failure"] = failure
     goal = GOALS.get(dim) if n >= 5_000_000 else None
     row["goal_s"] = goal
-    row["meets_goal"] = (goal is None or med["round_s"] < goal) and row["peak_rss_mb"] < RSS_GOAL_MB
+    row["meets_goal"] = bool(runs) and failure is None and (goal is None or med["round_s"] < goal) \
+        and row["peak_rss_mb"] < RSS_GOAL_MB
     return row
 
 
 # ---------------------------------------------------------------- report
 
 def ratios(head_rows: list[dict], full_rows: list[dict], at: int) -> list[dict]:
+    """Full path at 1M / head round, seconds per million items, per backend and dimension at ``at``
+    items (the full path of the same backend, else the first measured)."""
     out = []
-    full = {r["backend"]: r for r in full_rows}
+    full_ok = [r for r in full_rows if r.get("round_s") is not None]
+    full = {r["backend"]: r for r in full_ok}
     for h in head_rows:
-        if h["items"] != at:
+        if h["items"] != at or not h.get("s_per_million"):
             continue
-        f = full.get(h["backend"]) or (full_rows[0] if full_rows else None)
+        f = full.get(h["backend"]) or (full_ok[0] if full_ok else None)
         if f is None:
             continue
-        ratio = f["s_per_million_at_1m"] / h["s_per_million"] if h["s_per_million"] else None
+        ratio = f["s_per_million_at_1m"] / h["s_per_million"]
         out.append({"backend": h["backend"], "dim": h["dim"], "items": at, "head_s_per_million": h["s_per_million"],
                     "full_backend": f["backend"], "full_s_per_million_at_1m": f["s_per_million_at_1m"],
-                    "full_s_per_million_naive": f["s_per_million_naive"],
-                    "ratio": round(ratio, 1) if ratio else None,
-                    "ratio_naive": round(f["s_per_million_naive"] / h["s_per_million"], 1) if ratio else None,
-                    "meets_goal": bool(ratio and ratio >= RATIO_GOAL)})
+                    "full_s_per_million_naive": f["s_per_million_naive"], "ratio": round(ratio, 1),
+                    "ratio_naive": round(f["s_per_million_naive"] / h["s_per_million"], 1),
+                    "meets_goal": ratio >= RATIO_GOAL})
     return out
+
+
+def _loads(runs: list[dict]) -> str:
+    loads = [r["load_average_1m"] for r in runs if r.get("load_average_1m") is not None]
+    return "-" if not loads else f"{min(loads):.0f}-{max(loads):.0f}" if len(loads) > 1 else f"{loads[0]:.0f}"
+
+
+def _f(v, fmt: str = ".1f") -> str:
+    return "-" if v is None else format(v, fmt)
 
 
 def print_tables(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    con = Console(width=None if sys.stdout.isatty() else 150)
+    con = Console(width=None if sys.stdout.isatty() else 160)
     t = Table(title=f"head round (train {report['head']} head on {report['labels']:,} labels, score every item, "
-                    f"margin round of {report['budget']:,}): median of {report['repeats']}")
-    for c in ("backend", "items", "dim", "round s", "train s", "score s", "select s", "s / 1M", "peak RSS MB",
-              "goal", "ok", "fill s", "db GB"):
+                    f"margin round of {report['budget']:,}): median of up to {report['repeats']}, seconds")
+    for c in ("backend", "items", "dim", "round", "train", "score", "select", "CPU", "s / 1M", "peak RSS MB",
+              "goal", "ok", "runs", "load", "fill s", "db GB"):
         t.add_column(c, justify="right")
     for r in report["head_rounds"]:
-        t.add_row(r["backend"], f"{r['items']:,}", str(r["dim"]), f"{r['round_s']:.1f}", f"{r['train_s']:.1f}",
-                  f"{r['score_s']:.1f}", f"{r['select_s']:.1f}", f"{r['s_per_million']:.1f}",
-                  f"{r['peak_rss_mb']:.0f}", "-" if r["goal_s"] is None else f"< {r['goal_s']:.0f} s",
+        fill = r.get("fill") or {}
+        t.add_row(r["backend"], f"{r['items']:,}", str(r["dim"]), _f(r["round_s"]), _f(r["train_s"]),
+                  _f(r["score_s"]), _f(r["select_s"]), _f(r.get("round_cpu_s")), _f(r["s_per_million"]),
+                  _f(r["peak_rss_mb"], ".0f"), "-" if r["goal_s"] is None else f"< {r['goal_s']:.0f}",
                   "yes" if r["meets_goal"] else "NO",
-                  "reused" if r["fill"].get("reused") else f"{r['fill'].get('fill_seconds', 0):.0f}",
-                  f"{r['fill'].get('size_gb', 0):.1f}")
+                  f"{len(r['runs'])}" + (" + timed out" if (r.get("failure") or {}).get("timed_out") else
+                                         " + failed" if r.get("failure") else ""),
+                  _loads(r["runs"] + ([r["failure"]] if r.get("failure") else [])),
+                  "reused" if fill.get("reused") else _f(fill.get("fill_seconds"), ".0f"), _f(fill.get("size_gb")))
     con.print(t)
     if report["full_path"]:
-        t = Table(title="full path (train a CNN from the media, infer every item from the media, margin round)")
-        for c in ("backend", "items", "train s", "infer s", "select s", "total s", "s / 1M (naive)", "s / 1M (at 1M)",
-                  "peak RSS MB"):
+        t = Table(title="full path (train a CNN from the media, infer every item from the media, margin round), "
+                        "seconds")
+        for c in ("backend", "items", "train", "infer", "select", "total", "CPU", "s / 1M (naive)", "s / 1M (at 1M)",
+                  "peak RSS MB", "load"):
             t.add_column(c, justify="right")
         for r in report["full_path"]:
-            t.add_row(r["backend"], f"{r['items']:,}", f"{r['train_s']:.1f}", f"{r['score_s']:.1f}",
-                      f"{r['select_s']:.1f}", f"{r['round_s']:.1f}", f"{r['s_per_million_naive']:,.0f}",
-                      f"{r['s_per_million_at_1m']:,.0f}", f"{r['peak_rss_mb']:.0f}")
+            if r.get("round_s") is None:
+                t.add_row(r["backend"], f"{r['items']:,}", "failed: " + r.get("error", "")[:60], *["-"] * 8)
+                continue
+            t.add_row(r["backend"], f"{r['items']:,}", _f(r["train_s"]), _f(r["score_s"]), _f(r["select_s"]),
+                      _f(r["round_s"]), _f(r.get("round_cpu_s")), f"{r['s_per_million_naive']:,.0f}",
+                      f"{r['s_per_million_at_1m']:,.0f}", _f(r["peak_rss_mb"], ".0f"), _f(r.get("load_average_1m")))
         con.print(t)
     if report["ratios"]:
         t = Table(title=f"full path / head round, seconds per million items at {report['ratio_at']:,} items "
@@ -558,24 +646,42 @@ def print_tables(report: dict) -> None:
             t.add_column(c, justify="right")
         for r in report["ratios"]:
             t.add_row(r["backend"], str(r["dim"]), f"{r['head_s_per_million']:.1f}",
-                      f"{r['full_s_per_million_at_1m']:,.0f}", f"{r['ratio']}x", f"{r['ratio_naive']}x",
-                      "yes" if r["meets_goal"] else "NO")
+                      f"{r['full_s_per_million_at_1m']:,.0f} ({r['full_backend']})", f"{r['ratio']}x",
+                      f"{r['ratio_naive']}x", "yes" if r["meets_goal"] else "NO")
         con.print(t)
 
 
-def merge_previous(report: dict, path: Path) -> None:
-    """Keep an earlier report's rows for (backend, items, dim) cells this run did not measure."""
+def merged(report: dict, path: Path) -> dict:
+    """``report`` with an earlier report's rows for the cells this run did not measure (head rounds by
+    (backend, items, dim); the full path by backend), each marked with the earlier commit."""
+    out = dict(report)
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
-        return
+        old = {}
+
+    def mark(r: dict) -> dict:
+        return r | {"from_earlier_run": r.get("from_earlier_run") or old.get("commit")}
+
     have = {(r["backend"], r["items"], r["dim"]) for r in report["head_rounds"]}
-    kept = [r | {"from_earlier_run": r.get("from_earlier_run") or old.get("commit")}
-            for r in old.get("head_rounds", []) if (r["backend"], r["items"], r["dim"]) not in have]
-    report["head_rounds"] = sorted(report["head_rounds"] + kept, key=lambda r: (r["backend"], r["items"], r["dim"]))
-    if not report["full_path"] and old.get("full_path"):
-        report["full_path"] = [r | {"from_earlier_run": r.get("from_earlier_run") or old.get("commit")}
-                               for r in old["full_path"]]
+    out["head_rounds"] = sorted(report["head_rounds"] + [mark(r) for r in old.get("head_rounds", [])
+                                                         if (r["backend"], r["items"], r["dim"]) not in have],
+                                key=lambda r: (r["backend"], r["items"], r["dim"]))
+    have = {r["backend"] for r in report["full_path"]}
+    out["full_path"] = report["full_path"] + [mark(r) for r in old.get("full_path", []) if r["backend"] not in have]
+    return out
+
+
+def write_report(report: dict, args) -> dict:
+    """Merge (unless --fresh-report or --quick), compute the ratios, write the JSON; the merged report."""
+    out = report if args.fresh_report or args.quick else merged(report, args.report)
+    sizes = sorted({r["items"] for r in out["head_rounds"]})
+    out["ratio_at"] = args.ratio_at or (1_000_000 if 1_000_000 in sizes or not sizes else min(sizes))
+    out["ratios"] = ratios(out["head_rounds"], out["full_path"], out["ratio_at"])
+    out["load_average_1m_now"] = round(os.getloadavg()[0], 2)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(out, indent=2) + "\n")
+    return out
 
 
 def main() -> None:
@@ -596,7 +702,8 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000],
+                    help="items of the head rounds (none: the full path only)")
     ap.add_argument("--dims", type=int, nargs="+", default=[128, 768])
     ap.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
     ap.add_argument("--repeats", type=int, default=3, help="head rounds per database (the median is reported)")
@@ -619,6 +726,9 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, help="cProfile each head round into this folder (.prof and .txt)")
     ap.add_argument("--quick", action="store_true", help="20,000 items, a 5,000-item full path, one repeat")
     ap.add_argument("--fresh-report", action="store_true", help="do not keep an earlier report's other cells")
+    ap.add_argument("--round-timeout", type=float, default=900, help="seconds before a head round is killed "
+                    "(recorded as timed out; the cell is not repeated)")
+    ap.add_argument("--full-timeout", type=float, default=3600, help="seconds before the full path is killed")
     ap.add_argument("--report", type=Path, default=REPORT)
     args = ap.parse_args()
     if args.quick:
@@ -651,30 +761,25 @@ def main() -> None:
               "goals": {"round_s_at_5m": {str(k): v for k, v in GOALS.items()}, "peak_rss_mb": RSS_GOAL_MB,
                         "ratio_at_1m": RATIO_GOAL},
               "head_rounds": [], "full_path": []}
+    report["note"] = ("a shared 2-core machine (other jobs ran beside; load averages recorded per round); "
+                      "peak RSS is the whole child process (imports included); 'round' runs from the start of "
+                      "training to the round written, CPU is that part's user + system seconds; full path s / 1M "
+                      "'at 1M' = training once + inference per item x 1M + selection, 'naive' = whole time / items "
+                      "x 1M; a round past --round-timeout is killed and recorded as timed out")
     try:
-        if not args.no_full:
-            for backend in args.full_backends:
-                report["full_path"].append(full_path(backend, args, env, say))
         for backend in args.backends:
             for n in args.sizes:
                 for dim in args.dims:
                     report["head_rounds"].append(head_rounds(backend, n, dim, args, env, say))
+                    write_report(report, args)
+        if not args.no_full:
+            for backend in args.full_backends:
+                report["full_path"].append(full_path(backend, args, env, say))
+                write_report(report, args)
     finally:
         if not keep_dir:
             shutil.rmtree(args.workdir, ignore_errors=True)
-    report["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
-    if not args.fresh_report and not args.quick:
-        merge_previous(report, args.report)
-    sizes = sorted({r["items"] for r in report["head_rounds"]})
-    report["ratio_at"] = args.ratio_at or (1_000_000 if 1_000_000 in sizes else min(sizes))
-    report["ratios"] = ratios(report["head_rounds"], report["full_path"], report["ratio_at"])
-    report["note"] = ("a shared 2-core machine (other jobs ran beside; load averages recorded per round); "
-                      "peak RSS is the whole child process (imports included); 'round s' runs from the start of "
-                      "training to the round written; full path s / 1M 'at 1M' = training once + inference per "
-                      "item x 1M + selection, 'naive' = whole time / items x 1M")
-    print_tables(report)
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(report, indent=2) + "\n")
+    print_tables(write_report(report, args))
     print(f"report: {args.report}")
 
 
