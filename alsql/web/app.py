@@ -108,6 +108,8 @@ def create_app(url: str | None = None, secret_key: str | None = None, max_body: 
     app.include_router(api.router)
     from alsql.web import maproutes  # the map as typed arrays; lasso selections
     app.include_router(maproutes.router)
+    from alsql.web import searchroutes  # the map's semantic search
+    app.include_router(searchroutes.router)
     app.include_router(media.router)
     app.include_router(context.router)  # a segment's source, time range and neighbours
     app.include_router(admin.router)

@@ -41,8 +41,8 @@ from alsql.models.mapfile import NONE, build_static, load_static, map_version
 from alsql.schema import current_labels, embeddings, items, round_items, rounds
 from alsql.schema.scope import in_scope
 
-__all__ = ["map_binary", "points_in_polygon", "select_in_polygon", "map_round", "check_polygon", "FORMAT",
-           "HEADER", "NONE"]
+__all__ = ["map_binary", "points_in_polygon", "select_in_polygon", "map_round", "insert_round", "check_polygon",
+           "FORMAT", "HEADER", "NONE"]
 
 FORMAT = "<4sIIIdddd"
 HEADER = struct.calcsize(FORMAT)  # 48
@@ -192,14 +192,24 @@ def map_round(engine: Engine, project: Project, model_id: int, polygon: Any) -> 
         if len(ids) > MAX_ROUND:
             raise AlsqlError(f"the selection holds {len(ids):,} unlabeled items; a round holds at most {MAX_ROUND:,}: "
                              f"select a smaller region")
-        round_id = conn.execute(insert(rounds).values(
-            project_id=project.project_id, model_id=model_id, strategy="map", purpose="train", budget=len(ids),
-            status="open", params={"polygon": poly.tolist(), "selected": len(ids), "inside": len(sel["inside"]),
-                                   "labeled": len(sel["labeled"]), "queued": len(sel["queued"])},
-        ).returning(rounds.c.round_id)).scalar_one()
-        rows = [{"round_id": round_id, "rank": r, "item_id": int(i), "score": None, "status": "pending"}
-                for r, i in enumerate(ids)]
-        for s in range(0, len(rows), 5000):
-            conn.execute(insert(round_items), rows[s:s + 5000])
+        round_id = insert_round(conn, project.project_id, model_id, ids, "map", {
+            "polygon": poly.tolist(), "selected": len(ids), "inside": len(sel["inside"]),
+            "labeled": len(sel["labeled"]), "queued": len(sel["queued"])})
     return {"round_id": int(round_id), "items": len(ids), "inside": len(sel["inside"]),
             "labeled": len(sel["labeled"]), "queued": len(sel["queued"])}
+
+
+def insert_round(conn: Connection, project_id: int, model_id: int | None, ids, strategy: str, params: dict,
+                 scores=None) -> int:
+    """An open train round of ``ids`` (in rank order; ``scores`` beside them or None) with ``strategy``
+    and ``params``, inside the caller's write transaction (the lasso's ``map_round``, the search's
+    "label these")."""
+    round_id = conn.execute(insert(rounds).values(
+        project_id=project_id, model_id=model_id, strategy=strategy, purpose="train", budget=len(ids),
+        status="open", params=params,
+    ).returning(rounds.c.round_id)).scalar_one()
+    rows = [{"round_id": round_id, "rank": r, "item_id": int(i), "status": "pending",
+             "score": None if scores is None else float(scores[r])} for r, i in enumerate(ids)]
+    for s in range(0, len(rows), 5000):
+        conn.execute(insert(round_items), rows[s:s + 5000])
+    return int(round_id)

@@ -4,7 +4,9 @@
 // "the model disagrees with the label", the legend following the mode; wheel zooms, dragging pans; hovering shows the item
 // (thumbnail, label, guess); a click opens it on the labeling page; box or lasso selects a
 // region (a vertex dragged off the canvas is clamped to its edge): "label these" makes a round of its unlabeled points (the server decides who is
-// inside from the stored coordinates), "show in table" lists them.
+// inside from the stored coordinates), "show in table" lists them. The search box asks
+// /api/projects/{id}/search for the items nearest a text (an encoder with a text tower), rings
+// the hits on the map and lists them; its "label these" makes a round of them on the server.
 "use strict";
 (function () {
   const root = document.getElementById("map-app");
@@ -18,13 +20,15 @@
   // Opacity per kind of point (recolour and the legend share it).
   const A = { labeled: 0.95, unlabeled: 0.55, model: 0.85, disagrees: 1, agrees: 0.7, quiet: 0.25 };
   const palette = classes.map((c) => hslToRgb(alsql.colour(c.class_id, classes.length)));
-  const state = { n: 0, view: null, tool: "pan", poly: null, hover: -1, drawn: 0 };
+  const state = { n: 0, view: null, tool: "pan", poly: null, hover: -1, drawn: 0, hits: [] };
   // colours: RGBA in drawing order (perm: unlabeled first, so labeled points stay on top);
   // shown: 1 per point (by index) when it passes the filters.
   let d = null, colours = null, shown = null, perm = null, grid = null, gl = null, ctx2d = null, prog = null;
 
   // What the page exposes for tests and scripts: points, points drawn, the renderer.
-  window.alsqlMap = { points: 0, drawn: 0, renderer: null, ready: false, toScreen, polygonFromScreen: null };
+  // search: the last search's hits (item ids, best first) and how many of them are on this map.
+  window.alsqlMap = { points: 0, drawn: 0, renderer: null, ready: false, toScreen, polygonFromScreen: null,
+    search: { ids: [], onMap: 0 } };
 
   function hslToRgb(s) {
     const m = /hsl\((\d+),(\d+)%,(\d+)%\)/.exec(s.replace(/\s/g, ""));
@@ -250,6 +254,13 @@
       octx.fillStyle = "rgba(30,110,220,0.12)"; octx.strokeStyle = "rgba(30,110,220,0.9)"; octx.lineWidth = 1.5;
       octx.fill(); octx.stroke();
     }
+    if (state.hits.length) {  // search hits: orange rings, the best one thicker
+      octx.strokeStyle = "rgba(235,120,0,0.95)";
+      state.hits.forEach((i, r) => {
+        const [x, y] = toScreen(dataX(i), dataY(i));
+        octx.beginPath(); octx.arc(x, y, r === 0 ? 8 : 6, 0, 2 * Math.PI); octx.lineWidth = r === 0 ? 3 : 2; octx.stroke();
+      });
+    }
     if (state.hover >= 0) {
       const [x, y] = toScreen(dataX(state.hover), dataY(state.hover));
       octx.beginPath(); octx.arc(x, y, 6, 0, 2 * Math.PI); octx.strokeStyle = "#111"; octx.lineWidth = 2; octx.stroke();
@@ -365,6 +376,56 @@
   }
   $("label-these").addEventListener("click", () => select("round"));
   $("show-table").addEventListener("click", () => select("list"));
+
+  // -- search by text: hits ringed on the map, listed, "label these" makes a round on the server --
+  function indexOf(id) {  // d.ids is in item order: binary search
+    let lo = 0, hi = d ? d.n - 1 : -1;
+    while (lo <= hi) { const m = (lo + hi) >> 1, v = d.ids[m]; if (v === id) return m; if (v < id) lo = m + 1; else hi = m - 1; }
+    return -1;
+  }
+  let lastSearch = null;
+  function clearSearch() {
+    state.hits = []; lastSearch = null; window.alsqlMap.search = { ids: [], onMap: 0 };
+    $("search-state").hidden = true; $("search-table").hidden = true; $("search-msg").textContent = "";
+    drawOverlay();
+  }
+  $("search-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const q = $("search-text").value.trim(), k = Math.max(1, Math.min(1000, Number($("search-k").value) || 50));
+    if (!q) { $("search-msg").textContent = "type what to look for (1 to 500 characters)"; return; }
+    $("search-msg").textContent = "searching…";
+    try {
+      const r = await alsql.get("/api/projects/" + pid + "/search?q=" + encodeURIComponent(q) + "&k=" + k +
+        ($("search-all").checked ? "&all=true" : ""));
+      const ids = r.items.map((it) => it.item_id);
+      state.hits = ids.map(indexOf).filter((i) => i >= 0);
+      lastSearch = { q, k, encoder: r.encoder_model_id, all: $("search-all").checked };
+      window.alsqlMap.search = { ids, onMap: state.hits.length };
+      $("search-count").textContent = ids.length + " hits (encoder " + r.encoder_model_id + "), " + state.hits.length + " on this map";
+      $("search-label").hidden = lastSearch.all;  // a round is made of unlabeled hits
+      $("search-state").hidden = false;
+      $("search-msg").textContent = "";
+      const tb = $("search-table").querySelector("tbody");
+      tb.replaceChildren(...r.items.map((it) => {
+        const tr = alsql.el("tr"), td = alsql.el("td");
+        td.append(alsql.el("a", { href: "/projects/" + pid + "/label?item=" + it.item_id }, String(it.item_id)));
+        tr.append(alsql.el("td", {}, String(it.rank)), td, alsql.el("td", {}, it.similarity.toFixed(3)));
+        return tr;
+      }));
+      $("search-table").hidden = false;
+      drawOverlay();
+    } catch (e) { state.hits = []; drawOverlay(); $("search-state").hidden = true; $("search-msg").textContent = String(e.message || e); }
+  });
+  $("search-clear").addEventListener("click", clearSearch);
+  $("search-label").addEventListener("click", async () => {
+    if (!lastSearch) return;
+    try {
+      const r = await alsql.post("/api/projects/" + pid + "/search/round",
+        { q: lastSearch.q, k: lastSearch.k, encoder_model_id: lastSearch.encoder, model_id: d && d.model ? d.model : null });
+      $("search-msg").textContent = "round " + r.round_id + " holds " + r.items + " items; opening the queue";
+      location.href = r.label_url;
+    } catch (e) { $("search-msg").textContent = String(e.message || e); }
+  });
 
   legend($("colour-by").value);
 
