@@ -84,6 +84,8 @@ def test_head_learns_a_separable_problem_and_records_its_metrics(engine, project
     assert row.label_count == n_train == 100
     assert set(p["class_weights"]) == set(project.classes) and p["label_counts"]["zero"] == int((truth[:100] == 0).sum())
     assert row.trained_on_annotation_id is not None
+    assert p["init"] == {"init": "pretrained", "encoder_model_id": enc, "head": "frozen",
+                         "why": f"--head {head}: a {head} head on the encoder's stored vectors"}
     assert m["evaluated"] == 60 and m["balanced_accuracy"] >= 0.95 and m["accuracy"] >= 0.95
     assert set(m["per_class_recall"]) == set(project.classes) and m["macro_f1"] >= 0.9
 
@@ -258,3 +260,60 @@ def test_cli_train_and_infer_a_head(sqlite_url, tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["--db", sqlite_url, "train", "--project", "toy", "--head", "wide"])
     assert r.exit_code != 0 and "--head 'wide': expected auto, frozen, finetune, linear or mlp" in str(r.exception)
     engine.dispose()
+
+
+def test_round_model_is_a_head_while_labels_are_few(engine, project, tmp_path, monkeypatch):
+    from alsql.models.heads import train_round_model
+
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp_path / "art"))
+    ids, truth, enc, _ = _toy(engine, project, n=200)
+    _label(engine, project.project_id, ids[:40], truth[:40])  # 8 per class: under the frozen rule's 15
+    said = []
+    mid = train_round_model(engine, project.project_id, say=said.append)
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == mid)).one()
+    assert row.architecture == "head:linear" and row.params["encoder_model_id"] == enc
+    assert any("under 15 per class" in s and f"encoder {enc}" in s for s in said)
+    assert row.params["init"]["head"] == "frozen" and "under 15 per class" in row.params["init"]["why"]
+    mlp = train_round_model(engine, project.project_id, head_kind="mlp")
+    with engine.connect() as conn:
+        assert conn.execute(select(model_versions.c.architecture)
+                            .where(model_versions.c.model_id == mlp)).scalar() == "head:mlp"
+
+
+def test_loop_trains_heads_and_scores_from_vectors(engine, project, tmp_path, monkeypatch):
+    """The items' files do not exist: a loop that read media would fail; this one never does."""
+    from alsql.pipelines.loop import Oracle, run_loop
+
+    monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp_path / "art"))
+    ids, truth, enc, _ = _toy(engine, project, n=240)
+    oracle = Oracle({int(i): int(c) for i, c in zip(ids, truth)}, len(ids), [])
+    out = run_loop(engine, project.project_id, 2, 10, "margin", oracle, eval_budget=30, map_method="pca")
+    assert [r.labels for r in out] == [10, 20]
+    with engine.connect() as conn:
+        for r in out:
+            arch = conn.execute(select(model_versions.c.architecture)
+                                .where(model_versions.c.model_id == r.model_id)).scalar()
+            assert arch == "head:linear"
+            n = conn.execute(select(func.count()).select_from(predictions)
+                             .where(predictions.c.model_id == r.model_id)).scalar_one()
+            assert n == len(ids)
+        enc_params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == enc)).scalar()
+    assert enc_params["map"]["method"] == "pca"  # the map is the encoder's
+    assert out[-1].balanced_accuracy is not None and out[-1].balanced_accuracy > 0.8
+
+
+def test_infer_head_keeps_to_the_projects_scope(engine, project, tmp_path):
+    from alsql.models.heads import infer_head, train_head
+    from alsql.scope import set_scope
+
+    ids, truth, enc, _ = _labeled_toy(engine, project, n=200)
+    outside = np.asarray(add_items(engine, 30, start=50_000), np.int64)  # uris under file:///synthetic/0000500..
+    with PredictionWriter(engine, enc, kind="embeddings") as w:
+        w.write(item_ids=outside, vector=np.ones((30, DIM), np.float32))
+    with write_transaction(engine) as conn:
+        set_scope(conn, project.project_id, prefixes=["file:///synthetic/000000"])
+    mid = train_head(engine, project.project_id, say=None, artifacts=str(tmp_path))
+    assert infer_head(engine, project.project_id, mid).items == len(ids)
+    got, _ = _predictions(engine, mid)
+    np.testing.assert_array_equal(got, ids)

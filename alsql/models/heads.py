@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import numpy as np
-from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert, literal, select, true
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert, literal, select
 
 from alsql.catalog import get_project
 from alsql.errors import AlsqlError
@@ -38,7 +38,7 @@ from alsql.schema.views import evaluation_set, training_set
 
 __all__ = ["HEADS", "PAGE_BYTES", "embedding_model_id", "is_head", "encoder_with_vectors", "train_head",
            "infer_head", "score_range", "head_pages", "page_rows_for", "labeled_vectors", "badge_vectors",
-           "decode_vectors"]
+           "decode_vectors", "mark_scored", "train_round_model"]
 
 HEADS = ("linear", "mlp")  # as alsql.models.head_net.HEADS (torch-free here)
 PREFIX = "head:"
@@ -66,16 +66,16 @@ def embedding_model_id(conn: Connection, model_id: int) -> int:
 
 def _scope(project_id: int):
     """The project's scope clause on ``items`` (every item when the project has none)."""
-    try:
-        from alsql.schema.scope import in_scope
-    except ImportError:  # scopes not in this version: every item is in every project
-        return true()
-    return in_scope(project_id, items_table=items)
+    from alsql.schema.scope import in_scope
+
+    return in_scope(project_id, items)
 
 
 def _vector_dtype(params: dict | None) -> str:
-    dt = ((params or {}).get("encoder") or {}).get("dtype", "float16")
-    return "<f4" if dt == "float32" else "<f2"
+    """The encoder's blob dtype (``alsql.models.vectors.blob_dtype``: float16 unless it says float32)."""
+    from alsql.models.vectors import blob_dtype
+
+    return blob_dtype(params)
 
 
 def decode_vectors(blobs: list, dtype: str = "<f2", dim: int | None = None) -> np.ndarray:
@@ -94,8 +94,6 @@ def encoder_with_vectors(conn: Connection, project_id: int, encoder_model_id: in
     """The encoder row to train on: ``encoder_model_id`` (checked: an encoder of the project with
     stored vectors) or the project's newest encoder that has vectors; AlsqlError when none."""
     mv = model_versions.c
-    has = exists(select(literal(1)).where(embeddings.c.model_id == mv.model_id))
-    q = select(model_versions).where(mv.project_id == project_id, mv.status == ENCODER_STATUS)
     if encoder_model_id is not None:
         row = conn.execute(select(model_versions).where(mv.model_id == int(encoder_model_id))).first()
         if row is None or row.project_id != project_id or row.status != ENCODER_STATUS:
@@ -105,7 +103,9 @@ def encoder_with_vectors(conn: Connection, project_id: int, encoder_model_id: in
             raise AlsqlError(f"--encoder-model {encoder_model_id}: the encoder has no stored embeddings; "
                              f"run `alsql embed --project {project_id}` first")
         return row
-    row = conn.execute(q.where(has).order_by(mv.model_id.desc()).limit(1)).first()
+    from alsql.models.vectors import current_encoder
+
+    row = current_encoder(conn, project_id)
     if row is None:
         raise AlsqlError(f"project {project_id} has no stored embeddings to train a head on; "
                          f"run `alsql embed --project {project_id}` first")
@@ -166,10 +166,11 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
                epochs: int = 30, seed: int = 0, say: Callable[[str], None] | None = print, lr: float = 2e-3,
                batch_size: int = 64, min_steps: int = 200, max_epochs: int = 300, patience: int = 8,
                class_weight: str = "balanced", hidden: int = MLP_HIDDEN, dropout: float = MLP_DROPOUT,
-               name: str | None = None, artifacts: str | None = None) -> int:
+               name: str | None = None, artifacts: str | None = None, why: str | None = None) -> int:
     """Train a ``head`` on the encoder's stored vectors of ``training_set``; return the new model id.
 
     ``lr`` is the network rate of ``alsql train``: a head learns at ``LR_FACTOR`` times it.
+    ``why`` (recorded in ``params["init"]``, as a network's start is): the reason a head was chosen.
     Epochs: at least ``epochs`` and enough for ``min_steps`` steps (at most ``max_epochs``),
     stopping after ``patience`` epochs without a better evaluation once ``epochs`` are run.
     """
@@ -241,6 +242,9 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
         "epochs": epochs, "min_steps": min_steps, "patience": patience, "class_weight": class_weight,
         "class_weights": None if cw is None else dict(zip(proj.classes, cw)),
         "label_counts": dict(zip(proj.classes, counts)), "labels_without_vector": int(labels - n),
+        # As a network's start is recorded: the encoder, frozen (only the head learns), and why.
+        "init": {"init": "pretrained", "encoder_model_id": int(enc.model_id), "head": "frozen",
+                 "why": why or f"--head {head}: a {head} head on the encoder's stored vectors"},
     }
     root = artifacts or get_settings().artifacts
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -384,3 +388,50 @@ def badge_vectors(conn: Connection, model_id: int, vectors: np.ndarray) -> np.nd
     net, _row = load_head(conn.engine, model_id)
     with torch.no_grad():
         return net.features(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))).numpy()
+
+
+def train_round_model(engine: Engine, project: str | int, cfg=None, *, init: str = "auto", head: str = "auto",
+                      head_kind: str = "linear", grayscale: bool = False, say: Callable[[str], None] | None = None,
+                      **train_kw) -> int:
+    """The model of one round (``alsql loop``, the demo, the watcher's train step); its id.
+
+    A head on stored vectors (``train_head``, of ``head_kind``) when ``head`` is ``linear`` or
+    ``mlp``, or when ``head`` is ``auto``, ``init`` is not ``random``, the project has an encoder
+    with stored vectors (``alsql embed``) and the head-or-fine-tune choice
+    (``alsql.models.encoders.choose_head`` on the training labels) picks a frozen encoder;
+    otherwise the network (``alsql.models.train.train_project`` with ``cfg``, ``init``, ``head``,
+    ``grayscale`` and ``train_kw``). ``cfg`` (a ``TrainConfig``) gives the head its seed, epochs,
+    steps, batch size, rate, patience and class weighting too.
+    """
+    from alsql.models.encoders import choose_head
+    from alsql.models.fit import TrainConfig
+
+    cfg = cfg or TrainConfig()
+    kw = {"seed": cfg.seed, "epochs": cfg.epochs, "min_steps": cfg.min_steps, "batch_size": cfg.batch_size,
+          "lr": cfg.lr, "patience": cfg.patience, "class_weight": cfg.class_weight, "say": say}
+    if "artifacts" in train_kw:
+        kw["artifacts"] = train_kw["artifacts"]
+    if "name" in train_kw:
+        kw["name"] = train_kw["name"]
+    if head in HEADS:
+        return train_head(engine, project, head=head, **kw)
+    with engine.connect() as conn:
+        proj = get_project(conn, project)
+        enc = None
+        if head == "auto" and init != "random":
+            try:
+                enc = encoder_with_vectors(conn, proj.project_id)
+            except AlsqlError:  # no stored vectors: the network
+                enc = None
+        n = conn.execute(select(func.count()).select_from(training_set)
+                         .where(training_set.c.project_id == proj.project_id)).scalar_one()
+    if enc is not None and n:
+        mode, why = choose_head("auto", n, len(proj.classes))
+        if mode in ("frozen", "head"):
+            if say is not None:
+                say(f"{why}: a {head_kind} head on the stored vectors of encoder {enc.model_id}")
+            return train_head(engine, proj.project_id, head=head_kind, encoder_model_id=enc.model_id, why=why, **kw)
+    from alsql.models.train import train_project
+
+    return train_project(engine, proj.project_id, cfg, init=init, head=head, grayscale=grayscale, say=say,
+                         **train_kw)

@@ -111,7 +111,7 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
     from alsql.models.fit import TrainConfig
     from alsql.models.infer import infer_project
     from alsql.models.select import create_round
-    from alsql.models.train import train_project
+    from alsql.models.heads import train_round_model
     from alsql.pipelines.loop import answer_round, hold_out_evaluation, load_oracle
     from alsql.pipelines.mapplot import plot_map
     from alsql.schema import model_versions
@@ -150,7 +150,7 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
             answer_round(engine, proj, rid, oracles[key])
             # Every arm names its start: the strategy and random arms from random weights, the
             # pretrained arm from its encoder (frozen or fine-tuned by the label count).
-            mid = train_project(engine, proj.project_id, cfg, grayscale=True,
+            mid = train_round_model(engine, proj.project_id, cfg, grayscale=True,
                                 init="pretrained" if key == PRE else "random")
             if key != "random":  # random needs no scores; the strategy's last ones draw the map
                 infer_project(engine, proj.project_id, mid, device=cfg.device,

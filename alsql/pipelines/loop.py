@@ -195,7 +195,7 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
     from alsql.models.infer import infer_project
     from alsql.models.pool import latest_model_id
     from alsql.models.select import cold_start_encoder, create_round
-    from alsql.models.train import train_project
+    from alsql.models.heads import train_round_model
 
     if eval_budget and not _evaluated(engine, proj.project_id):
         hold_out_evaluation(engine, proj, eval_budget, oracle, seed)
@@ -213,7 +213,9 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
         with engine.connect() as conn:  # a cold start records the strategy that picked (typiclust)
             use = conn.execute(select(rounds.c.strategy).where(rounds.c.round_id == rid)).scalar_one()
         answer_round(engine, proj, rid, oracle)
-        model_id = train_project(engine, proj.project_id, cfg, grayscale=grayscale)
+        # A head on the encoder's stored vectors when the head-or-fine-tune choice picks one, else the network.
+        model_id = train_round_model(engine, proj.project_id, cfg, grayscale=grayscale,
+                                     head_kind="mlp" if bald else "linear")
         infer_project(engine, proj.project_id, model_id, bald=bald, device=cfg.device, amp=cfg.amp, map_method=None)
         if map_method is not None and (map_every_round or r == rounds_ - 1):
             maps.compute_map(engine, model_id, map_method, seed=seed)

@@ -48,14 +48,15 @@ def _ingest(engine: Engine, project_id: int | None, params: dict, run: Run) -> d
 
 def _train(engine: Engine, project_id: int, params: dict, run: Run) -> dict:
     from alsql.models.fit import TrainConfig
-    from alsql.models.train import train_and_record
+    from alsql.models.heads import train_round_model
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in params.items() if k in fields})
-    out = train_and_record(engine, project_id, cfg, grayscale=bool(params.get("grayscale", False)),
-                           artifacts=params.get("artifacts"), name=params.get("name") or f"run {run.run_id}",
-                           init=params.get("init", "auto"), head=params.get("head", "auto"))
-    return model_metrics(engine, out.model_id) | {"epochs": out.fit.epochs_run}
+    # A head on the encoder's stored vectors when the head-or-fine-tune choice picks one, else the network.
+    mid = train_round_model(engine, project_id, cfg, grayscale=bool(params.get("grayscale", False)),
+                            artifacts=params.get("artifacts"), name=params.get("name") or f"run {run.run_id}",
+                            init=params.get("init", "auto"), head=params.get("head", "auto"))
+    return model_metrics(engine, mid)
 
 
 def model_metrics(engine: Engine, model_id: int) -> dict:
