@@ -382,9 +382,17 @@ def child(spec: dict) -> dict:
 
     engine = make_engine(spec["url"])
     pid = spec["project_id"]
+    out: dict = {}
     if spec["what"] == "head":
+        import hashlib
+
+        import alsql.models.heads as heads
         from alsql.models.heads import infer_head, train_head
-    out: dict = {"rss_after_imports_mb": _rss_mb()}
+
+        # the code measured (helpers may edit the tree while a long run goes on): its blob id, as git names it
+        data = Path(heads.__file__).read_bytes()
+        out["heads_py_blob"] = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()[:10]
+    out["rss_after_imports_mb"] = _rss_mb()
     c0, t0 = _cpu_s(), time.perf_counter()
     if spec["what"] == "head":
         mid = train_head(engine, pid, head=spec["head"], encoder_model_id=spec["encoder_model_id"], seed=0,
@@ -765,7 +773,8 @@ def main() -> None:
                       "peak RSS is the whole child process (imports included); 'round' runs from the start of "
                       "training to the round written, CPU is that part's user + system seconds; full path s / 1M "
                       "'at 1M' = training once + inference per item x 1M + selection, 'naive' = whole time / items "
-                      "x 1M; a round past --round-timeout is killed and recorded as timed out")
+                      "x 1M; a round past --round-timeout is killed and recorded as timed out; heads_py_blob (per run): the git "
+                      "blob id of the alsql/models/heads.py the round imported (`git log --find-object` names its commit)")
     try:
         for backend in args.backends:
             for n in args.sizes:
