@@ -521,7 +521,8 @@ def full_path(backend: str, args, env: dict, say) -> dict:
         else:
             for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 p.unlink(missing_ok=True)
-    r.update(backend=backend, items=n, epochs=args.full_epochs or "default", load_average_1m=round(os.getloadavg()[0], 2))
+    r.update(backend=backend, items=n, epochs=args.full_epochs or "default", load_average_1m=round(os.getloadavg()[0], 2),
+             cpu_pressure_avg60=cpu_pressure())
     r["s_per_million_naive"] = round(r["round_s"] / n * 1e6, 1)
     r["s_per_million_at_1m"] = round(r["train_s"] + r["score_s"] / n * 1e6 + r["select_s"], 1)
     say(f"  full path {backend}: train {r['train_s']:.1f} s, infer {r['score_s']:.1f} s, select "
@@ -558,6 +559,7 @@ def head_rounds(backend: str, n: int, dim: int, args, env: dict, say) -> dict:
                 say(f"  {backend} {n:,} x {dim}: round {k + 1} failed: {e}")
                 break  # a stuck cell is not repeated
             r["load_average_1m"] = load
+            r["cpu_pressure_avg60"] = cpu_pressure()
             runs.append(r)
             say(f"  {backend} {n:,} x {dim}: round {r['round_s']:.1f} s (train {r['train_s']:.1f}, score "
                 f"{r['score_s']:.1f}, select {r['select_s']:.1f}; CPU {r['round_cpu_s']:.1f} s), peak RSS "
@@ -601,6 +603,15 @@ def ratios(head_rows: list[dict], full_rows: list[dict], at: int) -> list[dict]:
                     "ratio_naive": round(f["s_per_million_naive"] / h["s_per_million"], 1),
                     "meets_goal": ratio >= RATIO_GOAL})
     return out
+
+
+def cpu_pressure() -> float | None:
+    """Linux PSI: the share (%) of the last 60 s in which some runnable task waited for a CPU."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(dict(kv.split("=") for kv in line.split()[1:])["avg60"])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
 
 
 def _loads(runs: list[dict]) -> str:
@@ -774,7 +785,10 @@ def main() -> None:
                       "training to the round written, CPU is that part's user + system seconds; full path s / 1M "
                       "'at 1M' = training once + inference per item x 1M + selection, 'naive' = whole time / items "
                       "x 1M; a round past --round-timeout is killed and recorded as timed out; heads_py_blob (per run): the git "
-                      "blob id of the alsql/models/heads.py the round imported (`git log --find-object` names its commit)")
+                      "blob id of the alsql/models/heads.py the round imported (`git log --find-object` names its commit); "
+                      "cpu_pressure_avg60: Linux PSI, the share of the minute before a round ended in which a task "
+                      "waited for a CPU (near 100 here: wall seconds measure the machine's contention, CPU seconds "
+                      "the round's own work)")
     try:
         for backend in args.backends:
             for n in args.sizes:
