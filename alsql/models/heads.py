@@ -268,11 +268,13 @@ def _queue_query(project_id: int, bounded: bool):
     no prediction of head ``h``, ``item_id > last [<= hi]``, in key order, ``n`` at most."""
     e = embeddings.c
     done = exists().where(predictions.c.model_id == bindparam("h"), predictions.c.item_id == e.item_id)
+    # The key range on both tables: a planner that starts from items (the scope clause hides
+    # how few rows pass) then reads a range of its key instead of every item, every page.
     q = (select(e.item_id, e.vector).select_from(embeddings.join(items, items.c.item_id == e.item_id))
-         .where(e.model_id == bindparam("e"), e.item_id > bindparam("last"), items.c.status == literal("ok"), ~done,
-                _scope(project_id)))
+         .where(e.model_id == bindparam("e"), e.item_id > bindparam("last"), items.c.item_id > bindparam("last"),
+                items.c.status == literal("ok"), ~done, _scope(project_id)))
     if bounded:
-        q = q.where(e.item_id <= bindparam("hi"))
+        q = q.where(e.item_id <= bindparam("hi"), items.c.item_id <= bindparam("hi"))
     return q.order_by(e.item_id).limit(bindparam("n"))
 
 
@@ -283,18 +285,32 @@ def page_rows_for(dim: int) -> int:
 
 def head_pages(bind, project_id: int, head_id: int, encoder_id: int, dtype: str = "<f2", page: int = MAX_PAGE,
                lo: int | None = None, hi: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(item_ids (P,), vectors (P, D) float32)`` pages of the head's queue (``lo < item_id <= hi``)."""
-    compiled = _queue_query(project_id, hi is not None).compile(dialect=bind.dialect)
-    values = {"e": int(encoder_id), "h": int(head_id), "last": -1 if lo is None else int(lo), "n": int(page)}
-    if hi is not None:
-        values["hi"] = int(hi)
-    while True:
+    """``(item_ids (P,), vectors (P, D) float32)`` pages of the head's queue (``lo < item_id <= hi``).
+
+    Each query reads one window of ``page`` keys (``last < item_id <= last + page``) of the
+    encoder's key range, so no page reads the rest of the key space (a planner that starts from
+    ``items`` and sorts would, at every page); a window holds at most ``page`` rows."""
+    if lo is None or hi is None:
+        q = select(func.min(embeddings.c.item_id), func.max(embeddings.c.item_id)).where(
+            embeddings.c.model_id == int(encoder_id))
+        if isinstance(bind, Engine):
+            with bind.connect() as conn:
+                first, end = conn.execute(q).one()
+        else:
+            first, end = bind.execute(q).one()
+        if first is None:
+            return
+        lo = int(first) - 1 if lo is None else max(int(lo), int(first) - 1)
+        hi = int(end) if hi is None else min(int(hi), int(end))
+    compiled = _queue_query(project_id, True).compile(dialect=bind.dialect)
+    values = {"e": int(encoder_id), "h": int(head_id), "n": int(page)}
+    last = int(lo)
+    while last < hi:
+        values["last"], values["hi"] = last, min(int(hi), last + int(page))
         rows = _fetch(bind, compiled, values)
         if rows:
             yield np.fromiter((r[0] for r in rows), np.int64, len(rows)), decode_vectors([r[1] for r in rows], dtype)
-            values["last"] = int(rows[-1][0])
-        if len(rows) < page:
-            return
+        last = values["hi"]
 
 
 def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | None = None, *, bald: int = 0,
