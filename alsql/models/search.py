@@ -50,7 +50,7 @@ PAGE_BYTES = 64 * 2**20  # float32 vectors per page (65,536 rows at 256-d, 21,84
 MAX_PAGE = 65_536
 TOWERS_KEPT = 2
 NO_TEXT_TOWER_HINT = ("search needs a CLIP-like model, e.g. alsql embed --encoder hf:openai/clip-vit-base-patch32")
-_TOWERS: OrderedDict[tuple, tuple[Any, Any, int | None]] = OrderedDict()
+_TOWERS: OrderedDict[tuple, tuple[Any, Any, int | None, threading.Lock]] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -145,7 +145,8 @@ def search_encoder(conn: Connection, project_id: int, encoder_model_id: int | No
 
 
 def _tower(row):
-    """``(model, tokenizer, max_length)`` of the encoder's text tower, cached per process (LRU)."""
+    """``(model, tokenizer, max_length, lock)`` of the encoder's text tower, cached per process (LRU);
+    the lock serialises its use (a fast tokenizer refuses concurrent calls from threads)."""
     from alsql.models.foundation import _offline, _quiet_transformers, _resolve, folder_fingerprint, parse_spec
 
     desc = _desc(row)
@@ -181,7 +182,7 @@ def _tower(row):
         raise AlsqlError(f"encoder {row.model_id} ({spec}): no tokenizer in {folder} ({exc.__class__.__name__}); "
                          f"expected the tokenizer files saved beside the model") from None
     limit = getattr(getattr(model.config, "text_config", None), "max_position_embeddings", None)
-    made = (model, tok, limit)
+    made = (model, tok, limit, threading.Lock())
     with _LOCK:
         _TOWERS[key] = made
         _TOWERS.move_to_end(key)
@@ -194,9 +195,9 @@ def text_vector(row, text: str) -> np.ndarray:
     """``(D,)`` float32: the text embedded by the encoder's text tower (not normalised)."""
     import torch
 
-    model, tok, limit = _tower(row)
-    batch = tok([text], padding=True, truncation=True, max_length=limit, return_tensors="pt")
-    with torch.no_grad():
+    model, tok, limit, lock = _tower(row)
+    with lock, torch.no_grad():
+        batch = tok([text], padding=True, truncation=True, max_length=limit, return_tensors="pt")
         out = model.get_text_features(**batch)
     out = out if torch.is_tensor(out) else out.pooler_output
     return out[0].float().cpu().numpy().astype(np.float32)
