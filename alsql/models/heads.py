@@ -353,9 +353,8 @@ def infer_head(engine: Engine, project: str | int, model_id: int | None = None, 
     """Score every in-scope ok item that has a vector of the head's encoder and no prediction of
     the head; return an ``alsql.models.infer.InferReport`` (``map`` None: the map is the encoder's).
 
-    ``claim``: share the work with other processes by chunk leases (``alsql.pipelines.claims``;
-    ``claim_kw``: chunk_items, lease_seconds, poll, worker, max_chunks); the report counts this
-    process's items.
+    Sharing the work between processes by chunk leases is ``alsql.pipelines.claims.run_claims``
+    (``alsql infer --claim``), which scores a head's chunks with ``score_range``.
     """
     from alsql.models.head_net import load_head
     from alsql.models.infer import InferReport
@@ -366,11 +365,11 @@ def infer_head(engine: Engine, project: str | int, model_id: int | None = None, 
     with engine.connect() as conn:
         proj = get_project(conn, project)
         model_id = require_model(conn, proj.project_id, model_id)
-    if claim:
-        from alsql.pipelines.claims import run_claims
-
-        done = run_claims(engine, proj.project_id, model_id, bald=bald, **claim_kw)
-        return InferReport(model_id, items=done.items, bald=bald > 0)
+    if claim or claim_kw:
+        # Chunk leases live a layer up (models never import pipelines): ``alsql infer --claim``
+        # calls ``alsql.pipelines.claims.run_claims``, which routes a head to ``score_range``.
+        raise AlsqlError("infer_head(claim=True): shared scoring runs through "
+                         "alsql.pipelines.claims.run_claims (alsql infer --claim)")
     net, row = load_head(engine, model_id)
     n = score_range(engine, model_id, bald=bald, page=page, net=net, row=row)
     if n:
