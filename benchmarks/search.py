@@ -149,7 +149,8 @@ def main() -> None:
         backends["postgresql"] = os.environ["ALSQL_TEST_POSTGRES_URL"]
     report = {"items": a.items, "dim": a.dim, "k": K, "repeat": a.repeat, "labeled_share": 0.1,
               "load_average": os.getloadavg()[0], "results": {}}
-    table = Table(title=f"search: {K} nearest of the pool, {a.items:,} items x {a.dim}-d float16 (median of {a.repeat})")
+    table = Table(title=f"search: {K} nearest of the pool, {a.items:,} items x {a.dim}-d float16 "
+                        f"(median of {a.repeat})")
     for col in ("backend", "arm", "seconds", "items/s", "peak RSS MB", "vs load all", "same hits"):
         table.add_column(col, justify="right" if col not in ("backend", "arm") else "left")
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,8 +181,9 @@ def main() -> None:
                 table.add_row(name, arm, f"{r['seconds']:.2f}", f"{r['compared'] / r['seconds']:,.0f}",
                               f"{r['rss_mb']:.0f}", f"{r['seconds'] / base['seconds']:.2f}x",
                               str(r["ids"] == base["ids"]))
-            report["results"][name] = {arm: {k: v for k, v in r.items() if k != "ids"} | {"same_hits": r["ids"] == base["ids"]}
-                                       for arm, r in res.items()}
+            report["results"][name] = {
+                arm: {k: v for k, v in r.items() if k != "ids"} | {"same_hits": r["ids"] == base["ids"]}
+                for arm, r in res.items()}
             if admin is not None:
                 eng.dispose()
                 with create_engine(admin, isolation_level="AUTOCOMMIT").connect() as conn:

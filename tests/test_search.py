@@ -67,11 +67,20 @@ def test_search_returns_the_k_nearest_by_cosine_as_numpy_does(engine, tmp_path, 
     label(engine, proj.project_id, oracle, labeled)
     rid = create_round(engine, proj.project_id, "random", 4, seed=1)
     with engine.connect() as conn:
-        queued = [int(i) for i in conn.execute(select(round_items.c.item_id).where(round_items.c.round_id == rid)).scalars()]
+        queued = [int(i) for i in conn.execute(
+            select(round_items.c.item_id).where(round_items.c.round_id == rid)).scalars()]
     pool = set(every) - set(labeled) - set(queued)
     assert len(pool) == 21
+    import transformers
+
+    loads = []
+    real = transformers.AutoModel.from_pretrained
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained",
+                        lambda *a, **kw: loads.append(a[0]) or real(*a, **kw))
+    mod._TOWERS.clear()
 
     res = mod.search(engine, proj.name, QUERY, k=7)
+    assert loads == [str(models["clip"])]  # the text tower, loaded once for this process
     want_ids, want_sims = _reference(engine, spec, eid, pool, QUERY, 7)
     assert (res.encoder_model_id, res.spec, res.scanned) == (eid, spec, 21)
     assert [h.item_id for h in res.hits] == want_ids and [h.rank for h in res.hits] == list(range(1, 8))
@@ -87,12 +96,12 @@ def test_search_returns_the_k_nearest_by_cosine_as_numpy_does(engine, tmp_path, 
     wide_ids, wide_sims = _reference(engine, spec, eid, every, QUERY, 12)
     monkeypatch.setattr(mod, "PAGE_BYTES", 3 * 16 * 4)
     paged = mod.search(engine, proj.name, QUERY, k=12, include_labeled=True)
+    whole = mod.search(engine, proj.name, "dark", k=500)
+    assert len(loads) == 3  # the two references loaded their own; the later searches loaded nothing
     assert [h.item_id for h in paged.hits] == wide_ids and paged.scanned == 30
     np.testing.assert_allclose([h.similarity for h in paged.hits], wide_sims, rtol=1e-5, atol=1e-6)
     # k above the pool: every pool item, in order.
-    whole = mod.search(engine, proj.name, "dark", k=500)
     assert [h.item_id for h in whole.hits] == _reference(engine, spec, eid, pool, "dark", 500)[0]
-    # The text tower is loaded once per process.
     assert len(mod._TOWERS) == 1
 
 
@@ -246,8 +255,8 @@ def test_the_search_api_and_its_round(engine, db_url, tmp_path, models):
         assert made.json()["label_url"] == f"/projects/{pid}/label?round={rid}" and made.json()["items"] == 5
         with engine.connect() as conn:
             rnd = conn.execute(select(rounds).where(rounds.c.round_id == rid)).one()
-            held = [int(i) for i in conn.execute(select(round_items.c.item_id)
-                                                 .where(round_items.c.round_id == rid).order_by(round_items.c.rank)).scalars()]
+            held = [int(i) for i in conn.execute(select(round_items.c.item_id).where(
+                round_items.c.round_id == rid).order_by(round_items.c.rank)).scalars()]
         assert (rnd.strategy, rnd.params["query"], held) == ("search", QUERY, [h.item_id for h in want])
         assert client.post(f"/api/projects/{pid}/search/round", json={"q": "x" * 501}).status_code == 422
         del client.headers["Authorization"]

@@ -24,8 +24,8 @@ def search(
     round_: Annotated[bool, typer.Option(
         "--round", help="Make a train round (strategy search) of the hits that can be labeled")] = False,
     budget: Annotated[Optional[int], typer.Option(
-        min=1, max=10_000, help="With --round: the round holds the BUDGET nearest hits (searched even when more than --k; "
-                    "default --k)")] = None,
+        min=1, max=10_000, help="With --round: the round holds the BUDGET nearest hits (searched even when more "
+                                "than --k; default --k)")] = None,
 ) -> None:
     """Find the items nearest a text by cosine similarity (an encoder with a text tower: a CLIP-like hf: model)."""
     from rich.table import Table
