@@ -116,7 +116,8 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     assert any(s.startswith("pretrained encoder model") and "3 steps of 32" in s for s in said)
     with engine.connect() as conn:
         ev = conn.execute(select(evaluation_set.c.project_id, evaluation_set.c.item_id)).all()
-        models = conn.execute(select(model_versions.c.project_id, model_versions.c.status, model_versions.c.params)
+        models = conn.execute(select(model_versions.c.project_id, model_versions.c.status, model_versions.c.params,
+                                     model_versions.c.model_id)
                               .order_by(model_versions.c.model_id)).all()
     by_project: dict[int, set] = {}
     for pid, item in ev:
@@ -128,6 +129,17 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     starts = {(m.project_id, (m.params.get("init") or {}).get("init")) for m in models if m.status != ENCODER_STATUS}
     assert (encoders[0].project_id, "pretrained") in starts
     assert {init for pid, init in starts if pid != encoders[0].project_id} == {"random"}
+    # The cold start: the pretrained arm's pool is embedded by its encoder and TypiClust on those
+    # vectors picks its first labels; the arms without an encoder start at random.
+    with engine.connect() as conn:
+        firsts = {pid: conn.execute(select(rounds.c.strategy, rounds.c.params).where(
+            rounds.c.project_id == pid, rounds.c.purpose == "train").order_by(rounds.c.round_id).limit(1)).one()
+            for pid in by_project}
+    enc = encoders[0]
+    assert firsts[enc.project_id].strategy == "typiclust"
+    assert firsts[enc.project_id].params["cold_start"]["encoder_model_id"] == enc.model_id
+    assert {f.strategy for pid, f in firsts.items() if pid != enc.project_id} == {"random"}
+    assert any(s.startswith("cold start: TypiClust on encoder") for s in said)
     set_settings(None)
     engine.dispose()
 

@@ -200,11 +200,11 @@ def _batch(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int,
 def cold_start_encoder(conn, project_id: int) -> int | None:
     """The encoder whose stored vectors a cold start reads, or None.
 
-    ``alsql.models.embed.current_encoder`` where that module ships, else the newest
+    ``alsql.models.vectors.current_encoder`` where that module ships, else the newest
     encoder row (status ``encoder``) of the project with at least one stored vector.
     """
     try:
-        from alsql.models.embed import current_encoder
+        from alsql.models.vectors import current_encoder
     except ImportError:
         has = exists(select(embeddings.c.item_id).where(embeddings.c.model_id == model_versions.c.model_id))
         return conn.execute(select(func.max(model_versions.c.model_id)).where(

@@ -4,7 +4,8 @@
 by side: one selecting with a strategy, one at random (the baseline), and (unless
 ``pretrain_steps`` is 0) a third selecting with the strategy from a pretrained encoder:
 before any label, ``alsql pretrain`` (SimCLR on the whole pool, unlabeled) trains that
-project's encoder, and each of its rounds trains from it (``alsql train --init
+project's encoder, its vectors of the pool are stored and its first labels are picked by
+TypiClust on them (the cold start), and each of its rounds trains from it (``alsql train --init
 pretrained``: a linear head on the frozen encoder while labels are few, the whole
 network fine-tuned later). Every project holds out the same random evaluation round
 (same seed, same pool), then runs rounds of select, oracle labels, train and infer. A
@@ -93,7 +94,7 @@ def _fresh_project(engine, base: str, description: str) -> str:
     raise AlsqlError(f"demo: no free project name like {base!r}")
 
 
-def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: int = 7, budget: int = 30,
+def run_demo(engine, folder: str | Path, *, strategy: str = "balanced_margin", rounds: int = 7, budget: int = 30,
              first_budget: int = 40, eval_budget: int = 300, seed: int = 0, image_size: int = 8,
              map_path: str | Path = "embedding-map.png", curve_path: str | Path | None = "learning-curve.png",
              pretrain_steps: int = 600, pretrain_batch: int = 128, say: Callable[[str], None] = print,
@@ -112,7 +113,7 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
     from alsql.models.infer import infer_project
     from alsql.models.select import create_round
     from alsql.models.heads import train_round_model
-    from alsql.pipelines.loop import answer_round, hold_out_evaluation, load_oracle
+    from alsql.pipelines.loop import answer_round, first_strategy, hold_out_evaluation, load_oracle
     from alsql.pipelines.mapplot import plot_map
     from alsql.schema import model_versions
 
@@ -145,8 +146,10 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "margin", rounds: in
         acc, labels, head = {}, 0, None
         for key, proj in projects.items():
             k = first_budget if r == 0 else budget
-            use = "random" if r == 0 else (strategy if key == PRE else key)  # the cold start is random for all
-            rid = create_round(engine, proj.project_id, use, k, seed=seed + r)
+            # The cold start: random, except the pretrained arm, whose pool is embedded by its
+            # encoder and whose first labels TypiClust picks from those vectors (first_strategy).
+            use = first_strategy(engine, proj.project_id, strategy if key == PRE else key, say)
+            rid = create_round(engine, proj.project_id, use, k, seed=seed + r, say=say)
             answer_round(engine, proj, rid, oracles[key])
             # Every arm names its start: the strategy and random arms from random weights, the
             # pretrained arm from its encoder (frozen or fine-tuned by the label count).

@@ -2,8 +2,8 @@
 
 ``run_loop`` repeats, ``rounds`` times: select ``budget`` items with the strategy
 (before the first model, the cold start: TypiClust on the vectors of the project's
-encoder when it has stored ones, ``alsql.models.select.cold_start_encoder``, else
-random), label them from the
+encoder when it has stored ones, ``alsql.models.select.cold_start_encoder``, the pool
+embedded first when an ``alsql pretrain`` encoder has none; else random), label them from the
 oracle (annotations with source ``oracle``; round items marked labeled, or skipped
 when the oracle does not know them; the round closed), train, and infer (scores and
 embeddings only). The 2-D map of the embeddings (``map_method``: tsne, pca or None) is
@@ -40,7 +40,8 @@ from alsql.schema.views import evaluation_set
 if TYPE_CHECKING:
     from alsql.models.fit import TrainConfig
 
-__all__ = ["RoundResult", "Oracle", "read_oracle", "load_oracle", "answer_round", "hold_out_evaluation", "run_loop"]
+__all__ = ["RoundResult", "Oracle", "read_oracle", "load_oracle", "answer_round", "hold_out_evaluation", "run_loop",
+           "first_strategy"]
 
 
 @dataclass
@@ -170,6 +171,39 @@ def _evaluated(engine: Engine, project_id: int) -> int:
         ).scalar_one()
 
 
+def first_strategy(engine: Engine, project_id: int, strategy: str,
+                   say: Callable[[str], None] | None = None) -> str:
+    """The strategy a round can ask for now: ``strategy`` once the project has a trained model
+    (or for random), or when it has an encoder's stored vectors (``create_round`` then starts
+    cold with TypiClust on them); else random.
+
+    A project with an ``alsql pretrain`` encoder but no stored vectors has its pool embedded
+    first (``alsql.models.embed.embed_project``, where that module ships), so the cold start
+    needs no manual step.
+    """
+    from alsql.models.encoders import SUFFIX, latest_encoder
+    from alsql.models.pool import latest_model_id
+    from alsql.models.select import cold_start_encoder
+
+    if strategy == "random":
+        return strategy
+    with engine.connect() as conn:
+        if latest_model_id(conn, project_id) is not None or cold_start_encoder(conn, project_id) is not None:
+            return strategy
+        pretrained = latest_encoder(conn, project_id)
+    if pretrained is None or not pretrained.architecture.endswith(SUFFIX):
+        return "random"
+    try:
+        from alsql.models.embed import embed_project
+    except ImportError:
+        return "random"
+    if say is not None:
+        say(f"cold start: embedding the pool with encoder {pretrained.model_id} first")
+    embed_project(engine, project_id, "pretrained", map_method=None, say=say or (lambda _m: None))
+    with engine.connect() as conn:
+        return strategy if cold_start_encoder(conn, project_id) is not None else "random"
+
+
 def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, strategy: str,
              oracle_csv: str | Path | Oracle, *, cfg: TrainConfig | None = None, eval_budget: int = 0,
              seed: int = 0, bald: int = 0, grayscale: bool = False, root: str | Path | None = None,
@@ -193,8 +227,7 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
     from alsql.models import maps
     from alsql.models.fit import TrainConfig
     from alsql.models.infer import infer_project
-    from alsql.models.pool import latest_model_id
-    from alsql.models.select import cold_start_encoder, create_round
+    from alsql.models.select import create_round
     from alsql.models.heads import train_round_model
 
     if eval_budget and not _evaluated(engine, proj.project_id):
@@ -205,10 +238,7 @@ def run_loop(engine: Engine, project: str | int, rounds_: int, budget: int, stra
     results = []
     for r in range(rounds_):
         t0 = time.perf_counter()
-        with engine.connect() as conn:
-            has_model = latest_model_id(conn, proj.project_id) is not None
-            asked = has_model or strategy == "random" or cold_start_encoder(conn, proj.project_id) is not None
-        use = strategy if asked else "random"
+        use = first_strategy(engine, proj.project_id, strategy, say)
         rid = create_round(engine, proj.project_id, use, budget, seed=seed + r, say=say)
         with engine.connect() as conn:  # a cold start records the strategy that picked (typiclust)
             use = conn.execute(select(rounds.c.strategy).where(rounds.c.round_id == rid)).scalar_one()

@@ -57,7 +57,7 @@ class WatchRules:
     retrain_labels: int = 50
     queue_low: int = 10
     round_budget: int = 50
-    strategy: str = "margin"
+    strategy: str = "balanced_margin"  # the best measured rare-class seeker (benchmarks/rare_seeking.py)
     drift_threshold: float = 0.2
     marts: bool = True
     lease_seconds: int = 600
