@@ -63,9 +63,9 @@ def _uri(option: str, value, what: str) -> str:
     if "\x00" in text:
         raise AlsqlError(f"{option} {text!r}: expected a {what} without NUL characters")
     if "://" not in text and not text.startswith("file:"):
-        from alsql.stores import path_to_uri
+        from pathlib import Path
 
-        uri = path_to_uri(text)
+        uri = Path(text).resolve().as_uri()  # as alsql.stores.path_to_uri (a base module imports no layer)
         text = uri + "/" if text.endswith(("/", "\\")) and not uri.endswith("/") else uri
     if len(text) > MAX_URI:
         raise AlsqlError(f"{option} {text[:60]!r}...: expected a {what} of at most {MAX_URI} characters")

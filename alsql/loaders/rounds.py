@@ -12,6 +12,9 @@
   (cells a spreadsheet would run as formulas get a leading ``'``), ``jsonl`` or rows.
 - ``close_round(engine, round_id)``: its pending items become ``skipped``, its open
   overlap copies are withdrawn, and the round is ``closed``: the app serves none of it.
+- ``insert_round(conn, project_id, model_id, ids, strategy, params, scores=None)``: an open
+  train round of chosen items (the map's lasso, semantic search's "label these"), at most
+  ``MAX_ROUND`` items, inside the caller's write transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
 
 from alsql.catalog import get_project
 from alsql.db import write_transaction
@@ -32,7 +35,7 @@ from alsql.schema import items, round_items, rounds
 from alsql.schema.tables import utcnow
 
 __all__ = ["RoundSummary", "ClosedRound", "mark_answered", "round_summaries", "round_rows", "export_round",
-           "close_round", "ROUND_FORMATS"]
+           "close_round", "ROUND_FORMATS", "MAX_ROUND", "insert_round"]
 
 ROUND_FORMATS = ("csv", "jsonl", "table")
 ROUND_COLUMNS = ("rank", "item_id", "uri", "score", "status", "assigned_to")
@@ -158,3 +161,22 @@ def close_round(engine: Engine, round_id: int) -> ClosedRound:
         if row.status != "closed":
             conn.execute(update(rounds).where(rounds.c.round_id == round_id).values(status="closed", closed_at=now))
     return ClosedRound(round_id, row.status, skipped, labeled, copies)
+
+
+MAX_ROUND = 1_000_000  # items in one hand-picked round (lasso, search)
+
+
+def insert_round(conn: Connection, project_id: int, model_id: int | None, ids, strategy: str, params: dict,
+                 scores=None) -> int:
+    """An open train round of ``ids`` (in rank order; ``scores`` beside them or None) with ``strategy``
+    and ``params``, inside the caller's write transaction (the lasso's ``map_round``, the search's
+    "label these")."""
+    round_id = conn.execute(insert(rounds).values(
+        project_id=project_id, model_id=model_id, strategy=strategy, purpose="train", budget=len(ids),
+        status="open", params=params,
+    ).returning(rounds.c.round_id)).scalar_one()
+    rows = [{"round_id": round_id, "rank": r, "item_id": int(i), "status": "pending",
+             "score": None if scores is None else float(scores[r])} for r, i in enumerate(ids)]
+    for s in range(0, len(rows), 5000):
+        conn.execute(insert(round_items), rows[s:s + 5000])
+    return int(round_id)

@@ -301,7 +301,7 @@ def search_round(engine: Engine, result: SearchResult, model_id: int | None = No
     """A train round (strategy ``search``) of the first ``budget`` hits (all when None) that are still
     selectable, in rank order, the similarity as their score; AlsqlError when none is."""
     from alsql.models.pool import selectable
-    from alsql.web.mapdata import MAX_ROUND, insert_round
+    from alsql.loaders.rounds import MAX_ROUND, insert_round
 
     hits = result.hits[: budget] if budget is not None else result.hits
     if budget is not None and budget < 1:

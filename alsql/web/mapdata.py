@@ -32,11 +32,12 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, select
 
 from alsql.catalog import Project
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
+from alsql.loaders.rounds import MAX_ROUND, insert_round
 from alsql.models.mapfile import NONE, build_static, load_static, map_version
 from alsql.schema import current_labels, embeddings, items, round_items, rounds
 from alsql.schema.scope import in_scope
@@ -47,7 +48,6 @@ __all__ = ["map_binary", "points_in_polygon", "select_in_polygon", "map_round", 
 FORMAT = "<4sIIIdddd"
 HEADER = struct.calcsize(FORMAT)  # 48
 MAX_VERTICES = 2000
-MAX_ROUND = 1_000_000
 _STATIC: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
 _STATIC_KEEP = 2
 _LOCK = threading.Lock()
@@ -199,17 +199,3 @@ def map_round(engine: Engine, project: Project, model_id: int, polygon: Any) -> 
             "labeled": len(sel["labeled"]), "queued": len(sel["queued"])}
 
 
-def insert_round(conn: Connection, project_id: int, model_id: int | None, ids, strategy: str, params: dict,
-                 scores=None) -> int:
-    """An open train round of ``ids`` (in rank order; ``scores`` beside them or None) with ``strategy``
-    and ``params``, inside the caller's write transaction (the lasso's ``map_round``, the search's
-    "label these")."""
-    round_id = conn.execute(insert(rounds).values(
-        project_id=project_id, model_id=model_id, strategy=strategy, purpose="train", budget=len(ids),
-        status="open", params=params,
-    ).returning(rounds.c.round_id)).scalar_one()
-    rows = [{"round_id": round_id, "rank": r, "item_id": int(i), "status": "pending",
-             "score": None if scores is None else float(scores[r])} for r, i in enumerate(ids)]
-    for s in range(0, len(rows), 5000):
-        conn.execute(insert(round_items), rows[s:s + 5000])
-    return int(round_id)
