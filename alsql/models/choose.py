@@ -36,8 +36,19 @@ the best arm (on the test split) most often in ``benchmarks/head_vs_finetune.py`
 label sets the cross-validated scores differ by a few points by chance, and the head is the
 better arm on the test split far more often than those differences suggest.
 
-The measured rule (benchmarks/head_vs_finetune.py, report ``benchmarks/reports/head_vs_finetune.json``):
-see ``MEASURED_RULE``.
+Measured (``benchmarks/head_vs_finetune.py``, 5 seeds, random labels, report
+``benchmarks/reports/head_vs_finetune.json``; test-split accuracy): on digits the frozen head
+leads fine-tuning at every budget (20 labels 0.805 vs 0.771, 100: 0.974 vs 0.961, 400: 0.990 vs
+0.989) and reaches random-from-scratch's 400-label accuracy (0.976) with 113 labels, fine-tuning
+with 185; traffic videos and maintenance sounds reach 1.000 by 24-48 labels in every arm.
+Fine-tuning never leads by more than a standard deviation up to 400 labels, so no fixed switch
+point is measured there; the choice itself is the switch. With ``HEAD_MARGIN`` 0.05 it picks
+the best arm (within 0.01) in 100 % of digits rounds (mean regret 0.0002), 87 % of traffic's and
+88 % of maintenance's (regret 0.014 / 0.015: at 6-24 labels with one to three rare-class labels,
+where cross-validation cannot tell); margin 0.01 gives 90 % on digits (regret 0.004), and margins
+from 0.05 to 0.15 the same as 0.05. On digits with a noise encoder it leaves the head for random
+weights (cross-validated 0.717 vs 0.600 at 60 labels, 0.946 vs 0.888 at 200). Measuring costs
+11-26 s per training on digits (two costly arms, 3-5 folds, 2 shared cores).
 """
 
 from __future__ import annotations
@@ -65,8 +76,8 @@ HOLDOUT_PER_CLASS = 10
 TIE = 0.01
 HEAD_MARGIN = 0.05
 PROBE_CEILING = 0.99  # an encoder probe this good is never warned about, even when a random network's ties it
-MEASURED_RULE = ("measured by benchmarks/head_vs_finetune.py: see the README section "
-                 "'Head or fine-tune, measured'")
+MEASURED_RULE = ("benchmarks/head_vs_finetune.py: the head kept unless another arm beats it by more than "
+                 f"{HEAD_MARGIN} held-out balanced accuracy")
 
 
 @dataclass
