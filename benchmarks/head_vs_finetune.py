@@ -240,7 +240,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default="digits,traffic,maintenance")
     ap.add_argument("--out", default=str(REPORTS / "head_vs_finetune.json"))
-    ap.add_argument("--from-partial", action="store_true", help="build the report from <out>.partial.json")
+    ap.add_argument("--from-partial", action="store_true", help="build the report from <out>.partial.json (or the runs <out> holds)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the (dataset, seed) runs <out>.partial.json holds (cut to the budgets) and run the rest")
     args = ap.parse_args()
@@ -252,7 +252,8 @@ def main() -> None:
     out = Path(args.out)
     partial = out.with_suffix(".partial.json")
     t0 = time.perf_counter()
-    runs = json.loads(partial.read_text())["runs"] if args.from_partial or args.resume else []
+    saved = partial if partial.exists() or not out.exists() else out  # a finished report keeps its runs too
+    runs = json.loads(saved.read_text())["runs"] if args.from_partial or args.resume else []
     for r in runs:
         r["rows"] = [row for row in r["rows"] if row["labels"] in BUDGETS[r["dataset"]]]
     have = {(r["dataset"], r["seed"]) for r in runs}
