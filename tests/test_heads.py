@@ -264,7 +264,7 @@ def test_cli_train_and_infer_a_head(sqlite_url, tmp_path, monkeypatch):
 
 
 def test_round_model_is_a_head_while_labels_are_few(engine, project, tmp_path, monkeypatch):
-    from alsql.models.heads import train_round_model
+    from alsql.models.heads import FOUNDATION_WHY, train_round_model
 
     monkeypatch.setenv("ALSQL_ARTIFACTS", str(tmp_path / "art"))
     ids, truth, enc, _ = _toy(engine, project, n=200)
@@ -274,8 +274,10 @@ def test_round_model_is_a_head_while_labels_are_few(engine, project, tmp_path, m
     with engine.connect() as conn:
         row = conn.execute(select(model_versions).where(model_versions.c.model_id == mid)).one()
     assert row.architecture == "head:linear" and row.params["encoder_model_id"] == enc
-    assert any("under 15 per class" in s and f"encoder {enc}" in s for s in said)
-    assert row.params["init"]["head"] == "frozen" and "under 15 per class" in row.params["init"]["why"]
+    # Not an ``alsql pretrain`` encoder: it cannot be fine-tuned here, so the head, without measuring.
+    assert any(FOUNDATION_WHY in s and f"encoder {enc}" in s for s in said)
+    assert row.params["init"]["head"] == "frozen" and row.params["init"]["why"] == FOUNDATION_WHY
+    assert "choice" not in row.params["init"]
     mlp = train_round_model(engine, project.project_id, head_kind="mlp")
     with engine.connect() as conn:
         assert conn.execute(select(model_versions.c.architecture)

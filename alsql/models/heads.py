@@ -166,11 +166,14 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
                epochs: int = 30, seed: int = 0, say: Callable[[str], None] | None = print, lr: float = 2e-3,
                batch_size: int = 64, min_steps: int = 200, max_epochs: int = 300, patience: int = 8,
                class_weight: str = "balanced", hidden: int = MLP_HIDDEN, dropout: float = MLP_DROPOUT,
-               name: str | None = None, artifacts: str | None = None, why: str | None = None) -> int:
+               name: str | None = None, artifacts: str | None = None, why: str | None = None,
+               choice: dict | None = None) -> int:
     """Train a ``head`` on the encoder's stored vectors of ``training_set``; return the new model id.
 
     ``lr`` is the network rate of ``alsql train``: a head learns at ``LR_FACTOR`` times it.
-    ``why`` (recorded in ``params["init"]``, as a network's start is): the reason a head was chosen.
+    ``why`` (recorded in ``params["init"]``, as a network's start is): the reason a head was chosen;
+    ``choice``: the measured head-or-fine-tune choice (``alsql.models.choose.Choice.as_params``),
+    recorded as ``params["init"]["choice"]``.
     Epochs: at least ``epochs`` and enough for ``min_steps`` steps (at most ``max_epochs``),
     stopping after ``patience`` epochs without a better evaluation once ``epochs`` are run.
     """
@@ -244,7 +247,8 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
         "label_counts": dict(zip(proj.classes, counts)), "labels_without_vector": int(labels - n),
         # As a network's start is recorded: the encoder, frozen (only the head learns), and why.
         "init": {"init": "pretrained", "encoder_model_id": int(enc.model_id), "head": "frozen",
-                 "why": why or f"--head {head}: a {head} head on the encoder's stored vectors"},
+                 "why": why or f"--head {head}: a {head} head on the encoder's stored vectors"}
+        | ({"choice": choice} if choice is not None else {}),
     }
     root = artifacts or get_settings().artifacts
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -405,20 +409,34 @@ def badge_vectors(conn: Connection, model_id: int, vectors: np.ndarray) -> np.nd
         return net.features(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))).numpy()
 
 
+FOUNDATION_WHY = "a foundation encoder cannot be fine-tuned here: a head on its stored vectors"
+
+
 def train_round_model(engine: Engine, project: str | int, cfg=None, *, init: str = "auto", head: str = "auto",
                       head_kind: str = "linear", grayscale: bool = False, say: Callable[[str], None] | None = None,
                       **train_kw) -> int:
     """The model of one round (``alsql loop``, the demo, the watcher's train step); its id.
 
     A head on stored vectors (``train_head``, of ``head_kind``) when ``head`` is ``linear`` or
-    ``mlp``, or when ``head`` is ``auto``, ``init`` is not ``random``, the project has an encoder
-    with stored vectors (``alsql embed``) and the head-or-fine-tune choice
-    (``alsql.models.encoders.choose_head`` on the training labels) picks a frozen encoder;
-    otherwise the network (``alsql.models.train.train_project`` with ``cfg``, ``init``, ``head``,
-    ``grayscale`` and ``train_kw``). ``cfg`` (a ``TrainConfig``) gives the head its seed, epochs,
-    steps, batch size, rate, patience and class weighting too.
+    ``mlp``; with ``head`` ``auto`` and ``init`` not ``random``, when the project has an encoder
+    with stored vectors (``alsql embed``, ``alsql pretrain``; ``encoder_with_vectors``):
+
+    - an ``alsql pretrain`` encoder (architecture ``<arch>+simclr``): its stored vectors are its
+      penultimate features, so the measured choice of ``alsql train --head auto``
+      (``alsql.models.choose.measure_sources``, measured once, in ``train_and_record``) decides:
+      ``head`` trains ``train_head`` on the stored vectors (the choice recorded in
+      ``params["init"]``), fine-tune or random trains the network as measured. Where nothing
+      can be measured (torchrun, labels not held in memory) the fixed rule
+      ``alsql.models.encoders.choose_head`` decides, as for ``alsql train``.
+    - any other encoder (a foundation model, ``hf:`` / ``torchvision:``): the head, always
+      (``FOUNDATION_WHY``): it cannot be fine-tuned here, and its head-versus-random-network
+      choice is not measured (the random network's arm needs the decoded items in the order of
+      the stored vectors).
+
+    Otherwise the network (``alsql.models.train.train_and_record`` with ``cfg``, ``init``,
+    ``head``, ``grayscale`` and ``train_kw``). ``cfg`` (a ``TrainConfig``) gives the head its seed,
+    epochs, steps, batch size, rate, patience and class weighting too.
     """
-    from alsql.models.encoders import choose_head
     from alsql.models.fit import TrainConfig
 
     cfg = cfg or TrainConfig()
@@ -440,13 +458,23 @@ def train_round_model(engine: Engine, project: str | int, cfg=None, *, init: str
                 enc = None
         n = conn.execute(select(func.count()).select_from(training_set)
                          .where(training_set.c.project_id == proj.project_id)).scalar_one()
-    if enc is not None and n:
-        mode, why = choose_head("auto", n, len(proj.classes))
-        if mode in ("frozen", "head"):
-            if say is not None:
-                say(f"{why}: a {head_kind} head on the stored vectors of encoder {enc.model_id}")
-            return train_head(engine, proj.project_id, head=head_kind, encoder_model_id=enc.model_id, why=why, **kw)
-    from alsql.models.train import train_project
+    if enc is not None and n and not str(enc.architecture or "").endswith("+simclr"):
+        if say is not None:
+            say(f"{FOUNDATION_WHY}: a {head_kind} head on the stored vectors of encoder {enc.model_id}")
+        return train_head(engine, proj.project_id, head=head_kind, encoder_model_id=enc.model_id,
+                          why=FOUNDATION_WHY, **kw)
 
-    return train_project(engine, proj.project_id, cfg, init=init, head=head, grayscale=grayscale, say=say,
-                         **train_kw)
+    def on_head(row, choice, why: str) -> int | None:
+        """The start picked a frozen encoder: a head on its stored vectors when it is the one with vectors."""
+        if enc is None or int(row.model_id) != int(enc.model_id):
+            return None  # the encoder measured has no stored vectors: the network with a frozen encoder
+        if say is not None:
+            say(f"{why}: a {head_kind} head on the stored vectors of encoder {enc.model_id}")
+        return train_head(engine, proj.project_id, head=head_kind, encoder_model_id=enc.model_id,
+                          why=f"measured: {choice.why}" if choice is not None else why,
+                          choice=choice.as_params() if choice is not None else None, **kw)
+
+    from alsql.models.train import train_and_record
+
+    return train_and_record(engine, proj.project_id, cfg, init=init, head=head, grayscale=grayscale, say=say,
+                            on_head=on_head if enc is not None else None, **train_kw).model_id

@@ -180,14 +180,19 @@ def _check_class_ids(engine: Engine, proj) -> None:
 
 
 def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: str | None, n_train: int,
-           num_classes: int, measure: Callable | None = None) -> dict:
+           num_classes: int, measure: Callable | None = None, on_head: Callable | None = None) -> dict:
     """Load the encoder into ``net`` when ``init`` asks for one (and freeze it for a frozen
     head); return what is recorded as ``params["init"]`` (plus ``key``, the checkpoint suffix).
 
     ``measure(encoder_row, random_arm) -> Choice | None`` (``alsql.models.choose``): with
     ``--head auto`` the head / fine-tune / random start is measured on the labels and recorded
     as ``params["init"]["choice"]``; a measured ``random`` puts ``net``'s initial weights back.
-    Without it (or when it returns None) the fixed rule ``choose_head`` decides."""
+    Without it (or when it returns None) the fixed rule ``choose_head`` decides.
+
+    ``on_head(encoder_row, choice, why) -> model_id | None``: called when the start picked is a
+    frozen encoder (``choice``: the measured Choice, None under the fixed rule); a model id it
+    returns (a head trained on the encoder's stored vectors instead) ends the run there, as
+    ``{"model_id": ...}``, so the choice is measured once for both (``alsql.models.heads``)."""
     from alsql.models.encoders import choose_head, load_encoder_weights, resolve_init
 
     with engine.connect() as conn:
@@ -214,6 +219,10 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
         mode, why = ("frozen" if choice.mode == "head" else "finetune"), f"measured: {choice.why}"
     else:
         mode, why = choose_head(head, n_train, num_classes)
+    if on_head is not None and mode == "frozen":
+        got = on_head(row, choice, why)
+        if got is not None:
+            return {"model_id": int(got), "choice": choice}
     net.freeze_encoder(mode == "frozen")
     out = {"init": "pretrained", "encoder_model_id": int(row.model_id), "head": mode, "why": why,
            "key": f"-e{row.model_id}-{mode}"}
@@ -225,7 +234,7 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
 @dataclass
 class TrainOutcome:
     model_id: int
-    fit: FitResult
+    fit: FitResult | None  # None: a head was trained instead (``on_head``)
     warnings: list[str] = field(default_factory=list)  # imbalance_warnings on the evaluation set
 
 
@@ -238,7 +247,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
                      weights: str | None = None, grayscale: bool = False, artifacts: str | None = None,
                      name: str | None = None, resume: bool | None = None, init: str = "auto", head: str = "auto",
                      say: Callable[[str], None] | None = None,
-                     on_progress: Callable[[dict], None] | None = None) -> TrainOutcome:
+                     on_progress: Callable[[dict], None] | None = None,
+                     on_head: Callable | None = None) -> TrainOutcome:
     """Train, save the artifact and the model version (rank 0); return the id and fit result.
 
     ``init`` (auto, pretrained, random) and ``head`` (auto, frozen, finetune): start from the
@@ -250,7 +260,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     ``say`` (rank 0) hears the plan in one line when ``--min-steps`` changes the epoch count,
     and the start chosen; ``on_progress`` gets ``fit``'s per-epoch
     dict. Both default to silence. ``resume``: see ``resume_plan``; ``say`` hears the
-    decision whenever a checkpoint exists or ``resume`` is True.
+    decision whenever a checkpoint exists or ``resume`` is True. ``on_head``: see ``_start``; when
+    it trains a head instead, the outcome is that head's id (``fit`` None, no network trained).
     """
     cfg = cfg or TrainConfig()
     if cfg.class_weight not in ("balanced", "none"):
@@ -291,7 +302,10 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
 
     start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes, measure=lambda row, rnd: (
         measure_sources(row, train_src, eval_src, cfg, lambda: build_network(cfg.arch, num_classes, in_channels),
-                        num_classes, random_arm=rnd, say=say if rank == 0 else None)))
+                        num_classes, random_arm=rnd, say=say if rank == 0 else None)), on_head=on_head)
+    if "model_id" in start:  # a head on the encoder's stored vectors was trained instead (on_head)
+        ch = start["choice"]
+        return TrainOutcome(start["model_id"], None, [ch.warning] if ch is not None and ch.warning else [])
     fit_cfg = head_config(cfg, start["head"])
     if fit_cfg.lr != cfg.lr:
         start["lr"] = fit_cfg.lr
@@ -333,7 +347,6 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
                 " (the pool is not scored at train time: `alsql infer` checks it)"))
         if probe_warning:
             warnings.append(probe_warning)
-        metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(warnings=warnings, epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)
