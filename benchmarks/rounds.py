@@ -633,7 +633,7 @@ def print_tables(report: dict) -> None:
 
     con = Console(width=None if sys.stdout.isatty() else 160)
     t = Table(title=f"head round (train {report['head']} head on {report['labels']:,} labels, score every item, "
-                    f"margin round of {report['budget']:,}): median of up to {report['repeats']}, seconds")
+                    f"margin round of {report['budget']:,}): median of each cell's runs, seconds")
     for c in ("backend", "items", "dim", "round", "train", "score", "select", "CPU", "s / 1M", "peak RSS MB",
               "goal", "ok", "runs", "load", "fill s", "db GB"):
         t.add_column(c, justify="right")
