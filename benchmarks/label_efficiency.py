@@ -932,6 +932,9 @@ def main() -> None:
                     help="how the +pretrained arms choose a frozen head or fine-tuning: measured on the labels as alsql "
                          "train --head auto does (alsql.models.choose; cross-validation, costly), or the older "
                          "labels-per-class rule (choose_head)")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="run seeds from this one up to --seeds (more seeds for an earlier run: merge the two runs' "
+                         "<out>.partial.json with --from-partial)")
     ap.add_argument("--time-budget-min", type=float, default=None,
                     help="start another seed only when it should end within this many minutes of the start (the "
                          "last seed's time plus 10 %%); the report says where it stopped")
@@ -1042,7 +1045,7 @@ def main() -> None:
     cut = None
     with ctx.Pool(max(1, args.jobs)) if args.jobs > 1 else _Serial() as pool:
         # seed by seed (its encoders, then its arms): an interrupted or cut run has whole seeds
-        for seed in range(0 if args.from_partial else max(n_seeds.values())):
+        for seed in range(args.first_seed, args.first_seed if args.from_partial else max(n_seeds.values())):
             if seed and args.time_budget_min and seed_times:
                 need = time.perf_counter() - t0 + 1.1 * seed_times[-1]
                 if need > 60 * args.time_budget_min:
