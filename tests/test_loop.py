@@ -110,7 +110,8 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     assert [r.labels for r in rows] == [20, 40]
     assert all(0 <= r.strategy_accuracy <= 1 and 0 <= r.random_accuracy <= 1 for r in rows)
     assert all(0 <= r.pretrained_accuracy <= 1 for r in rows)
-    assert [r.pretrained_head for r in rows] == ["frozen", "frozen"]  # under 10 labels per class
+    # The pretrained arm's start is measured every round (--init pretrained: a head or fine-tuning).
+    assert all(r.pretrained_head in ("frozen", "finetune") for r in rows)
     assert (tmp_path / "map.png").stat().st_size > 10_000
     assert (tmp_path / "curve.png").stat().st_size > 10_000
     assert any(s.startswith("pretrained encoder model") and "3 steps of 32" in s for s in said)
@@ -128,6 +129,10 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     assert len(encoders) == 1  # only the pretrained arm's project has an encoder
     starts = {(m.project_id, (m.params.get("init") or {}).get("init")) for m in models if m.status != ENCODER_STATUS}
     assert (encoders[0].project_id, "pretrained") in starts
+    # A head on the stored vectors exactly when the measured choice kept the head.
+    pre = [m for m in models if m.project_id == encoders[0].project_id and m.status != ENCODER_STATUS]
+    assert len(pre) == 2 and all(m.params["init"]["choice"]["mode"] in ("head", "finetune") for m in pre)
+    assert [m.params.get("kind") == "head" for m in pre] == [m.params["init"]["choice"]["mode"] == "head" for m in pre]
     assert {init for pid, init in starts if pid != encoders[0].project_id} == {"random"}
     # The cold start: the pretrained arm's pool is embedded by its encoder and TypiClust on those
     # vectors picks its first labels; the arms without an encoder start at random.

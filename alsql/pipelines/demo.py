@@ -5,11 +5,11 @@ by side: one selecting with a strategy, one at random (the baseline), and (unles
 ``pretrain_steps`` is 0) a third selecting with the strategy from a pretrained encoder:
 before any label, ``alsql pretrain`` (SimCLR on the whole pool, unlabeled) trains that
 project's encoder, its vectors of the pool are stored and its first labels are picked by
-TypiClust on them (the cold start), and each of its rounds trains from it (``alsql train --init
-pretrained``: a linear head on the frozen encoder while labels are few, the whole
-network fine-tuned later). Every project holds out the same random evaluation round
-(same seed, same pool), then runs rounds of select, oracle labels, train and infer. A
-table row is printed per round; the strategy project's embedding map (the last model's
+TypiClust on them (the cold start), and each of its rounds trains from it (``--init
+pretrained``: a linear head on its stored vectors or the whole network fine-tuned, as
+measured on the labels, ``alsql.models.heads.train_round_model``). Every project holds out
+the same random evaluation round (same seed, same pool), then runs rounds of select, oracle
+labels, train and infer. A table row is printed per round; the strategy project's embedding map (the last model's
 t-SNE map; unlabeled items grey, labeled ones by class, the last round's picks ringed)
 and the learning curves (evaluation accuracy by labels, with and without pretraining)
 are written as PNGs.
@@ -152,7 +152,7 @@ def run_demo(engine, folder: str | Path, *, strategy: str = "balanced_margin", r
             rid = create_round(engine, proj.project_id, use, k, seed=seed + r, say=say)
             answer_round(engine, proj, rid, oracles[key])
             # Every arm names its start: the strategy and random arms from random weights, the
-            # pretrained arm from its encoder (frozen or fine-tuned by the label count).
+            # pretrained arm from its encoder (a head or fine-tuned, as measured on its labels).
             mid = train_round_model(engine, proj.project_id, cfg, grayscale=True,
                                 init="pretrained" if key == PRE else "random")
             if key != "random":  # random needs no scores; the strategy's last ones draw the map
