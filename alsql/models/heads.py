@@ -271,7 +271,12 @@ def _queue_query(project_id: int, bounded: bool):
     """The head's queue page: ok items of the project's scope with a vector of encoder ``e`` and
     no prediction of head ``h``, ``item_id > last [<= hi]``, in key order, ``n`` at most."""
     e = embeddings.c
-    done = exists().where(predictions.c.model_id == bindparam("h"), predictions.c.item_id == e.item_id)
+    p = predictions.c
+    # The window's bounds on predictions too: a new head has no statistics, and an unbounded
+    # anti-join would re-scan every prediction written so far at every page (PostgreSQL).
+    done = exists().where(p.model_id == bindparam("h"), p.item_id == e.item_id, p.item_id > bindparam("last"))
+    if bounded:
+        done = done.where(p.item_id <= bindparam("hi"))
     # The key range on both tables: a planner that starts from items (the scope clause hides
     # how few rows pass) then reads a range of its key instead of every item, every page.
     q = (select(e.item_id, e.vector).select_from(embeddings.join(items, items.c.item_id == e.item_id))
