@@ -71,5 +71,9 @@ def test_marts_docs_suggests_a_serve_command_that_works(tmp_path):
                 time.sleep(0.2)
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:  # a server slow to stop on a busy machine is not the hint's fault
+            proc.kill()
+            proc.wait(10)
     assert "dbt docs serve" not in hint

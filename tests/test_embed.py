@@ -287,8 +287,14 @@ def _env() -> dict:
 def test_sigkill_mid_run_then_restart_every_item_once(engine, db_url, tmp_path):
     proj, _ = make_project(engine, tmp_path / "imgs", n=300)
     spec = f"hf:{_slow_vit(tmp_path / 'slow')}"
-    proc = subprocess.Popen(_embed_cmd(db_url, spec), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    # Every batch waits 0.1 s before it is written (75 batches: 7.5 s at least), so the writer's
+    # 2-s flushes store vectors while the run is still going however fast the machine is.
+    slow = ("import time, alsql.loaders.writer as w; _write = w.PredictionWriter.write; "
+            "w.PredictionWriter.write = lambda self, **k: (time.sleep(0.1), _write(self, **k))[1]; "
+            "from alsql.cli import main; main()")
+    cmd = _embed_cmd(db_url, spec)
+    cmd[2] = slow
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     end = time.monotonic() + 240
     try:
         while True:  # wait until some vectors are stored, then kill it mid-run
