@@ -68,8 +68,18 @@ tuned as (
         select
             *,
             lam_num / nullif((1.0 + nl / nullif(nu, 0))
-                * (z_squares - z_sum * z_sum / (nl + nu)) / nullif(nl + nu - 1.0, 0), 0) as lam_raw
-        from tuning
+                * z_spread / nullif(nl + nu - 1.0, 0), 0) as lam_raw
+        from (
+            {#- predictions that do not vary leave only rounding noise in the spread (sum of
+                squares less the squared sum): lam is 0 there, not noise over noise -#}
+            select
+                *,
+                case
+                    when z_squares - z_sum * z_sum / (nl + nu) <= 1e-10 * abs(z_squares) then 0.0
+                    else z_squares - z_sum * z_sum / (nl + nu)
+                end as z_spread
+            from tuning
+        ) as spread
     ) as raw
 ),
 
