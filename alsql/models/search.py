@@ -216,26 +216,9 @@ def _pool_clause(project_id: int, include_labeled: bool):
 
 def _pages(engine: Engine, encoder_id: int, clause, dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Keyset pages ``(item_ids, (n, D) float32)`` of the encoder's vectors of the items ``clause`` keeps."""
-    from alsql.models.vectors import model_blob_dtype, unpack
+    from alsql.models.vectors import pages_where
 
-    page = max(1, min(MAX_PAGE, PAGE_BYTES // (4 * max(1, dim))))
-    e = embeddings.c
-    with engine.connect() as conn:
-        dtype = model_blob_dtype(conn, encoder_id)
-    after = -(2**62)
-    while True:
-        q = (select(e.item_id, e.vector)
-             .where(e.model_id == encoder_id, e.item_id > after, e.vector.is_not(None), clause)
-             .order_by(e.item_id).limit(page))
-        with engine.connect() as conn:
-            rows = conn.execute(q).all()
-        if not rows:
-            return
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        yield ids, unpack([r[1] for r in rows], dtype)
-        if len(rows) < page:
-            return
-        after = int(ids[-1])
+    return pages_where(engine, encoder_id, clause, max(1, min(MAX_PAGE, PAGE_BYTES // (4 * max(1, dim)))))
 
 
 def top_k(pages, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:

@@ -23,7 +23,8 @@ from sqlalchemy import Connection, Engine, exists, select
 from alsql.errors import AlsqlError
 from alsql.schema import embeddings, model_versions
 
-__all__ = ["DTYPES", "blob_dtype", "model_blob_dtype", "unpack", "read_vectors", "vector_pages", "current_encoder"]
+__all__ = ["DTYPES", "blob_dtype", "model_blob_dtype", "unpack", "read_vectors", "vector_pages", "pages_where",
+           "current_encoder"]
 
 DTYPES = {"float16": "<f2", "float32": "<f4"}
 _IN_LIST = 2000
@@ -89,16 +90,23 @@ def _source_ids(source, project_id: int | None):
 def vector_pages(engine: Engine, encoder_model_id: int, view_or_select, page: int = 50_000, *,
                  project_id: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Keyset pages ``(item_ids, (n, D) float32)`` of the stored vectors of the items of ``view_or_select``."""
+    ids_of = _source_ids(view_or_select, project_id)
+    return pages_where(engine, encoder_model_id, embeddings.c.item_id.in_(ids_of), page)
+
+
+def pages_where(engine: Engine, encoder_model_id: int, condition, page: int = 50_000
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Keyset pages ``(item_ids, (n, D) float32)`` of the encoder's stored vectors whose rows
+    ``condition`` (a boolean clause on ``embeddings``) keeps, in key order."""
     if page < 1:
         raise AlsqlError(f"page {page}: expected a positive number of rows")
     e = embeddings.c
-    ids_of = _source_ids(view_or_select, project_id)
     with engine.connect() as conn:
         dtype = model_blob_dtype(conn, encoder_model_id)
     after = -(2**62)
     while True:
         q = (select(e.item_id, e.vector)
-             .where(e.model_id == encoder_model_id, e.item_id > after, e.vector.is_not(None), e.item_id.in_(ids_of))
+             .where(e.model_id == encoder_model_id, e.item_id > after, e.vector.is_not(None), condition)
              .order_by(e.item_id).limit(page))
         with engine.connect() as conn:
             rows = conn.execute(q).all()
