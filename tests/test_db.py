@@ -19,6 +19,30 @@ def test_sqlite_pragmas(tmp_path):
     engine.dispose()
 
 
+def test_sqlite_page_size_new_files_only(tmp_path):
+    """A new file gets 16 KB pages, so a 768-d float16 vector stays in its WITHOUT ROWID row
+    (no overflow page); an existing file keeps the page size it was made with."""
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    raw = sqlite3.connect(old)
+    raw.execute("CREATE TABLE t (a INTEGER)")
+    raw.commit()
+    raw.close()
+    for path, expected in ((tmp_path / "new.db", 16384), (old, 4096)):
+        engine = make_engine(f"sqlite:///{path}")
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS v (m INTEGER, i INTEGER, vec BLOB, "
+                              "PRIMARY KEY (m, i)) WITHOUT ROWID"))
+            conn.execute(text("INSERT INTO v VALUES (1, :i, :b)"),
+                         [{"i": i, "b": bytes(1536)} for i in range(200)])
+            assert conn.execute(text("PRAGMA page_size")).scalar_one() == expected
+            pages = conn.execute(text("PRAGMA page_count")).scalar_one()
+        engine.dispose()
+        if expected == 16384:  # 200 rows of 1.5 KB in about 20 pages, not 200+ overflow pages
+            assert pages < 40, pages
+
+
 def test_sqlite_writers_queue_instead_of_failing(tmp_path):
     """Two read-then-write transactions at once both commit (BEGIN IMMEDIATE)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'q.db'}")
