@@ -325,8 +325,11 @@ def head_pages(bind, project_id: int, head_id: int, encoder_id: int, dtype: str 
 def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | None = None, *, bald: int = 0,
                 page: int | None = None, analyze: bool = True, net: HeadNet | None = None, row=None) -> int:
     """Score the head's queue in ``lo < item_id <= hi`` (None: unbounded) and write its predictions;
-    return the items written. Each page is written before the next is scored; the page after it
-    is read meanwhile (one reader thread: two pages in memory at most)."""
+    return the items written. Each page is written before the next is scored. On PostgreSQL and
+    SQL Server the page after it is read meanwhile (one reader thread: two pages in memory at
+    most); on SQLite pages are read in turn: its driver takes and drops the GIL at every row
+    stepped, so a reader thread beside the writer's ``executemany`` slowed both (5M items,
+    128-d: 65 s a round with the thread, 44 s without; ``benchmarks/rounds.py``)."""
     from alsql.loaders.writer import PredictionWriter
     from alsql.models.head_net import check_bald, load_head, score_vectors
     from alsql.models.predict import mc_seed_for
@@ -344,9 +347,10 @@ def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | 
     pages = head_pages(engine, row.project_id, model_id, row.params["encoder_model_id"], dtype, page, lo, hi)
     with PredictionWriter(engine, model_id, kind="predictions", buffer_rows=page, flush_seconds=None,
                           analyze=analyze) as pw, ThreadPoolExecutor(1) as reader:
-        ahead = reader.submit(next, pages, None)  # the next page is read while this one is scored and written
-        while (got := ahead.result()) is not None:
-            ahead = reader.submit(next, pages, None)
+        ahead = None if engine.dialect.name == "sqlite" else reader.submit(next, pages, None)
+        while (got := (next(pages, None) if ahead is None else ahead.result())) is not None:
+            if ahead is not None:  # the next page is read while this one is scored and written
+                ahead = reader.submit(next, pages, None)
             ids, x = got
             out = score_vectors(net, x, bald, mc_seed_for(model_id, ids[0]) if bald else None)
             cols = score_columns(out["probs"])
