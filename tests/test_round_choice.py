@@ -20,12 +20,12 @@ CFG = TrainConfig(epochs=3, min_steps=40, batch_size=16, patience=100, image_siz
 
 @pytest.fixture
 def pretrained(db_url, tmp_path):
-    """150 digit scans, 40 labeled for training (4 per class) and 10 for evaluation, one
+    """150 digit scans, 80 labeled for training (8 per class) and 10 for evaluation, one
     ``alsql pretrain`` encoder (architecture ``cnn+simclr``)."""
     from alsql.models.pretrain import PretrainConfig
     from alsql.models.pretrain_pool import pretrain_project
 
-    engine, proj, oracle = make_digits_project(db_url, tmp_path / "scans", n=150, train=40, evaluate=10)
+    engine, proj, oracle = make_digits_project(db_url, tmp_path / "scans", n=150, train=80, evaluate=10)
     art = str(tmp_path / "art")
     out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=0, batch_size=32, image_size=8,
                                                                     device="cpu"), grayscale=True, artifacts=art)
@@ -106,7 +106,7 @@ def test_perfect_features_measured_give_a_head_on_the_stored_vectors(pretrained)
     assert any(s.startswith("measured: ") and f"head on the stored vectors of encoder {enc}" in s for s in said)
     assert row.metrics["balanced_accuracy"] is not None
 
-    # Nothing can be measured when the labels are not held in memory: the fixed rule (4 per class: the head).
+    # Nothing can be measured when the labels are not held in memory: the fixed rule (8 per class: the head).
     fixed = _row(engine, train_round_model(engine, proj.project_id, dataclasses.replace(CFG, cache_mb=0),
                                            grayscale=True, artifacts=art))
     assert fixed.architecture == "head:linear" and "choice" not in fixed.params["init"]

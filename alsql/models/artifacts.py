@@ -16,7 +16,7 @@ import torch
 from sqlalchemy import Engine, select
 
 from alsql.errors import AlsqlError
-from alsql.models.networks import build_network
+from alsql.models.networks import LEGACY_LAYOUT, build_network
 from alsql.schema import model_versions
 from alsql.stores import BlobMissing, path_to_uri, store_for, uri_to_path
 
@@ -63,7 +63,7 @@ def load_model(engine: Engine, model_id: int):
     if obj is None:
         raise AlsqlError(f"model {model_id}: artifact {row.artifact_uri} is missing from its store")
     meta = obj["meta"]
-    net = build_network(meta["arch"], meta["num_classes"], meta["in_channels"])
+    net = build_network(meta["arch"], meta["num_classes"], meta["in_channels"], meta.get("layout", LEGACY_LAYOUT))
     net.load_state_dict(obj["state_dict"])
     net.eval()
     return net, meta, row

@@ -42,7 +42,7 @@ from alsql.errors import AlsqlError
 from alsql.schema import model_versions
 
 __all__ = ["ENCODER_STATUS", "SUFFIX", "FROZEN_BELOW_PER_CLASS", "INITS", "HEADS", "encoder_arch",
-           "FROZEN_LR_FACTOR", "latest_encoder", "load_encoder_weights", "start_from_encoder", "choose_head",
+           "FROZEN_LR_FACTOR", "encoder_layout", "latest_encoder", "load_encoder_weights", "start_from_encoder", "choose_head",
            "head_config", "resolve_init"]
 
 ENCODER_STATUS = "encoder"
@@ -70,6 +70,17 @@ def latest_encoder(conn: Connection, project_id: int, arch: str | None = None):
     else:
         q = q.where(mv.architecture.endswith(SUFFIX, autoescape=True))
     return conn.execute(q.order_by(mv.model_id.desc()).limit(1)).first()
+
+
+def encoder_layout(row) -> dict:
+    """The pooling layout (``alsql.models.networks.LAYOUT``) a network started from the encoder
+    ``row`` must have: the one it was pretrained with (``params["layout"]``; encoders made
+    before layouts were recorded: ``LEGACY_LAYOUT``), or the current default when ``row`` is None."""
+    from alsql.models.networks import LAYOUT, LEGACY_LAYOUT
+
+    if row is None:
+        return dict(LAYOUT)
+    return dict((row.params or {}).get("layout") or LEGACY_LAYOUT)
 
 
 def load_encoder_weights(net, row) -> list[str]:

@@ -46,7 +46,7 @@ from alsql.models.artifacts import artifact_uri, load_object, remove_object, sav
 from alsql.models.encoders import ENCODER_STATUS, encoder_arch
 from alsql.models.fit import distributed
 from alsql.models.inputs import media_plan
-from alsql.models.networks import build_network
+from alsql.models.networks import build_network, layout_of, layout_tag
 from alsql.models.pretrain import PretrainConfig, Pretrainer, plan_epochs
 from alsql.models.train import dataset_url, init_distributed
 from alsql.schema import items, model_versions
@@ -203,7 +203,7 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
 
     root = artifacts or get_settings().artifacts
     ckpt = artifact_uri(root, f"project-{proj.project_id}", "checkpoints",
-                        f"pretrain-{arch}-s{cfg.seed}-b{cfg.batch_size}-w{world}.pt")
+                        f"pretrain-{arch}-s{cfg.seed}-b{cfg.batch_size}-w{world}{layout_tag(net)}.pt")
     state = load_object(ckpt) if resume else None
     start_epoch, skip, seen, seconds = 0, 0, 0, 0.0
     if state is not None:
@@ -275,7 +275,7 @@ def _record(engine, proj, trainer: Pretrainer, cfg: PretrainConfig, media, arch:
     curve = _thin(trainer.curve)
     meta = {"arch": arch, "num_classes": 1, "in_channels": media.in_channels, "image_size": media.image_size,
             "grayscale": grayscale, "classes": [], "media": media.spec.as_dict(), "encoder": True,
-            "embedding_dim": int(net.embedding_dim), "projection_dim": cfg.projection_dim}
+            "embedding_dim": int(net.embedding_dim), "projection_dim": cfg.projection_dim, "layout": layout_of(net)}
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     uri = artifact_uri(root, f"project-{proj.project_id}", f"{arch}-simclr-{stamp}.pt")
     save_object(uri, {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
@@ -289,7 +289,7 @@ def _record(engine, proj, trainer: Pretrainer, cfg: PretrainConfig, media, arch:
         "device": trainer.device.type, "amp": trainer.amp, "media": media.spec.as_dict(),
         "in_channels": media.in_channels, "image_size": media.image_size, "image_size_rule": media.size_rule,
         "grayscale": grayscale,
-        "embedding_dim": int(net.embedding_dim), "resumed": resumed,
+        "embedding_dim": int(net.embedding_dim), "resumed": resumed, "layout": layout_of(net),
     }
     final = trainer.curve[-1][1] if trainer.curve else None
     metrics = {"final_loss": None if final is None else round(final, 6), "steps": trainer.step_count,

@@ -44,7 +44,7 @@ from alsql.models.encoders import head_config
 from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, plan_line, resolve_device
 from alsql.models.inputs import media_plan
 from alsql.models.metrics import class_weights, imbalance_warnings, metrics_dict
-from alsql.models.networks import build_network, load_weights
+from alsql.models.networks import build_network, layout_of, layout_tag, load_weights
 from alsql.models.resume import resume_plan, settings_of
 from alsql.schema import annotations, model_versions
 from alsql.schema.views import evaluation_set, training_set
@@ -296,12 +296,18 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     counts = label_counts(engine, proj.project_id, num_classes)
     weights_used = class_weights(counts) if cfg.class_weight == "balanced" else None
     torch.manual_seed(cfg.seed)
-    net = build_network(cfg.arch, num_classes, in_channels)
+    # A network started from the project's encoder takes the pooling that encoder was trained with.
+    from alsql.models.encoders import encoder_layout, latest_encoder
+
+    with engine.connect() as conn:
+        enc_row = None if init == "random" or weights else latest_encoder(conn, proj.project_id, cfg.arch)
+    layout = encoder_layout(enc_row)
+    net = build_network(cfg.arch, num_classes, in_channels, layout)
     skipped = load_weights(net, weights) if weights else []
     from alsql.models.choose import measure_sources
 
     start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes, measure=lambda row, rnd: (
-        measure_sources(row, train_src, eval_src, cfg, lambda: build_network(cfg.arch, num_classes, in_channels),
+        measure_sources(row, train_src, eval_src, cfg, lambda: build_network(cfg.arch, num_classes, in_channels, layout),
                         num_classes, random_arm=rnd, say=say if rank == 0 else None)), on_head=on_head)
     if "model_id" in start:  # a head on the encoder's stored vectors was trained instead (on_head)
         ch = start["choice"]
@@ -317,7 +323,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
 
     root = artifacts or get_settings().artifacts
     ckpt_uri = artifact_uri(root, f"project-{proj.project_id}", "checkpoints",
-                            f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}-i{image_size or 0}{start['key']}.pt")
+                            f"{cfg.arch}-a{newest or 0}-s{cfg.seed}-w{world}-i{image_size or 0}{layout_tag(net)}{start['key']}.pt")
     state = load_object(ckpt_uri) if resume is not False else None
     go, why = resume_plan(state, settings, resume)
     if why and say is not None and rank == 0:
@@ -352,7 +358,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)
         params = cfg.as_params() | {
             "image_size": image_size, "image_size_rule": media.size_rule, "image_size_note": media.size_note,
-            "stopped": result.stopped, "in_channels": in_channels,
+            "stopped": result.stopped, "in_channels": in_channels, "layout": layout_of(net),
             "grayscale": grayscale,
             "num_classes": num_classes, "weights": weights, "weights_skipped": skipped, "world_size": world,
             "device": device.type, "media": media.spec.as_dict(),
@@ -363,7 +369,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         }
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         uri = artifact_uri(root, f"project-{proj.project_id}", f"{cfg.arch}-{stamp}.pt")
-        meta = {"arch": cfg.arch, "num_classes": num_classes, "in_channels": in_channels,
+        meta = {"arch": cfg.arch, "num_classes": num_classes, "in_channels": in_channels, "layout": layout_of(net),
                 "image_size": image_size, "grayscale": grayscale, "classes": list(proj.classes),
                 "media": media.spec.as_dict()}
         save_object(uri, {"state_dict": result.state_dict, "meta": meta})
