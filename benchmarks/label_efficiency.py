@@ -190,15 +190,17 @@ RARE_BUDGETS_QUICK = [20, 100, 400]
 
 def behaviour(quick: bool, data: Path, budgets: list[int] | None = None) -> Dataset:
     """A rare behaviour in 2-s video segments (``rare_data.write_behaviour``): 12 cameras, 4 videos
-    of 48 s each, 6 % of segments with a zone entry; 3 frames at 24x24 per segment, decoded
-    through ``alsql.media`` as ``alsql train`` reads video."""
+    of 48 s each, 6 % of segments with a zone entry; 4 frames at 32x32 per segment (the videos'
+    own size, as the data rule of ``alsql.models.inputs`` reads them; 4 frames, the fewest at which
+    the generator guarantees every entry is seen), decoded through ``alsql.media`` as ``alsql
+    train`` reads video."""
     from alsql.stores import path_to_uri
     from alsql.media.kinds import MediaSpec, decode_item, fragment_uri, tile
     from rare_data import BEHAVIOUR_CLASSES, BehaviourSize, write_behaviour
 
     size = BehaviourSize()
     spec = write_behaviour(data / "behaviour", seed=0, size=size)
-    media = MediaSpec(kind="video", image_size=24, frames=3)
+    media = MediaSpec(kind="video", image_size=32, frames=4)
     xs, ys = [], []
     for rel, labels in spec.segments.items():
         uri = path_to_uri((spec.root / rel).resolve())
@@ -212,7 +214,7 @@ def behaviour(quick: bool, data: Path, budgets: list[int] | None = None) -> Data
                    budgets or (RARE_BUDGETS_QUICK if quick else RARE_BUDGETS), cfg,
                    pretrain_steps=120, pretrain_batch=64, rare=[1],
                    note=f"{len(ys)} 2-s video segments of {size.cameras} cameras ({size.side} px, {size.fps} fps), "
-                        f"{int(y.sum())} zone entries ({float(y.float().mean()):.1%}); 3 frames at 24x24")
+                        f"{int(y.sum())} zone entries ({float(y.float().mean()):.1%}); 4 frames at 32x32")
 
 
 def parts(quick: bool, budgets: list[int] | None = None) -> Dataset:
@@ -299,11 +301,12 @@ PRETRAINED_START = "measured"  # --pretrained-start: measured (alsql.models.choo
 
 
 def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, str]:
-    """frozen or finetune, as ``alsql train --init pretrained --head auto`` decides: measured on the
-    labels (``alsql.models.choose.measure_choice``, arms head and fine-tune; cross-validated,
-    there being no evaluation set here) when this version has it and ``PRETRAINED_START`` is
-    measured, else the labels-per-class rule ``choose_head``. Returns (mode, how it was chosen:
-    measured / rule / rule after the measuring failed, with the error)."""
+    """frozen, finetune or random, as ``alsql train`` (``--init auto --head auto``, its default)
+    decides when the project has an encoder: measured on the labels
+    (``alsql.models.choose.measure_choice``, arms head, fine-tune and random weights;
+    cross-validated, there being no evaluation set here) when this version has it and
+    ``PRETRAINED_START`` is measured, else the labels-per-class rule ``choose_head``. Returns
+    (mode, how it was chosen: measured / rule / rule after the measuring failed, with the error)."""
     from alsql.models.encoders import choose_head
 
     how = "rule"
@@ -315,11 +318,11 @@ def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, s
         else:
             try:
                 choice = measure_choice(y, len(ds.classes), x=x, make_net=ds.make_net, encoder_state=encoder,
-                                        cfg=ds.cfg, arms=("head", "finetune"), seed=seed)
+                                        cfg=ds.cfg, arms=("head", "finetune", "random"), seed=seed)
             except Exception as exc:  # noqa: BLE001 - a benchmark row records it rather than losing the run
                 how = f"rule (measuring failed: {type(exc).__name__}: {exc})"
             else:
-                return ("frozen" if choice.mode == "head" else "finetune"), "measured"
+                return {"head": "frozen"}.get(choice.mode, choice.mode), "measured"
     return choose_head("auto", len(y), len(ds.classes))[0], how
 
 
@@ -331,6 +334,8 @@ def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch
     from alsql.models.encoders import head_config, start_from_encoder
 
     mode, how = pretrained_mode(ds, encoder, x, y, seed)
+    if mode == "random":  # the measured choice left the encoder: the network from random weights
+        return train_scratch(ds, x, y, seed), mode if how == "measured" else f"{mode} ({how})"
     torch.manual_seed(seed)
     net = ds.make_net()
     start_from_encoder(net, encoder, mode)
@@ -720,8 +725,9 @@ def pretrained_start_note() -> str:
             import alsql.models.choose  # noqa: F401
         except ImportError:
             return "rule: choose_head (this version has no measured choice)"
-        return ("measured: alsql.models.choose.measure_choice, arms head and finetune, cross-validated on each "
-                "budget's labels (as alsql train --init pretrained --head auto without an evaluation set)")
+        return ("measured: alsql.models.choose.measure_choice, arms head, finetune and random weights, "
+                "cross-validated on each budget's labels (as alsql train --init auto --head auto, its default, "
+                "without an evaluation set)")
     return "rule: choose_head (labels per class)"
 
 
