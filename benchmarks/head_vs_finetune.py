@@ -112,9 +112,14 @@ def _curve(runs, pick) -> dict:
 MARGINS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2]
 
 
-def replay(row: dict, margin: float) -> str:
-    """The arm ``choose.pick_arm`` picks from the row's recorded CV scores with ``margin``."""
-    return pick_arm({a: v for a, v in row["choice"]["cv"].items() if a in ARMS}, head_margin=margin)
+CLASSES = {"digits": 10, "traffic": 3, "maintenance": 2}
+
+
+def replay(row: dict, margin: float, classes: int | None = None) -> str:
+    """The arm ``choose.pick_arm`` picks from the row's recorded CV scores with ``margin`` (and,
+    given ``classes``, the labels per class: the switch to the network from ``SWITCH_PER_CLASS``)."""
+    return pick_arm({a: v for a, v in row["choice"]["cv"].items() if a in ARMS}, head_margin=margin,
+                    per_class=None if classes is None else row["labels"] / classes)
 
 
 def margin_sweep(runs: list[dict]) -> dict:
@@ -126,7 +131,7 @@ def margin_sweep(runs: list[dict]) -> dict:
         for run in runs:
             for row in run["rows"]:
                 best = max(row[a]["balanced_accuracy"] for a in ARMS)
-                got = row[replay(row, m)]["balanced_accuracy"]
+                got = row[replay(row, m, CLASSES.get(run["dataset"]))]["balanced_accuracy"]
                 hits += got >= best - TIE
                 regret.append(best - got)
         out[str(m)] = {"rate": round(hits / max(len(regret), 1), 3), "mean_regret": round(float(np.mean(regret)), 4),
@@ -139,7 +144,7 @@ def summarize(runs: list[dict]) -> dict:
     for r in runs:
         r["rows"] = r["rows"][:n]
         for row in r["rows"]:
-            row["chosen"] = replay(row, HEAD_MARGIN)
+            row["chosen"] = replay(row, HEAD_MARGIN, CLASSES.get(r["dataset"]))
     labels = [row["labels"] for row in runs[0]["rows"]]
     out = {"labels": labels, "seeds": len(runs), "accuracy": {}, "balanced_accuracy": {}}
     pickers = {a: (lambda a: lambda row, k: row[a][k])(a) for a in ARMS}

@@ -28,27 +28,33 @@ labels each, i.e. about k times the run itself per arm), so they are measured on
 measured below: fine-tune when the encoder's probe beats a random network's, else train from
 random weights.
 
-Decision (``pick_arm``): the head (the cheapest arm, and the one rounds on stored vectors
-can use) unless another arm beats it by more than ``HEAD_MARGIN`` held-out balanced accuracy;
-then the best of the others, an arm within ``TIE`` (0.01) of it counting as tied and ties
-going to fine-tuning before random weights. ``HEAD_MARGIN`` is the smallest margin that picks
-the best arm (on the test split) most often in ``benchmarks/head_vs_finetune.py``: with small
-label sets the cross-validated scores differ by a few points by chance, and the head is the
-better arm on the test split far more often than those differences suggest.
+Decision (``pick_arm``): below ``SWITCH_PER_CLASS`` (15) labels per class, the head (the
+cheapest arm, and the one rounds on stored vectors can use) unless another arm beats it by
+more than ``HEAD_MARGIN`` held-out balanced accuracy; then the best of the others, an arm
+within ``TIE`` (0.01) of it counting as tied and ties going to fine-tuning before random
+weights. ``HEAD_MARGIN`` is the smallest margin that picks the best arm (on the test split)
+most often in ``benchmarks/head_vs_finetune.py``: with small label sets the cross-validated
+scores differ by a few points by chance, and the head is the better arm on the test split far
+more often than those differences suggest. From ``SWITCH_PER_CLASS`` labels per class on the
+network wins ties: the head is kept only when it beats every other arm by ``TIE``.
 
-Measured (``benchmarks/head_vs_finetune.py``, 5 seeds, random labels, report
-``benchmarks/reports/head_vs_finetune.json``; test-split accuracy): on digits the frozen head
-leads fine-tuning at every budget (20 labels 0.805 vs 0.771, 100: 0.974 vs 0.961, 400: 0.990 vs
-0.989) and reaches random-from-scratch's 400-label accuracy (0.976) with 113 labels, fine-tuning
-with 185; traffic videos and maintenance sounds reach 1.000 by 24-48 labels in every arm.
-Fine-tuning never leads by more than a standard deviation up to 400 labels, so no fixed switch
-point is measured there; the choice itself is the switch. With ``HEAD_MARGIN`` 0.05 it picks
-the best arm (within 0.01) in 100 % of digits rounds (mean regret 0.0002), 87 % of traffic's and
-88 % of maintenance's (regret 0.014 / 0.015: at 6-24 labels with one to three rare-class labels,
-where cross-validation cannot tell); margin 0.01 gives 90 % on digits (regret 0.004), and margins
-from 0.05 to 0.15 the same as 0.05. On digits with a noise encoder it leaves the head for random
-weights (cross-validated 0.717 vs 0.600 at 60 labels, 0.946 vs 0.888 at 200). Measuring costs
-11-26 s per training on digits (two costly arms, 3-5 folds, 2 shared cores).
+Measured (``benchmarks/head_vs_finetune.py``, 5 seeds, random labels, the networks' max
+pooling, report ``benchmarks/reports/head_vs_finetune.json``; test-split accuracy): the head
+leads early and fine-tuning overtakes it later in the curve - digits 40 labels 0.946 vs 0.919,
+400 labels 0.982 vs 0.987; maintenance sounds 12 labels 0.960 vs 0.925, 48 and 96 labels 0.991
+and 0.990 vs 1.000; traffic videos 6 labels 0.968 vs 0.870, 12 labels 0.965 vs 0.990 - while
+cross-validation on many labels ties them (1.000 and 1.000). That is the switch: with it the
+chosen arm reaches random-from-scratch's 400-label digits accuracy (0.976) with 191 labels
+(the head 221, fine-tuning 194) and maintenance's 1.000 with 48 (fine-tuning 48; the head
+never), and picks the best arm (within 0.01) in 83 % of digits rounds and 88 % of
+maintenance's (80 % and 68 % with the head margin alone); switching from 5 or 10 labels per
+class picked worse on digits. Traffic never has 15 labels per class there (24 labels, 3
+types): the head needs 22 labels to reach random's 0.983 on the mean curve, fine-tuning 12
+(per seed 9.8 and 10.5; the head reaches it on 4 seeds of 5), and cross-validation on 2-8
+labels per class cannot tell them apart (the choice picks the best arm in 60 %). On digits
+with a noise encoder the choice leaves the head for random weights (cross-validated 0.717 vs
+0.600 at 60 labels, 0.946 vs 0.888 at 200). Measuring costs 4-13 s per training on digits and
+the two scenario sets (two costly arms, 3-5 folds, one core).
 """
 
 from __future__ import annotations
@@ -66,7 +72,7 @@ from alsql.models.metrics import balanced_accuracy, confusion_matrix
 
 __all__ = ["Choice", "measure_choice", "measure_sources", "describe", "stratified_folds", "fold_count",
            "linear_probe", "features_of",
-           "probe_warning", "pick_arm", "HEAD_MARGIN", "ARMS", "COSTLY_MAX_LABELS", "HOLDOUT_PER_CLASS", "TIE",
+           "probe_warning", "pick_arm", "HEAD_MARGIN", "SWITCH_PER_CLASS", "ARMS", "COSTLY_MAX_LABELS", "HOLDOUT_PER_CLASS", "TIE",
            "PROBE_CEILING",
            "MEASURED_RULE"]
 
@@ -75,6 +81,7 @@ COSTLY_MAX_LABELS = 400
 HOLDOUT_PER_CLASS = 10
 TIE = 0.01
 HEAD_MARGIN = 0.05
+SWITCH_PER_CLASS = 15  # labels per class from which the network wins ties with the head
 PROBE_CEILING = 0.99  # an encoder probe this good is never warned about, even when a random network's ties it
 MEASURED_RULE = ("benchmarks/head_vs_finetune.py: the head kept unless another arm beats it by more than "
                  f"{HEAD_MARGIN} held-out balanced accuracy")
@@ -288,18 +295,24 @@ def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: in
     warning = None
     if "head" in scores and "probe_random" in scores and encoder_state is not None:
         warning = probe_warning(encoder_name, scores["head"], scores["probe_random"])
-    mode, why = _decide(scores, measured, arms, len(y), max_costly_labels, encoder_state is not None)
+    mode, why = _decide(scores, measured, arms, len(y), max_costly_labels, encoder_state is not None, num_classes)
     choice = Choice(mode, scores, why, method, warning, round(time.perf_counter() - t0, 2))
     if say is not None:
         say(describe(choice))
     return choice
 
 
-def pick_arm(scores: dict[str, float], head_margin: float | None = None, tie: float = TIE) -> str:
+def pick_arm(scores: dict[str, float], head_margin: float | None = None, tie: float = TIE,
+             per_class: float | None = None) -> str:
     """The arm of ``scores`` (held-out balanced accuracy by arm) to train: the head unless another
     arm beats it by more than ``head_margin`` (``HEAD_MARGIN``); else the best, an arm within
-    ``tie`` of it counting as tied and ties going to the cheaper arm (fine-tune before random)."""
+    ``tie`` of it counting as tied and ties going to the cheaper arm (fine-tune before random).
+
+    ``per_class``: labels per class. From ``SWITCH_PER_CLASS`` on, the head is kept only when it
+    beats every other arm by ``tie`` (the network wins ties): see the module's note."""
     margin = HEAD_MARGIN if head_margin is None else head_margin
+    if per_class is not None and per_class >= SWITCH_PER_CLASS and len(scores) > 1:
+        margin = -tie
     cand = [a for a in ARMS if a in scores]
     if not cand:
         raise AlsqlError("no arm scores to choose from")
@@ -310,16 +323,26 @@ def pick_arm(scores: dict[str, float], head_margin: float | None = None, tie: fl
     return next(a for a in rest if scores[a] >= best - tie)
 
 
-def _decide(scores: dict, measured: list, arms: Sequence[str], n: int, cap: int, has_encoder: bool) -> tuple[str, str]:
+def _decide(scores: dict, measured: list, arms: Sequence[str], n: int, cap: int, has_encoder: bool,
+            num_classes: int = 1) -> tuple[str, str]:
     shown = ", ".join(f"{a} {scores[a]:.3f}" for a in ARMS if a in scores)
     cand = [a for a in ARMS if a in measured and a in scores]
     if not cand:
         if "finetune" in arms and has_encoder:
             return "finetune", "no arm could be measured: the whole network fine-tuned from the encoder"
         return "random", "no arm could be measured: random weights"
-    pick = pick_arm({a: scores[a] for a in cand})
+    per_class = n / max(1, num_classes)
+    pick = pick_arm({a: scores[a] for a in cand}, per_class=per_class)
     if len(cand) > 1:
         best = max(scores[a] for a in cand)
+        if per_class >= SWITCH_PER_CLASS and "head" in cand:
+            rest = max(scores[a] for a in cand if a != "head")
+            if pick == "head":
+                return pick, (f"the head is kept: it beats every other arm by {TIE} or more held-out balanced "
+                              f"accuracy ({shown})")
+            return pick, (f"{per_class:.1f} labels per class (from {SWITCH_PER_CLASS} on the network wins unless the "
+                          f"head beats it by {TIE}): {pick} ({shown})"
+                          + ("" if rest >= scores["head"] else "; the head leads by less than the tie"))
         if pick == "head" and best > scores["head"]:
             return pick, (f"the head is kept: no other arm beats it by more than {HEAD_MARGIN} held-out balanced "
                           f"accuracy ({shown})")
