@@ -734,13 +734,20 @@ def pretrained_start_note() -> str:
 def rare_default() -> str:
     """The strategies package's default for seeking rare classes (what the demo and the
     watcher use), or margin when this version has none."""
+    import inspect
+
     import alsql.models.strategies as strategies
 
     for attr in ("RARE_DEFAULT", "DEFAULT_STRATEGY", "DEFAULT"):
         name = getattr(strategies, attr, None)
         if isinstance(name, str):
             return name
-    return "margin"
+    try:  # the demo's own default strategy (the watcher's is the same)
+        from alsql.pipelines.demo import run_demo
+    except ImportError:
+        return "margin"
+    default = inspect.signature(run_demo).parameters.get("strategy")
+    return default.default if default is not None and isinstance(default.default, str) else "margin"
 
 
 def compare_scenarios(report: dict, earlier: Path) -> dict | None:
