@@ -85,12 +85,19 @@ def test_importing_50_labels_leads_to_model_predictions_and_round(db_url, tmp_pa
         with engine.connect() as conn:
             assert labels_since_model(conn, proj.project_id)[0] == 0
             assert queue_size(conn, proj.project_id) == min(50, n - 110)  # the rest of the pool
-            steps = conn.execute(select(runs.c.step, runs.c.status)).all()
+
+        def steps_done():  # the round is visible before its step's run row is closed: wait for that
+            with engine.connect() as conn:
+                rows = conn.execute(select(runs.c.step, runs.c.status)).all()
+            return rows if len(rows) == 8 and all(s not in ("queued", "running") for _, s in rows) else None
+
+        assert _wait(lambda: steps_done() is not None, timeout=60)
+        steps = steps_done()
     finally:
         stop.set()
         thread.join(timeout=120)
         engine.dispose()
-    assert all(s == "succeeded" for _, s in steps)
+    assert all(s == "succeeded" for _, s in steps), steps
     assert sorted(s for s, _ in steps) == sorted(["train", "infer", "drift", "select"] * 2)
     assert any("50 labels arrived since model" in m for m in said)
 
