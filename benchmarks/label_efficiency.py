@@ -732,22 +732,12 @@ def pretrained_start_note() -> str:
 
 
 def rare_default() -> str:
-    """The strategies package's default for seeking rare classes (what the demo and the
-    watcher use), or margin when this version has none."""
-    import inspect
-
+    """The strategies package's default (``DEFAULT_STRATEGY``: what the demo and the watcher use),
+    or margin when this version names none."""
     import alsql.models.strategies as strategies
 
-    for attr in ("RARE_DEFAULT", "DEFAULT_STRATEGY", "DEFAULT"):
-        name = getattr(strategies, attr, None)
-        if isinstance(name, str):
-            return name
-    try:  # the demo's own default strategy (the watcher's is the same)
-        from alsql.pipelines.demo import run_demo
-    except ImportError:
-        return "margin"
-    default = inspect.signature(run_demo).parameters.get("strategy")
-    return default.default if default is not None and isinstance(default.default, str) else "margin"
+    name = getattr(strategies, "DEFAULT_STRATEGY", None)
+    return name if isinstance(name, str) else "margin"
 
 
 def compare_scenarios(report: dict, earlier: Path) -> dict | None:

@@ -179,8 +179,12 @@ def _check_class_ids(engine: Engine, proj) -> None:
             )
 
 
+_RESOLVE = object()  # _start's encoder_row when the caller has not read it: resolve_init reads it
+
+
 def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: str | None, n_train: int,
-           num_classes: int, measure: Callable | None = None, on_head: Callable | None = None) -> dict:
+           num_classes: int, measure: Callable | None = None, on_head: Callable | None = None, *,
+           encoder_row=_RESOLVE) -> dict:
     """Load the encoder into ``net`` when ``init`` asks for one (and freeze it for a frozen
     head); return what is recorded as ``params["init"]`` (plus ``key``, the checkpoint suffix).
 
@@ -192,11 +196,16 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
     ``on_head(encoder_row, choice, why) -> model_id | None``: called when the start picked is a
     frozen encoder (``choice``: the measured Choice, None under the fixed rule); a model id it
     returns (a head trained on the encoder's stored vectors instead) ends the run there, as
-    ``{"model_id": ...}``, so the choice is measured once for both (``alsql.models.heads``)."""
+    ``{"model_id": ...}``, so the choice is measured once for both (``alsql.models.heads``).
+
+    ``encoder_row``: what ``resolve_init`` returned for these arguments when the caller has
+    already read it (None: no encoder); by default ``_start`` reads it."""
     from alsql.models.encoders import choose_head, load_encoder_weights, resolve_init
 
-    with engine.connect() as conn:
-        row = resolve_init(conn, proj.project_id, init, arch, weights=weights)
+    row = encoder_row
+    if row is _RESOLVE:
+        with engine.connect() as conn:
+            row = resolve_init(conn, proj.project_id, init, arch, weights=weights)
     if row is None:
         why = "--weights" if weights else ("--init random" if init == "random" else
                                             f"no {arch}+simclr encoder for the project")
@@ -297,18 +306,22 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     weights_used = class_weights(counts) if cfg.class_weight == "balanced" else None
     torch.manual_seed(cfg.seed)
     # A network started from the project's encoder takes the pooling that encoder was trained with.
-    from alsql.models.encoders import encoder_layout, latest_encoder
+    from alsql.models.encoders import encoder_layout, resolve_init
 
-    with engine.connect() as conn:
-        enc_row = None if init == "random" or weights else latest_encoder(conn, proj.project_id, cfg.arch)
+    with engine.connect() as conn:  # read once: _start loads this row
+        enc_row = resolve_init(conn, proj.project_id, init, cfg.arch, weights=weights)
     layout = encoder_layout(enc_row)
     net = build_network(cfg.arch, num_classes, in_channels, layout)
     skipped = load_weights(net, weights) if weights else []
     from alsql.models.choose import measure_sources
 
-    start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes, measure=lambda row, rnd: (
-        measure_sources(row, train_src, eval_src, cfg, lambda: build_network(cfg.arch, num_classes, in_channels, layout),
-                        num_classes, random_arm=rnd, say=say if rank == 0 else None)), on_head=on_head)
+    def measure(row, random_arm: bool):
+        return measure_sources(row, train_src, eval_src, cfg,
+                               lambda: build_network(cfg.arch, num_classes, in_channels, layout), num_classes,
+                               random_arm=random_arm, say=say if rank == 0 else None)
+
+    start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes, measure=measure,
+                   on_head=on_head, encoder_row=enc_row)
     if "model_id" in start:  # a head on the encoder's stored vectors was trained instead (on_head)
         ch = start["choice"]
         return TrainOutcome(start["model_id"], None, [ch.warning] if ch is not None and ch.warning else [])

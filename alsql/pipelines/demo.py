@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from alsql.models.strategies import DEFAULT_STRATEGY
+
 __all__ = ["DIGIT_CLASSES", "write_digits", "DemoRow", "run_demo", "plot_curves"]
 
 DIGIT_CLASSES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -94,7 +96,7 @@ def _fresh_project(engine, base: str, description: str) -> str:
     raise AlsqlError(f"demo: no free project name like {base!r}")
 
 
-def run_demo(engine, folder: str | Path, *, strategy: str = "balanced_margin", rounds: int = 7, budget: int = 30,
+def run_demo(engine, folder: str | Path, *, strategy: str = DEFAULT_STRATEGY, rounds: int = 7, budget: int = 30,
              first_budget: int = 40, eval_budget: int = 300, seed: int = 0, image_size: int = 8,
              map_path: str | Path = "embedding-map.png", curve_path: str | Path | None = "learning-curve.png",
              pretrain_steps: int = 600, pretrain_batch: int = 128, say: Callable[[str], None] = print,

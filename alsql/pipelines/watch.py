@@ -41,6 +41,7 @@ from sqlalchemy import Engine, func, select, update
 from alsql.db import write_transaction
 from alsql.errors import AlsqlError
 from alsql.models.encoders import ENCODER_STATUS
+from alsql.models.strategies import DEFAULT_STRATEGY
 from alsql.pipelines.leases import step_lease, worker_id
 from alsql.pipelines.runs import Run
 from alsql.pipelines.steps import marts_available, run_step
@@ -57,7 +58,7 @@ class WatchRules:
     retrain_labels: int = 50
     queue_low: int = 10
     round_budget: int = 50
-    strategy: str = "balanced_margin"  # the best measured rare-class seeker (benchmarks/rare_seeking.py)
+    strategy: str = DEFAULT_STRATEGY  # the best measured rare-class seeker (benchmarks/rare_seeking.py)
     drift_threshold: float = 0.2
     marts: bool = True
     lease_seconds: int = 600

@@ -13,6 +13,9 @@ per predicted class), rare_boost and similar (``rare``). See ``base`` for the
 Active evaluation rounds (not a ranking: a draw with known inclusion probabilities)
 use ``alsql.models.strategies.inclusion`` (``active_inclusion_probs``,
 ``draw_with_probs``).
+
+``DEFAULT_STRATEGY`` is the strategy the demo and the watcher use when none is named: the best
+measured rare-class seeker (``rare``'s table, ``benchmarks/rare_seeking.py``).
 """
 
 from alsql.models.strategies import uncertainty  # noqa: F401, I001  (registers, in this order)
@@ -30,7 +33,10 @@ from alsql.models.strategies.base import (
 )
 from alsql.models.strategies.scores import bald, confidence, entropy, margin, score_columns
 
+DEFAULT_STRATEGY = "balanced_margin"
+
 __all__ = [
+    "DEFAULT_STRATEGY",
     "Candidates",
     "Strategy",
     "get_strategy",
