@@ -78,7 +78,7 @@ from rich.table import Table
 
 from alsql.models.fit import TrainConfig, fit
 from alsql.models.metrics import balanced_accuracy, confusion_matrix, labels_to_reach, macro_f1, per_class_recall
-from alsql.models.networks import AudioCNN, SmallCNN, VideoNet
+from alsql.models.networks import AudioCNN, SmallCNN, VideoNet, layout_for, layout_of
 from alsql.models.predict import predict_batch
 from alsql.models.strategies import Candidates, get_strategy, score_columns, strategy_names
 
@@ -114,6 +114,18 @@ class Dataset:
 # ---------------------------------------------------------------------------------------- data
 
 
+def small_net(kind: str, classes: int, in_channels: int, size: int | None = None) -> Callable[[], torch.nn.Module]:
+    """A fresh width-16 small CNN for ``kind`` items read at ``size`` px (audio: None), with the
+    pooling ``alsql train`` gives such a network (``alsql.models.networks.layout_for``)."""
+    lay = layout_for(kind, size)
+    if kind == "audio":
+        return lambda: AudioCNN(classes, in_channels, width=16, pool=lay["pool"])
+    if kind == "video":
+        return lambda: VideoNet(SmallCNN(classes, in_channels, width=16, pool=lay["pool"]), classes,
+                                temporal=lay["temporal"])
+    return lambda: SmallCNN(classes, in_channels, width=16, pool=lay["pool"])
+
+
 def digits(quick: bool, longtail: bool = False, budgets: list[int] | None = None,
            min_steps: int | None = None) -> Dataset:
     """``budgets`` / ``min_steps``: the schedule and training length when given (see
@@ -129,7 +141,7 @@ def digits(quick: bool, longtail: bool = False, budgets: list[int] | None = None
     cfg = TrainConfig(epochs=10, min_steps=100 if min_steps is None else min_steps, batch_size=32, patience=1000,
                       lr=3e-3)
     return Dataset("digits-longtail" if longtail else "digits", "image", x, torch.tensor(d.target),
-                   [str(c) for c in range(10)], lambda: SmallCNN(10, 1, width=16), budgets, cfg,
+                   [str(c) for c in range(10)], small_net("image", 10, 1, 8), budgets, cfg,
                    pretrain_steps=None, pretrain_batch=128,
                    rare=list(range(5, 10)), longtail=longtail,
                    note="scikit-learn digits, 1,797 8x8 scans" + (", classes 5-9 at a tenth of the pool"
@@ -154,7 +166,7 @@ def traffic(quick: bool, data: Path) -> Dataset:
     budgets = [6, 12, 24] if quick else [6, 12, 18, 30]
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=16, patience=1000, lr=3e-3)
     return Dataset("traffic", "video", torch.stack(xs), torch.tensor(ys), list(TRAFFIC_CLASSES),
-                   lambda: VideoNet(SmallCNN(3, 3, width=16), 3), budgets, cfg,
+                   small_net("video", 3, 3, 16), budgets, cfg,
                    pretrain_steps=200, pretrain_batch=64,
                    note=f"{len(ys)} 2-s video segments of 24 cameras, 2 frames at 16x16")
 
@@ -178,7 +190,7 @@ def maintenance(quick: bool, data: Path) -> Dataset:
     budgets = [6, 12, 24] if quick else [6, 12, 18, 30]
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=16, patience=1000, lr=3e-3)
     return Dataset("maintenance", "audio", x, torch.tensor(ys), list(MACHINE_CLASSES),
-                   lambda: AudioCNN(2, 1, width=16), budgets, cfg,
+                   small_net("audio", 2, 1), budgets, cfg,
                    pretrain_steps=None, pretrain_batch=64,
                    rare=[MACHINE_CLASSES.index("abnormal")],
                    note=f"{len(ys)} 1-s sound clips of 6 machines, 16-band log-mel at 8 kHz, 40-ms frames")
@@ -210,7 +222,7 @@ def behaviour(quick: bool, data: Path, budgets: list[int] | None = None) -> Data
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=16, patience=1000, lr=3e-3)
     y = torch.tensor(ys)
     return Dataset("behaviour", "video", torch.stack(xs), y, list(BEHAVIOUR_CLASSES),
-                   lambda: VideoNet(SmallCNN(2, 3, width=16), 2),
+                   small_net("video", 2, 3, 32),
                    budgets or (RARE_BUDGETS_QUICK if quick else RARE_BUDGETS), cfg,
                    pretrain_steps=120, pretrain_batch=64, rare=[1],
                    note=f"{len(ys)} 2-s video segments of {size.cameras} cameras ({size.side} px, {size.fps} fps), "
@@ -224,7 +236,7 @@ def parts(quick: bool, budgets: list[int] | None = None) -> Dataset:
     x, y = make_small_parts(1200, seed=0, size=32)
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=1000, lr=3e-3)
     counts = np.bincount(y.numpy(), minlength=3)
-    return Dataset("parts", "image", x, y, list(PART_CLASSES), lambda: SmallCNN(3, 3, width=16),
+    return Dataset("parts", "image", x, y, list(PART_CLASSES), small_net("image", 3, 3, 32),
                    budgets or (RARE_BUDGETS_QUICK if quick else RARE_BUDGETS), cfg,
                    pretrain_steps=200, pretrain_batch=64, rare=[1, 2],
                    note=f"{len(y)} part images at 32x32: {counts[0]} ok, {counts[1]} scratch, {counts[2]} dent "
@@ -237,7 +249,7 @@ def letters(quick: bool, budgets: list[int] | None = None) -> Dataset:
 
     x, y = make_letters(seed=0, size=16)
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=1000, lr=3e-3)
-    return Dataset("letters", "image", x, y, list(LETTER_CLASSES), lambda: SmallCNN(20, 1, width=16),
+    return Dataset("letters", "image", x, y, list(LETTER_CLASSES), small_net("image", 20, 1, 16),
                    budgets or (RARE_BUDGETS_QUICK if quick else RARE_BUDGETS), cfg,
                    pretrain_steps=300, pretrain_batch=128, rare=[LETTER_CLASSES.index(c) for c in RARE_LETTERS],
                    note=f"{len(y)} glyphs at 16x16 of 20 letters (PIL's default font, random affine, stroke, clutter, "
@@ -251,7 +263,7 @@ def heldout(quick: bool, budgets: list[int] | None = None) -> Dataset:
     x, y = make_heldout(seed=0)
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=16, patience=1000, lr=3e-3)
     counts = np.bincount(y.numpy(), minlength=3)
-    return Dataset("heldout", "audio", x, y, list(PUMP_CLASSES), lambda: AudioCNN(3, 1, width=16),
+    return Dataset("heldout", "audio", x, y, list(PUMP_CLASSES), small_net("audio", 3, 1),
                    budgets or (RARE_BUDGETS_QUICK if quick else RARE_BUDGETS), cfg,
                    pretrain_steps=None, pretrain_batch=64, rare=[1, 2],
                    note=f"{len(y)} 1-s pump sounds of 10 pumps, 16-band log-mel at 8 kHz, 40-ms frames: "
@@ -1091,10 +1103,8 @@ def main() -> None:
                                        + ", ".join(n for n in names if picks_cold_start(n))
                                        + "): they pick it from the pretrained encoder's features",
                          "quick": args.quick, "test_split": 0.3, "torch_threads": 1, "jobs": args.jobs,
-                         "networks": {"digits": "SmallCNN(width=16)", "traffic": "VideoNet(SmallCNN(width=16))",
-                                      "maintenance": "AudioCNN(width=16)",
-                                      "behaviour": "VideoNet(SmallCNN(width=16))", "parts": "SmallCNN(width=16)",
-                                      "letters": "SmallCNN(width=16)", "heldout": "AudioCNN(width=16)"},
+                         "networks": {s: f"{type(_DATASETS[s].make_net()).__name__}(width=16), "
+                                         f"{layout_of(_DATASETS[s].make_net())}" for s in sets},
                          "rare_default": default, "single_class_share": SINGLE_CLASS_SHARE,
                          "pretrained_start": pretrained_start_note(),
                          "heldout": "kept out of every choice of default: measured once, reported as it came"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from alsql.errors import AlsqlError
 from alsql.models.networks import (LAYOUT, LEGACY_LAYOUT, SmallCNN, VideoNet, build_network, layout_of,
@@ -88,3 +88,37 @@ def test_a_model_saved_before_layouts_loads_with_average_pooling(engine, project
     x = torch.rand(2, 8, 3, 16, 16)
     with torch.no_grad():
         assert old(x).shape == new(x).shape == (2, 5)
+
+
+def test_layout_for_keeps_the_maximum_for_inputs_of_32_px_or_more():
+    from alsql.models.networks import MAX_POOL_FROM, layout_for
+
+    assert MAX_POOL_FROM == 32
+    assert layout_for("image", 8) == {"pool": "avg", "temporal": "max"}
+    assert layout_for("image", 31)["pool"] == "avg"
+    assert layout_for("image", 32)["pool"] == "avgmax"
+    assert layout_for("image", 224)["pool"] == "avgmax"
+    assert layout_for("video", 16) == {"pool": "avg", "temporal": "max"}
+    assert layout_for("video", 64) == LAYOUT
+    assert layout_for("audio", None)["pool"] == "avg"
+    assert layout_for("image", None)["pool"] == "avg"  # size not known: the cheaper, measured-safe pooling
+
+
+@pytest.mark.parametrize("size,pool", [(8, "avg"), (32, "avgmax")])
+def test_train_picks_the_pooling_from_the_input_size_and_records_it(sqlite_url, tmp_path, size, pool):
+    """``alsql train`` builds a new network with ``layout_for`` the project's input (kind and size)
+    and records it in the model's params and the artifact's meta."""
+    from alsql.models.artifacts import load_object
+    from alsql.models.fit import TrainConfig
+    from alsql.models.train import train_project
+    from alsql.schema import model_versions
+    from tests.test_train_infer import make_digits_project
+
+    engine, proj, _ = make_digits_project(sqlite_url, tmp_path / "scans", n=60, train=20, evaluate=10)
+    cfg = TrainConfig(epochs=1, min_steps=2, batch_size=32, patience=100, image_size=size, device="cpu")
+    mid = train_project(engine, proj.project_id, cfg, grayscale=True, artifacts=str(tmp_path / "art"))
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == mid)).one()
+    assert row.params["layout"] == {"pool": pool}
+    assert load_object(row.artifact_uri)["meta"]["layout"] == {"pool": pool}
+    engine.dispose()

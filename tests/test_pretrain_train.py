@@ -51,11 +51,12 @@ def test_head_rule_on_labels_per_class():
 
 
 def test_start_loads_the_encoder_weights_before_training(pretrained):
+    from alsql.models.encoders import encoder_layout
     from alsql.models.networks import build_network
     from alsql.models.train import _start
 
     engine, proj, _, _, enc = pretrained
-    net = build_network("cnn", 10, 1)
+    net = build_network("cnn", 10, 1, encoder_layout(_row(engine, enc)))  # the layout it was pretrained with
     start = _start(engine, proj, net, "cnn", "auto", "finetune", None, 20, 10)
     assert start["init"] == "pretrained" and start["encoder_model_id"] == enc and start["head"] == "finetune"
     encoder = _state(engine, enc)

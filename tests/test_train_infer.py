@@ -177,12 +177,18 @@ def test_weights_file(sqlite_url, tmp_path):
 
     engine, proj, _ = make_digits_project(sqlite_url, tmp_path / "s", n=60, train=30, evaluate=0)
     path = tmp_path / "init.pt"
-    torch.save(build_network("cnn", 3, 1).state_dict(), path)  # another head size: skipped
+    # another head size: skipped; saved with the max pooling of a 32-px network, which an 8-px
+    # project would not pick: the network takes the file's pooling, so only the head is skipped
+    torch.save(build_network("cnn", 3, 1, {"pool": "avgmax"}).state_dict(), path)
     mid = train_project(engine, proj.project_id, QUICK, grayscale=True, weights=str(path),
                         artifacts=str(tmp_path / "art"))
     with engine.connect() as conn:
         params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == mid)).scalar()
     assert params["weights_skipped"] == ["fc.bias", "fc.weight"]
+    assert params["layout"] == {"pool": "avgmax"}
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(AlsqlError, match="list.pt.*not a PyTorch state dict"):
+        load_weights(build_network("cnn", 10, 1), tmp_path / "list.pt")
     (tmp_path / "bad.pt").write_text("not a model")
     with pytest.raises(AlsqlError, match="bad.pt"):
         load_weights(build_network("cnn", 10, 1), tmp_path / "bad.pt")

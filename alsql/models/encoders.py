@@ -72,14 +72,15 @@ def latest_encoder(conn: Connection, project_id: int, arch: str | None = None):
     return conn.execute(q.order_by(mv.model_id.desc()).limit(1)).first()
 
 
-def encoder_layout(row) -> dict:
+def encoder_layout(row, default: dict | None = None) -> dict:
     """The pooling layout (``alsql.models.networks.LAYOUT``) a network started from the encoder
     ``row`` must have: the one it was pretrained with (``params["layout"]``; encoders made
-    before layouts were recorded: ``LEGACY_LAYOUT``), or the current default when ``row`` is None."""
+    before layouts were recorded: ``LEGACY_LAYOUT``), or ``default`` (``layout_for`` the
+    project's input; None: ``LAYOUT``) when ``row`` is None."""
     from alsql.models.networks import LAYOUT, LEGACY_LAYOUT
 
     if row is None:
-        return dict(LAYOUT)
+        return dict(default or LAYOUT)
     return dict((row.params or {}).get("layout") or LEGACY_LAYOUT)
 
 

@@ -12,18 +12,27 @@ layer sits between them, so MC-dropout (``mc_dropout(True)``) samples the head.
 Pooling (``layout``): what a user looks for is often small or brief - a scratch of a few
 pixels, a figure that stands in a zone for one or two frames. Averaging a feature map over the
 image (or frame embeddings over time) dilutes such a signal by its share of the area (or of
-the frames), so the small CNN reads its last feature map both ways, average over a 2x2 grid
-and maximum over the whole map (``pool="avgmax"``), and ``VideoNet`` takes the maximum of its
-frame embeddings over time (``temporal="max"``). Measured on the generated rare-class sets of
-``benchmarks/rare_data.py``, balanced accuracy at 400 labels, average pooling (before) against
-this: part images with small defects, from scratch, random labels 0.459 -> 0.527, TypiClust
-rounds 0.457 -> 0.752 (``benchmarks/label_efficiency.py``, 3 seeds, ``label_efficiency_rare.json``
-at commit c5704f4 against the run after it); the rare behaviour in video, TypiClust rounds
-0.463 -> 0.912 (read at 4 frames of 32 px instead of 3 of 24 px as well); with random labels
-alone and a different initialisation (``benchmarks/pooling.py``, 2 seeds) parts 0.450 -> 0.495,
-the behaviour set at chance either way (a few positives among random labels) and letters
-within noise - the gain shows where the rounds bring the rare items in. Artifacts saved before this (no ``layout`` in their meta) are
-rebuilt with ``LEGACY_LAYOUT``, the average pooling they were trained with.
+the frames), so on images and frames of ``MAX_POOL_FROM`` px or more the small CNN reads its
+last feature map both ways, average over a 2x2 grid and maximum over the whole map
+(``pool="avgmax"``), and ``VideoNet`` takes the maximum of its frame embeddings over time
+(``temporal="max"``). ``layout_for(kind, image_size)`` is the rule; training and pretraining
+record what it chose.
+
+Measured on the generated rare-class sets of ``benchmarks/rare_data.py`` (32 px), balanced
+accuracy at 400 labels, average pooling against average-and-max: part images with small
+defects, from scratch, random labels 0.459 -> 0.527, TypiClust rounds 0.457 -> 0.752
+(``benchmarks/label_efficiency.py``, 3 seeds, ``label_efficiency_rare.json`` at commit c5704f4
+against the run after it); the rare behaviour in video, TypiClust rounds 0.463 -> 0.912 (read
+at 4 frames of 32 px instead of 3 of 24 px as well); with random labels alone and a different
+initialisation (``benchmarks/pooling.py``, 2 seeds) parts 0.450 -> 0.495, the behaviour set at
+chance either way (a few positives among random labels). On small inputs the maximum costs
+instead (``benchmarks/pooling.py --rounds``, ``pooling_rounds.json``: rounds from scratch as the
+label-efficiency benchmark runs them, 4 seeds, mean accuracy over its budgets): digits at 8 px,
+random / margin / TypiClust, 0.898 / 0.907 / 0.904 with the average against 0.892 / 0.896 /
+0.905 with both; the maintenance sounds (16 x 26 log-mel) 0.959 / 0.967 / 0.977 against 0.949 /
+0.944 / 0.967. So images and frames under ``MAX_POOL_FROM`` px, and sound, keep the 2x2
+average. Artifacts saved before layouts were recorded (no ``layout`` in their meta) are rebuilt
+with ``LEGACY_LAYOUT``, the average pooling they were trained with.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from torch import nn
 
 from alsql.errors import AlsqlError
 
-__all__ = ["LAYOUT", "LEGACY_LAYOUT", "layout_of", "layout_tag", "SmallCNN", "ResNet18", "AudioCNN", "VideoNet", "ARCHITECTURES", "MEDIA_ARCHITECTURES",
+__all__ = ["LAYOUT", "LEGACY_LAYOUT", "MAX_POOL_FROM", "layout_for", "weights_layout", "layout_of", "layout_tag", "SmallCNN", "ResNet18", "AudioCNN", "VideoNet", "ARCHITECTURES", "MEDIA_ARCHITECTURES",
            "arch_for_kind", "build_network", "load_weights"]
 
 
@@ -75,8 +84,18 @@ class _Net(nn.Module):
 
 POOLS = ("avg", "avgmax")
 TEMPORAL = ("mean", "max")
-LAYOUT = {"pool": "avgmax", "temporal": "max"}  # new networks
+LAYOUT = {"pool": "avgmax", "temporal": "max"}  # new networks on inputs of MAX_POOL_FROM px or more
 LEGACY_LAYOUT = {"pool": "avg", "temporal": "mean"}  # artifacts whose meta names no layout
+MAX_POOL_FROM = 32  # images / frames read at this many px or more get the maximum beside the average
+
+
+def layout_for(kind: str, image_size: int | None) -> dict[str, str]:
+    """The pooling of a new network for ``kind`` (image, video, audio) items read at
+    ``image_size`` px (None: sound, or not known): ``LAYOUT`` for images and frames of
+    ``MAX_POOL_FROM`` px or more, the 2x2 average alone below that and for sound; video always
+    takes the maximum over frames (see the module's note for the measurements)."""
+    big = kind in ("image", "video") and image_size is not None and int(image_size) >= MAX_POOL_FROM
+    return {"pool": LAYOUT["pool"] if big else "avg", "temporal": LAYOUT["temporal"]}
 
 
 def layout_of(net: nn.Module) -> dict[str, str]:
@@ -253,13 +272,7 @@ def build_network(arch: str, num_classes: int, in_channels: int, layout: dict | 
     return build(num_classes=num_classes, in_channels=in_channels, **kw)
 
 
-def load_weights(net: nn.Module, path: str | Path) -> list[str]:
-    """Load a state dict from a local file into ``net``, skipping shape mismatches.
-
-    The file may hold a bare state dict or ``{"state_dict": ...}`` (an alsql artifact).
-    Tensors whose name or shape do not fit (e.g. a head for another class count) are
-    left as initialised; their names are returned.
-    """
+def _read_weights(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise AlsqlError(f"--weights {str(path)!r}: expected an existing weights file")
@@ -269,6 +282,34 @@ def load_weights(net: nn.Module, path: str | Path) -> list[str]:
         raise AlsqlError(f"--weights {str(path)!r}: not a PyTorch state dict ({exc})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise AlsqlError(f"--weights {str(path)!r}: not a PyTorch state dict (a {type(state).__name__})")
+    return state
+
+
+def weights_layout(path: str | Path, arch: str, in_channels: int, layout: dict) -> dict:
+    """The layout whose network takes the most of the weights file's tensors: ``layout``, unless
+    the file was saved from a network with the other pooling (``pool``; a ``--weights`` file of
+    a model trained at another input size), whose tensors then load instead of being skipped."""
+    state = _read_weights(path)
+    best, most = dict(layout), -1
+    for pool in dict.fromkeys([layout.get("pool", LAYOUT["pool"]), *POOLS]):
+        lay = dict(layout) | {"pool": pool}
+        own = build_network(arch, 1, in_channels, lay).state_dict()
+        fits = sum(1 for k, v in state.items() if k in own and own[k].shape == getattr(v, "shape", None))
+        if fits > most:
+            best, most = lay, fits
+    return best
+
+
+def load_weights(net: nn.Module, path: str | Path) -> list[str]:
+    """Load a state dict from a local file into ``net``, skipping shape mismatches.
+
+    The file may hold a bare state dict or ``{"state_dict": ...}`` (an alsql artifact).
+    Tensors whose name or shape do not fit (e.g. a head for another class count) are
+    left as initialised; their names are returned.
+    """
+    state = _read_weights(path)
     own = net.state_dict()
     fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fit:

@@ -46,7 +46,7 @@ from alsql.models.artifacts import artifact_uri, load_object, remove_object, sav
 from alsql.models.encoders import ENCODER_STATUS, encoder_arch
 from alsql.models.fit import distributed
 from alsql.models.inputs import media_plan
-from alsql.models.networks import build_network, layout_of, layout_tag
+from alsql.models.networks import build_network, layout_for, layout_of, layout_tag
 from alsql.models.pretrain import PretrainConfig, Pretrainer, plan_epochs
 from alsql.models.train import dataset_url, init_distributed
 from alsql.schema import items, model_versions
@@ -198,7 +198,7 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
     epochs = plan_epochs(cfg, per_epoch, spec.kind)  # --min-steps raises the epochs on a small pool
     total = epochs * per_epoch if cfg.max_steps is None else min(cfg.max_steps, epochs * per_epoch)
     torch.manual_seed(cfg.seed)
-    net = build_network(arch, 1, in_channels)
+    net = build_network(arch, 1, in_channels, layout_for(spec.kind, media.image_size))
     trainer = Pretrainer(net, spec.kind, cfg, total)
 
     root = artifacts or get_settings().artifacts

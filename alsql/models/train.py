@@ -44,7 +44,7 @@ from alsql.models.encoders import head_config
 from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, plan_line, resolve_device
 from alsql.models.inputs import media_plan
 from alsql.models.metrics import class_weights, imbalance_warnings, metrics_dict
-from alsql.models.networks import build_network, layout_of, layout_tag, load_weights
+from alsql.models.networks import build_network, layout_for, layout_of, layout_tag, load_weights, weights_layout
 from alsql.models.resume import resume_plan, settings_of
 from alsql.schema import annotations, model_versions
 from alsql.schema.views import evaluation_set, training_set
@@ -305,12 +305,15 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     counts = label_counts(engine, proj.project_id, num_classes)
     weights_used = class_weights(counts) if cfg.class_weight == "balanced" else None
     torch.manual_seed(cfg.seed)
-    # A network started from the project's encoder takes the pooling that encoder was trained with.
+    # A network started from the project's encoder takes the pooling that encoder was trained with;
+    # a new one the pooling of its input's kind and size (layout_for).
     from alsql.models.encoders import encoder_layout, resolve_init
 
     with engine.connect() as conn:  # read once: _start loads this row
         enc_row = resolve_init(conn, proj.project_id, init, cfg.arch, weights=weights)
-    layout = encoder_layout(enc_row)
+    layout = encoder_layout(enc_row, layout_for(media.spec.kind, image_size))
+    if weights:  # a --weights file of another pooling loads whole rather than half skipped
+        layout = weights_layout(weights, cfg.arch, in_channels, layout)
     net = build_network(cfg.arch, num_classes, in_channels, layout)
     skipped = load_weights(net, weights) if weights else []
     from alsql.models.choose import measure_sources
