@@ -1,4 +1,4 @@
-"""Imbalance-aware training: class-weighted cross-entropy vs class-balanced sampling vs plain.
+"""Imbalance-aware training: logit adjustment vs class-weighted cross-entropy vs class-balanced sampling vs plain.
 
 Two problems, each trained through ``alsql.models.fit.fit`` (the loop ``alsql train`` runs)
 on in-memory tensors with the ``cnn`` network, 3 seeds:
@@ -10,8 +10,11 @@ on in-memory tensors with the ``cnn`` network, 3 seeds:
   labels (300 labels); the test set is a stratified 30 % hold-out (every class as common).
 
 Arms: ``none`` (plain cross-entropy), ``weighted`` (scikit-learn's ``class_weight=
-"balanced"`` weights on the loss, what ``alsql train`` does by default) and ``sampling``
-(plain loss, each epoch's batches drawn with replacement with probability 1 / n_c).
+"balanced"`` weights on the loss), ``sampling`` (plain loss, each epoch's batches drawn with
+replacement with probability 1 / n_c) and ``adjusted`` (logit-adjusted cross-entropy, Menon et
+al. 2021: log of each class's share of the labels added to the logits in training; what
+``alsql train`` does by default). The network is the ``cnn`` with the pooling ``alsql train``
+gives 8-px images (``layout_for``).
 Every arm keeps the checkpoint of the best evaluation balanced accuracy on the test set.
 Reports the mean and std balanced accuracy and minority recall per arm.
 
@@ -32,10 +35,11 @@ from rich.table import Table
 
 from alsql.models.fit import TrainConfig, fit
 from alsql.models.metrics import balanced_accuracy, per_class_recall
-from alsql.models.networks import build_network
+from alsql.models.networks import build_network, layout_for
 
 REPORT = Path(__file__).parent / "reports" / "imbalance.json"
-ARMS = ("none", "weighted", "sampling")
+ARMS = ("none", "weighted", "sampling", "adjusted")
+LOSS = {"none": "none", "weighted": "balanced", "sampling": "none", "adjusted": "logit_adjust"}
 
 
 def toy95(seed: int, n: int = 400, minority: float = 0.05, sigma: float = 0.16):
@@ -91,8 +95,8 @@ def _batches(x, y, seed: int, batch_size: int, balanced: bool):
 def run_arm(arm: str, cfg: TrainConfig, data, num_classes: int, seed: int) -> dict:
     xt, yt, xe, ye = data
     torch.manual_seed(seed)
-    net = build_network("cnn", num_classes, 1)
-    cfg = replace(cfg, seed=seed, device="cpu", class_weight="balanced" if arm == "weighted" else "none")
+    net = build_network("cnn", num_classes, 1, layout_for("image", 8))
+    cfg = replace(cfg, seed=seed, device="cpu", class_weight=LOSS[arm])
     batches, steps = _batches(xt, yt, seed, cfg.batch_size, balanced=arm == "sampling")
     res = fit(net, batches, lambda: [(xe, ye)], cfg, num_classes, steps)
     rec = per_class_recall(res.confusion)

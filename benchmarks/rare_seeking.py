@@ -5,7 +5,7 @@ The in-memory harness of ``benchmarks/label_efficiency.py`` (the same strategy f
 ``fit``): each seed holds out a stratified 30 % test split; the rest is the pool. Every
 strategy starts from the same random labels (the first budget) and adds labels round by
 round; after each round a network is trained from scratch on the labels so far (with the
-class-weighted loss ``alsql train`` uses by default) and scores the pool.
+imbalance-aware loss ``alsql train`` uses by default, ``TrainConfig.class_weight``) and scores the pool.
 
 Datasets (none of them is held out for a later check; no letters, part or workplace data here):
 
@@ -31,7 +31,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,8 @@ from alsql.models.metrics import balanced_accuracy, confusion_matrix, per_class_
 from alsql.models.strategies import Candidates, get_strategy, score_columns  # noqa: E402
 
 REPORT = Path(__file__).parent / "reports" / "rare_seeking.json"
-STRATEGIES = ["random", "margin", "entropy", "typiclust", "badge", "balanced_margin", "rare_boost", "similar"]
+STRATEGIES = ["random", "margin", "entropy", "typiclust", "badge", "balanced_margin", "class_balanced", "rare_boost",
+              "similar"]
 console = Console(highlight=False, width=200)
 
 
@@ -71,7 +71,7 @@ def train(ds: le.Dataset, x, y, seed: int):
     torch.manual_seed(seed)
     net = ds.make_net()
     batches, steps = le._batches(x, y, seed, ds.cfg.batch_size)
-    fit(net, batches, None, replace(ds.cfg, class_weight="balanced"), len(ds.classes), steps_per_epoch=steps)
+    fit(net, batches, None, ds.cfg, len(ds.classes), steps_per_epoch=steps)  # the loss alsql train uses by default
     return net
 
 

@@ -82,7 +82,8 @@ def test_head_learns_a_separable_problem_and_records_its_metrics(engine, project
     p, m = row.params, row.metrics
     assert p["head"] == head and p["encoder_model_id"] == enc and p["seed"] == 1
     assert row.label_count == n_train == 100
-    assert set(p["class_weights"]) == set(project.classes) and p["label_counts"]["zero"] == int((truth[:100] == 0).sum())
+    assert p["class_weight"] == "logit_adjust" and p["class_weights"] is None
+    assert set(p["logit_adjustment"]) == set(project.classes) and p["label_counts"]["zero"] == int((truth[:100] == 0).sum())
     assert row.trained_on_annotation_id is not None
     assert p["init"] == {"init": "pretrained", "encoder_model_id": enc, "head": "frozen",
                          "why": f"--head {head}: a {head} head on the encoder's stored vectors"}

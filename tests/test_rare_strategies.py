@@ -20,11 +20,11 @@ from alsql.errors import AlsqlError
 from alsql.loaders.datasets import pack_f16
 from alsql.models.select import create_round, select_items
 from alsql.models.strategies import Candidates, get_strategy, score_columns
-from alsql.models.strategies.rare import class_quotas, rare_classes
+from alsql.models.strategies.rare import balancing_quotas, class_quotas, rare_classes
 from alsql.schema import embeddings, model_versions, predictions, round_items, rounds
 from tests.conftest import add_items
 
-RARE_SEEKERS = ("balanced_margin", "rare_boost")
+RARE_SEEKERS = ("balanced_margin", "class_balanced", "rare_boost")
 
 
 # ------------------------------------------------------------------------------ in memory
@@ -76,7 +76,48 @@ def test_rare_seekers_pick_more_rare_predictions_than_margin():
         got[name] = int((sc["class_id"][idx] != 0).sum())
     assert got["margin"] == 0
     assert got["balanced_margin"] == 8  # every rare prediction: 4 per class is more than the 2-3 each class has
+    assert got["class_balanced"] == 8  # the same: the classes with few labels get the budget first
     assert got["rare_boost"] == 8
+
+
+def test_balancing_quotas_raise_the_classes_with_fewest_labels_first():
+    # 70 / 15 / 15 labels: the next 100 go to the two rare classes until they catch up
+    assert balancing_quotas(np.array([70, 15, 15]), np.array([500, 500, 500]), 100).tolist() == [0, 50, 50]
+    # past 70 each, the rest is split evenly (the one more in class order)
+    assert balancing_quotas(np.array([70, 15, 15]), np.array([500, 500, 500]), 130).tolist() == [7, 62, 61]
+    # a class with few candidates gives the rest to the next rarest; ties in the given order
+    assert balancing_quotas(np.array([19, 1]), np.array([300, 3]), 20).tolist() == [17, 3]
+    assert balancing_quotas(np.array([5, 5, 5]), np.array([9, 9, 9]), 4, order=np.array([2, 0, 1])).tolist() == [1, 1, 2]
+    assert balancing_quotas(np.array([0, 0]), np.array([0, 0]), 5).tolist() == [0, 0]
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        c = int(rng.integers(1, 7))
+        counts, avail, k = rng.integers(0, 30, c), rng.integers(0, 12, c), int(rng.integers(0, 60))
+        q = balancing_quotas(counts, avail, k)
+        assert q.sum() == min(k, avail.sum())
+        assert np.all((q >= 0) & (q <= avail))
+        after = counts + q
+        short = q < avail  # a class that could take more is never left more than one below one that got some
+        if short.any() and (q > 0).any():
+            assert after[short].min() >= after[q > 0].max() - 1
+
+
+def test_class_balanced_spends_the_budget_on_the_class_with_fewest_labels():
+    """Binary, the model predicts the common class everywhere: balanced_margin and class_balanced
+    both fall back to the lowest margins (the likeliest rare items); with a few rare predictions
+    class_balanced gives them the budget first where balanced_margin splits it evenly."""
+    rng = np.random.default_rng(1)
+    p1 = np.concatenate([rng.uniform(0.0, 0.3, 90), rng.uniform(0.55, 0.7, 10)])  # 10 predicted rare
+    p = np.stack([1 - p1, p1], axis=1)
+    sc = score_columns(p)
+    cands = Candidates(np.arange(100), p, None, dict(sc), labeled_counts=np.array([38, 2]))
+    idx, score = get_strategy("class_balanced").select(cands, 20, np.random.default_rng(0))
+    assert int((sc["class_id"][idx] == 1).sum()) == 10  # every rare prediction, then the most uncertain commons
+    common = idx[sc["class_id"][idx] == 0]
+    assert common.tolist() == np.argsort(sc["margin"][:90])[:10].tolist()
+    idx_bm, _ = get_strategy("balanced_margin").select(cands, 12, np.random.default_rng(0))
+    idx_cb, _ = get_strategy("class_balanced").select(cands, 12, np.random.default_rng(0))
+    assert int((sc["class_id"][idx_bm] == 1).sum()) == 6 and int((sc["class_id"][idx_cb] == 1).sum()) == 10
 
 
 def test_balanced_margin_ranks_each_class_by_margin_in_turns():
@@ -173,6 +214,7 @@ def test_rare_seekers_in_the_database(engine, project):
             conn.execute(rounds.update().where(rounds.c.round_id == rid).values(status="closed"))
     assert rare_found["margin"] == 0
     assert rare_found["balanced_margin"] == 8 and rare_found["rare_boost"] == 8
+    assert rare_found["class_balanced"] == 8
     # Bounds: a budget larger than the pool takes the pool; pending items are never picked twice.
     rid = create_round(engine, pid, "balanced_margin", 500, seed=1)
     first = _picked(engine, rid)
@@ -195,6 +237,14 @@ def test_per_class_split_of_the_budget(engine, project):
     assert counts.tolist() == [2, 2, 2, 2, 2]  # an even split over the five predicted classes
     margin = dict(zip(ids, score_columns(p)["margin"].tolist()))
     np.testing.assert_allclose(score, [1 - margin[int(i)] for i in got], atol=1e-6)
+    # class_balanced reads the project's labels per class: classes 0 and 1 have 6 and 4, so the
+    # 10 go to classes 2-4 (no labels) first
+    labeled = add_items(engine, 10, start=5000)
+    _label(engine, pid, labeled[:6], 0)
+    _label(engine, pid, labeled[6:], 1)
+    got, _score, _ = select_items(engine, pid, "class_balanced", 10, seed=0)
+    counts = np.bincount([pred[int(i)] for i in got], minlength=5)
+    assert counts[2:].sum() == 10 and counts.max() - counts[2:].min() <= 1
 
 
 def test_similar_with_a_head_model_reads_its_encoders_vectors(engine, project):

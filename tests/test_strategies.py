@@ -41,7 +41,7 @@ def test_strategies_registered():
     assert set(strategy_names()) == {
         "random", "least_confidence", "margin", "entropy", "bald",
         "coreset", "badge", "cluster_margin", "typiclust",
-        "balanced_margin", "rare_boost", "similar",
+        "balanced_margin", "class_balanced", "rare_boost", "similar",
     }
     with pytest.raises(AlsqlError, match="expected one of"):
         get_strategy("nope")

@@ -97,18 +97,37 @@ def test_default_finds_the_minority_plain_cross_entropy_does_not(toy):
     plain = train_and_record(engine, proj.project_id, replace(CFG, class_weight="none"), grayscale=True,
                              artifacts=str(tmp / "art"))
     default = train_and_record(engine, proj.project_id, CFG, grayscale=True, artifacts=str(tmp / "art"))
-    p, d = _model(engine, plain.model_id), _model(engine, default.model_id)
+    weighted = train_and_record(engine, proj.project_id, replace(CFG, class_weight="balanced"), grayscale=True,
+                                artifacts=str(tmp / "art"))
+    p, d, w = (_model(engine, o.model_id) for o in (plain, default, weighted))
     assert p.metrics["per_class_recall"]["rare"] < 0.2  # collapsed to the majority
-    assert d.metrics["per_class_recall"]["rare"] > 0.5
-    assert d.metrics["balanced_accuracy"] > p.metrics["balanced_accuracy"] + 0.2
-    # The weights and the rule are recorded; plain cross-entropy records none.
-    assert d.params["class_weight"] == "balanced" and d.params["label_counts"] == {"common": 380, "rare": 20}
-    assert d.params["class_weights"] == pytest.approx({"common": 400 / (2 * 380), "rare": 400 / (2 * 20)}, rel=1e-5)
+    for m in (d, w):
+        assert m.metrics["per_class_recall"]["rare"] > 0.5
+        assert m.metrics["balanced_accuracy"] > p.metrics["balanced_accuracy"] + 0.2
+    # What was used, and the rule, are recorded: the default the logit adjustment, log(380 / 400)
+    # and log(20 / 400); balanced the weights; plain cross-entropy neither.
+    assert d.params["class_weight"] == "logit_adjust" and d.params["label_counts"] == {"common": 380, "rare": 20}
+    assert d.params["logit_adjustment"] == pytest.approx({"common": np.log(0.95), "rare": np.log(0.05)}, abs=1e-5)
+    assert d.params["class_weights"] is None and d.params["class_weight_rule"].startswith("logit_adjust:")
+    assert w.params["class_weights"] == pytest.approx({"common": 400 / (2 * 380), "rare": 400 / (2 * 20)}, rel=1e-5)
+    assert w.params["logit_adjustment"] is None and w.params["class_weight_rule"].startswith("balanced:")
     assert p.params["class_weight"] == "none" and p.params["class_weights"] is None
+    assert p.params["logit_adjustment"] is None
     # The collapsed model is warned about, naming the class; the default is not.
     assert any("rare" in w and "recall 0" in w for w in plain.warnings) or any(
         "predicts common" in w for w in plain.warnings)
     assert plain.warnings == p.metrics["warnings"] and default.warnings == []
+
+
+def test_logit_adjustment_offsets():
+    from alsql.models.metrics import logit_adjustment
+
+    assert logit_adjustment([380, 20]) == pytest.approx([np.log(0.95), np.log(0.05)], abs=1e-6)
+    assert logit_adjustment([5, 5, 5]) == pytest.approx([np.log(1 / 3)] * 3, abs=1e-6)  # no effect: a common shift
+    # a class without labels is treated as the commonest (never boosted); nothing labeled: no offsets
+    assert logit_adjustment([30, 10, 0]) == pytest.approx([np.log(0.75), np.log(0.25), np.log(0.75)], abs=1e-6)
+    assert logit_adjustment([0, 0]) == [0.0, 0.0]
+    assert logit_adjustment([4, 1], tau=2.0) == pytest.approx([2 * np.log(0.8), 2 * np.log(0.2)], abs=1e-6)
 
 
 def test_cli_train_shows_balanced_figures_and_warns(toy, monkeypatch):
@@ -131,7 +150,7 @@ def test_cli_train_shows_balanced_figures_and_warns(toy, monkeypatch):
         assert "rare 0.00" in r.output
         bad = CliRunner().invoke(app, ["--db", url, "train", "--project", "toy", "--class-weight", "equal"])
         assert bad.exit_code != 0
-        assert "--class-weight 'equal': expected balanced or none" in bad.output + str(bad.exception)
+        assert "--class-weight 'equal': expected logit_adjust, balanced, none" in bad.output + str(bad.exception)
     finally:
         set_settings(None)
 

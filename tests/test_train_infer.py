@@ -139,7 +139,8 @@ def test_infer_scores_everything_and_resumes(scans):
     assert probs.shape == (20, 10)
     sc = score_columns(probs)
     np.testing.assert_allclose([r.margin for r in p], sc["margin"], atol=2e-3)
-    assert [r.class_id for r in p] == sc["class_id"].tolist()
+    # the stored class is the top of the full-precision probabilities: within float16 rounding of the top here
+    assert all(probs[i, r.class_id] >= probs[i].max() - 2e-3 for i, r in enumerate(p))
     assert all(r.bald is not None and r.bald >= 0 for r in p)
     assert all(len(unpack_f16(r.vector)) == 128 and r.x is not None for r in e)
     assert params["map"]["method"] == "tsne" and params["map"]["items"] == 150  # t-SNE map of every item

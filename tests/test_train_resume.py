@@ -36,7 +36,7 @@ def test_resume_plan_says_which():
     # Two settings differ: both named. A checkpoint of an older version records none: fresh unless asked.
     other = _settings(replace(CFG, epochs=40, lr=0.01, class_weight="none"))
     go, why = resume_plan(state, other, None)
-    assert not go and "--class-weight balanced, now none" in why and "--lr 0.002, now 0.01" in why
+    assert not go and "--class-weight logit_adjust, now none" in why and "--lr 0.002, now 0.01" in why
     old = {"epoch": 3, "epochs": 10}
     assert resume_plan(old, made, None)[0] is False and resume_plan(old, made, True)[0] is True
     # How the data is read is no setting of the model.

@@ -14,7 +14,7 @@ __all__ = ["register"]
 
 def select_(
     project: Annotated[str, typer.Option(help="Project name or id")],
-    strategy: Annotated[str, typer.Option(help="random, least_confidence, margin, entropy, bald, coreset, badge, cluster_margin, typiclust, balanced_margin, rare_boost, similar; active (evaluation only). Before the first model: TypiClust on the encoder's stored vectors")],
+    strategy: Annotated[str, typer.Option(help="random, least_confidence, margin, entropy, bald, coreset, badge, cluster_margin, typiclust, balanced_margin, class_balanced, rare_boost, similar; active (evaluation only). Before the first model: TypiClust on the encoder's stored vectors")],
     budget: Annotated[int, typer.Option(help="How many items to pick")],
     purpose: Annotated[str, typer.Option(help="train, or evaluation (random or active; never trained on)")] = "train",
     model: Annotated[Optional[int], typer.Option(help="Model id (default: the latest)")] = None,

@@ -85,8 +85,9 @@ def train(
         "without it a checkpoint is continued only when every setting matches, and the output says which"))] = False,
     no_resume: Annotated[bool, typer.Option("--no-resume", help="Ignore a checkpoint of an interrupted run")] = False,
     class_weight: Annotated[str, typer.Option(help=(
-        "balanced (default): weigh the loss n / (k * n_c) per class of the training labels, so a rare class "
-        "counts as much as a common one; none: plain cross-entropy"))] = "balanced",
+        "logit_adjust (default): train on logits plus the log of each class's share of the training labels "
+        "(logit adjustment), so the network leaves a wider margin to a rare class; balanced: weigh the loss "
+        "n / (k * n_c) per class; none: plain cross-entropy"))] = "logit_adjust",
     init: Annotated[str, typer.Option(
         help="pretrained: start from the project's newest encoder (`alsql pretrain`); random: fresh weights; "
              "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
@@ -110,8 +111,10 @@ def train(
 
     if resume and no_resume:
         raise AlsqlError("--resume and --no-resume: expected one of them, not both")
-    if class_weight not in ("balanced", "none"):
-        raise AlsqlError(f"--class-weight {class_weight!r}: expected balanced or none")
+    from alsql.models.fit import CLASS_WEIGHTS
+
+    if class_weight not in CLASS_WEIGHTS:
+        raise AlsqlError(f"--class-weight {class_weight!r}: expected {', '.join(CLASS_WEIGHTS)}")
     if max_minutes is not None and not max_minutes > 0:
         raise AlsqlError(f"--max-minutes {max_minutes:g}: expected a positive number of minutes")
     if head not in ("auto", "frozen", "finetune", "linear", "mlp"):
@@ -170,8 +173,13 @@ def train(
                           + ", ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}"
                                       for k, v in m.get("per_class_recall", {}).items()), markup=False)
         cw = (row.params or {}).get("class_weights")
-        console.print("class weights: " + ("none (plain cross-entropy)" if not cw else ", ".join(
-            f"{k} {'-' if v is None else format(v, '.3g')}" for k, v in cw.items())), markup=False)
+        adj = (row.params or {}).get("logit_adjustment")
+        if adj:
+            console.print("logit adjustment (log share of the training labels): " + ", ".join(
+                f"{k} {v:+.2f}" for k, v in adj.items()), markup=False)
+        else:
+            console.print("class weights: " + ("none (plain cross-entropy)" if not cw else ", ".join(
+                f"{k} {'-' if v is None else format(v, '.3g')}" for k, v in cw.items())), markup=False)
         console.print(f"artifact: {row.artifact_uri}")
         for line in m.get("warnings") or []:
             console.print(f"warning: {line}", markup=False, style="yellow")

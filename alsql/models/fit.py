@@ -27,13 +27,15 @@ from torch import nn
 from alsql.errors import AlsqlError
 from alsql.models.metrics import accuracy, balanced_accuracy, selection_key
 from alsql.models.metrics import class_weights as metric_class_weights
+from alsql.models.metrics import logit_adjustment
 
-__all__ = ["TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line",
+__all__ = ["CLASS_WEIGHTS", "TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line",
            "ETA_STEPS"]
 
 ETA_STEPS = 5  # optimizer steps timed (after the first, which pays the start-up and the first decode) for the ETA
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+CLASS_WEIGHTS = ("logit_adjust", "balanced", "none")  # TrainConfig.class_weight, --class-weight
 
 
 @dataclass
@@ -56,9 +58,10 @@ class TrainConfig:
     cache_mb: int = 1024  # a rank's share of a view under this (as decoded uint8) is decoded once, kept in memory
     max_minutes: float | None = None  # stop after the epoch that passes this many minutes of training
     evaluations: int = 20  # evaluate about this many times (every ceil(epochs / evaluations) epochs)
-    # balanced: cross-entropy weighted n / (k * n_c) per class of the training labels (the default,
-    # measured against class-balanced sampling in benchmarks/imbalance.py); none: plain cross-entropy
-    class_weight: str = "balanced"
+    # logit_adjust (the default): cross-entropy on logits + log(prior of the class) (Menon et al. 2021),
+    # measured against the weights and class-balanced sampling in benchmarks/imbalance.py; balanced:
+    # cross-entropy weighted n / (k * n_c) per class of the training labels; none: plain cross-entropy
+    class_weight: str = "logit_adjust"
 
     def as_params(self) -> dict:
         return asdict(self)
@@ -72,6 +75,7 @@ class FitResult:
     best_epoch: int
     history: list[dict] = field(default_factory=list)
     class_weights: list[float | None] | None = None  # the training loss's weights (None: plain)
+    logit_adjustment: list[float] | None = None  # the offsets added to the logits in training (logit_adjust)
     stopped: str | None = None  # why training ended early: "max-minutes" (else None: the plan or early stopping)
     seconds: float = 0.0  # wall time of the loop
 
@@ -157,15 +161,19 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         resume: dict | None = None, on_epoch: Callable[[dict], None] | None = None,
         on_progress: Callable[[dict], None] | None = None,
         class_weights: Sequence[float | None] | None = None,
-        on_plan: Callable[[dict], None] | None = None) -> FitResult:
+        on_plan: Callable[[dict], None] | None = None,
+        class_counts: Sequence[int] | None = None) -> FitResult:
     """Train ``net`` in place and return the best state (``alsql.models.metrics.selection_key``:
     by evaluation balanced accuracy, then macro-F1, then loss; never plain accuracy).
 
-    ``class_weights``: ``(num_classes,)`` weights of the training cross-entropy (a None
-    entry: a class without labels, no term). When None and ``cfg.class_weight`` is
-    ``balanced`` they are computed (``alsql.models.metrics.class_weights``) from the labels
-    of one pass over ``train_batches(0)`` (``alsql.models.train`` passes them from SQL
-    counts instead); ``none``: plain cross-entropy. The weights used are in the result.
+    Imbalance (``cfg.class_weight``): ``logit_adjust`` adds ``log(prior)`` of each class
+    (``alsql.models.metrics.logit_adjustment``) to the logits in the training loss only, so the
+    network's own logits leave a wider margin to the rare classes; ``balanced`` weighs the loss
+    by ``class_weights`` ``(num_classes,)`` (a None entry: a class without labels, no term),
+    computed by ``alsql.models.metrics.class_weights`` when not given; ``none``: plain
+    cross-entropy. ``class_counts`` ``(num_classes,)``: the training labels per class the two
+    read (``alsql.models.train`` passes them from SQL); when None, one pass over
+    ``train_batches(0)`` counts them. What was used is in the result.
 
     Evaluation (and the early-stopping check, ``patience`` counted in evaluations)
     runs every ``ceil(epochs / cfg.evaluations)`` epochs and after the last.
@@ -196,18 +204,25 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     epochs, _note = plan_epochs(cfg, steps_per_epoch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
-    if class_weights is None and cfg.class_weight == "balanced":
+    if cfg.class_weight not in CLASS_WEIGHTS:
+        raise AlsqlError(f"--class-weight {cfg.class_weight!r}: expected {', '.join(CLASS_WEIGHTS)}")
+    if cfg.class_weight == "none":
+        class_weights = None
+    need = cfg.class_weight == "logit_adjust" or (cfg.class_weight == "balanced" and class_weights is None)
+    if need and class_counts is None:
         counts = torch.zeros(num_classes, dtype=torch.float64)
         for _x, y in train_batches(0):
             counts += torch.bincount(y.reshape(-1).cpu(), minlength=num_classes).double()
         if world > 1:
             dist.all_reduce(counts)
-        class_weights = metric_class_weights(counts.long().tolist())
-    elif cfg.class_weight not in ("balanced", "none"):
-        raise AlsqlError(f"--class-weight {cfg.class_weight!r}: expected balanced or none")
-    if cfg.class_weight == "none":
+        class_counts = counts.long().tolist()
+    if cfg.class_weight == "balanced" and class_weights is None:
+        class_weights = metric_class_weights(class_counts)
+    weight = offsets = adjustment = None
+    if cfg.class_weight == "logit_adjust":
         class_weights = None
-    weight = None
+        adjustment = logit_adjustment(class_counts)
+        offsets = torch.tensor(adjustment, dtype=torch.float32, device=device)
     if class_weights is not None:
         weight = torch.tensor([0.0 if w is None else float(w) for w in class_weights], device=device)
     start, best, best_key, best_epoch, stale, history = 0, None, (-1.0, -1.0, -math.inf), -1, 0, []
@@ -251,7 +266,10 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
                 with _autocast(device, cfg.amp):
-                    loss = nn.functional.cross_entropy(model(x).float(), y, weight=weight)
+                    logits = model(x).float()
+                    if offsets is not None:
+                        logits = logits + offsets
+                    loss = nn.functional.cross_entropy(logits, y, weight=weight)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
@@ -307,5 +325,5 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         net.load_state_dict(best)
     return FitResult({k: v.detach().cpu() for k, v in net.state_dict().items()}, best_cm,
                      len(history), best_epoch, history,
-                     None if class_weights is None else list(class_weights), stopped,
-                     round(time.perf_counter() - t_start, 3))
+                     None if class_weights is None else list(class_weights), stopped=stopped,
+                     seconds=round(time.perf_counter() - t_start, 3), logit_adjustment=adjustment)

@@ -73,9 +73,11 @@ def _weighted_cm(y: np.ndarray, pred: np.ndarray, w: np.ndarray, c: int) -> np.n
 
 
 def fit_head(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw: list | None, *, lr: float,
-             batch_size: int, epochs: int, patience: int, min_epochs: int, seed: int) -> FitOutcome:
+             batch_size: int, epochs: int, patience: int, min_epochs: int, seed: int,
+             adjust: list | None = None) -> FitOutcome:
     """Train ``net`` on standardised vectors ``x`` ``(N, D)``, labels ``y`` ``(N,)`` with class-weighted
-    cross-entropy (``cw``); keep the best epoch by ``selection_key`` on ``ev`` (``x``, ``y``, inclusion
+    cross-entropy (``cw``), or logit-adjusted (``adjust``: offsets added to the logits in training,
+    ``alsql.models.metrics.logit_adjustment``); keep the best epoch by ``selection_key`` on ``ev`` (``x``, ``y``, inclusion
     weights ``w``), else by training loss. One intra-op thread: the ops are tiny, and threads
     waiting on each other at every op cost far more than they compute (84 s against 8 s for 960
     steps on a busy 2-core machine)."""
@@ -83,17 +85,19 @@ def fit_head(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw
     torch.set_num_threads(1)
     try:
         return _fit(net, x, y, ev, cw, lr=lr, batch_size=batch_size, epochs=epochs, patience=patience,
-                    min_epochs=min_epochs, seed=seed)
+                    min_epochs=min_epochs, seed=seed, adjust=adjust)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw: list | None, *, lr: float,
-         batch_size: int, epochs: int, patience: int, min_epochs: int, seed: int) -> FitOutcome:
+         batch_size: int, epochs: int, patience: int, min_epochs: int, seed: int,
+         adjust: list | None = None) -> FitOutcome:
     from alsql.models.metrics import selection_key
 
     c = net.fc.out_features
     weight = None if cw is None else torch.tensor([0.0 if v is None else float(v) for v in cw])
+    offsets = None if adjust is None else torch.tensor([float(v) for v in adjust])
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     gen = torch.Generator().manual_seed(seed)
@@ -107,7 +111,8 @@ def _fit(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw: li
         for s in range(0, n, batch_size):
             j = order[s : s + batch_size]
             opt.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(net(x[j]), y[j], weight=weight)
+            logits = net(x[j])
+            loss = nn.functional.cross_entropy(logits if offsets is None else logits + offsets, y[j], weight=weight)
             loss.backward()
             opt.step()
             loss_sum += float(loss.detach()) * len(j)

@@ -8,9 +8,10 @@ artifact holds the head's weights (the input standardisation folded into the fir
 - ``train_head`` reads the vectors of the project's ``training_set`` items (and of
   ``evaluation_set`` for the checkpoint choice and the metrics, weighted by the inclusion
   weights) by keyset pages of a join with ``embeddings`` of the encoder: never the media.
-  Labeled items without a vector are left out and counted. Class-weighted cross-entropy
-  (``alsql.models.metrics.class_weights``) and the best evaluation by balanced accuracy
-  (``selection_key``), as the CNN path (``alsql.models.train``).
+  Labeled items without a vector are left out and counted. Logit-adjusted cross-entropy by
+  default (``alsql.models.metrics.logit_adjustment``; ``class_weight`` ``balanced``: the
+  class weights) and the best evaluation by balanced accuracy (``selection_key``), as the CNN
+  path (``alsql.models.train``).
 - ``infer_head`` scores the head's queue (ok items of the project's scope with a vector of
   the encoder and no prediction of the head) by keyset pages of at most ``PAGE_BYTES`` of
   float32 vectors: one matrix product per page, written through ``PredictionWriter``
@@ -165,7 +166,7 @@ def labeled_vectors(bind, project_id: int, encoder_model_id: int, view: str = "t
 def train_head(engine: Engine, project: str | int, *, head: str = "linear", encoder_model_id: int | None = None,
                epochs: int = 30, seed: int = 0, say: Callable[[str], None] | None = print, lr: float = 2e-3,
                batch_size: int = 64, min_steps: int = 200, max_epochs: int = 300, patience: int = 8,
-               class_weight: str = "balanced", hidden: int = MLP_HIDDEN, dropout: float = MLP_DROPOUT,
+               class_weight: str = "logit_adjust", hidden: int = MLP_HIDDEN, dropout: float = MLP_DROPOUT,
                name: str | None = None, artifacts: str | None = None, why: str | None = None,
                choice: dict | None = None) -> int:
     """Train a ``head`` on the encoder's stored vectors of ``training_set``; return the new model id.
@@ -183,13 +184,15 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
     from alsql.db import write_transaction
     from alsql.models.artifacts import artifact_uri, save_object
     from alsql.models.head_net import HeadNet, fit_head
-    from alsql.models.metrics import class_weights, imbalance_warnings, metrics_dict
+    from alsql.models.metrics import class_weights, imbalance_warnings, logit_adjustment, metrics_dict
 
     say = say or (lambda _m: None)
     if head not in HEADS:
         raise AlsqlError(f"--head {head!r}: expected one of {', '.join(HEADS)}")
-    if class_weight not in ("balanced", "none"):
-        raise AlsqlError(f"--class-weight {class_weight!r}: expected balanced or none")
+    from alsql.models.fit import CLASS_WEIGHTS
+
+    if class_weight not in CLASS_WEIGHTS:
+        raise AlsqlError(f"--class-weight {class_weight!r}: expected {', '.join(CLASS_WEIGHTS)}")
     t0 = time.monotonic()
     with engine.connect() as conn:
         proj = get_project(conn, project)
@@ -213,6 +216,7 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
     ev = {k: v[(ev["class_id"] >= 0) & (ev["class_id"] < c)] for k, v in ev.items()} if len(ev["item_ids"]) else ev
     counts = np.bincount(tr["class_id"], minlength=c).tolist()
     cw = class_weights(counts) if class_weight == "balanced" else None
+    adjust = logit_adjustment(counts) if class_weight == "logit_adjust" else None
     x = torch.from_numpy(tr["x"])
     mean = x.mean(0)
     scale = float((x - mean).pow(2).mean().sqrt()) or 1.0
@@ -225,7 +229,8 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
     steps = -(-n // batch_size)
     planned = min(max_epochs, max(epochs, -(-min_steps // steps)))
     fit = fit_head(net, (x - mean) / scale, torch.from_numpy(tr["class_id"]), ev_t, cw, lr=lr * LR_FACTOR,
-               batch_size=batch_size, epochs=planned, patience=patience, min_epochs=epochs, seed=seed)
+               batch_size=batch_size, epochs=planned, patience=patience, min_epochs=epochs, seed=seed,
+               adjust=adjust)
     net.fold(mean, scale)
     if fit.cm is not None:
         metrics = metrics_dict(fit.cm, proj.classes)
@@ -244,6 +249,7 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
         "dropout": dropout if head == "mlp" else None, "seed": seed, "lr": lr * LR_FACTOR, "batch_size": batch_size,
         "epochs": epochs, "min_steps": min_steps, "patience": patience, "class_weight": class_weight,
         "class_weights": None if cw is None else dict(zip(proj.classes, cw)),
+        "logit_adjustment": None if adjust is None else dict(zip(proj.classes, adjust)),
         "label_counts": dict(zip(proj.classes, counts)), "labels_without_vector": int(labels - n),
         # As a network's start is recorded: the encoder, frozen (only the head learns), and why.
         "init": {"init": "pretrained", "encoder_model_id": int(enc.model_id), "head": "frozen",

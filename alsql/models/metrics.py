@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = ["confusion_matrix", "accuracy", "per_class_recall", "balanced_accuracy", "macro_f1", "selection_key",
-           "class_weights", "imbalance_warnings", "one_class_warning", "metrics_dict", "labels_to_reach"]
+           "class_weights", "logit_adjustment", "imbalance_warnings", "one_class_warning", "metrics_dict", "labels_to_reach"]
 
 # The model predicts one class for this share of a set or more: worth a warning.
 ONE_CLASS_SHARE = 0.95
@@ -74,6 +74,20 @@ def class_weights(counts: Sequence[int]) -> list[float | None]:
         return [None] * len(c)
     total, k = c.sum(), int(present.sum())
     return [round(float(total / (k * n)), 6) if n > 0 else None for n in c]
+
+
+def logit_adjustment(counts: Sequence[int], tau: float = 1.0) -> list[float]:
+    """The training-time logit offsets of logit-adjusted cross-entropy (Menon et al. 2021, "Long-tail
+    learning via logit adjustment"): ``tau * log(prior_c)``, the prior being each class's share of
+    the training labels. A class with no labels gets the largest prior's offset (it is treated as
+    a common class: never boosted at prediction). Softmax is blind to a common shift, so equal
+    counts change nothing."""
+    c = np.asarray(counts, dtype=float)
+    if not (c > 0).any():
+        return [0.0] * len(c)
+    prior = c / c.sum()
+    top = prior.max()
+    return [round(float(tau * np.log(p if p > 0 else top)), 6) for p in prior]
 
 
 def imbalance_warnings(cm: np.ndarray, class_names: Sequence[str], where: str = "the evaluation set",

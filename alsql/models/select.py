@@ -130,7 +130,8 @@ def labeled_counts(conn, project_id: int) -> np.ndarray:
 
 
 def _per_class(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: int):
-    """One top-``k`` query per class by ``s.column`` (at most ``C * k`` rows), then ``s.select``."""
+    """One top-``k`` query per class by ``s.column`` (at most ``C * k`` rows), then ``s.select``
+    (with the training labels per class when the strategy needs ``counts``)."""
     cids = conn.execute(select(classes.c.class_id).where(classes.c.project_id == project_id)
                         .order_by(classes.c.class_id)).scalars().all()
     ids, vals, cls = [], [], []
@@ -145,7 +146,8 @@ def _per_class(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: 
         return np.zeros(0, np.int64), np.zeros(0)
     order = np.argsort(item_ids, kind="stable")
     cands = Candidates(item_ids[order], scores={s.column: np.concatenate(vals)[order],
-                                                "class_id": np.concatenate(cls)[order]})
+                                                "class_id": np.concatenate(cls)[order]},
+                       labeled_counts=labeled_counts(conn, project_id) if "counts" in s.needs else None)
     idx, score = s.select(cands, k, np.random.default_rng(seed))
     return cands.item_ids[idx], score
 

@@ -14,10 +14,12 @@ Writes, on rank 0 only:
   per-class recall on the evaluation set, evaluated count, epochs, best epoch, and
   ``warnings``: a class with recall 0, one class predicted for 95 % or more).
 
-Imbalance: by default (``TrainConfig.class_weight`` ``balanced``) the loss weighs each class
-``n / (k * n_c)`` by its ``training_set`` count (``alsql.models.metrics.class_weights``),
-recorded as ``params["class_weights"]``; the kept checkpoint is the best by balanced
-accuracy (``alsql.models.metrics.selection_key``).
+Imbalance: by default (``TrainConfig.class_weight`` ``logit_adjust``) the training loss adds
+``log(prior)`` of each class, its share of ``training_set``, to the logits (logit-adjusted
+cross-entropy, Menon et al. 2021; ``alsql.models.metrics.logit_adjustment``), recorded as
+``params["logit_adjustment"]``; ``balanced`` weighs each class ``n / (k * n_c)`` instead
+(``alsql.models.metrics.class_weights``, ``params["class_weights"]``). The kept checkpoint
+is the best by balanced accuracy (``alsql.models.metrics.selection_key``).
 
 A checkpoint is saved after every evaluated epoch, keyed by project, architecture, seed and
 newest annotation, with the run's settings (``settings_of``). A re-run resumes from it only
@@ -41,9 +43,9 @@ from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import head_config
-from alsql.models.fit import FitResult, TrainConfig, distributed, fit, plan_epochs, plan_line, resolve_device
+from alsql.models.fit import CLASS_WEIGHTS, FitResult, TrainConfig, distributed, fit, plan_epochs, plan_line, resolve_device
 from alsql.models.inputs import media_plan
-from alsql.models.metrics import class_weights, imbalance_warnings, metrics_dict
+from alsql.models.metrics import class_weights, imbalance_warnings, logit_adjustment, metrics_dict
 from alsql.models.networks import build_network, layout_for, layout_of, layout_tag, load_weights, weights_layout
 from alsql.models.resume import resume_plan, settings_of
 from alsql.schema import annotations, model_versions
@@ -52,8 +54,13 @@ from alsql.schema.views import evaluation_set, training_set
 __all__ = ["TrainOutcome", "train_and_record", "train_project", "init_distributed", "dataset_url", "label_counts"]
 
 # Measured in benchmarks/imbalance.py (3 seeds): weighted loss vs class-balanced sampling.
-CLASS_WEIGHT_RULE = ("balanced: cross-entropy weighted n / (k * n_c) per class of training_set "
-                     "(chosen over class-balanced sampling by benchmarks/imbalance.py)")
+CLASS_WEIGHT_RULES = {  # params["class_weight_rule"], by TrainConfig.class_weight
+    "logit_adjust": ("logit_adjust: cross-entropy on logits + log(share of the class in training_set) "
+                     "(Menon et al. 2021; chosen over the weights and class-balanced sampling by "
+                     "benchmarks/imbalance.py and benchmarks/label_efficiency.py)"),
+    "balanced": "balanced: cross-entropy weighted n / (k * n_c) per class of training_set",
+    "none": "none: plain cross-entropy",
+}
 
 
 
@@ -273,8 +280,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     it trains a head instead, the outcome is that head's id (``fit`` None, no network trained).
     """
     cfg = cfg or TrainConfig()
-    if cfg.class_weight not in ("balanced", "none"):
-        raise AlsqlError(f"--class-weight {cfg.class_weight!r}: expected balanced or none")
+    if cfg.class_weight not in CLASS_WEIGHTS:
+        raise AlsqlError(f"--class-weight {cfg.class_weight!r}: expected {', '.join(CLASS_WEIGHTS)}")
     settings = settings_of(cfg, grayscale=grayscale, weights=weights, init=init, head=head)
     init_distributed(cfg.device)
     device = resolve_device(cfg.device)
@@ -304,6 +311,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     num_classes = len(proj.classes)
     counts = label_counts(engine, proj.project_id, num_classes)
     weights_used = class_weights(counts) if cfg.class_weight == "balanced" else None
+    adjust_used = logit_adjustment(counts) if cfg.class_weight == "logit_adjust" else None
     torch.manual_seed(cfg.seed)
     # A network started from the project's encoder takes the pooling that encoder was trained with;
     # a new one the pooling of its input's kind and size (layout_for).
@@ -353,7 +361,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     result = fit(net, train_src.batches, (lambda: eval_src.batches(0)) if eval_src is not None else None,
                  fit_cfg, num_classes, steps, resume=state,
                  on_epoch=lambda s: save_object(ckpt_uri, s | {"settings": settings}),
-                 on_progress=on_progress, class_weights=weights_used,
+                 on_progress=on_progress, class_weights=weights_used, class_counts=counts,
                  on_plan=(lambda p: say(plan_line(p))) if say is not None and rank == 0 else None)
     if result.stopped == "max-minutes" and say is not None and rank == 0:
         say(f"stopped at --max-minutes {cfg.max_minutes:g} after epoch {result.epochs_run} of "
@@ -380,7 +388,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             "device": device.type, "media": media.spec.as_dict(),
             "init": {k: v for k, v in start.items() if k != "key"},
             "class_weights": None if weights_used is None else dict(zip(proj.classes, weights_used)),
-            "class_weight_rule": CLASS_WEIGHT_RULE if weights_used is not None else "none: plain cross-entropy",
+            "logit_adjustment": None if adjust_used is None else dict(zip(proj.classes, adjust_used)),
+            "class_weight_rule": CLASS_WEIGHT_RULES[cfg.class_weight],
             "label_counts": dict(zip(proj.classes, counts)),
         }
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")

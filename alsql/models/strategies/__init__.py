@@ -6,8 +6,8 @@
 
 Names: random, least_confidence, margin, entropy, bald (scalar: one SQL query over
 stored scores), coreset, badge, cluster_margin, typiclust (batch-aware: embeddings of
-a bounded candidate set), and the rare-class seekers balanced_margin (one SQL query
-per predicted class), rare_boost and similar (``rare``). See ``base`` for the
+a bounded candidate set), and the rare-class seekers balanced_margin and class_balanced
+(one SQL query per predicted class), rare_boost and similar (``rare``). See ``base`` for the
 ``select`` contract.
 
 Active evaluation rounds (not a ranking: a draw with known inclusion probabilities)

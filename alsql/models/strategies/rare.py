@@ -1,4 +1,4 @@
-"""Strategies that seek the rare class: per-class quotas, a rare-class boost, targeted selection.
+"""Strategies that seek the rare class: per-class quotas, labels evened out, a rare-class boost, targeted selection.
 
 Plain uncertainty picks the rare classes at about their base rate when the model has
 barely seen them (a model that predicts the majority class is most uncertain about
@@ -9,6 +9,13 @@ majority items too). Three answers from the literature, each bounded in memory:
   within each class the lowest margins go first. In the database it is one
   ``ORDER BY margin LIMIT k`` query per predicted class (``kind = "per_class"``): at most
   ``C * k`` rows are read, whatever the pool.
+- ``class_balanced`` (in the spirit of Bengar et al. 2022, "Class-balanced active learning for
+  image classification"): the same queries and order within a class, but the budget goes to
+  the classes with the fewest training labels first, so that labels per class after the round
+  are as even as the predictions allow (``balancing_quotas``: water filling on the labeled
+  counts, read from ``training_set``). Where the model predicts a rare class for few items,
+  those go first and the rest of the budget falls to the lowest margins of the others - in a
+  two-class pool, the items likeliest to be the rare class.
 - ``rare_boost`` (in the spirit of Aggarwal et al. 2020, "Active learning for imbalanced
   datasets"): among the ``RARE_FACTOR * k`` lowest-margin candidates, the items whose
   predicted probability of the rare classes is highest go first (ties: lowest margin).
@@ -53,7 +60,7 @@ from threadpoolctl import threadpool_limits
 
 from alsql.models.strategies.base import Candidates, Strategy, centred, register, top_k
 
-__all__ = ["rare_classes", "class_quotas", "balanced_margin", "rare_boost", "similar", "RARE_FACTOR",
+__all__ = ["rare_classes", "class_quotas", "balancing_quotas", "balanced_margin", "class_balanced", "rare_boost", "similar", "RARE_FACTOR",
            "MAX_QUERIES"]
 
 RARE_FACTOR = 5  # rare_boost: the uncertain candidates it re-ranks, as a multiple of the budget
@@ -103,19 +110,59 @@ def class_quotas(available: np.ndarray, k: int, order: np.ndarray | None = None)
     return q
 
 
-def _balanced_margin(cands: Candidates, k: int, rng: np.random.Generator):
-    margin = cands.need("margin", "balanced_margin").astype(np.float64)
-    cls = _class_ids(cands, "balanced_margin")
+def balancing_quotas(counts: np.ndarray, available: np.ndarray, k: int,
+                     order: np.ndarray | None = None) -> np.ndarray:
+    """``(C,)`` int: ``k`` split so that labels per class after the round are as even as they can
+    be: the classes with the fewest labels (``counts``) are raised first (water filling on
+    ``counts + quota``), each quota at most ``available[c]``; the quotas sum to
+    ``min(k, available.sum())``. At one level, the classes first in ``order`` (default: class
+    id) get the one more."""
+    avail = np.asarray(available, dtype=np.int64)
+    n = np.zeros(len(avail), dtype=np.int64)
+    got = np.asarray(counts, dtype=np.int64)[: len(avail)]
+    n[: len(got)] = got
+    k = min(int(k), int(avail.sum()))
+    if k <= 0:
+        return np.zeros_like(avail)
+
+    def fill(level: int) -> np.ndarray:
+        return np.clip(level - n, 0, avail)
+
+    lo, hi = int(n.min()), int(n.max()) + k  # fill(lo) sums to 0 (every class at or above lo), fill(hi) to all
+    while lo < hi:  # the highest level whose quotas fit in k
+        mid = (lo + hi + 1) // 2
+        if fill(mid).sum() <= k:
+            lo = mid
+        else:
+            hi = mid - 1
+    q = fill(lo)
+    left = k - int(q.sum())
+    if left:  # one more each to the open classes at the level, in order
+        order = np.arange(len(avail)) if order is None else np.asarray(order, dtype=np.int64)
+        at = [int(c) for c in order if n[c] + q[c] == lo and q[c] < avail[c]]
+        at += [c for c in range(len(avail)) if c not in set(at) and n[c] + q[c] == lo and q[c] < avail[c]]
+        for c in at[:left]:
+            q[c] += 1
+    return q
+
+
+def _per_class_picks(cands: Candidates, k: int, name: str, quotas_of) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest margins of each predicted class, ``quotas_of(available, order)`` from each; in
+    rank order every class's most uncertain pick first, then every class's second, ..."""
+    margin = cands.need("margin", name).astype(np.float64)
+    cls = _class_ids(cands, name)
     k = min(int(k), len(cands))
     if k == 0:
         return np.zeros(0, np.int64), np.zeros(0)
     n_cls = int(cls.max()) + 1
+    if cands.labeled_counts is not None:
+        n_cls = max(n_cls, len(cands.labeled_counts))
     by_margin = np.argsort(margin, kind="stable")  # ties by position = by item id
     avail = np.bincount(cls, minlength=n_cls)
     first = np.full(n_cls, np.inf)  # each class's most uncertain candidate: who gets a leftover first
     for pos in by_margin[::-1]:
         first[cls[pos]] = margin[pos]
-    quotas = class_quotas(avail, k, np.argsort(first, kind="stable"))
+    quotas = quotas_of(avail, np.argsort(first, kind="stable"))
     taken = np.zeros(n_cls, dtype=np.int64)
     depth = np.empty(len(cands), dtype=np.int64)  # rank of each candidate within its class
     keep = np.zeros(len(cands), dtype=bool)
@@ -126,9 +173,20 @@ def _balanced_margin(cands: Candidates, k: int, rng: np.random.Generator):
             taken[c] += 1
             keep[pos] = True
     chosen = np.flatnonzero(keep)
-    # Rank order: every class's most uncertain pick first, then every class's second, ...
     idx = chosen[np.lexsort((margin[chosen], depth[chosen]))].astype(np.int64)
     return idx, 1.0 - margin[idx]
+
+
+def _balanced_margin(cands: Candidates, k: int, rng: np.random.Generator):
+    k = min(int(k), len(cands))
+    return _per_class_picks(cands, k, "balanced_margin", lambda avail, order: class_quotas(avail, k, order))
+
+
+def _class_balanced(cands: Candidates, k: int, rng: np.random.Generator):
+    k = min(int(k), len(cands))
+    counts = np.zeros(0) if cands.labeled_counts is None else np.asarray(cands.labeled_counts)
+    return _per_class_picks(cands, k, "class_balanced",
+                            lambda avail, order: balancing_quotas(counts, avail, k, order))
 
 
 def _rare_boost(cands: Candidates, k: int, rng: np.random.Generator):
@@ -208,6 +266,12 @@ balanced_margin = register(
     Strategy(
         "balanced_margin", "per_class", _balanced_margin, "margin", False,
         doc="lowest margins, the budget split evenly across the predicted classes",
+    )
+)
+class_balanced = register(
+    Strategy(
+        "class_balanced", "per_class", _class_balanced, "margin", False, needs=("counts",),
+        doc="lowest margins per predicted class, the budget to the classes with the fewest labels first",
     )
 )
 rare_boost = register(
