@@ -309,32 +309,51 @@ def train_scratch(ds: Dataset, x, y, seed: int):
     return net
 
 
-PRETRAINED_START = "measured"  # --pretrained-start: measured (alsql.models.choose) or rule (choose_head)
+PRETRAINED_START = "measured"  # --pretrained-start: measured, probe (alsql.models.choose) or rule (choose_head)
 
 
 def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, str]:
     """frozen, finetune or random, as ``alsql train`` (``--init auto --head auto``, its default)
-    decides when the project has an encoder: measured on the labels
-    (``alsql.models.choose.measure_choice``, arms head, fine-tune and random weights;
-    cross-validated, there being no evaluation set here) when this version has it and
-    ``PRETRAINED_START`` is measured, else the labels-per-class rule ``choose_head``. Returns
-    (mode, how it was chosen: measured / rule / rule after the measuring failed, with the error)."""
+    decides when the project has an encoder:
+
+    - ``measured`` (``PRETRAINED_START``): ``alsql.models.choose.measure_choice`` on the labels,
+      arms head, fine-tune and random weights, cross-validated (there is no evaluation set
+      here): what ``alsql train`` does when the labeled items are held in memory;
+    - ``probe``: the same with the costly arms left out, as ``alsql train`` decides when the
+      labeled items are not held in memory (``measure_sources``): random weights when the
+      encoder's linear probe does not beat a random network's, else the labels-per-class rule;
+    - ``rule``: the labels-per-class rule ``choose_head`` alone (torchrun).
+
+    Returns (mode, how it was chosen: measured / probe / rule / rule after the measuring failed,
+    with the error)."""
     from alsql.models.encoders import choose_head
 
     how = "rule"
-    if PRETRAINED_START == "measured":
+    if PRETRAINED_START in ("measured", "probe"):
         try:
-            from alsql.models.choose import measure_choice
+            from alsql.models.choose import ARMS, features_of, measure_choice
         except ImportError:
             how = "rule (no alsql.models.choose)"
         else:
             try:
-                choice = measure_choice(y, len(ds.classes), x=x, make_net=ds.make_net, encoder_state=encoder,
-                                        cfg=ds.cfg, arms=("head", "finetune", "random"), seed=seed)
+                if PRETRAINED_START == "measured":
+                    choice = measure_choice(y, len(ds.classes), x=x, make_net=ds.make_net, encoder_state=encoder,
+                                            cfg=ds.cfg, arms=ARMS, seed=seed)
+                else:  # as measure_sources computes the probes' features when the items are not in memory
+                    from alsql.models.encoders import start_from_encoder
+
+                    torch.manual_seed(seed)
+                    enc = ds.make_net()
+                    start_from_encoder(enc, encoder, "frozen")
+                    torch.manual_seed(seed + 1)
+                    rnd = ds.make_net()
+                    choice = measure_choice(y, len(ds.classes), features=features_of(enc, x),
+                                            random_features=features_of(rnd, x), encoder_state=encoder, arms=ARMS,
+                                            seed=seed)
             except Exception as exc:  # noqa: BLE001 - a benchmark row records it rather than losing the run
                 how = f"rule (measuring failed: {type(exc).__name__}: {exc})"
             else:
-                return {"head": "frozen"}.get(choice.mode, choice.mode), "measured"
+                return {"head": "frozen"}.get(choice.mode, choice.mode), PRETRAINED_START
     return choose_head("auto", len(y), len(ds.classes))[0], how
 
 
@@ -347,7 +366,7 @@ def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch
 
     mode, how = pretrained_mode(ds, encoder, x, y, seed)
     if mode == "random":  # the measured choice left the encoder: the network from random weights
-        return train_scratch(ds, x, y, seed), mode if how == "measured" else f"{mode} ({how})"
+        return train_scratch(ds, x, y, seed), mode if how in ("measured", "probe") else f"{mode} ({how})"
     torch.manual_seed(seed)
     net = ds.make_net()
     start_from_encoder(net, encoder, mode)
@@ -355,7 +374,7 @@ def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch
     batches, steps = _batches(x, y, seed, cfg.batch_size)
     fit(net, batches, None, cfg, len(ds.classes), steps_per_epoch=steps)
     net.freeze_encoder(False)
-    return net, mode if how == "measured" else f"{mode} ({how})"
+    return net, mode if how in ("measured", "probe") else f"{mode} ({how})"
 
 
 def pretrain_steps(ds: Dataset, n_pool: int) -> int:
@@ -732,11 +751,17 @@ def goals(report: dict) -> dict:
 
 
 def pretrained_start_note() -> str:
-    if PRETRAINED_START == "measured":
+    if PRETRAINED_START in ("measured", "probe"):
         try:
             import alsql.models.choose  # noqa: F401
         except ImportError:
             return "rule: choose_head (this version has no measured choice)"
+        if PRETRAINED_START == "probe":
+            return ("probe: alsql.models.choose.measure_choice on the encoder's and a random network's features "
+                    "(linear probes, cross-validated on each budget's labels), fine-tuning and random weights not "
+                    "trained: random weights when the encoder's probe does not beat the random network's, else the "
+                    "labels-per-class rule (as alsql train --init auto --head auto when the labeled items are not "
+                    "held in memory)")
         return ("measured: alsql.models.choose.measure_choice, arms head, finetune and random weights, "
                 "cross-validated on each budget's labels (as alsql train --init auto --head auto, its default, "
                 "without an evaluation set)")
@@ -943,10 +968,13 @@ def main() -> None:
                     help="an earlier report: digits, traffic and maintenance accuracy by arm and budget beside this "
                          "run's, and whether within one standard deviation (none: no comparison)")
     ap.add_argument("--no-pretrained", action="store_true", help="the from-scratch arms only")
-    ap.add_argument("--pretrained-start", choices=("measured", "rule"), default="measured",
-                    help="how the +pretrained arms choose a frozen head or fine-tuning: measured on the labels as alsql "
-                         "train --head auto does (alsql.models.choose; cross-validation, costly), or the older "
-                         "labels-per-class rule (choose_head)")
+    ap.add_argument("--pretrained-start", choices=("measured", "probe", "rule"), default="measured",
+                    help="how the +pretrained arms choose a frozen head, fine-tuning or random weights: measured on "
+                         "the labels as alsql train --head auto does (alsql.models.choose; cross-validation, costly), "
+                         "probe (the encoder's and a random network's linear probes, then the rule: alsql train on "
+                         "labels not held in memory), or the labels-per-class rule alone (choose_head)")
+    ap.add_argument("--only-pretrained", action="store_true",
+                    help="the +pretrained arms only (merge with a from-scratch run's partial through --from-partial)")
     ap.add_argument("--first-seed", type=int, default=0,
                     help="run seeds from this one up to --seeds (more seeds for an earlier run: merge the two runs' "
                          "<out>.partial.json with --from-partial)")
@@ -1082,7 +1110,8 @@ def main() -> None:
             for s in sets:
                 if seed < n_seeds[s]:
                     for n in per_set[s]:
-                        tasks.append((s, seed, n, None))
+                        if not args.only_pretrained:
+                            tasks.append((s, seed, n, None))
                         if not args.no_pretrained:
                             tasks.append((s, seed, n, encoders[(s, seed)]))
             for r in pool.imap_unordered(arm_task, tasks):
@@ -1095,6 +1124,10 @@ def main() -> None:
             seed_times.append(time.perf_counter() - t_seed)
     if tmp is not None:
         tmp.cleanup()
+    if args.only_pretrained and not args.from_partial:  # no from-scratch arms to compare with: the partial only
+        console.print(f"wrote {partial} (the +pretrained arms): build the report with --from-partial "
+                      f"<a from-scratch run's partial>,{partial}")
+        return
     report = {"config": {"seeds": seeds, "strategies": per_set.get("digits", names), "scenario_seeds": scen_seeds,
                          "scenario_strategies": scen_names, "longtail_strategies": lt_names,
                          "pretrained_arms": not args.no_pretrained,

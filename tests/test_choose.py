@@ -223,4 +223,35 @@ def test_sources_use_the_evaluation_set_and_over_the_cap_measure_the_head_only(t
     assert "over 50" in over.why
     few = choose.measure_sources(row, train, _Src(x[60:70], y[60:70]), cfg, _net, 10)
     assert few.method.endswith("-fold stratified cross-validation on 60 labels")  # 10 held out: too few
+    # Labels not held in memory: the probes alone, from one pass over the items; the encoder is
+    # left for random weights when its probe does not beat a random network's, else the rule.
+    monkeypatch.setattr(choose, "COSTLY_MAX_LABELS", 400)  # 60 labels: under the cap again
+    stream = _Src(x[:60], y[:60])
+    stream.cache = False
+    streamed = choose.measure_sources(row, stream, None, cfg, _net, 10)
+    assert set(streamed.scores) == {"head", "probe_random"}
+    assert "60 labels (fine-tuning is not cross-validated)" in streamed.why
+    h, r = streamed.scores["head"], streamed.scores["probe_random"]
+    assert streamed.mode == ("random" if h <= r else "head")  # 6 labels per class: the rule's frozen head
+    # Under torchrun each process sees a share of the labels: nothing is measured, the rule decides.
+    import alsql.models.fit as fitmod
+
+    monkeypatch.setattr(fitmod, "distributed", lambda: (0, 2))
     assert choose.measure_sources(row, SimpleNamespace(cache=False), None, cfg, _net, 10) is None
+
+
+def test_unmeasured_costly_arms_follow_the_probes():
+    """When fine-tuning and random weights were not trained, the probes decide encoder or none:
+    a probe no better than a random network's gives random weights; else the rule under the cap
+    (a head under 15 labels per class, fine-tuning from there) and fine-tuning over it."""
+    from alsql.models.choose import _decide
+
+    weak = {"head": 0.40, "probe_random": 0.55}
+    good = {"head": 0.80, "probe_random": 0.55}
+    assert _decide(weak, ["head"], ARMS, 100, 400, True, 3)[0] == "random"
+    assert _decide(good, ["head"], ARMS, 30, 400, True, 3)[0] == "head"  # 10 per class
+    assert _decide(good, ["head"], ARMS, 300, 400, True, 3)[0] == "finetune"  # 100 per class
+    assert _decide(good, ["head"], ARMS, 900, 400, True, 3)[0] == "finetune"
+    assert _decide(weak, ["head"], ("head", "finetune"), 100, 400, True, 3)[0] != "random"  # --init pretrained
+    mode, why = _decide(weak, ["head"], ARMS, 100, 400, True, 3)
+    assert "does not beat a random network's 0.550" in why

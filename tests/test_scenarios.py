@@ -51,9 +51,9 @@ def _check_answer(result, groups):
     ppi = result.verdict["difference"]["ppi"]
     assert result.verdict["true_difference"] > 0
     assert result.agrees == (covered == len(groups) and ppi["covers"] and ppi["excludes_zero"])
-    # The model is imperfect at the default difficulty (it would be 1.0 on the easy data). Its
-    # rounds are picked per predicted class (balanced_margin) and it trains class-weighted, which
-    # trades plain accuracy for the rarer class's recall: no class is ever left at recall 0.
+    # The model is imperfect at the default difficulty (it would be 1.0 on the easy data). It
+    # trains with the logit-adjusted loss, which trades plain accuracy for the rarer class's
+    # recall: no class is ever left at recall 0.
     last = result.rounds[-1]
     assert 0.70 <= last.accuracy <= 0.94
     assert min(last.per_class_recall.values()) > 0
