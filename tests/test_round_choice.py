@@ -106,10 +106,13 @@ def test_perfect_features_measured_give_a_head_on_the_stored_vectors(pretrained)
     assert any(s.startswith("measured: ") and f"head on the stored vectors of encoder {enc}" in s for s in said)
     assert row.metrics["balanced_accuracy"] is not None
 
-    # Nothing can be measured when the labels are not held in memory: the fixed rule (8 per class: the head).
+    # Labels not held in memory: only the probes are measured (one pass over the items); the
+    # encoder's beats the random network's, so the rule decides (8 per class: the head).
     fixed = _row(engine, train_round_model(engine, proj.project_id, dataclasses.replace(CFG, cache_mb=0),
                                            grayscale=True, artifacts=art))
-    assert fixed.architecture == "head:linear" and "choice" not in fixed.params["init"]
+    assert fixed.architecture == "head:linear"
+    assert set(fixed.params["init"]["choice"]["scores"]) == {"head", "probe_random"}
+    assert "fine-tuning is not cross-validated" in fixed.params["init"]["why"]
     assert "under 15 per class" in fixed.params["init"]["why"]
 
 
