@@ -19,11 +19,20 @@ Every arm keeps the checkpoint of the best evaluation balanced accuracy on the t
 Reports the mean and std balanced accuracy and minority recall per arm.
 
     python benchmarks/imbalance.py [--seeds 3]
+
+``--rounds``: the loss in active-learning rounds as ``label_efficiency.py`` runs them
+(``run_arm``: its budgets, networks, training settings and test split, from scratch) on its
+rare-class sets, logit adjustment against the class weights: balanced accuracy per budget, mean
+over seeds, the seeds whose model predicts a single class, and the rare items among the labels.
+The held-out set is never read. Writes ``benchmarks/reports/imbalance_rounds.json``.
+
+    python benchmarks/imbalance.py --rounds --datasets behaviour,parts,letters --strategies random,typiclust --seeds 3
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -38,6 +47,9 @@ from alsql.models.metrics import balanced_accuracy, per_class_recall
 from alsql.models.networks import build_network, layout_for
 
 REPORT = Path(__file__).parent / "reports" / "imbalance.json"
+ROUNDS_REPORT = Path(__file__).parent / "reports" / "imbalance_rounds.json"
+ROUND_LOSSES = ("logit_adjust", "balanced")
+_SETS: dict = {}
 ARMS = ("none", "weighted", "sampling", "adjusted")
 LOSS = {"none": "none", "weighted": "balanced", "sampling": "none", "adjusted": "logit_adjust"}
 
@@ -103,11 +115,85 @@ def run_arm(arm: str, cfg: TrainConfig, data, num_classes: int, seed: int) -> di
     return {"balanced_accuracy": balanced_accuracy(res.confusion), "recall": [float(r) for r in rec]}
 
 
+def round_task(task: tuple[str, str, str, int]) -> tuple[str, str, str, int, list[dict]]:
+    """One strategy's rounds on one rare-class set and seed, trained with one loss."""
+    import label_efficiency as le
+
+    name, loss, strategy, seed = task
+    torch.set_num_threads(1)
+    ds = dataclasses.replace(_SETS[name])
+    ds.cfg = replace(ds.cfg, class_weight=loss)
+    return name, loss, strategy, seed, le.run_arm(ds, strategy, seed, None)
+
+
+def rounds(args) -> None:
+    import multiprocessing as mp
+    import sys
+    import tempfile
+    import time
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import label_efficiency as le
+
+    sets = [s.strip() for s in args.datasets.split(",")]
+    if "heldout" in sets:
+        raise SystemExit("--datasets heldout: the held-out set is kept out of every choice of default")
+    strategies = [s.strip() for s in args.strategies.split(",")]
+    tmp = tempfile.TemporaryDirectory(prefix="alsql-imbalance-")
+    builders = {"behaviour": lambda: le.behaviour(False, Path(tmp.name)), "parts": lambda: le.parts(False),
+                "letters": lambda: le.letters(False)}
+    t0 = time.perf_counter()
+    for name in sets:
+        if name not in builders:
+            raise SystemExit(f"--datasets {name!r}: expected some of {', '.join(builders)}")
+        _SETS[name] = builders[name]()
+    tasks = [(n, loss, st, seed) for n in sets for loss in ROUND_LOSSES for st in strategies
+             for seed in range(args.seeds)]
+    done = []
+    console = Console(width=200)
+    with mp.get_context("fork").Pool(args.jobs) as pool:
+        for r in pool.imap_unordered(round_task, tasks):
+            done.append(r)
+            console.print(f"{r[0]:10s} {r[1]:12s} {r[2]:10s} seed {r[3]}: balanced accuracy "
+                          + " ".join(f"{row['balanced_accuracy']:.3f}" for row in r[4]))
+    tmp.cleanup()
+    report = {"mode": "rounds (label_efficiency.run_arm, from scratch)", "seeds": args.seeds, "strategies": strategies,
+              "losses": list(ROUND_LOSSES), "torch_threads": 1, "jobs": args.jobs, "datasets": {}}
+    table = Table("dataset", "strategy", "loss", "balanced accuracy by budget", "single-class seeds", "rare per 100",
+                  title="the loss in rounds from scratch, mean over seeds")
+    for name in sets:
+        d = report["datasets"][name] = {"note": _SETS[name].note, "budgets": _SETS[name].budgets, "by_strategy": {}}
+        for st in strategies:
+            for loss in ROUND_LOSSES:
+                runs = [r[4] for r in done if r[0] == name and r[1] == loss and r[2] == st]
+                bal = np.array([[row["balanced_accuracy"] for row in rows] for rows in runs])
+                single = np.array([[row["single_class"] for row in rows] for rows in runs]).sum(0)
+                rare = np.array([[row["rare_per_100"] for row in rows] for rows in runs])
+                c = d["by_strategy"].setdefault(st, {})[loss] = {
+                    "balanced_accuracy": bal.mean(0).round(4).tolist(), "std": bal.std(0).round(4).tolist(),
+                    "single_class_seeds": single.tolist(), "rare_per_100": rare.mean(0).round(2).tolist(),
+                    "seeds": len(runs)}
+                table.add_row(name, st, loss, " ".join(f"{m:.3f}" for m in c["balanced_accuracy"]),
+                              str(c["single_class_seeds"]), " ".join(f"{m:.1f}" for m in c["rare_per_100"]))
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    console.print(table)
+    ROUNDS_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    ROUNDS_REPORT.write_text(json.dumps(report, indent=1))
+    print(f"report: {ROUNDS_REPORT} ({report['seconds']:.0f} s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--rounds", action="store_true", help="the loss in rounds on the rare-class sets (see the docstring)")
+    ap.add_argument("--datasets", default="behaviour,parts,letters", help="with --rounds")
+    ap.add_argument("--strategies", default="random,typiclust", help="with --rounds")
+    ap.add_argument("--jobs", type=int, default=2, help="with --rounds: worker processes")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.rounds:
+        rounds(args)
+        return
     cfg = TrainConfig(epochs=10, min_steps=100, batch_size=32, patience=1000)
     report: dict = {"seeds": args.seeds, "config": cfg.as_params(), "problems": {}}
     problems = {
