@@ -24,7 +24,6 @@ from rich.table import Table
 
 from alsql.cli.common import console, get_engine
 from alsql.cli.status import print_status
-from alsql.models.strategies import DEFAULT_STRATEGY
 
 __all__ = ["register"]
 
@@ -38,7 +37,7 @@ def demo(
              "noisy and look-alike segments), hard, or a level from 0 to 1")] = "default",
     folder: Annotated[Optional[Path], typer.Option(
         help="Where the sample data is written (default: demo-data, or <scenario>-data)")] = None,
-    strategy: Annotated[str, typer.Option(help="Strategy compared with random (default: the best measured rare-class seeker, benchmarks/rare_seeking.py)")] = DEFAULT_STRATEGY,
+    strategy: Annotated[Optional[str], typer.Option(help="Strategy compared with random (default: the best measured rare-class seeker, alsql.models.strategies.DEFAULT_STRATEGY, benchmarks/rare_seeking.py)")] = None,
     rounds: Annotated[int, typer.Option(help="Active-learning rounds")] = 7,
     budget: Annotated[int, typer.Option(help="Labels per round (after the first)")] = 30,
     first_budget: Annotated[int, typer.Option(help="Random labels in the first (cold-start) round")] = 40,
@@ -59,8 +58,10 @@ def demo(
     """
     import torch
 
+    from alsql.models.strategies import DEFAULT_STRATEGY
     from alsql.report import status_summary
 
+    strategy = strategy or DEFAULT_STRATEGY
     if scenario is not None:
         torch.set_num_threads(1)
         _scenario(scenario, size, folder or Path(f"{scenario}-data"), strategy, seed, difficulty)
