@@ -415,11 +415,11 @@ def measure_sources(encoder_row, train_src, eval_src, cfg, make_net: Callable[[]
     kw = dict(make_net=make_net, encoder_state=state, cfg=cfg, arms=arms, seed=cfg.seed,
               max_costly_labels=COSTLY_MAX_LABELS,
               encoder_name=f"encoder model {encoder_row.model_id}", say=say)
-    n = sum(len(yb) for _xb, yb in train_src.batches(0))  # a cached source decodes its items once, here
     holdout = None
     if eval_src is not None and eval_src.cache:
         holdout = _gather(eval_src)
-    if n <= COSTLY_MAX_LABELS and train_src.cache:
+    # a cached source decodes its items once, here; a streamed one is read once, by the probes below
+    if train_src.cache and sum(len(yb) for _xb, yb in train_src.batches(0)) <= COSTLY_MAX_LABELS:
         x, y = _gather(train_src)
         return measure_choice(y, num_classes, x=x, holdout=holdout, **kw)
     torch.manual_seed(cfg.seed)
