@@ -76,6 +76,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from alsql.models.align import GUARD_SAMPLE
 from alsql.models.fit import TrainConfig, fit
 from alsql.models.metrics import balanced_accuracy, confusion_matrix, labels_to_reach, macro_f1, per_class_recall
 from alsql.models.networks import AudioCNN, SmallCNN, VideoNet, layout_for, layout_of
@@ -89,6 +90,7 @@ RARE_SETS = ["behaviour", "parts", "letters", "heldout"]
 # A model "predicts a single class" when one class takes this share of the test split or more
 # (all but under 1 %): the collapse the issue saw, not a majority that the truth has too.
 SINGLE_CLASS_SHARE = 0.99
+COLLAPSE_GUARD = True  # --no-collapse-guard: train as alsql train --no-collapse-guard
 console = Console(highlight=False, width=220)
 
 
@@ -301,11 +303,23 @@ def _batches(x, y, seed: int, batch_size: int):
     return batches, -(-n // batch_size)
 
 
-def train_scratch(ds: Dataset, x, y, seed: int):
+def guard(ds: Dataset, net, y, pool_x) -> dict | None:
+    """``alsql train``'s collapse guard (``alsql.models.align``) on a sample of the unlabeled
+    pool ``pool_x`` (None: not applied)."""
+    if pool_x is None or not COLLAPSE_GUARD:
+        return None
+    from alsql.models.align import guard_network, logits_of
+
+    counts = np.bincount(np.asarray(y), minlength=len(ds.classes))
+    return guard_network(net, logits_of(net, pool_x), counts)
+
+
+def train_scratch(ds: Dataset, x, y, seed: int, pool_x=None):
     torch.manual_seed(seed)
     net = ds.make_net()
     batches, steps = _batches(x, y, seed, ds.cfg.batch_size)
     fit(net, batches, None, ds.cfg, len(ds.classes), steps_per_epoch=steps)
+    net.guard = guard(ds, net, y, pool_x)
     return net
 
 
@@ -357,7 +371,7 @@ def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, s
     return choose_head("auto", len(y), len(ds.classes))[0], how
 
 
-def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch.nn.Module, str]:
+def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int, pool_x=None) -> tuple[torch.nn.Module, str]:
     """A network trained from the pretrained encoder as ``alsql train --init pretrained`` does:
     ``pretrained_mode`` picks a linear head on the frozen encoder or fine-tuning the whole
     network, ``start_from_encoder`` loads (and freezes), ``head_config`` sets the head's
@@ -366,7 +380,7 @@ def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch
 
     mode, how = pretrained_mode(ds, encoder, x, y, seed)
     if mode == "random":  # the measured choice left the encoder: the network from random weights
-        return train_scratch(ds, x, y, seed), mode if how in ("measured", "probe") else f"{mode} ({how})"
+        return train_scratch(ds, x, y, seed, pool_x), mode if how in ("measured", "probe") else f"{mode} ({how})"
     torch.manual_seed(seed)
     net = ds.make_net()
     start_from_encoder(net, encoder, mode)
@@ -374,6 +388,7 @@ def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[torch
     batches, steps = _batches(x, y, seed, cfg.batch_size)
     fit(net, batches, None, cfg, len(ds.classes), steps_per_epoch=steps)
     net.freeze_encoder(False)
+    net.guard = guard(ds, net, y, pool_x)
     return net, mode if how in ("measured", "probe") else f"{mode} ({how})"
 
 
@@ -455,11 +470,13 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
     out = []
     for i, budget in enumerate(budgets):
         lab = np.array(sorted(labeled))
+        rest = np.setdiff1d(pool, lab)  # the guard's sample of the unlabeled pool, as alsql train reads it
+        gx = ds.x[np.random.default_rng(seed * 100 + i).choice(rest, min(GUARD_SAMPLE, len(rest)), replace=False)]
         t0 = time.perf_counter()
         if encoder is None:
-            net, mode = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i), "scratch"
+            net, mode = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i, gx), "scratch"
         else:
-            net, mode = train_pretrained(ds, encoder, ds.x[lab], ds.y[lab], seed * 100 + i)
+            net, mode = train_pretrained(ds, encoder, ds.x[lab], ds.y[lab], seed * 100 + i, gx)
         train_s = time.perf_counter() - t0
         pred = score(net, ds.x[test], 0)["probs"].argmax(1)
         cm = confusion_matrix(y_np[test], pred, len(ds.classes))
@@ -473,6 +490,8 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
                     "rare_labels": int(np.isin(y_np[lab], ds.rare).sum()) if ds.rare else None,
                     "rare_per_100": round(100 * float(np.isin(y_np[lab], ds.rare).mean()), 3) if ds.rare else None,
                     "rare_in_pool": int(np.isin(y_np[pool], ds.rare).sum()) if ds.rare else None,
+                    "min_class_labels": int(np.bincount(y_np[lab], minlength=len(ds.classes)).min()),
+                    "guard": getattr(net, "guard", None) is not None,
                     "mode": mode, "train_s": round(train_s, 3)})
         if i + 1 == len(budgets):
             break
@@ -614,6 +633,15 @@ def rare_figures(ds: Dataset, arms: dict[str, list[list[dict]]]) -> dict:
                                       for i in range(len(runs[0]))] for a, runs in arms.items()},
            "predicted_classes_min": {a: [min(rows[i]["predicted_classes"] for rows in runs)
                                          for i in range(len(runs[0]))] for a, runs in arms.items()}}
+    if "min_class_labels" in next(iter(arms.values()))[0][0]:  # rows that record the labels per class
+        # single-class seeds among those whose labels hold >= 2 items of every class, and the collapse guard's acts
+        out["single_class_seeds_2_each"] = {
+            a: [sum(bool(rows[i]["single_class"]) and rows[i]["min_class_labels"] >= 2 for rows in runs)
+                for i in range(len(runs[0]))] for a, runs in arms.items()}
+        out["seeds_with_2_each"] = {a: [sum(rows[i]["min_class_labels"] >= 2 for rows in runs)
+                                        for i in range(len(runs[0]))] for a, runs in arms.items()}
+        out["guard_seeds"] = {a: [sum(bool(rows[i].get("guard")) for rows in runs) for i in range(len(runs[0]))]
+                              for a, runs in arms.items()}
     bal = out["balanced_accuracy"]
     target = bal["random"]["mean"][-1]
     out["target_balanced_accuracy"] = target
@@ -664,6 +692,13 @@ def issue24_goals(name: str, d: dict, default: str | None) -> dict:
            for b, n in zip(d["balanced_accuracy"][a]["labels"], counts) if b >= 2 * c and n]
     g["no_single_class"] = {"text": f"no arm predicts a single class at any budget of >= 2 labels per class "
                                     f"(>= {2 * c} labels) on any seed", "violations": bad, "met": not bad}
+    if "single_class_seeds_2_each" in d:  # the other reading: the seed's labels hold >= 2 items of every class
+        bad2 = [f"{a} at {b} ({n} seed{'s' if n > 1 else ''})"
+                for a, counts in d["single_class_seeds_2_each"].items()
+                for b, n in zip(d["balanced_accuracy"][a]["labels"], counts) if n]
+        g["no_single_class_2_each"] = {
+            "text": "no arm predicts a single class on any seed whose labels hold >= 2 items of every class",
+            "violations": bad2, "met": not bad2}
     need = d["labels_to_reach_random_bal_at_max"]
     rnd = need.get("random")
     best = min((a for a in need if need[a] is not None), key=lambda a: need[a], default=None)
@@ -821,7 +856,7 @@ def print_issue24(report: dict) -> None:
         bal = d["balanced_accuracy"]
         labels = bal["random"]["labels"]
         tab = Table(title=f"{name}, {d['seeds']} seeds: balanced accuracy mean±std (!n: n seeds predict a single "
-                          f"class) | rare recall | rare per 100 labels (x random) by labels; "
+                          f"class; gn: the collapse guard acted on n seeds) | rare recall | rare per 100 labels (x random) by labels; "
                           f"{d.get('pretrained_mode_by_labels', {})}", title_justify="left")
         tab.add_column("arm")
         for b in labels:
@@ -829,7 +864,9 @@ def print_issue24(report: dict) -> None:
         tab.add_column(f"labels to {d['target_balanced_accuracy']:.3f}", justify="right")
         for arm, c in bal.items():
             flags = d["single_class_seeds"][arm]
-            cells = [f"{m:.3f}±{s:.3f}" + (f" !{f}" if f else "") for m, s, f in zip(c["mean"], c["std"], flags)]
+            guards = d.get("guard_seeds", {}).get(arm, [0] * len(flags))
+            cells = [f"{m:.3f}±{s:.3f}" + (f" !{f}" if f else "") + (f" g{g}" if g else "")
+                     for m, s, f, g in zip(c["mean"], c["std"], flags, guards)]
             need = d["labels_to_reach_random_bal_at_max"].get(arm)
             ps = d["labels_to_reach_bal_per_seed"][arm]
             tab.add_row(arm, *cells, ("-" if need is None else f"{need:.0f}") + f" ({ps['reached']})")
@@ -973,6 +1010,8 @@ def main() -> None:
                          "the labels as alsql train --head auto does (alsql.models.choose; cross-validation, costly), "
                          "probe (the encoder's and a random network's linear probes, then the rule: alsql train on "
                          "labels not held in memory), or the labels-per-class rule alone (choose_head)")
+    ap.add_argument("--no-collapse-guard", action="store_true",
+                    help="train without alsql train's collapse guard (alsql.models.align)")
     ap.add_argument("--only-pretrained", action="store_true",
                     help="the +pretrained arms only (merge with a from-scratch run's partial through --from-partial)")
     ap.add_argument("--first-seed", type=int, default=0,
@@ -1006,8 +1045,9 @@ def main() -> None:
                     help="an earlier report (JSON): the datasets run now replace its own, the others are kept as "
                          "they are (a rerun of one dataset; goals recomputed on the merged datasets)")
     args = ap.parse_args()
-    global PRETRAINED_START
+    global PRETRAINED_START, COLLAPSE_GUARD
     PRETRAINED_START = args.pretrained_start
+    COLLAPSE_GUARD = not args.no_collapse_guard
     torch.set_num_threads(1)
     default = args.rare_default or rare_default()
     get_strategy(default)
@@ -1139,6 +1179,8 @@ def main() -> None:
                          "networks": {s: f"{type(_DATASETS[s].make_net()).__name__}(width=16), "
                                          f"{layout_of(_DATASETS[s].make_net())}" for s in sets},
                          "rare_default": default, "single_class_share": SINGLE_CLASS_SHARE,
+                         "collapse_guard": (f"on: alsql.models.align on {GUARD_SAMPLE} unlabeled pool items after "
+                                            f"each training" if COLLAPSE_GUARD else "off"),
                          "pretrained_start": pretrained_start_note(),
                          "heldout": "kept out of every choice of default: measured once, reported as it came"},
               "datasets": {}}

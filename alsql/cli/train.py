@@ -88,6 +88,11 @@ def train(
         "logit_adjust (default): train on logits plus the log of each class's share of the training labels "
         "(logit adjustment), so the network leaves a wider margin to a rare class; balanced: weigh the loss "
         "n / (k * n_c) per class; none: plain cross-entropy"))] = "logit_adjust",
+    collapse_guard: Annotated[bool, typer.Option(
+        "--collapse-guard/--no-collapse-guard",
+        help="After training, score a sample of the unlabeled pool; when the model predicts one class for 95% "
+             "of it or more, align its decision to the labels' class shares (printed and recorded as "
+             "params.collapse_guard)")] = True,
     init: Annotated[str, typer.Option(
         help="pretrained: start from the project's newest encoder (`alsql pretrain`); random: fresh weights; "
              "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
@@ -127,7 +132,7 @@ def train(
         raise AlsqlError("--encoder-model: only with --head linear or --head mlp")
     cfg = TrainConfig(arch=arch, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, patience=patience,
                       device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed,
-                      class_weight=class_weight, max_minutes=max_minutes)
+                      class_weight=class_weight, max_minutes=max_minutes, collapse_guard=collapse_guard)
     asked = True if resume else (False if no_resume else None)
     engine = get_engine()
     import dataclasses

@@ -62,6 +62,9 @@ class TrainConfig:
     # measured against the weights and class-balanced sampling in benchmarks/imbalance.py; balanced:
     # cross-entropy weighted n / (k * n_c) per class of the training labels; none: plain cross-entropy
     class_weight: str = "logit_adjust"
+    # after training, a sample of the unlabeled pool is scored; a model that predicts one class for 95 % of it
+    # gets its decision aligned to the labels' class shares (alsql.models.align); False: --no-collapse-guard
+    collapse_guard: bool = True
 
     def as_params(self) -> dict:
         return asdict(self)

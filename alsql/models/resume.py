@@ -12,7 +12,7 @@ from alsql.models.fit import TrainConfig
 __all__ = ["settings_of", "resume_plan"]
 
 # Settings that do not change what is learnt: a resume ignores them.
-_NOT_SETTINGS = ("num_workers", "cache_mb", "max_minutes")
+_NOT_SETTINGS = ("num_workers", "cache_mb", "max_minutes", "collapse_guard")  # collapse_guard: after training
 
 
 def settings_of(cfg: TrainConfig, **extra) -> dict:

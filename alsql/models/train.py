@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from sqlalchemy import Engine, func, insert, or_, select
@@ -247,6 +248,48 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
     return out
 
 
+def _pool_logits(url: str, project_id: int, cfg: TrainConfig, image_size, grayscale: bool, net,
+                 device: torch.device):
+    """The logits of ``net`` on up to ``GUARD_SAMPLE`` items of the project's unlabeled pool, read
+    in small key chunks dealt in a random order (so spread over the key range); None when the pool
+    is empty."""
+    from torch.utils.data import DataLoader
+
+    from alsql.loaders.datasets import SqlImageDataset
+    from alsql.models.align import GUARD_SAMPLE, logits_of
+
+    ds = SqlImageDataset(url, project_id, view="unlabeled_pool", seed=cfg.seed, shuffle=True, chunk_rows=64,
+                         image_size=image_size, grayscale=grayscale, rank=0, world_size=1)
+    dl = DataLoader(ds, batch_size=min(cfg.batch_size, 256), num_workers=0)
+    z = logits_of(net, batches=dl, device=device)
+    return z if len(z) else None
+
+
+def _collapse_guard(url: str, proj, cfg: TrainConfig, image_size, grayscale: bool, net, device: torch.device,
+                    counts, eval_src, result: FitResult, say) -> dict:
+    """``alsql.models.align`` after training (one process): the pool sample's logits, and when the
+    model has collapsed the offsets added to its last bias, ``result``'s weights and evaluation
+    confusion updated. Returns what ``params["collapse_guard"]`` records."""
+    from alsql.models.align import guard_line, guard_network
+    from alsql.models.fit import evaluate
+
+    z = _pool_logits(url, proj.project_id, cfg, image_size, grayscale, net, device)
+    if z is None:
+        return {"acted": False, "sample": 0, "why": "the unlabeled pool is empty"}
+    share = float(np.bincount(z.argmax(1), minlength=z.shape[1]).max() / len(z))
+    g = guard_network(net, z, counts)
+    if g is None:
+        return {"acted": False, "sample": int(len(z)), "top_share": round(share, 4)}
+    result.state_dict = {k: v.detach().cpu() for k, v in net.state_dict().items()}
+    if eval_src is not None:
+        before = result.confusion
+        result.confusion, _ = evaluate(net, eval_src.batches(0), len(proj.classes), device, cfg.amp)
+        g["evaluation_before"] = metrics_dict(before, proj.classes) if before is not None else None
+    if say is not None:
+        say(guard_line(g, proj.classes))
+    return {"acted": True, "class_name": proj.classes[g["class"]]} | g
+
+
 @dataclass
 class TrainOutcome:
     model_id: int
@@ -367,6 +410,11 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         say(f"stopped at --max-minutes {cfg.max_minutes:g} after epoch {result.epochs_run} of "
             f"{_epochs}; "
             f"kept the best checkpoint so far (epoch {result.best_epoch + 1})")
+    guard: dict | None = None
+    if cfg.collapse_guard and world == 1:
+        guard = _collapse_guard(url, proj, cfg, image_size, grayscale, net, device, counts, eval_src, result, say)
+    elif cfg.collapse_guard:
+        guard = {"acted": False, "why": "not checked under torchrun (one process reads the pool sample)"}
     warnings: list[str] = []
     model_id = None
     if rank == 0:
@@ -391,6 +439,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             "logit_adjustment": None if adjust_used is None else dict(zip(proj.classes, adjust_used)),
             "class_weight_rule": CLASS_WEIGHT_RULES[cfg.class_weight],
             "label_counts": dict(zip(proj.classes, counts)),
+            "collapse_guard": guard,
         }
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         uri = artifact_uri(root, f"project-{proj.project_id}", f"{cfg.arch}-{stamp}.pt")
