@@ -321,3 +321,34 @@ def test_infer_head_keeps_to_the_projects_scope(engine, project, tmp_path):
     assert infer_head(engine, project.project_id, mid).items == len(ids)
     got, _ = _predictions(engine, mid)
     np.testing.assert_array_equal(got, ids)
+
+
+def test_a_head_that_collapses_is_aligned_on_the_pools_vectors(engine, project, tmp_path):
+    """Labels that the vectors do not explain (80 % class zero): plain cross-entropy learns the
+    prior and says zero everywhere; the guard aligns the head to the labels' shares on a sample
+    of the pool's stored vectors, and the scored pool then holds every labeled class."""
+    from alsql.models.heads import infer_head, pool_vectors, train_head
+
+    ids, _truth, enc, _vec = _toy(engine, project, 400)
+    labels = np.r_[np.zeros(80, np.int64), np.repeat(np.arange(1, CLASSES), 5)]
+    _label(engine, project.project_id, ids[:100], labels)
+    sample = pool_vectors(engine, project.project_id, enc, n=128, seed=0, runs=4)
+    assert sample.shape == (128, DIM)  # 300 unlabeled items with vectors: the sample is full
+    kept = train_head(engine, project.project_id, head="linear", seed=0, say=None, artifacts=str(tmp_path),
+                      class_weight="none", collapse_guard=False)
+    said: list[str] = []
+    mid = train_head(engine, project.project_id, head="linear", seed=0, say=said.append, artifacts=str(tmp_path),
+                     class_weight="none")
+    with engine.connect() as conn:
+        k, g = (conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == m)).scalar_one()
+                for m in (kept, mid))
+    assert k["collapse_guard"] is None
+    rec = g["collapse_guard"]
+    assert rec["acted"] and rec["class_name"] == project.classes[0] and rec["share_before"] >= 0.95
+    assert rec["target"] == [0.8, 0.05, 0.05, 0.05, 0.05] and rec["sample"] == 300
+    assert rec["shares_after"][0] == pytest.approx(0.8, abs=0.05)
+    assert said and "aligned to the labels' class shares" in said[0]
+    for m, classes in ((kept, 1), (mid, CLASSES)):
+        infer_head(engine, project.project_id, m)
+        _ids, pred = _predictions(engine, m)
+        assert len(set(pred.tolist())) == classes

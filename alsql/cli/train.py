@@ -126,7 +126,7 @@ def train(
         raise AlsqlError(f"--head {head!r}: expected auto, frozen, finetune, linear or mlp")
     if head in ("linear", "mlp"):
         _train_head(project, head, encoder_model, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr,
-                    patience=patience, seed=seed, class_weight=class_weight)
+                    patience=patience, seed=seed, class_weight=class_weight, collapse_guard=collapse_guard)
         return
     if encoder_model is not None:
         raise AlsqlError("--encoder-model: only with --head linear or --head mlp")

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert
 from alsql.catalog import get_project
 from alsql.errors import AlsqlError
 from alsql.schema import annotations, embeddings, items, model_versions, predictions
-from alsql.schema.views import evaluation_set, training_set
+from alsql.schema.views import evaluation_set, training_set, unlabeled_pool
 
 __all__ = ["HEADS", "PAGE_BYTES", "embedding_model_id", "is_head", "encoder_with_vectors", "train_head",
            "infer_head", "score_range", "head_pages", "page_rows_for", "labeled_vectors", "badge_vectors",
@@ -163,18 +163,62 @@ def labeled_vectors(bind, project_id: int, encoder_model_id: int, view: str = "t
             "x": np.concatenate(xs)}
 
 
+def pool_vectors(bind, project_id: int, encoder_model_id: int, dtype: str = "<f2", n: int = 1024, seed: int = 0,
+                 runs: int = 16) -> np.ndarray:
+    """``(M, D)`` float32: up to ``n`` stored vectors of the encoder for unlabeled pool items, read
+    as ``runs`` short keyset runs from random keys (the first from the smallest), so the sample
+    spreads over the key range without a scan of the pool; a pool too small to fill them is read
+    whole."""
+    from alsql.loaders.pager import key_bounds
+
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return pool_vectors(conn, project_id, encoder_model_id, dtype, n, seed, runs)
+    lo, hi = key_bounds(bind)
+    if lo is None:
+        return np.zeros((0, 0), np.float32)
+    u = unlabeled_pool
+    q = (select(u.c.item_id, embeddings.c.vector)
+         .select_from(u.join(embeddings, and_(embeddings.c.model_id == bindparam("e"),
+                                              embeddings.c.item_id == u.c.item_id)))
+         .where(u.c.project_id == bindparam("p"), u.c.item_id >= bindparam("start"))
+         .order_by(u.c.item_id).limit(bindparam("n")))
+    compiled = q.compile(dialect=bind.dialect)
+    rng = np.random.default_rng(seed)
+    starts = [int(lo)] + sorted(int(v) for v in rng.integers(int(lo), int(hi) + 1, max(0, runs - 1)))
+    per = -(-n // max(1, len(starts)))
+    got: dict[int, object] = {}
+
+    def run(start: int, rows: int) -> int | None:
+        page = _fetch(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "start": start, "n": rows})
+        for item_id, vec in page:
+            got.setdefault(int(item_id), vec)
+        return int(page[-1][0]) + 1 if len(page) == rows else None
+
+    for start in starts:
+        run(start, per)
+    nxt = int(lo)  # runs that met the end of the pool left the sample short: a plain pass from the start fills it
+    while len(got) < n and nxt is not None:
+        nxt = run(nxt, min(8192, 4 * per))
+    if not got:
+        return np.zeros((0, 0), np.float32)
+    return decode_vectors(list(got.values())[:n], dtype)
+
+
 def train_head(engine: Engine, project: str | int, *, head: str = "linear", encoder_model_id: int | None = None,
                epochs: int = 30, seed: int = 0, say: Callable[[str], None] | None = print, lr: float = 2e-3,
                batch_size: int = 64, min_steps: int = 200, max_epochs: int = 300, patience: int = 8,
                class_weight: str = "logit_adjust", hidden: int = MLP_HIDDEN, dropout: float = MLP_DROPOUT,
                name: str | None = None, artifacts: str | None = None, why: str | None = None,
-               choice: dict | None = None) -> int:
+               choice: dict | None = None, collapse_guard: bool = True) -> int:
     """Train a ``head`` on the encoder's stored vectors of ``training_set``; return the new model id.
 
     ``lr`` is the network rate of ``alsql train``: a head learns at ``LR_FACTOR`` times it.
     ``why`` (recorded in ``params["init"]``, as a network's start is): the reason a head was chosen;
     ``choice``: the measured head-or-fine-tune choice (``alsql.models.choose.Choice.as_params``),
-    recorded as ``params["init"]["choice"]``.
+    recorded as ``params["init"]["choice"]``. ``collapse_guard``: as ``alsql train`` does, a head
+    that predicts one class for 95 % of a sample of the pool's stored vectors has its decision
+    aligned to the labels' class shares (``alsql.models.align``; ``params["collapse_guard"]``).
     Epochs: at least ``epochs`` and enough for ``min_steps`` steps (at most ``max_epochs``),
     stopping after ``patience`` epochs without a better evaluation once ``epochs`` are run.
     """
@@ -232,6 +276,30 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
                batch_size=batch_size, epochs=planned, patience=patience, min_epochs=epochs, seed=seed,
                adjust=adjust)
     net.fold(mean, scale)
+    guard = None
+    if collapse_guard:
+        from alsql.models.align import GUARD_SAMPLE, guard_line, guard_network, logits_of
+
+        pool = pool_vectors(engine, proj.project_id, enc.model_id, dtype, GUARD_SAMPLE, seed)
+        if len(pool):
+            z = logits_of(net, torch.from_numpy(pool))
+            g = guard_network(net, z, counts)
+            if g is None:
+                guard = {"acted": False, "sample": int(len(z)),
+                         "top_share": round(float(np.bincount(z.argmax(1), minlength=c).max() / len(z)), 4)}
+            else:
+                guard = {"acted": True, "class_name": proj.classes[g["class"]]} | g
+                say(guard_line(g, proj.classes))
+                if ev_t is not None and fit.cm is not None:  # the figures recorded are the aligned head's
+                    from dataclasses import replace
+
+                    from alsql.models.head_net import _weighted_cm
+
+                    pred = logits_of(net, torch.from_numpy(ev["x"]), limit=len(ev["x"])).argmax(1)
+                    guard["evaluation_before"] = metrics_dict(fit.cm, proj.classes)
+                    fit = replace(fit, cm=_weighted_cm(ev["class_id"], pred, ev["weight"], c))
+        else:
+            guard = {"acted": False, "sample": 0, "why": "no unlabeled pool item has a vector of the encoder"}
     if fit.cm is not None:
         metrics = metrics_dict(fit.cm, proj.classes)
         metrics["evaluated"] = len(ev["item_ids"])
@@ -251,6 +319,7 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
         "class_weights": None if cw is None else dict(zip(proj.classes, cw)),
         "logit_adjustment": None if adjust is None else dict(zip(proj.classes, adjust)),
         "label_counts": dict(zip(proj.classes, counts)), "labels_without_vector": int(labels - n),
+        "collapse_guard": guard,
         # As a network's start is recorded: the encoder, frozen (only the head learns), and why.
         "init": {"init": "pretrained", "encoder_model_id": int(enc.model_id), "head": "frozen",
                  "why": why or f"--head {head}: a {head} head on the encoder's stored vectors"}
@@ -456,7 +525,8 @@ def train_round_model(engine: Engine, project: str | int, cfg=None, *, init: str
 
     cfg = cfg or TrainConfig()
     kw = {"seed": cfg.seed, "epochs": cfg.epochs, "min_steps": cfg.min_steps, "batch_size": cfg.batch_size,
-          "lr": cfg.lr, "patience": cfg.patience, "class_weight": cfg.class_weight, "say": say}
+          "lr": cfg.lr, "patience": cfg.patience, "class_weight": cfg.class_weight, "say": say,
+          "collapse_guard": cfg.collapse_guard}
     if "artifacts" in train_kw:
         kw["artifacts"] = train_kw["artifacts"]
     if "name" in train_kw:
