@@ -44,7 +44,7 @@ from torch import nn
 
 from alsql.errors import AlsqlError
 
-__all__ = ["LAYOUT", "LEGACY_LAYOUT", "MAX_POOL_FROM", "layout_for", "weights_layout", "layout_of", "layout_tag", "SmallCNN", "ResNet18", "AudioCNN", "VideoNet", "ARCHITECTURES", "MEDIA_ARCHITECTURES",
+__all__ = ["LAYOUT", "LEGACY_LAYOUT", "MAX_POOL_FROM", "layout_for", "read_weights", "weights_layout", "layout_of", "layout_tag", "SmallCNN", "ResNet18", "AudioCNN", "VideoNet", "ARCHITECTURES", "MEDIA_ARCHITECTURES",
            "arch_for_kind", "build_network", "load_weights"]
 
 
@@ -272,7 +272,8 @@ def build_network(arch: str, num_classes: int, in_channels: int, layout: dict | 
     return build(num_classes=num_classes, in_channels=in_channels, **kw)
 
 
-def _read_weights(path: str | Path) -> dict:
+def read_weights(path: str | Path) -> dict:
+    """The state dict of a ``--weights`` file (a bare state dict or an alsql artifact), on the CPU."""
     p = Path(path)
     if not p.is_file():
         raise AlsqlError(f"--weights {str(path)!r}: expected an existing weights file")
@@ -287,11 +288,12 @@ def _read_weights(path: str | Path) -> dict:
     return state
 
 
-def weights_layout(path: str | Path, arch: str, in_channels: int, layout: dict) -> dict:
+def weights_layout(path: str | Path, arch: str, in_channels: int, layout: dict, state: dict | None = None) -> dict:
     """The layout whose network takes the most of the weights file's tensors: ``layout``, unless
     the file was saved from a network with the other pooling (``pool``; a ``--weights`` file of
-    a model trained at another input size), whose tensors then load instead of being skipped."""
-    state = _read_weights(path)
+    a model trained at another input size), whose tensors then load instead of being skipped.
+    ``state``: the file's ``read_weights`` when the caller has it (the file is then not read)."""
+    state = read_weights(path) if state is None else state
     best, most = dict(layout), -1
     for pool in dict.fromkeys([layout.get("pool", LAYOUT["pool"]), *POOLS]):
         lay = dict(layout) | {"pool": pool}
@@ -302,14 +304,14 @@ def weights_layout(path: str | Path, arch: str, in_channels: int, layout: dict) 
     return best
 
 
-def load_weights(net: nn.Module, path: str | Path) -> list[str]:
+def load_weights(net: nn.Module, path: str | Path, state: dict | None = None) -> list[str]:
     """Load a state dict from a local file into ``net``, skipping shape mismatches.
 
     The file may hold a bare state dict or ``{"state_dict": ...}`` (an alsql artifact).
     Tensors whose name or shape do not fit (e.g. a head for another class count) are
-    left as initialised; their names are returned.
+    left as initialised; their names are returned. ``state``: as in ``weights_layout``.
     """
-    state = _read_weights(path)
+    state = read_weights(path) if state is None else state
     own = net.state_dict()
     fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fit:

@@ -47,7 +47,8 @@ from alsql.models.encoders import head_config
 from alsql.models.fit import CLASS_WEIGHTS, FitResult, TrainConfig, distributed, fit, plan_epochs, plan_line, resolve_device
 from alsql.models.inputs import media_plan
 from alsql.models.metrics import class_weights, imbalance_warnings, logit_adjustment, metrics_dict
-from alsql.models.networks import build_network, layout_for, layout_of, layout_tag, load_weights, weights_layout
+from alsql.models.networks import (build_network, layout_for, layout_of, layout_tag, load_weights, read_weights,
+                                   weights_layout)
 from alsql.models.resume import resume_plan, settings_of
 from alsql.schema import annotations, model_versions
 from alsql.schema.views import evaluation_set, training_set
@@ -363,10 +364,12 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     with engine.connect() as conn:  # read once: _start loads this row
         enc_row = resolve_init(conn, proj.project_id, init, cfg.arch, weights=weights)
     layout = encoder_layout(enc_row, layout_for(media.spec.kind, image_size))
+    wstate = read_weights(weights) if weights else None  # read once, for the layout and the load
     if weights:  # a --weights file of another pooling loads whole rather than half skipped
-        layout = weights_layout(weights, cfg.arch, in_channels, layout)
+        layout = weights_layout(weights, cfg.arch, in_channels, layout, state=wstate)
     net = build_network(cfg.arch, num_classes, in_channels, layout)
-    skipped = load_weights(net, weights) if weights else []
+    skipped = load_weights(net, weights, state=wstate) if weights else []
+    del wstate
     from alsql.models.choose import measure_sources
 
     def measure(row, random_arm: bool):
@@ -421,8 +424,13 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         metrics = metrics_dict(result.confusion, proj.classes) if result.confusion is not None else {
             "accuracy": None, "balanced_accuracy": None, "macro_f1": None, "per_class_recall": {}, "evaluated": 0}
         if result.confusion is not None:
-            warnings = imbalance_warnings(result.confusion, proj.classes, one_class_note=(
-                " (the pool is not scored at train time: `alsql infer` checks it)"))
+            if guard and guard.get("acted"):
+                note = f" (after the collapse guard aligned it on {guard['sample']} pool items)"
+            elif guard and guard.get("sample"):
+                note = f" (its top class on {guard['sample']} pool items: {guard['top_share']:.0%})"
+            else:
+                note = " (the pool is not scored at train time: `alsql infer` checks it)"
+            warnings = imbalance_warnings(result.confusion, proj.classes, one_class_note=note)
         if probe_warning:
             warnings.append(probe_warning)
         metrics.update(stopped=result.stopped, seconds=result.seconds)
