@@ -31,9 +31,14 @@ import torch
 
 from alsql.models.metrics import ONE_CLASS_SHARE
 
-__all__ = ["GUARD_SAMPLE", "aligning_offsets", "collapse_guard", "guard_network", "guard_line", "logits_of"]
+__all__ = ["GUARD_SAMPLE", "GUARD_MAX_PER_CLASS", "aligning_offsets", "collapse_guard", "guard_network", "guard_line", "logits_of"]
 
 GUARD_SAMPLE = 1024  # pool items scored after training to look for a collapse
+# The guard acts only while the classes the model stopped predicting have fewer labels than this on
+# average: with few labels a collapse is a failure to learn them; with many, the unlabeled pool may
+# simply hold few of them any more (rare-seeking rounds take them out of it), and the labels' shares,
+# which over-represent them then, are no target for the pool.
+GUARD_MAX_PER_CLASS = 15
 
 
 def aligning_offsets(logits: np.ndarray, target: np.ndarray, iters: int = 400) -> np.ndarray:
@@ -66,7 +71,8 @@ def aligning_offsets(logits: np.ndarray, target: np.ndarray, iters: int = 400) -
 def collapse_guard(logits: np.ndarray, label_counts: Sequence[int]) -> dict | None:
     """The alignment to apply when ``logits`` ``(N, C)`` (a sample of the pool) collapse: one
     class takes ``ONE_CLASS_SHARE`` or more of the argmax while the labels (``label_counts``,
-    ``(C,)``) give the other classes at least twice the share the model does. Returns
+    ``(C,)``) give the other classes at least twice the share the model does, and hold fewer than
+    ``GUARD_MAX_PER_CLASS`` labels of each of them on average. Returns
     ``{"offsets", "class", "share_before", "shares_after", "target", "sample"}`` (class ids,
     lists of floats), or None when the model has not collapsed."""
     z = np.asarray(logits, dtype=np.float64)
@@ -78,6 +84,9 @@ def collapse_guard(logits: np.ndarray, label_counts: Sequence[int]) -> dict | No
     top = int(share.argmax())
     target = counts / counts.sum()
     if share[top] < ONE_CLASS_SHARE or (1.0 - share[top]) * 2.0 > (1.0 - target[top]):
+        return None
+    others = [k for k in range(c) if k != top and counts[k] > 0]
+    if not others or counts[others].mean() >= GUARD_MAX_PER_CLASS:
         return None
     b = aligning_offsets(z, target)
     after = np.bincount((z + b).argmax(1), minlength=c) / len(z)
