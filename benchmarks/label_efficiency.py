@@ -1038,7 +1038,8 @@ def main() -> None:
                          "and whether it is within one standard deviation over seeds")
     ap.add_argument("--from-partial", default=None,
                     help="build the report from the per-task results runs saved (<out>.partial.json; several, "
-                         "comma-separated, are merged: a run split by dataset)")
+                         "comma-separated, are merged: a run split by dataset; an arm of a later one replaces the "
+                         "same dataset, seed and arm of an earlier one: a rerun of some arms)")
     ap.add_argument("--keep-partial", action="store_true",
                     help="keep <out>.partial.json after the report (to merge split runs with --from-partial)")
     ap.add_argument("--merge-into", default=None,
@@ -1120,8 +1121,11 @@ def main() -> None:
     pretrains, results, earlier = [], [], []
     for path in (args.from_partial.split(",") if args.from_partial else []):
         saved = json.loads(Path(path).read_text())
-        pretrains += saved["pretrain"]
-        results += saved["arms"]
+        # a later partial's arm replaces the same (dataset, seed, arm) of an earlier one: a rerun of some arms
+        again = {(r["dataset"], r["seed"], r["arm"]) for r in saved["arms"]}
+        results = [r for r in results if (r["dataset"], r["seed"], r["arm"]) not in again] + saved["arms"]
+        twice = {(p["dataset"], p["seed"]) for p in saved["pretrain"]}
+        pretrains = [p for p in pretrains if (p["dataset"], p["seed"]) not in twice] + saved["pretrain"]
         earlier.append(saved.get("seconds"))
     ctx = mp.get_context("fork")
     seed_times: list[float] = []
