@@ -478,7 +478,8 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
         else:
             net, mode = train_pretrained(ds, encoder, ds.x[lab], ds.y[lab], seed * 100 + i, gx)
         train_s = time.perf_counter() - t0
-        pred = score(net, ds.x[test], 0)["probs"].argmax(1)
+        st = score(net, ds.x[test], 0)
+        pred = st.get("class_id", st["probs"].argmax(1))  # the collapse guard's aligned decision, when it acted
         cm = confusion_matrix(y_np[test], pred, len(ds.classes))
         rec = per_class_recall(cm)
         share = np.bincount(pred, minlength=len(ds.classes)) / max(1, len(pred))
@@ -501,7 +502,7 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
         cands = Candidates(
             unl.astype(np.int64), sc["probs"], sc["embeddings"],
             {"confidence": cols["confidence"], "margin": cols["margin"], "entropy": cols["entropy"],
-             "bald": sc.get("bald")},
+             "bald": sc.get("bald"), "class_id": sc.get("class_id", cols["class_id"])},
             labeled=(lambda lab=lab, net=net: iter([score(net, ds.x[lab], 0)["embeddings"]])),
             labeled_count=len(lab),
             **labeled_classes(ds, net, lab, y_np),

@@ -58,24 +58,34 @@ def test_the_guard_acts_only_on_a_collapse():
     assert collapse_guard(z, [300, 20, 15]) is None and collapse_guard(z, [300, 20, 5]) is not None
 
 
-def test_guard_network_moves_the_last_bias():
+def test_guard_network_sets_decision_offsets_and_leaves_the_weights():
+    from alsql.models.align import decide, offsets_of
+    from alsql.models.networks import SmallCNN
+    from alsql.models.predict import predict_batch
+
     torch.manual_seed(0)
-    net = torch.nn.Sequential()
-    net.fc = torch.nn.Linear(4, 3)
+    net = SmallCNN(3, 1, width=8)
     with torch.no_grad():
         net.fc.bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
-    x = torch.randn(500, 4)
+    x = torch.randn(500, 1, 16, 16)
     z = logits_of(net, x)
     assert z.shape == (500, 3) and (z.argmax(1) == 0).all()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     g = guard_network(net, z, [10, 5, 5])
-    assert g is not None
-    pred = logits_of(net, x).argmax(1)
-    share = np.bincount(pred, minlength=3) / 500
+    assert g is not None and offsets_of(net) == pytest.approx(g["offsets"], abs=1e-6)
+    # The weights, the logits and the probabilities are the network's own; the decision is aligned.
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    out = predict_batch(net, x)
+    assert (out["probs"].argmax(1) == 0).all()
+    share = np.bincount(out["class_id"], minlength=3) / 500
     assert share == pytest.approx([0.5, 0.25, 0.25], abs=0.02)
-    # a model that has not collapsed is left as it was
-    bias = net.fc.bias.detach().clone()
-    assert guard_network(net, logits_of(net, x), [10, 5, 5]) is None
-    assert torch.equal(net.fc.bias, bias)
+    with torch.no_grad():
+        assert np.array_equal(decide(net, net(x)).numpy(), out["class_id"])
+    # a model that has not collapsed is left as it was; without offsets predict_batch gives no class_id
+    net2 = SmallCNN(3, 1, width=8)
+    assert guard_network(net2, np.c_[np.zeros(300), np.ones(300), np.zeros(300)] + np.eye(3)[np.arange(300) % 3],
+                         [10, 5, 5]) is None
+    assert offsets_of(net2) is None and "class_id" not in predict_batch(net2, x)
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +139,17 @@ def test_train_aligns_a_collapsed_model_and_records_it(toy_pool):
     assert g.metrics["per_class_recall"]["rare"] > 0.2
     assert g.metrics["balanced_accuracy"] > k.metrics["balanced_accuracy"] + 0.1
     assert any("its decision was aligned to the labels' class shares (common 95%, rare 5%)" in s for s in said)
-    # The saved artifact carries the offsets: scoring the pool predicts the rare class too.
+    # The saved artifact carries the offsets (its weights are those of the same training unguarded):
+    # scoring the pool predicts the rare class too, with the network's own probabilities.
     from alsql.models.infer import infer_project
 
+    from alsql.models.align import offsets_of
+    from alsql.models.artifacts import load_model
+
+    (net_k, meta_k, _), (net_g, meta_g, _) = (load_model(engine, m) for m in (kept.model_id, guarded.model_id))
+    assert meta_k["decision_offsets"] is None and offsets_of(net_k) is None
+    assert offsets_of(net_g) == pytest.approx(rec["offsets"], abs=1e-6) and meta_g["decision_offsets"] == rec["offsets"]
+    assert all(torch.equal(v, net_k.state_dict()[k]) for k, v in net_g.state_dict().items())
     infer_project(engine, proj.project_id, guarded.model_id, device="cpu", map_method=None)
     from alsql.schema import predictions
 

@@ -65,5 +65,9 @@ def load_model(engine: Engine, model_id: int):
     meta = obj["meta"]
     net = build_network(meta["arch"], meta["num_classes"], meta["in_channels"], meta.get("layout", LEGACY_LAYOUT))
     net.load_state_dict(obj["state_dict"])
+    if meta.get("decision_offsets") is not None:  # the collapse guard's (alsql.models.align)
+        from alsql.models.align import set_offsets
+
+        set_offsets(net, meta["decision_offsets"])
     net.eval()
     return net, meta, row

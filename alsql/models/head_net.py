@@ -152,6 +152,10 @@ def load_head(engine: Engine, model_id: int) -> tuple[HeadNet, object]:
     m = obj["meta"]
     net = HeadNet(m["head"], m["dim"], m["num_classes"], m["hidden"], m["dropout"])
     net.load_state_dict(obj["state_dict"])
+    if m.get("decision_offsets") is not None:  # the collapse guard's (alsql.models.align)
+        from alsql.models.align import set_offsets
+
+        set_offsets(net, m["decision_offsets"])
     net.eval()
     return net, row
 
@@ -159,11 +163,16 @@ def load_head(engine: Engine, model_id: int) -> tuple[HeadNet, object]:
 @torch.no_grad()
 def score_vectors(net: HeadNet, x: np.ndarray, bald: int = 0, mc_seed: int | None = None) -> dict[str, np.ndarray]:
     """``probs (N, C)`` float32 of vectors ``x`` ``(N, D)``, and ``bald (N,)`` from ``bald`` MC-dropout
-    passes of an MLP head (seeded by ``mc_seed`` in a forked RNG)."""
+    passes of an MLP head (seeded by ``mc_seed`` in a forked RNG); ``class_id (N,)`` when the head
+    has the collapse guard's ``decision_offsets``."""
     from alsql.models.strategies.scores import bald as bald_score
 
     z = net.features(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))
-    out = {"probs": torch.softmax(net.fc(z), dim=1).numpy()}
+    logits = net.fc(z)
+    out = {"probs": torch.softmax(logits, dim=1).numpy()}
+    off = getattr(net, "decision_offsets", None)
+    if off is not None:  # the collapse guard's aligned decision (alsql.models.align)
+        out["class_id"] = (logits + off).argmax(1).numpy().astype(np.int64)
     if bald:
         with torch.random.fork_rng(devices=[], enabled=mc_seed is not None):
             if mc_seed is not None:

@@ -290,12 +290,14 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
             else:
                 guard = {"acted": True, "class_name": proj.classes[g["class"]]} | g
                 say(guard_line(g, proj.classes))
-                if ev_t is not None and fit.cm is not None:  # the figures recorded are the aligned head's
+                if ev_t is not None and fit.cm is not None:  # the figures recorded are the aligned decision's
                     from dataclasses import replace
 
+                    from alsql.models.align import decide
                     from alsql.models.head_net import _weighted_cm
 
-                    pred = logits_of(net, torch.from_numpy(ev["x"]), limit=len(ev["x"])).argmax(1)
+                    with torch.no_grad():
+                        pred = decide(net, net(torch.from_numpy(ev["x"]))).numpy()
                     guard["evaluation_before"] = metrics_dict(fit.cm, proj.classes)
                     fit = replace(fit, cm=_weighted_cm(ev["class_id"], pred, ev["weight"], c))
         else:
@@ -330,7 +332,8 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
     uri = artifact_uri(root, f"project-{proj.project_id}", f"head-{head}-{stamp}.pt")
     save_object(uri, {"state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                       "meta": {"head": head, "dim": int(x.shape[1]), "num_classes": c, "hidden": hidden,
-                               "dropout": dropout, "classes": list(proj.classes)}})
+                               "dropout": dropout, "classes": list(proj.classes),
+                               "decision_offsets": guard["offsets"] if guard and guard.get("acted") else None}})
     with write_transaction(engine) as conn:
         model_id = conn.execute(insert(model_versions).values(
             project_id=proj.project_id, name=name, architecture=PREFIX + head, params=params, label_count=n,
@@ -429,6 +432,8 @@ def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | 
             ids, x = got
             out = score_vectors(net, x, bald, mc_seed_for(model_id, ids[0]) if bald else None)
             cols = score_columns(out["probs"])
+            if "class_id" in out:  # the collapse guard's aligned decision
+                cols["class_id"] = out["class_id"]
             pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"], margin=cols["margin"],
                      entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"])
             pw.flush()

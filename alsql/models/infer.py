@@ -116,6 +116,8 @@ def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: 
             seed = mc_seed_for(model_id, ids[0]) if bald and len(ids) else None
             out = predict_batch(net, as_float(x.to(device, non_blocking=True)), bald, amp, mc_seed=seed)
             cols = score_columns(out["probs"])
+            if "class_id" in out:  # the collapse guard's aligned decision
+                cols["class_id"] = out["class_id"]
             ew.write(item_ids=ids, vector=out["embeddings"])
             pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"],
                      margin=cols["margin"], entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"])

@@ -30,7 +30,9 @@ def predict_batch(net, x: torch.Tensor, mc_samples: int = 0, amp: bool = False,
     ``mc_seed`` (when not None) seeds the dropout masks in a forked RNG: the same seed gives
     the same BALD, and the global torch RNG is left as it was.
 
-    The network is left in eval mode. float32 numpy arrays (bald float64).
+    The network is left in eval mode. float32 numpy arrays (bald float64). A network with
+    ``decision_offsets`` (the collapse guard, ``alsql.models.align``) also gives ``class_id``
+    ``(B,)`` int64: its aligned decision, where the argmax of ``probs`` is the network's own.
     """
     net.eval()
     ctx = torch.autocast(x.device.type, dtype=torch.float16 if x.device.type == "cuda" else torch.bfloat16) \
@@ -43,6 +45,9 @@ def predict_batch(net, x: torch.Tensor, mc_samples: int = 0, amp: bool = False,
         "probs": torch.softmax(logits, dim=1).cpu().numpy().astype(np.float32),
         "embeddings": z.cpu().numpy().astype(np.float32),
     }
+    off = getattr(net, "decision_offsets", None)
+    if off is not None:  # the collapse guard's aligned decision (alsql.models.align); probs stay the network's own
+        out["class_id"] = (logits + off.to(logits.device)).argmax(1).cpu().numpy().astype(np.int64)
     if mc_samples > 0:
         devices = [x.device] if x.device.type == "cuda" else []
         net.mc_dropout(True)

@@ -269,10 +269,10 @@ def _pool_logits(url: str, project_id: int, cfg: TrainConfig, image_size, graysc
 def _collapse_guard(url: str, proj, cfg: TrainConfig, image_size, grayscale: bool, net, device: torch.device,
                     counts, eval_src, result: FitResult, say) -> dict:
     """``alsql.models.align`` after training (one process): the pool sample's logits, and when the
-    model has collapsed the offsets added to its last bias, ``result``'s weights and evaluation
-    confusion updated. Returns what ``params["collapse_guard"]`` records."""
-    from alsql.models.align import guard_line, guard_network
-    from alsql.models.fit import evaluate
+    model has collapsed its ``decision_offsets`` set and ``result``'s evaluation confusion
+    recomputed with them. Returns what ``params["collapse_guard"]`` records."""
+    from alsql.models.align import decide, guard_line, guard_network
+    from alsql.models.metrics import confusion_matrix
 
     z = _pool_logits(url, proj.project_id, cfg, image_size, grayscale, net, device)
     if z is None:
@@ -281,10 +281,15 @@ def _collapse_guard(url: str, proj, cfg: TrainConfig, image_size, grayscale: boo
     g = guard_network(net, z, counts)
     if g is None:
         return {"acted": False, "sample": int(len(z)), "top_share": round(share, 4)}
-    result.state_dict = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    if eval_src is not None:
+    if eval_src is not None:  # the figures recorded are the aligned decision's
         before = result.confusion
-        result.confusion, _ = evaluate(net, eval_src.batches(0), len(proj.classes), device, cfg.amp)
+        ys, ps = [], []
+        net.eval()
+        with torch.no_grad():
+            for x, y in eval_src.batches(0):
+                ps.append(decide(net, net(x.to(device))).cpu().numpy())
+                ys.append(np.asarray(y))
+        result.confusion = confusion_matrix(np.concatenate(ys), np.concatenate(ps), len(proj.classes))
         g["evaluation_before"] = metrics_dict(before, proj.classes) if before is not None else None
     if say is not None:
         say(guard_line(g, proj.classes))
@@ -453,7 +458,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
         uri = artifact_uri(root, f"project-{proj.project_id}", f"{cfg.arch}-{stamp}.pt")
         meta = {"arch": cfg.arch, "num_classes": num_classes, "in_channels": in_channels, "layout": layout_of(net),
                 "image_size": image_size, "grayscale": grayscale, "classes": list(proj.classes),
-                "media": media.spec.as_dict()}
+                "media": media.spec.as_dict(),
+                "decision_offsets": guard["offsets"] if guard and guard.get("acted") else None}
         save_object(uri, {"state_dict": result.state_dict, "meta": meta})
         from alsql.db import write_transaction
 
