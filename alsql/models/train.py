@@ -250,31 +250,32 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
 
 
 def _pool_logits(url: str, project_id: int, cfg: TrainConfig, image_size, grayscale: bool, net,
-                 device: torch.device):
-    """The logits of ``net`` on up to ``GUARD_SAMPLE`` items of the project's unlabeled pool, read
-    in small key chunks dealt in a random order (so spread over the key range); None when the pool
-    is empty."""
+                 device: torch.device, kind: str = "image"):
+    """The logits of ``net`` on up to ``GUARD_SAMPLE`` items of the project's unlabeled pool (a
+    quarter of it for video segments and sound clips, which cost more to decode), read in small
+    key chunks dealt in a random order (so spread over the key range); None when the pool is empty."""
     from torch.utils.data import DataLoader
 
     from alsql.loaders.datasets import SqlImageDataset
     from alsql.models.align import GUARD_SAMPLE, logits_of
 
+    limit = GUARD_SAMPLE if kind == "image" else GUARD_SAMPLE // 4
     ds = SqlImageDataset(url, project_id, view="unlabeled_pool", seed=cfg.seed, shuffle=True, chunk_rows=64,
-                         image_size=image_size, grayscale=grayscale, rank=0, world_size=1)
+                         shuffle_buffer=64, image_size=image_size, grayscale=grayscale, rank=0, world_size=1)
     dl = DataLoader(ds, batch_size=min(cfg.batch_size, 256), num_workers=0)
-    z = logits_of(net, batches=dl, device=device)
+    z = logits_of(net, batches=dl, device=device, limit=limit)
     return z if len(z) else None
 
 
 def _collapse_guard(url: str, proj, cfg: TrainConfig, image_size, grayscale: bool, net, device: torch.device,
-                    counts, eval_src, result: FitResult, say) -> dict:
+                    counts, eval_src, result: FitResult, say, kind: str = "image") -> dict:
     """``alsql.models.align`` after training (one process): the pool sample's logits, and when the
     model has collapsed its ``decision_offsets`` set and ``result``'s evaluation confusion
     recomputed with them. Returns what ``params["collapse_guard"]`` records."""
     from alsql.models.align import decide, guard_line, guard_network
     from alsql.models.metrics import confusion_matrix
 
-    z = _pool_logits(url, proj.project_id, cfg, image_size, grayscale, net, device)
+    z = _pool_logits(url, proj.project_id, cfg, image_size, grayscale, net, device, kind)
     if z is None:
         return {"acted": False, "sample": 0, "why": "the unlabeled pool is empty"}
     share = float(np.bincount(z.argmax(1), minlength=z.shape[1]).max() / len(z))
@@ -420,7 +421,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             f"kept the best checkpoint so far (epoch {result.best_epoch + 1})")
     guard: dict | None = None
     if cfg.collapse_guard and world == 1:
-        guard = _collapse_guard(url, proj, cfg, image_size, grayscale, net, device, counts, eval_src, result, say)
+        guard = _collapse_guard(url, proj, cfg, image_size, grayscale, net, device, counts, eval_src, result, say,
+                                media.spec.kind)
     elif cfg.collapse_guard:
         guard = {"acted": False, "why": "not checked under torchrun (one process reads the pool sample)"}
     warnings: list[str] = []
