@@ -12,14 +12,11 @@ import torch
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from alsql.catalog import create_project
 from alsql.cli import app
 from alsql.config import set_settings
-from alsql.db import make_engine, write_transaction
-from alsql.migrations import upgrade
 from alsql.models.align import aligning_offsets, collapse_guard, guard_line, guard_network, logits_of
 from alsql.schema import model_versions
-from tests.test_train_imbalance import CFG, TRAIN_ARGS, _label_all, write_toy
+from tests.test_train_imbalance import CFG, TRAIN_ARGS, toy_project
 
 
 @pytest.mark.parametrize("classes,spread", [(2, 0.05), (3, 0.1), (20, 1.0), (3, 5.0)])
@@ -92,22 +89,8 @@ def test_guard_network_sets_decision_offsets_and_leaves_the_weights():
 def toy_pool(tmp_path_factory):
     """200 labeled training images (95 % common / 5 % rare: 10 rare labels), 200 evaluation images
     (half each), and 400 unlabeled pool images of the training prior."""
-    from alsql.loaders.ingest import ingest
-
     tmp = tmp_path_factory.mktemp("align")
-    url = f"sqlite:///{tmp / 'alsql.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with write_transaction(engine) as conn:
-        proj = create_project(conn, "toy", ["common", "rare"])
-    evaluation = write_toy(tmp / "eval", 200, 0.5, seed=100)
-    ingest(engine, str(tmp / "eval"))
-    _label_all(engine, proj, evaluation, "evaluation", seed=1)
-    train = write_toy(tmp / "train", 200, 0.05, seed=0)
-    ingest(engine, str(tmp / "train"))
-    _label_all(engine, proj, train, "train", seed=2)
-    write_toy(tmp / "pool", 400, 0.05, seed=3)
-    ingest(engine, str(tmp / "pool"))
+    engine, proj, url = toy_project(tmp, 200, pool=400)
     yield engine, proj, tmp, url
     engine.dispose()
 

@@ -62,12 +62,12 @@ def _label_all(engine, proj, truth, purpose: str, seed: int) -> None:
     assert answer_round(engine, proj, rid, oracle) == len(truth)
 
 
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    """A project of 400 training images (95 % common / 5 % rare) and 200 evaluation images (half each)."""
+def toy_project(tmp, train: int, pool: int = 0):
+    """``(engine, project, url)``: a SQLite project in ``tmp`` of ``train`` labeled training images
+    (95 % common / 5 % rare), 200 evaluation images (half each) and ``pool`` unlabeled images of the
+    training prior."""
     from alsql.loaders.ingest import ingest
 
-    tmp = tmp_path_factory.mktemp("toy")
     url = f"sqlite:///{tmp / 'alsql.db'}"
     upgrade(url)
     engine = make_engine(url)
@@ -76,9 +76,20 @@ def toy(tmp_path_factory):
     evaluation = write_toy(tmp / "eval", 200, 0.5, seed=100)
     ingest(engine, str(tmp / "eval"))
     _label_all(engine, proj, evaluation, "evaluation", seed=1)
-    train = write_toy(tmp / "train", 400, 0.05, seed=0)
+    labeled = write_toy(tmp / "train", train, 0.05, seed=0)
     ingest(engine, str(tmp / "train"))
-    _label_all(engine, proj, train, "train", seed=2)
+    _label_all(engine, proj, labeled, "train", seed=2)
+    if pool:
+        write_toy(tmp / "pool", pool, 0.05, seed=3)
+        ingest(engine, str(tmp / "pool"))
+    return engine, proj, url
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A project of 400 training images (95 % common / 5 % rare) and 200 evaluation images (half each)."""
+    tmp = tmp_path_factory.mktemp("toy")
+    engine, proj, url = toy_project(tmp, 400)
     yield engine, proj, tmp, url
     engine.dispose()
 

@@ -47,7 +47,7 @@ import torch
 from alsql.models.metrics import ONE_CLASS_SHARE
 
 __all__ = ["GUARD_SAMPLE", "GUARD_MAX_PER_CLASS", "aligning_offsets", "collapse_guard", "guard_network", "guard_line",
-           "logits_of", "set_offsets", "offsets_of", "decide"]
+           "logits_of", "guard_record", "set_offsets", "offsets_of", "decide"]
 
 GUARD_SAMPLE = 1024  # pool items scored after training to look for a collapse
 # The guard acts only while the classes the model stopped predicting have fewer labels than this on
@@ -138,6 +138,18 @@ def guard_network(net: torch.nn.Module, logits: np.ndarray, label_counts: Sequen
     if g is not None:
         set_offsets(net, g["offsets"])
     return g
+
+
+def guard_record(net: torch.nn.Module, logits: np.ndarray, label_counts: Sequence[int],
+                 class_names: Sequence[str]) -> dict:
+    """``guard_network`` and what ``params["collapse_guard"]`` records either way: ``acted``,
+    ``sample`` and, when it acted, the class's name and the guard's record; when it did not, the
+    top class's share of the sample."""
+    g = guard_network(net, logits, label_counts)
+    if g is None:
+        share = np.bincount(np.asarray(logits).argmax(1), minlength=len(class_names)) / max(1, len(logits))
+        return {"acted": False, "sample": int(len(logits)), "top_share": round(float(share.max()), 4)}
+    return {"acted": True, "class_name": class_names[g["class"]]} | g
 
 
 def set_offsets(net: torch.nn.Module, offsets: Sequence[float] | None) -> None:

@@ -278,18 +278,13 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
     net.fold(mean, scale)
     guard = None
     if collapse_guard:
-        from alsql.models.align import GUARD_SAMPLE, guard_line, guard_network, logits_of
+        from alsql.models.align import GUARD_SAMPLE, guard_line, guard_record, logits_of
 
         pool = pool_vectors(engine, proj.project_id, enc.model_id, dtype, GUARD_SAMPLE, seed)
         if len(pool):
-            z = logits_of(net, torch.from_numpy(pool))
-            g = guard_network(net, z, counts)
-            if g is None:
-                guard = {"acted": False, "sample": int(len(z)),
-                         "top_share": round(float(np.bincount(z.argmax(1), minlength=c).max() / len(z)), 4)}
-            else:
-                guard = {"acted": True, "class_name": proj.classes[g["class"]]} | g
-                say(guard_line(g, proj.classes))
+            guard = guard_record(net, logits_of(net, torch.from_numpy(pool)), counts, proj.classes)
+            if guard["acted"]:
+                say(guard_line(guard, proj.classes))
                 if ev_t is not None and fit.cm is not None:  # the figures recorded are the aligned decision's
                     from dataclasses import replace
 

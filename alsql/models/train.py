@@ -272,16 +272,15 @@ def _collapse_guard(url: str, proj, cfg: TrainConfig, image_size, grayscale: boo
     """``alsql.models.align`` after training (one process): the pool sample's logits, and when the
     model has collapsed its ``decision_offsets`` set and ``result``'s evaluation confusion
     recomputed with them. Returns what ``params["collapse_guard"]`` records."""
-    from alsql.models.align import decide, guard_line, guard_network
+    from alsql.models.align import decide, guard_line, guard_record
     from alsql.models.metrics import confusion_matrix
 
     z = _pool_logits(url, proj.project_id, cfg, image_size, grayscale, net, device, kind)
     if z is None:
         return {"acted": False, "sample": 0, "why": "the unlabeled pool is empty"}
-    share = float(np.bincount(z.argmax(1), minlength=z.shape[1]).max() / len(z))
-    g = guard_network(net, z, counts)
-    if g is None:
-        return {"acted": False, "sample": int(len(z)), "top_share": round(share, 4)}
+    g = guard_record(net, z, counts, proj.classes)
+    if not g["acted"]:
+        return g
     if eval_src is not None:  # the figures recorded are the aligned decision's
         before = result.confusion
         ys, ps = [], []
@@ -294,7 +293,7 @@ def _collapse_guard(url: str, proj, cfg: TrainConfig, image_size, grayscale: boo
         g["evaluation_before"] = metrics_dict(before, proj.classes) if before is not None else None
     if say is not None:
         say(guard_line(g, proj.classes))
-    return {"acted": True, "class_name": proj.classes[g["class"]]} | g
+    return g
 
 
 @dataclass
