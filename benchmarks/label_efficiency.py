@@ -91,6 +91,7 @@ RARE_SETS = ["behaviour", "parts", "letters", "heldout"]
 # (all but under 1 %): the collapse the issue saw, not a majority that the truth has too.
 SINGLE_CLASS_SHARE = 0.99
 COLLAPSE_GUARD = True  # --no-collapse-guard: train as alsql train --no-collapse-guard
+GROUP_BY = "network"  # --group-by: the class the per-class strategies group candidates by (alsql: the network's own)
 console = Console(highlight=False, width=220)
 
 
@@ -502,7 +503,8 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
         cands = Candidates(
             unl.astype(np.int64), sc["probs"], sc["embeddings"],
             {"confidence": cols["confidence"], "margin": cols["margin"], "entropy": cols["entropy"],
-             "bald": sc.get("bald"), "class_id": sc.get("class_id", cols["class_id"])},
+             "bald": sc.get("bald"),
+             "class_id": cols["class_id"] if GROUP_BY == "network" else sc.get("class_id", cols["class_id"])},
             labeled=(lambda lab=lab, net=net: iter([score(net, ds.x[lab], 0)["embeddings"]])),
             labeled_count=len(lab),
             **labeled_classes(ds, net, lab, y_np),
@@ -1011,6 +1013,9 @@ def main() -> None:
                          "the labels as alsql train --head auto does (alsql.models.choose; cross-validation, costly), "
                          "probe (the encoder's and a random network's linear probes, then the rule: alsql train on "
                          "labels not held in memory), or the labels-per-class rule alone (choose_head)")
+    ap.add_argument("--group-by", choices=("decision", "network"), default="network",
+                    help="the class the per-class strategies group candidates by: the decision (the collapse "
+                         "guard's aligned class where it acted) or the network's own argmax (as alsql select does)")
     ap.add_argument("--no-collapse-guard", action="store_true",
                     help="train without alsql train's collapse guard (alsql.models.align)")
     ap.add_argument("--only-pretrained", action="store_true",
@@ -1047,9 +1052,10 @@ def main() -> None:
                     help="an earlier report (JSON): the datasets run now replace its own, the others are kept as "
                          "they are (a rerun of one dataset; goals recomputed on the merged datasets)")
     args = ap.parse_args()
-    global PRETRAINED_START, COLLAPSE_GUARD
+    global PRETRAINED_START, COLLAPSE_GUARD, GROUP_BY
     PRETRAINED_START = args.pretrained_start
     COLLAPSE_GUARD = not args.no_collapse_guard
+    GROUP_BY = args.group_by
     torch.set_num_threads(1)
     default = args.rare_default or rare_default()
     get_strategy(default)

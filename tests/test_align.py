@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from alsql.cli import app
@@ -134,12 +134,33 @@ def test_train_aligns_a_collapsed_model_and_records_it(toy_pool):
     assert offsets_of(net_g) == pytest.approx(rec["offsets"], abs=1e-6) and meta_g["decision_offsets"] == rec["offsets"]
     assert all(torch.equal(v, net_k.state_dict()[k]) for k, v in net_g.state_dict().items())
     infer_project(engine, proj.project_id, guarded.model_id, device="cpu", map_method=None)
+    from alsql.models.pool import selectable
     from alsql.schema import predictions
 
     with engine.connect() as conn:
-        rare = conn.execute(select(predictions.c.item_id).where(predictions.c.model_id == guarded.model_id,
-                                                                predictions.c.class_id == 1)).all()
-    assert len(rare) > 10
+        rows = conn.execute(select(predictions.c.item_id, predictions.c.class_id, predictions.c.network_class_id,
+                                   predictions.c.margin)
+                            .where(predictions.c.model_id == guarded.model_id,
+                                   selectable(proj.project_id, predictions.c.item_id))).all()
+    decision = np.array([r.class_id for r in rows])
+    network = np.array([r.network_class_id for r in rows])
+    assert (decision == 1).sum() > 10
+    # Beside the decision, the network's own argmax (the guard acted on a model that predicts 'common'
+    # nearly everywhere): the per-class strategies group by it, as they rank by its margins.
+    assert (network == 0).mean() >= 0.95 and (network != decision).any()
+    infer_project(engine, proj.project_id, kept.model_id, device="cpu", map_method=None)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(predictions).where(
+            predictions.c.model_id == kept.model_id, predictions.c.network_class_id.is_not(None))).scalar_one() == 0
+    from alsql.models.select import select_items
+
+    ids, _, _ = select_items(engine, proj.project_id, "balanced_margin", 20, guarded.model_id, seed=0)
+    margin = {r.item_id: r.margin for r in rows}
+    by_net = {c: sorted((r for r in rows if r.network_class_id == c), key=lambda r: (r.margin, r.item_id))
+              for c in np.unique(network).tolist()}
+    quota = min(10, len(by_net.get(1, [])))  # the network's rare class gives what it has, the rest to 'common'
+    want = {r.item_id for r in by_net.get(1, [])[:quota]} | {r.item_id for r in by_net[0][:20 - quota]}
+    assert set(ids.tolist()) == want and len(ids) == 20 and all(i in margin for i in ids.tolist())
 
 
 def test_a_model_that_has_not_collapsed_is_kept(toy_pool):

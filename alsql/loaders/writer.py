@@ -57,10 +57,10 @@ __all__ = ["PredictionWriter", "update_xy", "missing_item_ids", "refresh_statist
 # kind -> (table, {column: numpy dtype or "f16" for a float16 blob}); model_id/item_id implied.
 KINDS = {
     "predictions": (predictions, {"class_id": "<i4", "confidence": "<f8", "margin": "<f8",
-                                  "entropy": "<f8", "bald": "<f8", "probs": "f16"}),
+                                  "entropy": "<f8", "bald": "<f8", "probs": "f16", "network_class_id": "<i4"}),
     "embeddings": (embeddings, {"vector": "f16", "x": "<f8", "y": "<f8"}),
 }
-_NULLABLE = {"bald", "x", "y", "probs", "vector"}
+_NULLABLE = {"bald", "x", "y", "probs", "vector", "network_class_id"}
 _KEYS = ("model_id", "item_id")
 FLUSH_SECONDS = 2.0
 _IN_LIST = 2000  # ids per IN list when checking sparse ids (SQL Server allows 2,100 parameters)
@@ -185,7 +185,8 @@ class PredictionWriter:
     """Buffered, idempotent bulk upserts of one model's predictions or embeddings.
 
     ``write(item_ids=(N,) int, class_id=(N,), confidence=(N,), margin=(N,), entropy=(N,),
-    bald=None | (N,), probs=None | (N, C) float)`` for ``kind="predictions"``;
+    bald=None | (N,), probs=None | (N, C) float, network_class_id=None | (N,))`` for ``kind="predictions"``
+    (``network_class_id``: the network's own argmax, given where the collapse guard moved ``class_id``);
     ``write(item_ids=(N,), vector=(N, D) float, x=None | (N,), y=None | (N,))`` for
     ``kind="embeddings"``. ``rows_written`` counts rows sent to the database.
     ``flush_seconds`` (None: never by time) bounds how long a row waits in the buffer.

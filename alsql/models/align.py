@@ -47,7 +47,7 @@ import torch
 from alsql.models.metrics import ONE_CLASS_SHARE
 
 __all__ = ["GUARD_SAMPLE", "GUARD_MAX_PER_CLASS", "aligning_offsets", "collapse_guard", "guard_network", "guard_line",
-           "logits_of", "guard_record", "set_offsets", "offsets_of", "decide"]
+           "logits_of", "guard_record", "set_offsets", "offsets_of", "decide", "stored_columns"]
 
 GUARD_SAMPLE = 1024  # pool items scored after training to look for a collapse
 # The guard acts only while the classes the model stopped predicting have fewer labels than this on
@@ -172,6 +172,19 @@ def decide(net: torch.nn.Module, logits: torch.Tensor) -> torch.Tensor:
     """``(N,)`` int64 classes: ``argmax(logits + decision_offsets)``, the plain argmax without offsets."""
     off = getattr(net, "decision_offsets", None)
     return (logits if off is None else logits.float() + off.to(logits.device)).argmax(1)
+
+
+def stored_columns(cols: dict[str, np.ndarray], out: dict[str, np.ndarray]) -> dict[str, np.ndarray | None]:
+    """The ``predictions`` columns of a scored batch: ``cols`` (``score_columns`` of the
+    network's probabilities) with ``class_id`` the decision. Where the network has decision
+    offsets (``out["class_id"]``, from ``predict_batch`` or head scoring) ``network_class_id``
+    keeps the network's own argmax, which the per-class strategies group by; else it is None
+    (stored NULL: ``class_id`` is the network's argmax)."""
+    cols = dict(cols)
+    cols["network_class_id"] = None
+    if "class_id" in out:
+        cols["network_class_id"], cols["class_id"] = cols["class_id"], out["class_id"]
+    return cols
 
 
 def guard_line(g: dict, class_names: Sequence[str]) -> str:

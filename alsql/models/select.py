@@ -62,18 +62,27 @@ ACTIVE = "active"
 COLD_START = "typiclust"
 
 
+def network_class():
+    """The network's own predicted class of a ``predictions`` row: ``network_class_id`` where the
+    collapse guard's offsets moved the decision (``alsql.models.align``), else ``class_id``. The
+    per-class strategies rank by the network's own margins, so they group by the network's own
+    classes (measured: ``benchmarks/reports/label_efficiency_rare.json``)."""
+    return func.coalesce(predictions.c.network_class_id, predictions.c.class_id)
+
+
 def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | None,
                  class_id: int | None = None):
     """The top ``k`` selectable items of ``model_id`` by ``s.column`` among its top ``m`` (None: all).
 
-    The inner query reads the model's key range of ``predictions`` (those predicted
-    ``class_id`` when given) with a top-``m`` sort; the outer keeps the selectable ones,
-    in the same order (score, item id).
+    The inner query reads the model's key range of ``predictions`` (those of ``class_id``
+    when given: the network's own class, ``network_class_id`` where the collapse guard moved
+    the decision, else the stored ``class_id``) with a top-``m`` sort; the outer keeps the
+    selectable ones, in the same order (score, item id).
     """
     col = predictions.c[s.column]
     where = [predictions.c.model_id == model_id, col.is_not(None)]
     if class_id is not None:
-        where.append(predictions.c.class_id == class_id)
+        where.append(network_class() == class_id)
     inner = select(predictions.c.item_id, col.label("score")).where(*where).order_by(col.desc() if s.descending else col.asc(), predictions.c.item_id)
     if m is not None:
         inner = inner.limit(m)
@@ -97,7 +106,7 @@ def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int, class_id:
         if scored is None:  # labeled or pending items filled the top m: were there more rows?
             where = [predictions.c.model_id == model_id, col.is_not(None)]
             if class_id is not None:
-                where.append(predictions.c.class_id == class_id)
+                where.append(network_class() == class_id)
             scored = conn.execute(select(func.count()).select_from(predictions).where(*where)).scalar_one()
         if m >= scored:
             break

@@ -262,6 +262,9 @@ predictions = Table(
     Real("entropy", nullable=False),
     Real("bald"),
     Blob("probs"),
+    # the network's own argmax where the collapse guard's offsets moved class_id (alsql.models.align);
+    # NULL where class_id is it. The per-class strategies group by it (coalesce(network_class_id, class_id)).
+    SmallId("network_class_id", nullable=True),
     _clustered("model_id", "item_id"),  # the clustered key only (DESIGN: selection scans one model's range)
     **COMPOSITE,
 )
