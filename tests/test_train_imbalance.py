@@ -241,6 +241,11 @@ def test_metrics_match_scikit_learn():
         cm = confusion_matrix(t, p, 5)
         assert balanced_accuracy(cm) == pytest.approx(balanced_accuracy_score(t, p))
         assert macro_f1(cm) == pytest.approx(f1_score(t, p, average="macro"))
+        w = rng.uniform(0.2, 3.0, size=50)  # evaluation items' inverse-probability weights
+        cmw = confusion_matrix(t, p, 5, w)
+        assert cmw.sum() == pytest.approx(w.sum())
+        assert balanced_accuracy(cmw) == pytest.approx(balanced_accuracy_score(t, p, sample_weight=w))
+        assert macro_f1(cmw) == pytest.approx(f1_score(t, p, average="macro", sample_weight=w))
     y = np.array([0] * 30 + [1] * 6 + [3] * 4)
     ref = compute_class_weight("balanced", classes=np.array([0, 1, 3]), y=y)
     got = class_weights(np.bincount(y, minlength=5))

@@ -66,12 +66,6 @@ class FitOutcome:
     train_loss: float
 
 
-def _weighted_cm(y: np.ndarray, pred: np.ndarray, w: np.ndarray, c: int) -> np.ndarray:
-    cm = np.zeros(c * c)
-    np.add.at(cm, y * c + pred, w)
-    return cm.reshape(c, c)
-
-
 def fit_head(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw: list | None, *, lr: float,
              batch_size: int, epochs: int, patience: int, min_epochs: int, seed: int,
              adjust: list | None = None) -> FitOutcome:
@@ -93,7 +87,7 @@ def fit_head(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw
 def _fit(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw: list | None, *, lr: float,
          batch_size: int, epochs: int, patience: int, min_epochs: int, seed: int,
          adjust: list | None = None) -> FitOutcome:
-    from alsql.models.metrics import selection_key
+    from alsql.models.metrics import confusion_matrix, selection_key
 
     c = net.fc.out_features
     weight = None if cw is None else torch.tensor([0.0 if v is None else float(v) for v in cw])
@@ -123,7 +117,7 @@ def _fit(net: HeadNet, x: torch.Tensor, y: torch.Tensor, ev: dict | None, cw: li
             with torch.no_grad():
                 logits = net(ev["x"])
                 losses = nn.functional.cross_entropy(logits, ev["y"], reduction="none").numpy()
-            cm = _weighted_cm(ev["y"].numpy(), logits.argmax(1).numpy(), ev["w"], c)
+            cm = confusion_matrix(ev["y"].numpy(), logits.argmax(1).numpy(), c, ev["w"])
             key = selection_key(cm, float((losses * ev["w"]).sum()))
         else:
             cm, key = None, (-1.0, -1.0, -loss_sum / max(n, 1))

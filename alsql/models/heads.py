@@ -289,12 +289,12 @@ def train_head(engine: Engine, project: str | int, *, head: str = "linear", enco
                     from dataclasses import replace
 
                     from alsql.models.align import decide
-                    from alsql.models.head_net import _weighted_cm
+                    from alsql.models.metrics import confusion_matrix
 
                     with torch.no_grad():
                         pred = decide(net, net(torch.from_numpy(ev["x"]))).numpy()
                     guard["evaluation_before"] = metrics_dict(fit.cm, proj.classes)
-                    fit = replace(fit, cm=_weighted_cm(ev["class_id"], pred, ev["weight"], c))
+                    fit = replace(fit, cm=confusion_matrix(ev["class_id"], pred, c, ev["weight"]))
         else:
             guard = {"acted": False, "sample": 0, "why": "no unlabeled pool item has a vector of the encoder"}
     if fit.cm is not None:

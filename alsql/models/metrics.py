@@ -16,11 +16,15 @@ __all__ = ["confusion_matrix", "accuracy", "per_class_recall", "balanced_accurac
 ONE_CLASS_SHARE = 0.95
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """``(C, C)`` counts of (true, predicted) pairs; ``y_true``/``y_pred`` are ``(N,)`` ints."""
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+    """``(C, C)`` counts of (true, predicted) pairs; ``y_true``/``y_pred`` are ``(N,)`` ints.
+    ``weights`` ``(N,)`` (an evaluation item's inverse-probability weight): the sums of the
+    weights instead of counts (float)."""
     t = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(y_pred, dtype=np.int64)
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    return np.bincount(t * num_classes + p, weights=w, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def accuracy(cm: np.ndarray) -> float:
