@@ -41,6 +41,8 @@ figure stepping into a marked zone; WebM decoded through ``alsql.media``), ``par
 images at 32x32, about 30 % with a scratch or a dent of 1-2.6 % of the image), ``letters``
 (20 glyph classes at 16x16, five of them five times rarer) and ``heldout`` (pump sounds with
 two rare faults), which is kept out of every choice of default and reported as it comes.
+These four train with ``alsql train``'s own schedule (``ALSQL_SCHEDULE``: ``TrainConfig``'s
+defaults), the others with a shorter one kept for comparison with their earlier reports.
 On every dataset each row also records balanced accuracy, macro-F1, rare-class recall,
 the share of the most predicted class (a model "predicts a single class" at
 ``SINGLE_CLASS_SHARE``, 99 %, of the test split) and the rare items among the labels. The
