@@ -66,7 +66,7 @@ def network_class():
     """The network's own predicted class of a ``predictions`` row: ``network_class_id`` where the
     collapse guard's offsets moved the decision (``alsql.models.align``), else ``class_id``. The
     per-class strategies rank by the network's own margins, so they group by the network's own
-    classes (measured: ``benchmarks/reports/label_efficiency_rare.json``)."""
+    classes (measured: ``benchmarks/reports/label_efficiency_rare_short.json``, ``alsql.models.align``)."""
     return func.coalesce(predictions.c.network_class_id, predictions.c.class_id)
 
 
