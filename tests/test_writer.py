@@ -189,3 +189,27 @@ def test_kill_mid_flush_leaves_no_partial_batch(db_url, engine, project, tmp_pat
         top = conn.execute(select(func.max(predictions.c.item_id))).scalar()
     fresh.dispose()
     assert count == n // 2 and top == n // 2  # the first flush, all of it; none of the killed one
+
+
+def test_network_class_beside_the_decision(engine, project):
+    """A guarded model's rows keep the network's own argmax beside the decision (first writes and
+    upserts alike); an unguarded model's rows leave it NULL."""
+    ids = add_items(engine, 200)
+    guarded, plain = _model(engine, project), _model(engine, project)
+    b = _batch(ids, 2, classes=3)
+    decided = (b["class_id"] + 1) % 3  # the collapse guard's decision, moved off the argmax
+    with PredictionWriter(engine, guarded) as w:
+        w.write(**dict(b, class_id=decided, network_class_id=b["class_id"]))
+    with PredictionWriter(engine, guarded) as w:  # a re-run over stored rows: the upsert path
+        w.write(**dict(b, item_ids=b["item_ids"][:50], class_id=decided[:50], network_class_id=b["class_id"][:50],
+                       confidence=b["confidence"][:50], margin=b["margin"][:50], entropy=b["entropy"][:50],
+                       probs=b["probs"][:50]))
+    with PredictionWriter(engine, plain) as w:
+        w.write(**b)
+    with engine.connect() as conn:
+        rows = conn.execute(select(predictions.c.model_id, predictions.c.item_id, predictions.c.class_id,
+                                   predictions.c.network_class_id).order_by(predictions.c.item_id)).all()
+    got = {(r.model_id, r.item_id): (r.class_id, r.network_class_id) for r in rows}
+    for k, i in enumerate(ids):
+        assert got[(guarded, i)] == (decided[k], b["class_id"][k])
+        assert got[(plain, i)] == (b["class_id"][k], None)
