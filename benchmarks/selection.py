@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = Path(__file__).parent / "reports" / "selection.json"
 PG_ADMIN = os.environ.get("ALSQL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 STRATEGIES = ("margin", "entropy", "least_confidence", "random", "coreset", "badge", "cluster_margin", "typiclust",
-              "status")  # status: ``alsql status`` (its summary), time and peak RSS
+              "balanced_margin", "class_balanced", "status")  # status: ``alsql status`` (its summary), time and peak RSS
 CHUNK = 250_000
 
 # Run with the tree under test as the working directory, so ``import alsql`` is that tree.
@@ -127,7 +127,8 @@ def fill(url: str, n: int, dim: int, labels: int) -> tuple[int, int]:
                 probs = c["probs"].view(f"V{c['probs'].shape[1] * 2}").reshape(-1).tolist()
                 vec = c["vector"].view(f"V{dim * 2}").reshape(-1).tolist()
                 ids = c["item_id"].tolist()
-                cur.executemany("INSERT INTO predictions VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                cur.executemany("INSERT INTO predictions (model_id, item_id, class_id, confidence, margin, entropy, probs) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                                 zip(m.tolist(), ids, c["class_id"].tolist(), c["confidence"].tolist(),
                                     c["margin"].tolist(), c["entropy"].tolist(), probs))
                 cur.executemany("INSERT INTO embeddings VALUES (?, ?, ?, NULL, NULL)", zip(m.tolist(), ids, vec))
@@ -176,7 +177,7 @@ def one(backend: str, url: str, n: int, args) -> dict:
         from alsql.db import make_engine
 
         t = time.perf_counter()
-        downgrade(url, "0004")
+        downgrade(url, args.baseline_revision)
         engine = make_engine(url)
         analyze(engine)
         engine.dispose()
@@ -206,6 +207,8 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--baseline-tree", type=Path)
     ap.add_argument("--baseline-timeout", type=float, default=120)
+    ap.add_argument("--baseline-revision", default="0004",
+                    help="the schema revision the baseline tree reads (the database is downgraded to it)")
     ap.add_argument("--report", type=Path, default=REPORT)
     args = ap.parse_args()
     from rich.console import Console

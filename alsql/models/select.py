@@ -62,27 +62,35 @@ ACTIVE = "active"
 COLD_START = "typiclust"
 
 
-def network_class():
-    """The network's own predicted class of a ``predictions`` row: ``network_class_id`` where the
-    collapse guard's offsets moved the decision (``alsql.models.align``), else ``class_id``. The
-    per-class strategies rank by the network's own margins, so they group by the network's own
-    classes (measured: ``benchmarks/reports/label_efficiency_rare_short.json``, ``alsql.models.align``)."""
-    return func.coalesce(predictions.c.network_class_id, predictions.c.class_id)
+def network_class(conn, model_id: int):
+    """The ``predictions`` column that holds the network's own predicted class of ``model_id``'s rows:
+    ``network_class_id`` where the collapse guard moved the model's decision (``alsql.models.align``:
+    its params record it, and its rows carry the network's argmax), else ``class_id``. Read once per
+    selection (the model's params and its first row), so each per-class query filters one plain
+    column. The per-class strategies rank by the network's own margins, so they group by the
+    network's own classes (measured: ``benchmarks/reports/label_efficiency_rare_short.json``,
+    ``alsql.models.align``)."""
+    params = conn.execute(select(model_versions.c.params).where(model_versions.c.model_id == model_id)).scalar()
+    guard = (params or {}).get("collapse_guard")
+    if not (isinstance(guard, dict) and guard.get("acted")):
+        return predictions.c.class_id
+    first = conn.execute(select(predictions.c.network_class_id).where(predictions.c.model_id == model_id)
+                         .order_by(predictions.c.item_id).limit(1)).first()
+    return predictions.c.class_id if first is None or first[0] is None else predictions.c.network_class_id
 
 
 def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | None,
-                 class_id: int | None = None):
+                 class_id: int | None = None, class_col=None):
     """The top ``k`` selectable items of ``model_id`` by ``s.column`` among its top ``m`` (None: all).
 
     The inner query reads the model's key range of ``predictions`` (those of ``class_id``
-    when given: the network's own class, ``network_class_id`` where the collapse guard moved
-    the decision, else the stored ``class_id``) with a top-``m`` sort; the outer keeps the
-    selectable ones, in the same order (score, item id).
+    when given, in ``class_col``: ``network_class``'s column, default ``class_id``) with a top-``m``
+    sort; the outer keeps the selectable ones, in the same order (score, item id).
     """
     col = predictions.c[s.column]
     where = [predictions.c.model_id == model_id, col.is_not(None)]
     if class_id is not None:
-        where.append(network_class() == class_id)
+        where.append((predictions.c.class_id if class_col is None else class_col) == class_id)
     inner = select(predictions.c.item_id, col.label("score")).where(*where).order_by(col.desc() if s.descending else col.asc(), predictions.c.item_id)
     if m is not None:
         inner = inner.limit(m)
@@ -95,18 +103,19 @@ def scalar_query(project_id: int, model_id: int, s: Strategy, k: int, m: int | N
     )
 
 
-def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int, class_id: int | None = None):
+def _scalar(conn, project_id: int, model_id: int, s: Strategy, k: int, class_id: int | None = None,
+            class_col=None):
     col = predictions.c[s.column]
     m: int | None = 2 * k + 1000
     scored = None
     while True:
-        rows = conn.execute(scalar_query(project_id, model_id, s, k, m, class_id)).all()
+        rows = conn.execute(scalar_query(project_id, model_id, s, k, m, class_id, class_col)).all()
         if len(rows) >= k or m is None:
             break
         if scored is None:  # labeled or pending items filled the top m: were there more rows?
             where = [predictions.c.model_id == model_id, col.is_not(None)]
             if class_id is not None:
-                where.append(network_class() == class_id)
+                where.append((predictions.c.class_id if class_col is None else class_col) == class_id)
             scored = conn.execute(select(func.count()).select_from(predictions).where(*where)).scalar_one()
         if m >= scored:
             break
@@ -143,9 +152,10 @@ def _per_class(conn, project_id: int, model_id: int, s: Strategy, k: int, seed: 
     (with the training labels per class when the strategy needs ``counts``)."""
     cids = conn.execute(select(classes.c.class_id).where(classes.c.project_id == project_id)
                         .order_by(classes.c.class_id)).scalars().all()
+    col = network_class(conn, model_id)
     ids, vals, cls = [], [], []
     for cid in cids:
-        i, v = _scalar(conn, project_id, model_id, s, k, class_id=int(cid))
+        i, v = _scalar(conn, project_id, model_id, s, k, class_id=int(cid), class_col=col)
         ids.append(i)
         vals.append(v if s.descending else 1.0 - v)
         cls.append(np.full(len(i), int(cid), dtype=np.int64))
