@@ -23,6 +23,14 @@ fine-tune minus head difference per budget (where fine-tuning leads by more than
 deviation: the switching point); the probe warnings.
 
     python benchmarks/head_vs_finetune.py [--seeds 5] [--datasets digits,traffic,maintenance]
+
+Over the costly arms' cap (``choose.COSTLY_MAX_LABELS``, 400 labels) the choice is measured on a
+stratified sample of 400 labels; the part images with small defects (800 labels) and the 20
+letters (1,200 labels) of ``label_efficiency.py``'s rare-class sets check it, beside the
+decision the probes alone make on all the labels (``probes_only``: what ``alsql train`` did over
+the cap before, and still does when the labeled items are not held in memory):
+
+    python benchmarks/head_vs_finetune.py --seeds 3 --datasets parts,letters --out benchmarks/reports/head_vs_finetune_over_cap.json
 """
 
 from __future__ import annotations
@@ -43,14 +51,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import label_efficiency as le  # noqa: E402  (the datasets, split, pretraining and training of that benchmark)
 
-from alsql.models.choose import HEAD_MARGIN, TIE, measure_choice, pick_arm, probe_warning  # noqa: E402
+from alsql.models.choose import (  # noqa: E402
+    COSTLY_MAX_LABELS, HEAD_MARGIN, TIE, features_of, measure_choice, pick_arm, probe_warning)
 from alsql.models.encoders import choose_head, head_config, start_from_encoder  # noqa: E402
 from alsql.models.fit import fit  # noqa: E402
 from alsql.models.metrics import balanced_accuracy, confusion_matrix, labels_to_reach  # noqa: E402
 
 REPORTS = Path(__file__).parent / "reports"
 # traffic reaches 1.000 for every arm from 24 labels (measured on seed 0 up to 96): larger budgets tell nothing
-BUDGETS = {"digits": [20, 40, 60, 100, 200, 400], "traffic": [6, 12, 24], "maintenance": [6, 12, 24, 48, 96]}
+BUDGETS = {"digits": [20, 40, 60, 100, 200, 400], "traffic": [6, 12, 24], "maintenance": [6, 12, 24, 48, 96],
+           # over the costly arms' cap (400 labels): measured on a stratified sample of 400 (``--out
+           # head_vs_finetune_over_cap.json``), beside the probes-only decision made there before
+           "parts": [800], "letters": [1200]}
 ARMS = ("head", "finetune", "random")
 console = Console(highlight=False, width=200)
 
@@ -93,6 +105,15 @@ def run_seed(ds, seed: int, budgets: list[int]) -> dict:
         c = measure_choice(y, len(ds.classes), x=x, make_net=ds.make_net, encoder_state=encoder, cfg=ds.cfg,
                            seed=seed * 100 + i, encoder_name=f"the {ds.name} encoder (seed {seed})")
         rule = "head" if choose_head("auto", b, len(ds.classes))[0] == "frozen" else "finetune"
+        if b > COSTLY_MAX_LABELS:  # the decision over the cap from the probes alone (all labels; items not in memory)
+            torch.manual_seed(seed * 100 + i)
+            enc = ds.make_net()
+            start_from_encoder(enc, encoder, "frozen")
+            torch.manual_seed(seed * 100 + i + 1)
+            rnd = ds.make_net()
+            p = measure_choice(y, len(ds.classes), features=features_of(enc, x), random_features=features_of(rnd, x),
+                               encoder_state=encoder, seed=seed * 100 + i)
+            row["probes_only"] = {"mode": p.mode, "cv": p.scores, "why": p.why}
         row["choice"] = {"mode": c.mode, "cv": c.scores, "method": c.method, "warning": c.warning,
                          "seconds": c.seconds}
         row["rule15"] = rule
@@ -112,7 +133,7 @@ def _curve(runs, pick) -> dict:
 MARGINS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.15, 0.2]
 
 
-CLASSES = {"digits": 10, "traffic": 3, "maintenance": 2}
+CLASSES = {"digits": 10, "traffic": 3, "maintenance": 2, "parts": 3, "letters": 20}
 
 
 def replay(row: dict, margin: float, classes: int | None = None) -> str:
@@ -151,6 +172,8 @@ def summarize(runs: list[dict]) -> dict:
     pickers["chosen"] = lambda row, k: row[row["chosen"]][k]
     pickers["chosen_tie_only"] = lambda row, k: row[row["choice"]["mode"]][k]
     pickers["rule15"] = lambda row, k: row[row["rule15"]][k]
+    if all("probes_only" in row for r in runs for row in r["rows"]):  # over the cap: the decision before sampling
+        pickers["probes_only"] = lambda row, k: row[row["probes_only"]["mode"]][k]
     for key in ("accuracy", "balanced_accuracy"):
         for name, p in pickers.items():
             out[key][name] = _curve(runs, lambda row, p=p: p(row, key))
@@ -173,8 +196,11 @@ def summarize(runs: list[dict]) -> dict:
     lead = [b for b, m, s in zip(labels, diff.mean(0), diff.std(0)) if m > max(s, TIE)]
     out["finetune_leads_from"] = lead[0] if lead else None
     # how often the measured choice (and the old rule) picks the best arm on the test split
-    for who, get in (("chosen", lambda row: row["chosen"]), ("chosen_tie_only", lambda row: row["choice"]["mode"]),
-                     ("rule15", lambda row: row["rule15"])):
+    whos = [("chosen", lambda row: row["chosen"]), ("chosen_tie_only", lambda row: row["choice"]["mode"]),
+            ("rule15", lambda row: row["rule15"])]
+    if "probes_only" in pickers:
+        whos.append(("probes_only", lambda row: row["probes_only"]["mode"]))
+    for who, get in whos:
         hits, regret, by_budget = 0, [], {}
         for run in runs:
             for row in run["rows"]:
@@ -226,7 +252,9 @@ def print_report(report: dict) -> None:
             f"{b}: {m:+.3f}±{s:.3f}" for b, m, s in zip(d["labels"], d["finetune_minus_head"]["mean"],
                                                        d["finetune_minus_head"]["std"]))
                       + f"; fine-tuning leads from {d['finetune_leads_from']}")
-        for who in ("chosen", "chosen_tie_only", "rule15"):
+        for who in ("chosen", "chosen_tie_only", "rule15", "probes_only"):
+            if f"{who}_picks_best" not in d:
+                continue
             p = d[f"{who}_picks_best"]
             console.print(f"  {who} picks the best arm {p['rate']:.0%} of {p['of']} "
                           f"(mean regret {p['mean_regret']:.4f}): "
@@ -265,7 +293,8 @@ def main() -> None:
     if not args.from_partial:
         tmp = tempfile.TemporaryDirectory(prefix="alsql-head-vs-finetune-")
         builders = {"digits": lambda: le.digits(False), "traffic": lambda: le.traffic(False, Path(tmp.name)),
-                    "maintenance": lambda: le.maintenance(False, Path(tmp.name))}
+                    "maintenance": lambda: le.maintenance(False, Path(tmp.name)),
+                    "parts": lambda: le.parts(False), "letters": lambda: le.letters(False)}
         data = {s: builders[s]() for s in sets}
         for seed in range(args.seeds):  # seed by seed: a cut-short run has whole seeds
             for s in sets:
@@ -276,7 +305,8 @@ def main() -> None:
     report = {"config": {"seeds": args.seeds, "budgets": {s: BUDGETS[s] for s in sets}, "tie": TIE,
                          "torch_threads": 1, "labels": "random, nested (one seeded order per seed)",
                          "networks": {"digits": "SmallCNN(width=16)", "traffic": "VideoNet(SmallCNN(width=16))",
-                                      "maintenance": "AudioCNN(width=16)"}},
+                                      "maintenance": "AudioCNN(width=16)", "parts": "SmallCNN(width=16), avgmax",
+                                      "letters": "SmallCNN(width=16)"}},
               "datasets": {}}
     for s in dict.fromkeys(r["dataset"] for r in runs):
         report["datasets"][s] = summarize([r for r in runs if r["dataset"] == s])

@@ -334,6 +334,7 @@ def train_scratch(ds: Dataset, x, y, seed: int, pool_x=None):
 
 
 PRETRAINED_START = "measured"  # --pretrained-start: measured, probe (alsql.models.choose) or rule (choose_head)
+LAST_CHOICE: dict[str, float] = {}  # the scores of the last measured or probed choice (a row records them)
 
 
 def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, str]:
@@ -377,6 +378,7 @@ def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, s
             except Exception as exc:  # noqa: BLE001 - a benchmark row records it rather than losing the run
                 how = f"rule (measuring failed: {type(exc).__name__}: {exc})"
             else:
+                LAST_CHOICE.update(choice.scores)
                 return {"head": "frozen"}.get(choice.mode, choice.mode), PRETRAINED_START
     return choose_head("auto", len(y), len(ds.classes))[0], how
 
@@ -483,6 +485,7 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
         rest = np.setdiff1d(pool, lab)  # the guard's sample of the unlabeled pool, as alsql train reads it
         gx = ds.x[np.random.default_rng(seed * 100 + i).choice(rest, min(GUARD_SAMPLE, len(rest)), replace=False)]
         t0 = time.perf_counter()
+        LAST_CHOICE.clear()
         if encoder is None:
             net, mode = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i, gx), "scratch"
         else:
@@ -503,7 +506,8 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
                     "rare_in_pool": int(np.isin(y_np[pool], ds.rare).sum()) if ds.rare else None,
                     "min_class_labels": int(np.bincount(y_np[lab], minlength=len(ds.classes)).min()),
                     "guard": getattr(net, "guard", None) is not None,
-                    "mode": mode, "train_s": round(train_s, 3)})
+                    "mode": mode, "train_s": round(train_s, 3),
+                    **({"choice_scores": dict(LAST_CHOICE)} if LAST_CHOICE else {})})
         if i + 1 == len(budgets):
             break
         unl = np.setdiff1d(pool, lab)
@@ -1075,6 +1079,8 @@ def main() -> None:
         out = strategy_names() if text == "all" else [s.strip() for s in text.split(",")]
         for n in out:
             get_strategy(n)
+        if args.only_pretrained:  # more arms for an earlier run (merged with --from-partial): as listed
+            return list(dict.fromkeys(out))
         return ["random"] + [n for n in out if n != "random"]
 
     names = strategies(args.strategies)

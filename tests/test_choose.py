@@ -67,6 +67,17 @@ def test_the_head_is_left_only_for_an_arm_better_by_the_margin():
         pick_arm({})
 
 
+def test_from_the_switch_the_head_is_kept_only_when_it_beats_every_arm_by_the_tie():
+    from alsql.models.choose import SWITCH_PER_CLASS, TIE
+
+    many = SWITCH_PER_CLASS
+    assert pick_arm({"head": 0.80, "finetune": 0.80 - 2 * TIE, "random": 0.5}, per_class=many) == "head"
+    assert pick_arm({"head": 0.80, "finetune": 0.80 - TIE / 2, "random": 0.5}, per_class=many) == "finetune"
+    assert pick_arm({"head": 0.80, "finetune": 0.80 - 2 * TIE, "random": 0.5}, per_class=many - 1) == "head"
+    assert pick_arm({"head": 0.80, "finetune": 0.80 + HEAD_MARGIN / 2}, per_class=many - 1) == "head"
+    assert pick_arm({"head": 0.80, "finetune": 0.80 + HEAD_MARGIN / 2}, per_class=many) == "finetune"
+
+
 def test_head_on_stored_vectors_alone_is_the_only_arm():
     y = np.repeat(np.arange(3), 5)
     feats = np.eye(3, dtype=np.float32)[y]
@@ -201,7 +212,7 @@ class _Src:
             yield self.x[s:s + self.bs], self.y[s:s + self.bs]
 
 
-def test_sources_use_the_evaluation_set_and_over_the_cap_measure_the_head_only(tmp_path, monkeypatch):
+def test_sources_use_the_evaluation_set_and_over_the_cap_measure_on_a_sample(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     import alsql.models.choose as choose
@@ -217,12 +228,17 @@ def test_sources_use_the_evaluation_set_and_over_the_cap_measure_the_head_only(t
     c = choose.measure_sources(row, train, held, cfg, _net, 10)
     assert c.method.startswith("held out on the evaluation set (200 items")
     assert set(c.scores) == {"head", "finetune", "random", "probe_random"}
-    monkeypatch.setattr(choose, "COSTLY_MAX_LABELS", 50)  # 60 labels: over the cap
-    over = choose.measure_sources(row, train, held, cfg, _net, 10, random_arm=False)
-    assert set(over.scores) == {"head", "probe_random"} and over.mode in ("finetune", "random")
-    assert "over 50" in over.why
     few = choose.measure_sources(row, train, _Src(x[60:70], y[60:70]), cfg, _net, 10)
     assert few.method.endswith("-fold stratified cross-validation on 60 labels")  # 10 held out: too few
+    # Over the cap, items in memory: every arm measured on a stratified sample of the cap's size.
+    monkeypatch.setattr(choose, "COSTLY_MAX_LABELS", 50)  # 60 labels: over the cap
+    over = choose.measure_sources(row, train, held, cfg, _net, 10, random_arm=False)
+    assert set(over.scores) == {"head", "finetune", "probe_random"}
+    assert over.method.endswith(", the arms trained on a stratified sample of 50 of the 60 labels (the costly arms' cap)")
+    cv = choose.measure_sources(row, train, None, cfg, _net, 10)
+    assert set(cv.scores) == {"head", "finetune", "random", "probe_random"}
+    assert cv.method == ("3-fold stratified cross-validation on a stratified sample of 50 of the 60 labels (the "
+                         "costly arms' cap)")
     # Labels not held in memory: the probes alone, from one pass over the items; the encoder is
     # left for random weights when its probe does not beat a random network's, else the rule.
     monkeypatch.setattr(choose, "COSTLY_MAX_LABELS", 400)  # 60 labels: under the cap again
@@ -238,6 +254,33 @@ def test_sources_use_the_evaluation_set_and_over_the_cap_measure_the_head_only(t
 
     monkeypatch.setattr(fitmod, "distributed", lambda: (0, 2))
     assert choose.measure_sources(row, SimpleNamespace(cache=False), None, cfg, _net, 10) is None
+
+
+def test_stratified_sample_keeps_class_shares_and_every_class():
+    from alsql.models.choose import stratified_sample
+
+    y = np.repeat([0, 1, 2], [700, 280, 20])
+    keep = stratified_sample(y, 100, seed=3)
+    assert len(keep) == 100 and np.all(np.diff(keep) > 0)  # sorted, no repeats
+    assert np.bincount(y[keep]).tolist() == [70, 28, 2]
+    assert np.array_equal(keep, stratified_sample(y, 100, seed=3))
+    assert not np.array_equal(keep, stratified_sample(y, 100, seed=4))
+    rare = np.repeat([0, 1], [999, 1])
+    assert np.bincount(rare[stratified_sample(rare, 10)]).tolist() == [9, 1]  # a class of one is kept
+
+
+def test_over_the_cap_the_choice_is_for_all_labels():
+    """A choice measured on a sample over the cap decides for the labels the run has: 20 labels per
+    class in all is past the switch to the network, though the sample holds 5 per class."""
+    x, y = _digits()
+    torch.manual_seed(0)
+    enc = _net().state_dict()
+    c = measure_choice(y[:200], 10, x=x[:200], make_net=_net, encoder_state=enc, cfg=TINY, seed=1,
+                       max_costly_labels=50)
+    assert c.method.startswith("5-fold stratified cross-validation on a stratified sample of 50 of the 200 labels")
+    assert set(c.scores) == {"head", "finetune", "random", "probe_random"}
+    head_wins = all(c.scores["head"] >= c.scores[a] + 0.01 for a in ("finetune", "random"))
+    assert (c.mode == "head") == head_wins  # 20 per class: the network wins ties (SWITCH_PER_CLASS)
 
 
 def test_unmeasured_costly_arms_follow_the_probes():

@@ -75,7 +75,8 @@ import torch
 from alsql.errors import AlsqlError
 from alsql.models.metrics import balanced_accuracy, confusion_matrix
 
-__all__ = ["Choice", "measure_choice", "measure_sources", "describe", "stratified_folds", "fold_count",
+__all__ = ["Choice", "measure_choice", "measure_sources", "describe", "stratified_folds", "stratified_sample",
+           "fold_count",
            "linear_probe", "features_of",
            "probe_warning", "pick_arm", "HEAD_MARGIN", "SWITCH_PER_CLASS", "ARMS", "COSTLY_MAX_LABELS", "HOLDOUT_PER_CLASS", "TIE",
            "PROBE_CEILING",
@@ -130,6 +131,23 @@ def stratified_folds(y: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
         out[idx] = (at + np.arange(len(idx))) % k
         at = (at + len(idx)) % k
     return out
+
+
+def stratified_sample(y: np.ndarray, m: int, seed: int = 0) -> np.ndarray:
+    """Sorted positions of ``m`` of the labels ``y`` (``m < len(y)``), each class in proportion to
+    its count (largest remainders, every present class at least one), seeded."""
+    y = np.asarray(y, dtype=np.int64)
+    classes, counts = np.unique(y, return_counts=True)
+    m = int(min(max(m, len(classes)), len(y)))
+    exact = counts * m / len(y)
+    take = np.maximum(np.floor(exact).astype(np.int64), 1)
+    while take.sum() > m:  # the floor of one per class overshot: trim the largest
+        take[np.argmax(take)] -= 1
+    for c in np.argsort(-(exact - np.floor(exact)), kind="stable")[: m - int(take.sum())]:
+        take[c] += 1
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(y == c))[:t] for c, t in zip(classes, take)]
+    return np.sort(np.concatenate(picks))
 
 
 @torch.no_grad()
@@ -206,7 +224,7 @@ def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: in
                    random_features: np.ndarray | None = None, cfg=None,
                    arms: Sequence[str] = ARMS, holdout: tuple | None = None, seed: int = 0,
                    encoder_name: str = "the encoder", max_costly_labels: int = COSTLY_MAX_LABELS,
-                   say: Callable[[str], None] | None = None) -> Choice:
+                   total_labels: int | None = None, say: Callable[[str], None] | None = None) -> Choice:
     """Measure the arms (a subset of ``ARMS``) on the labels ``y`` ``(N,)`` and return the choice.
 
     ``x`` ``(N, ...)``: the labeled items as network input, with ``make_net`` (a fresh
@@ -217,8 +235,11 @@ def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: in
     costly arms train with. ``holdout``: ``(x_eval, y_eval)``, ``(x_eval, y_eval,
     features_eval)`` or ``(x_eval, y_eval, features_eval, random_features_eval)``: used instead of
     cross-validation when it has ``HOLDOUT_PER_CLASS``
-    items of every class with labels. An arm whose inputs are missing, or a costly arm
-    above ``max_costly_labels`` labels, is not measured.
+    items of every class with labels. An arm whose inputs are missing is not measured. Over
+    ``max_costly_labels`` labels with ``x`` given, every arm is measured on a stratified sample of
+    that many (``stratified_sample``): the costly arms cost what they cost at the cap, and the
+    decision (labels per class, the reason) is made for all the labels. ``total_labels``: the
+    labels the decision is for when ``y`` is already such a sample of them.
     """
     t0 = time.perf_counter()
     y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y, dtype=np.int64)
@@ -229,6 +250,15 @@ def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: in
         raise AlsqlError(f"{len(y)} label(s): expected at least 2 to measure the head / fine-tune choice")
     if features is None and x is not None and len(x) != len(y) or features is not None and len(features) != len(y):
         raise AlsqlError("the items and their labels differ in count: expected one label per item")
+    total = len(y) if total_labels is None else max(int(total_labels), len(y))
+    if len(y) > max_costly_labels and x is not None and make_net is not None and cfg is not None:
+        # Over the cap with the items in memory: every arm is measured on a stratified sample of
+        # max_costly_labels labels (the cost stays the cap's), the decision made for all of them.
+        keep = stratified_sample(y, max_costly_labels, seed)
+        y, x = y[keep], x[keep]
+        features = None if features is None else np.asarray(features)[keep]
+        random_features = None if random_features is None else np.asarray(random_features)[keep]
+    sampled = f"a stratified sample of {len(y)} of the {total} labels (the costly arms' cap)" if total > len(y) else ""
     enc_net = None
     if features is None and x is not None and make_net is not None and encoder_state is not None:
         from alsql.models.encoders import start_from_encoder
@@ -255,7 +285,8 @@ def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: in
     if use_holdout:
         xe = holdout[0]
         truth = ye
-        method = f"held out on the evaluation set ({len(ye)} items, at least {HOLDOUT_PER_CLASS} per class)"
+        method = (f"held out on the evaluation set ({len(ye)} items, at least {HOLDOUT_PER_CLASS} per class)"
+                  + (f", the arms trained on {sampled}" if sampled else ""))
         if "head" in measured:
             fe = holdout[2] if len(holdout) > 2 and holdout[2] is not None else (
                 features_of(enc_net, xe) if enc_net is not None else None)
@@ -278,7 +309,7 @@ def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: in
         k = fold_count(y)
         fold = stratified_folds(y, k, seed)
         truth = y
-        method = f"{k}-fold stratified cross-validation on {len(y)} labels"
+        method = f"{k}-fold stratified cross-validation on " + (sampled or f"{len(y)} labels")
         for arm in measured + (["probe_random"] if rand_feats is not None else []):
             preds[arm] = np.zeros(len(y), dtype=np.int64)
         yt = torch.as_tensor(y)
@@ -300,7 +331,7 @@ def measure_choice(y: Sequence[int] | np.ndarray | torch.Tensor, num_classes: in
     warning = None
     if "head" in scores and "probe_random" in scores and encoder_state is not None:
         warning = probe_warning(encoder_name, scores["head"], scores["probe_random"])
-    mode, why = _decide(scores, measured, arms, len(y), max_costly_labels, encoder_state is not None, num_classes)
+    mode, why = _decide(scores, measured, arms, total, max_costly_labels, encoder_state is not None, num_classes)
     choice = Choice(mode, scores, why, method, warning, round(time.perf_counter() - t0, 2))
     if say is not None:
         say(describe(choice))
@@ -321,7 +352,7 @@ def pick_arm(scores: dict[str, float], head_margin: float | None = None, tie: fl
     cand = [a for a in ARMS if a in scores]
     if not cand:
         raise AlsqlError("no arm scores to choose from")
-    if "head" in scores and all(scores[a] <= scores["head"] + margin for a in cand):
+    if "head" in scores and all(scores[a] <= scores["head"] + margin for a in cand if a != "head"):
         return "head"
     rest = [a for a in cand if a != "head"]
     best = max(scores[a] for a in rest)
@@ -385,11 +416,19 @@ def describe(choice: Choice) -> str:
     return f"measured start: {choice.mode} ({choice.method}: {scores}; {choice.seconds:.1f} s): {choice.why}"
 
 
-def _gather(src) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = [], []
+def _gather(src, keep: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A source's items and labels in its epoch-0 order; ``keep``: only these sorted positions."""
+    xs, ys, at = [], [], 0
     for x, y in src.batches(0):  # a cached source decodes once here; fit reuses the decoded items
-        xs.append(x)
-        ys.append(y)
+        if keep is None:
+            xs.append(x)
+            ys.append(y)
+        else:
+            sel = torch.as_tensor(keep[(keep >= at) & (keep < at + len(y))] - at, dtype=torch.long)
+            if len(sel):
+                xs.append(x[sel])
+                ys.append(y[sel])
+        at += len(y)
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -400,10 +439,11 @@ def measure_sources(encoder_row, train_src, eval_src, cfg, make_net: Callable[[]
     ``alsql.models.train``'s sources (``batches(epoch)`` of float inputs and labels, ``cache``:
     whether they are held in memory), from the encoder of ``encoder_row`` (a
     ``model_versions`` row). ``random_arm``: whether training from random weights is an arm
-    (``--init auto``; not under ``--init pretrained``). Over ``COSTLY_MAX_LABELS`` labels, or
-    when the labeled items are not held in memory, only the head and the random network's
-    probe are measured, from features computed batch by batch (one pass over the items). None
-    (the fixed rule decides) under torchrun, where each process sees a share of them."""
+    (``--init auto``; not under ``--init pretrained``). Items held in memory: over
+    ``COSTLY_MAX_LABELS`` labels every arm is measured on a stratified sample of that many,
+    gathered alone. Items not held in memory: only the head and the random network's probe are
+    measured, from features computed batch by batch (one pass over the items). None (the fixed
+    rule decides) under torchrun, where each process sees a share of them."""
     from alsql.models.artifacts import load_object
     from alsql.models.encoders import start_from_encoder
     from alsql.models.fit import distributed
@@ -419,9 +459,14 @@ def measure_sources(encoder_row, train_src, eval_src, cfg, make_net: Callable[[]
     if eval_src is not None and eval_src.cache:
         holdout = _gather(eval_src)
     # a cached source decodes its items once, here; a streamed one is read once, by the probes below
-    if train_src.cache and sum(len(yb) for _xb, yb in train_src.batches(0)) <= COSTLY_MAX_LABELS:
-        x, y = _gather(train_src)
-        return measure_choice(y, num_classes, x=x, holdout=holdout, **kw)
+    if train_src.cache:
+        labels = torch.cat([yb for _xb, yb in train_src.batches(0)]).numpy()
+        if len(labels) <= COSTLY_MAX_LABELS:
+            x, y = _gather(train_src)
+            return measure_choice(y, num_classes, x=x, holdout=holdout, **kw)
+        # over the cap: a stratified sample of the cap's size, gathered alone (the cost and the memory the cap's)
+        x, y = _gather(train_src, stratified_sample(labels, COSTLY_MAX_LABELS, cfg.seed))
+        return measure_choice(y, num_classes, x=x, holdout=holdout, total_labels=len(labels), **kw)
     torch.manual_seed(cfg.seed)
     enc = make_net()
     start_from_encoder(enc, state, "frozen")
