@@ -54,6 +54,16 @@ earlier report (``--compare-scenarios``).
 
     python benchmarks/label_efficiency.py --datasets issue24 --strategies issue24 --out benchmarks/reports/label_efficiency_rare.json
 
+That report starts the +pretrained arms by the probes (``--pretrained-start probe``: the path of
+``alsql train`` when the labeled items are not held in memory), for time. ``alsql train``'s own
+default with the items in memory measures the start (``measured``: cross-validated head,
+fine-tuning and random weights, several trainings per round); its +pretrained arms on the part
+images and the letters, beside the same from-scratch rows, are
+``label_efficiency_rare_measured.json`` (the merged partial beside it)::
+
+    python benchmarks/label_efficiency.py --datasets parts,letters --strategies random,margin,typiclust,balanced_margin --only-pretrained --pretrained-start measured --out runs.json
+    python benchmarks/label_efficiency.py --datasets parts,letters --strategies issue24 --pretrained-start measured --from-partial benchmarks/reports/label_efficiency_rare_measured.partial.json --compare-scenarios none --out benchmarks/reports/label_efficiency_rare_measured.json
+
 Goals: issue 4: the best of margin / entropy needs at most 60 % of random's labels
 (digits). Issue 18: with pretraining the best strategy needs under 100 labels to match
 random-from-scratch at 400 (digits); TypiClust+pretrained beats random+pretrained at 20,
