@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import label_efficiency as le  # noqa: E402  (the datasets, split, pretraining and training of that benchmark)
 
 from alsql.models.choose import (  # noqa: E402
-    COSTLY_MAX_LABELS, HEAD_MARGIN, TIE, features_of, measure_choice, pick_arm, probe_warning)
+    COSTLY_MAX_LABELS, HEAD_MARGIN, TIE, measure_choice, pick_arm, probe_warning)
 from alsql.models.encoders import choose_head, head_config, start_from_encoder  # noqa: E402
 from alsql.models.fit import fit  # noqa: E402
 from alsql.models.metrics import balanced_accuracy, confusion_matrix, labels_to_reach  # noqa: E402
@@ -106,13 +106,7 @@ def run_seed(ds, seed: int, budgets: list[int]) -> dict:
                            seed=seed * 100 + i, encoder_name=f"the {ds.name} encoder (seed {seed})")
         rule = "head" if choose_head("auto", b, len(ds.classes))[0] == "frozen" else "finetune"
         if b > COSTLY_MAX_LABELS:  # the decision over the cap from the probes alone (all labels; items not in memory)
-            torch.manual_seed(seed * 100 + i)
-            enc = ds.make_net()
-            start_from_encoder(enc, encoder, "frozen")
-            torch.manual_seed(seed * 100 + i + 1)
-            rnd = ds.make_net()
-            p = measure_choice(y, len(ds.classes), features=features_of(enc, x), random_features=features_of(rnd, x),
-                               encoder_state=encoder, seed=seed * 100 + i)
+            p = le.probe_choice(ds, encoder, x, y, seed * 100 + i)
             row["probes_only"] = {"mode": p.mode, "cv": p.scores, "why": p.why}
         row["choice"] = {"mode": c.mode, "cv": c.scores, "method": c.method, "warning": c.warning,
                          "seconds": c.seconds}

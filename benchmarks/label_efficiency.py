@@ -344,10 +344,25 @@ def train_scratch(ds: Dataset, x, y, seed: int, pool_x=None):
 
 
 PRETRAINED_START = "measured"  # --pretrained-start: measured, probe (alsql.models.choose) or rule (choose_head)
-LAST_CHOICE: dict[str, float] = {}  # the scores of the last measured or probed choice (a row records them)
 
 
-def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, str]:
+def probe_choice(ds: Dataset, encoder: dict, x, y, seed: int):
+    """``alsql.models.choose.measure_choice`` from the probes alone, as ``alsql train`` measures
+    when the labeled items are not held in memory (``measure_sources``): the frozen encoder's and
+    a random network's features of ``x``, no network trained."""
+    from alsql.models.choose import ARMS, features_of, measure_choice
+    from alsql.models.encoders import start_from_encoder
+
+    torch.manual_seed(seed)
+    enc = ds.make_net()
+    start_from_encoder(enc, encoder, "frozen")
+    torch.manual_seed(seed + 1)
+    rnd = ds.make_net()
+    return measure_choice(y, len(ds.classes), features=features_of(enc, x), random_features=features_of(rnd, x),
+                          encoder_state=encoder, arms=ARMS, seed=seed)
+
+
+def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, str, dict]:
     """frozen, finetune or random, as ``alsql train`` (``--init auto --head auto``, its default)
     decides when the project has an encoder:
 
@@ -360,13 +375,13 @@ def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, s
     - ``rule``: the labels-per-class rule ``choose_head`` alone (torchrun).
 
     Returns (mode, how it was chosen: measured / probe / rule / rule after the measuring failed,
-    with the error)."""
+    with the error, the measured arms' scores: empty under the rule)."""
     from alsql.models.encoders import choose_head
 
     how = "rule"
     if PRETRAINED_START in ("measured", "probe"):
         try:
-            from alsql.models.choose import ARMS, features_of, measure_choice
+            from alsql.models.choose import ARMS, measure_choice
         except ImportError:
             how = "rule (no alsql.models.choose)"
         else:
@@ -374,35 +389,26 @@ def pretrained_mode(ds: Dataset, encoder: dict, x, y, seed: int) -> tuple[str, s
                 if PRETRAINED_START == "measured":
                     choice = measure_choice(y, len(ds.classes), x=x, make_net=ds.make_net, encoder_state=encoder,
                                             cfg=ds.cfg, arms=ARMS, seed=seed)
-                else:  # as measure_sources computes the probes' features when the items are not in memory
-                    from alsql.models.encoders import start_from_encoder
-
-                    torch.manual_seed(seed)
-                    enc = ds.make_net()
-                    start_from_encoder(enc, encoder, "frozen")
-                    torch.manual_seed(seed + 1)
-                    rnd = ds.make_net()
-                    choice = measure_choice(y, len(ds.classes), features=features_of(enc, x),
-                                            random_features=features_of(rnd, x), encoder_state=encoder, arms=ARMS,
-                                            seed=seed)
+                else:
+                    choice = probe_choice(ds, encoder, x, y, seed)
             except Exception as exc:  # noqa: BLE001 - a benchmark row records it rather than losing the run
                 how = f"rule (measuring failed: {type(exc).__name__}: {exc})"
             else:
-                LAST_CHOICE.update(choice.scores)
-                return {"head": "frozen"}.get(choice.mode, choice.mode), PRETRAINED_START
-    return choose_head("auto", len(y), len(ds.classes))[0], how
+                return {"head": "frozen"}.get(choice.mode, choice.mode), PRETRAINED_START, choice.scores
+    return choose_head("auto", len(y), len(ds.classes))[0], how, {}
 
 
-def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int, pool_x=None) -> tuple[torch.nn.Module, str]:
+def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int, pool_x=None) -> tuple[torch.nn.Module, str, dict]:
     """A network trained from the pretrained encoder as ``alsql train --init pretrained`` does:
     ``pretrained_mode`` picks a linear head on the frozen encoder or fine-tuning the whole
     network, ``start_from_encoder`` loads (and freezes), ``head_config`` sets the head's
-    training settings, then the same ``fit``."""
+    training settings, then the same ``fit``. Returns (network, mode, the choice's scores)."""
     from alsql.models.encoders import head_config, start_from_encoder
 
-    mode, how = pretrained_mode(ds, encoder, x, y, seed)
+    mode, how, scores = pretrained_mode(ds, encoder, x, y, seed)
+    said = mode if how in ("measured", "probe") else f"{mode} ({how})"
     if mode == "random":  # the measured choice left the encoder: the network from random weights
-        return train_scratch(ds, x, y, seed, pool_x), mode if how in ("measured", "probe") else f"{mode} ({how})"
+        return train_scratch(ds, x, y, seed, pool_x), said, scores
     torch.manual_seed(seed)
     net = ds.make_net()
     start_from_encoder(net, encoder, mode)
@@ -411,7 +417,7 @@ def train_pretrained(ds: Dataset, encoder: dict, x, y, seed: int, pool_x=None) -
     fit(net, batches, None, cfg, len(ds.classes), steps_per_epoch=steps)
     net.freeze_encoder(False)
     net.guard = guard(ds, net, y, pool_x)
-    return net, mode if how in ("measured", "probe") else f"{mode} ({how})"
+    return net, said, scores
 
 
 def pretrain_steps(ds: Dataset, n_pool: int) -> int:
@@ -495,11 +501,10 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
         rest = np.setdiff1d(pool, lab)  # the guard's sample of the unlabeled pool, as alsql train reads it
         gx = ds.x[np.random.default_rng(seed * 100 + i).choice(rest, min(GUARD_SAMPLE, len(rest)), replace=False)]
         t0 = time.perf_counter()
-        LAST_CHOICE.clear()
         if encoder is None:
-            net, mode = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i, gx), "scratch"
+            net, mode, scores = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i, gx), "scratch", {}
         else:
-            net, mode = train_pretrained(ds, encoder, ds.x[lab], ds.y[lab], seed * 100 + i, gx)
+            net, mode, scores = train_pretrained(ds, encoder, ds.x[lab], ds.y[lab], seed * 100 + i, gx)
         train_s = time.perf_counter() - t0
         st = score(net, ds.x[test], 0)
         pred = st.get("class_id", st["probs"].argmax(1))  # the collapse guard's aligned decision, when it acted
@@ -517,7 +522,7 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
                     "min_class_labels": int(np.bincount(y_np[lab], minlength=len(ds.classes)).min()),
                     "guard": getattr(net, "guard", None) is not None,
                     "mode": mode, "train_s": round(train_s, 3),
-                    **({"choice_scores": dict(LAST_CHOICE)} if LAST_CHOICE else {})})
+                    **({"choice_scores": scores} if scores else {})})
         if i + 1 == len(budgets):
             break
         unl = np.setdiff1d(pool, lab)

@@ -476,11 +476,9 @@ def measure_sources(encoder_row, train_src, eval_src, cfg, make_net: Callable[[]
     # a cached source decodes its items once, here; a streamed one is read once, by the probes below
     if train_src.cache:
         labels = torch.cat([yb for _xb, yb in train_src.batches(0)]).numpy()
-        if len(labels) <= COSTLY_MAX_LABELS:
-            x, y = _gather(train_src)
-            return measure_choice(y, num_classes, x=x, holdout=holdout, **kw)
-        # over the cap: a stratified sample of the cap's size, gathered alone (the cost and the memory the cap's)
-        x, y = _gather(train_src, stratified_sample(labels, COSTLY_MAX_LABELS, cfg.seed))
+        # over the cap, only the stratified sample measure_choice would draw is gathered (the cap's memory)
+        keep = stratified_sample(labels, COSTLY_MAX_LABELS, cfg.seed) if len(labels) > COSTLY_MAX_LABELS else None
+        x, y = _gather(train_src, keep)
         return measure_choice(y, num_classes, x=x, holdout=holdout, total_labels=len(labels), **kw)
     torch.manual_seed(cfg.seed)
     enc = make_net()
