@@ -23,7 +23,7 @@ from alsql.schema import items, model_versions, predictions, projects
 from alsql.schema.scope import in_scope
 from alsql.schema.views import evaluation_set, training_set, unlabeled_pool
 
-__all__ = ["VIEWS", "Page", "page_query", "key_bounds", "check_source", "iter_pages", "iter_rows"]
+__all__ = ["VIEWS", "Page", "page_query", "key_bounds", "check_source", "fetch_compiled", "iter_pages", "iter_rows"]
 
 VIEWS = ("training_set", "evaluation_set", "unlabeled_pool", "inference_queue")
 _LABELED = {"training_set": training_set, "evaluation_set": evaluation_set}
@@ -79,6 +79,28 @@ def key_bounds(conn: Connection) -> tuple[int | None, int | None]:
     return lo, hi
 
 
+def fetch_compiled(bind: Engine | Connection, compiled, values: dict) -> list:
+    """Run a statement compiled once (``stmt.compile(dialect=...)``) with ``values`` bound over its
+    own parameters, on the driver's cursor: plain tuples, no per-row wrapping. With an Engine it
+    borrows a pooled connection only while it runs, so no read transaction stays open between calls."""
+    names = compiled.positiontup if compiled.positional else None
+    args = dict(compiled.params) | values
+    args = tuple(args[k] for k in names) if names is not None else args
+
+    def run(conn: Connection) -> list:
+        cur = conn.connection.dbapi_connection.cursor()
+        try:
+            cur.execute(compiled.string, args)
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return run(conn)
+    return run(bind)
+
+
 def iter_pages(
     bind: Engine | Connection,
     project_id: int,
@@ -103,26 +125,8 @@ def iter_pages(
     if upto is None:
         params.pop("hi")
     compiled = stmt.compile(dialect=bind.dialect)
-    names = compiled.positiontup if compiled.positional else None
-    values = dict(compiled.params)
-
-    def run(conn: Connection) -> list:
-        # Compiled once, run on the driver's cursor: plain tuples, no per-row wrapping.
-        values.update(params)
-        args = tuple(values[k] for k in names) if names is not None else values
-        cur = conn.connection.dbapi_connection.cursor()
-        try:
-            cur.execute(compiled.string, args)
-            return cur.fetchall()
-        finally:
-            cur.close()
-
     while True:
-        if isinstance(bind, Engine):
-            with bind.connect() as conn:
-                page = run(conn)
-        else:
-            page = run(bind)
+        page = fetch_compiled(bind, compiled, params)
         if page:
             yield page
         if len(page) < page_rows:

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, insert
 
 from alsql.catalog import get_project
 from alsql.errors import AlsqlError
+from alsql.loaders.pager import fetch_compiled
 from alsql.schema import annotations, embeddings, items, model_versions, predictions
 from alsql.schema.views import evaluation_set, training_set, unlabeled_pool
 
@@ -113,26 +114,6 @@ def encoder_with_vectors(conn: Connection, project_id: int, encoder_model_id: in
     return row
 
 
-def _fetch(bind, compiled, values: dict) -> list:
-    """Run a compiled statement on the driver's cursor (plain tuples, no row objects)."""
-    names = compiled.positiontup if compiled.positional else None
-    args = dict(compiled.params) | values
-    args = tuple(args[k] for k in names) if names is not None else args
-
-    def run(conn):
-        cur = conn.connection.dbapi_connection.cursor()
-        try:
-            cur.execute(compiled.string, args)
-            return cur.fetchall()
-        finally:
-            cur.close()
-
-    if isinstance(bind, Engine):
-        with bind.connect() as conn:
-            return run(conn)
-    return run(bind)
-
-
 def labeled_vectors(bind, project_id: int, encoder_model_id: int, view: str = "training_set",
                     dtype: str = "<f2", page: int = 8192) -> dict[str, np.ndarray]:
     """``item_ids (N,)``, ``class_id (N,)``, ``weight (N,)`` (1 for the training set), ``x (N, D)``
@@ -147,7 +128,7 @@ def labeled_vectors(bind, project_id: int, encoder_model_id: int, view: str = "t
     compiled = q.compile(dialect=bind.dialect)
     ids, ys, ws, xs, last = [], [], [], [], -1
     while True:
-        rows = _fetch(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "last": last, "n": page})
+        rows = fetch_compiled(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "last": last, "n": page})
         if rows:
             ids.append(np.array([r[0] for r in rows], np.int64))
             ys.append(np.array([r[1] for r in rows], np.int64))
@@ -190,7 +171,7 @@ def pool_vectors(bind, project_id: int, encoder_model_id: int, dtype: str = "<f2
     got: dict[int, object] = {}
 
     def run(start: int, rows: int) -> int | None:
-        page = _fetch(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "start": start, "n": rows})
+        page = fetch_compiled(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "start": start, "n": rows})
         for item_id, vec in page:
             got.setdefault(int(item_id), vec)
         return int(page[-1][0]) + 1 if len(page) == rows else None
@@ -389,7 +370,7 @@ def head_pages(bind, project_id: int, head_id: int, encoder_id: int, dtype: str 
     last = int(lo)
     while last < hi:
         values["last"], values["hi"] = last, min(int(hi), last + int(page))
-        rows = _fetch(bind, compiled, values)
+        rows = fetch_compiled(bind, compiled, values)
         if rows:
             yield np.fromiter((r[0] for r in rows), np.int64, len(rows)), decode_vectors([r[1] for r in rows], dtype)
         last = values["hi"]
