@@ -386,9 +386,7 @@ def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | 
     128-d: 65 s a round with the thread, 44 s without; ``benchmarks/rounds.py``)."""
     from alsql.loaders.writer import PredictionWriter
     from alsql.models.head_net import check_bald, load_head, score_vectors
-    from alsql.models.predict import mc_seed_for
-    from alsql.models.align import stored_columns
-    from alsql.models.strategies.scores import score_columns
+    from alsql.models.predict import mc_seed_for, write_scored
 
     if net is None or row is None:
         net, row = load_head(engine, model_id)
@@ -408,10 +406,7 @@ def score_range(engine: Engine, model_id: int, lo: int | None = None, hi: int | 
                 ahead = reader.submit(next, pages, None)
             ids, x = got
             out = score_vectors(net, x, bald, mc_seed_for(model_id, ids[0]) if bald else None)
-            cols = stored_columns(score_columns(out["probs"]), out)  # class_id: the collapse guard's decision
-            pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"], margin=cols["margin"],
-                     entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"],
-                     network_class_id=cols["network_class_id"])
+            write_scored(pw, ids, out)  # class_id: the collapse guard's decision
             pw.flush()
             written += len(ids)
     return written

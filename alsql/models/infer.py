@@ -34,9 +34,7 @@ from alsql.models.fit import resolve_device
 from alsql.models.heads import is_head
 from alsql.models.maps import MAP_SAMPLE, MapReport, compute_map
 from alsql.models.pool import require_model
-from alsql.models.predict import mc_seed_for, predict_batch
-from alsql.models.align import stored_columns
-from alsql.models.strategies.scores import score_columns
+from alsql.models.predict import mc_seed_for, predict_batch, write_scored
 from alsql.models.train import dataset_url
 
 __all__ = ["InferReport", "infer_project", "one_class_check", "score_batches", "cpu_cores", "share_cores",
@@ -116,11 +114,8 @@ def score_batches(engine: Engine, model_id: int, net, batches, device, *, bald: 
             # BALD's dropout draws come from the model and the batch, not the process's RNG state.
             seed = mc_seed_for(model_id, ids[0]) if bald and len(ids) else None
             out = predict_batch(net, as_float(x.to(device, non_blocking=True)), bald, amp, mc_seed=seed)
-            cols = stored_columns(score_columns(out["probs"]), out)  # class_id: the collapse guard's decision
             ew.write(item_ids=ids, vector=out["embeddings"])
-            pw.write(item_ids=ids, class_id=cols["class_id"], confidence=cols["confidence"],
-                     margin=cols["margin"], entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"],
-                     network_class_id=cols["network_class_id"])
+            write_scored(pw, ids, out)  # class_id: the collapse guard's decision
             written += len(ids)
             if time.monotonic() - last >= flush_seconds:
                 ew.flush()

@@ -13,7 +13,7 @@ import torch
 
 from alsql.models.strategies.scores import bald as bald_score
 
-__all__ = ["predict_batch", "mc_seed_for"]
+__all__ = ["predict_batch", "mc_seed_for", "write_scored"]
 
 
 def mc_seed_for(model_id: int, first_item_id: int, seed: int = 0) -> int:
@@ -60,3 +60,17 @@ def predict_batch(net, x: torch.Tensor, mc_samples: int = 0, amp: bool = False,
             net.mc_dropout(False)
         out["bald"] = bald_score(samples.cpu().numpy())
     return out
+
+
+def write_scored(writer, item_ids: np.ndarray, out: dict) -> None:
+    """Write one scored batch (``predict_batch``'s or a head's ``out``: probs, optional bald and the
+    collapse guard's class) to a predictions ``PredictionWriter``: the stored columns of
+    ``alsql.models.align.stored_columns`` (class_id is the guard's decision, network_class_id the
+    network's own argmax)."""
+    from alsql.models.align import stored_columns
+    from alsql.models.strategies.scores import score_columns
+
+    cols = stored_columns(score_columns(out["probs"]), out)
+    writer.write(item_ids=item_ids, class_id=cols["class_id"], confidence=cols["confidence"], margin=cols["margin"],
+                 entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"],
+                 network_class_id=cols["network_class_id"])
