@@ -88,6 +88,10 @@ def train(
         "logit_adjust (default): train on logits plus the log of each class's share of the training labels "
         "(logit adjustment), so the network leaves a wider margin to a rare class; balanced: weigh the loss "
         "n / (k * n_c) per class; none: plain cross-entropy"))] = "logit_adjust",
+    augment: Annotated[str, typer.Option(help=(
+        "Training images changed at random, labels kept: auto (default): flip for colour images, none for "
+        "one-channel images, sound and video; flip: mirrored left-right half the time; dihedral: flipped and "
+        "transposed (the 8 orientations: parts, aerial or microscope images); none. Recorded as params.augment"))] = "auto",
     collapse_guard: Annotated[bool, typer.Option(
         "--collapse-guard/--no-collapse-guard",
         help="After training, score a sample of the unlabeled pool; when the model predicts one class for 95% "
@@ -116,10 +120,12 @@ def train(
 
     if resume and no_resume:
         raise AlsqlError("--resume and --no-resume: expected one of them, not both")
-    from alsql.models.fit import CLASS_WEIGHTS
+    from alsql.models.fit import AUGMENTS, CLASS_WEIGHTS
 
     if class_weight not in CLASS_WEIGHTS:
         raise AlsqlError(f"--class-weight {class_weight!r}: expected {', '.join(CLASS_WEIGHTS)}")
+    if augment not in AUGMENTS:
+        raise AlsqlError(f"--augment {augment!r}: expected {', '.join(AUGMENTS)}")
     if max_minutes is not None and not max_minutes > 0:
         raise AlsqlError(f"--max-minutes {max_minutes:g}: expected a positive number of minutes")
     if head not in ("auto", "frozen", "finetune", "linear", "mlp"):
@@ -132,7 +138,8 @@ def train(
         raise AlsqlError("--encoder-model: only with --head linear or --head mlp")
     cfg = TrainConfig(arch=arch, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr, patience=patience,
                       device=device, amp=amp, image_size=image_size, num_workers=workers, seed=seed,
-                      class_weight=class_weight, max_minutes=max_minutes, collapse_guard=collapse_guard)
+                      class_weight=class_weight, max_minutes=max_minutes, collapse_guard=collapse_guard,
+                      augment=augment)
     asked = True if resume else (False if no_resume else None)
     engine = get_engine()
     import dataclasses

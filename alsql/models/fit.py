@@ -29,13 +29,22 @@ from alsql.models.metrics import accuracy, balanced_accuracy, selection_key
 from alsql.models.metrics import class_weights as metric_class_weights
 from alsql.models.metrics import logit_adjustment
 
-__all__ = ["CLASS_WEIGHTS", "TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line",
+__all__ = ["AUGMENTS", "AUGMENT_NOTES", "augment_batch", "resolve_augment", "CLASS_WEIGHTS", "TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line",
            "ETA_STEPS"]
 
 ETA_STEPS = 5  # optimizer steps timed (after the first, which pays the start-up and the first decode) for the ETA
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 CLASS_WEIGHTS = ("logit_adjust", "balanced", "none")  # TrainConfig.class_weight, --class-weight
+# TrainConfig.augment, --augment: label-preserving changes of a training image, drawn per image and step.
+# auto: a horizontal flip half the time for colour images (the standard recipe of image classification, and
+# the flip alsql pretrain's views give colour images), nothing for one-channel images (a mirrored digit or
+# letter is another symbol), sound and video; flip: that flip on any image; dihedral: the flip, a vertical flip
+# and a transposition, each half the time (the 8 orientations: parts, aerial and microscope images, where
+# up has no meaning); none.
+AUGMENTS = ("auto", "none", "flip", "dihedral")
+AUGMENT_NOTES = {"flip": "each training image mirrored left-right half the time",
+                 "dihedral": "each training image flipped and transposed at random: its 8 orientations"}
 
 
 @dataclass
@@ -62,6 +71,9 @@ class TrainConfig:
     # measured against the weights and class-balanced sampling in benchmarks/imbalance.py; balanced:
     # cross-entropy weighted n / (k * n_c) per class of the training labels; none: plain cross-entropy
     class_weight: str = "logit_adjust"
+    # label-preserving augmentation of training images (AUGMENTS): auto flips colour images; alsql train resolves
+    # it from the media kind before training and records what it used
+    augment: str = "auto"
     # after training, a sample of the unlabeled pool is scored; a model that predicts one class for 95 % of it
     # gets its decision aligned to the labels' class shares (alsql.models.align); False: --no-collapse-guard
     collapse_guard: bool = True
@@ -81,6 +93,39 @@ class FitResult:
     logit_adjustment: list[float] | None = None  # the offsets added to the logits in training (logit_adjust)
     stopped: str | None = None  # why training ended early: "max-minutes" (else None: the plan or early stopping)
     seconds: float = 0.0  # wall time of the loop
+
+
+def resolve_augment(augment: str, kind: str, in_channels: int | None) -> str:
+    """The augmentation ``augment`` (``AUGMENTS``) means for items of ``kind`` (image, audio, video)
+    with ``in_channels``: auto is flip for colour images and none otherwise; flip and dihedral are
+    for images only (an error names the option and the kind)."""
+    if augment not in AUGMENTS:
+        raise AlsqlError(f"--augment {augment!r}: expected {', '.join(AUGMENTS)}")
+    if augment == "auto":
+        return "flip" if kind == "image" and in_channels == 3 else "none"
+    if augment != "none" and kind != "image":
+        raise AlsqlError(f"--augment {augment}: flips are for images, this project's items are {kind}; "
+                         f"expected none or auto")
+    return augment
+
+
+def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
+    """``x`` with the augmentation ``augment`` applied image by image (``(B, C, H, W)``; other shapes
+    are left alone, and the transposition of dihedral needs H equal to W). auto: flip when C is 3. Randomness comes only from
+    ``generator`` (CPU), so a seed repeats the same changes on any device."""
+    if augment == "auto":
+        augment = "flip" if x.dim() == 4 and x.shape[1] == 3 else "none"
+    if augment == "none" or x.dim() != 4 or len(x) == 0:
+        return x
+    n = len(x)
+    draws = torch.rand(3, n, generator=generator) < 0.5
+    flip = draws[0].to(x.device).view(n, 1, 1, 1)
+    out = torch.where(flip, x.flip(-1), x)
+    if augment == "dihedral":
+        out = torch.where(draws[1].to(x.device).view(n, 1, 1, 1), out.flip(-2), out)
+        if out.shape[-1] == out.shape[-2]:
+            out = torch.where(draws[2].to(x.device).view(n, 1, 1, 1), out.transpose(-1, -2), out)
+    return out
 
 
 def distributed() -> tuple[int, int]:
@@ -207,6 +252,9 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
     epochs, _note = plan_epochs(cfg, steps_per_epoch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    if cfg.augment not in AUGMENTS:
+        raise AlsqlError(f"--augment {cfg.augment!r}: expected {', '.join(AUGMENTS)}")
+    aug_gen = torch.Generator().manual_seed(int(cfg.seed) * 1000 + 17 + rank)  # the augmentation's draws
     if cfg.class_weight not in CLASS_WEIGHTS:
         raise AlsqlError(f"--class-weight {cfg.class_weight!r}: expected {', '.join(CLASS_WEIGHTS)}")
     if cfg.class_weight == "none":
@@ -267,6 +315,7 @@ def fit(net: nn.Module, train_batches: Callable[[int], Batches], eval_batches: C
         with ctx:
             for x, y in train_batches(epoch):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                x = augment_batch(x, cfg.augment, aug_gen)
                 opt.zero_grad(set_to_none=True)
                 with _autocast(device, cfg.amp):
                     logits = model(x).float()

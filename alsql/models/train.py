@@ -29,6 +29,7 @@ when asked (``resume=True``, ``--resume``) or when every setting matches (``resu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ from alsql.config import get_settings
 from alsql.errors import AlsqlError
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import head_config
-from alsql.models.fit import CLASS_WEIGHTS, FitResult, TrainConfig, distributed, fit, plan_epochs, plan_line, resolve_device
+from alsql.models.fit import (AUGMENT_NOTES, CLASS_WEIGHTS, FitResult, TrainConfig, distributed, fit, plan_epochs,
+                              plan_line, resolve_augment, resolve_device)
 from alsql.models.inputs import media_plan
 from alsql.models.metrics import class_weights, imbalance_warnings, logit_adjustment, metrics_dict
 from alsql.models.networks import (build_network, layout_for, layout_of, layout_tag, load_weights, read_weights,
@@ -349,6 +351,9 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     # audio / video: their network and input.
     media = media_plan(engine, proj.project_id, cfg, grayscale)
     cfg, image_size, in_channels, pixels = media.cfg, media.image_size, media.in_channels, media.pixels
+    cfg = dataclasses.replace(cfg, augment=resolve_augment(cfg.augment, media.spec.kind, in_channels))
+    if say is not None and rank == 0 and cfg.augment != "none":
+        say(f"augmentation: {cfg.augment} ({AUGMENT_NOTES[cfg.augment]})")
     if say is not None and rank == 0 and image_size is not None:
         say(f"image size {image_size}: {media.size_note}")
     train_src = _Source(*_loader(url, proj.project_id, "training_set", cfg, image_size, grayscale, True, device),
