@@ -91,7 +91,8 @@ def train(
     augment: Annotated[str, typer.Option(help=(
         "Training images changed at random, labels kept: auto (default): flip for colour images, none for "
         "one-channel images, sound and video; flip: mirrored left-right half the time; dihedral: flipped and "
-        "transposed (the 8 orientations: parts, aerial or microscope images); none. Recorded as params.augment"))] = "auto",
+        "transposed (the 8 orientations: parts, aerial or microscope images); none. "
+        "Recorded as params.augment"))] = "auto",
     collapse_guard: Annotated[bool, typer.Option(
         "--collapse-guard/--no-collapse-guard",
         help="After training, score a sample of the unlabeled pool; when the model predicts one class for 95% "

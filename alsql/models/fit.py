@@ -29,8 +29,8 @@ from alsql.models.metrics import accuracy, balanced_accuracy, selection_key
 from alsql.models.metrics import class_weights as metric_class_weights
 from alsql.models.metrics import logit_adjustment
 
-__all__ = ["AUGMENTS", "AUGMENT_NOTES", "augment_batch", "resolve_augment", "CLASS_WEIGHTS", "TrainConfig", "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line",
-           "ETA_STEPS"]
+__all__ = ["AUGMENTS", "AUGMENT_NOTES", "augment_batch", "resolve_augment", "CLASS_WEIGHTS", "TrainConfig",
+           "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line", "ETA_STEPS"]
 
 ETA_STEPS = 5  # optimizer steps timed (after the first, which pays the start-up and the first decode) for the ETA
 
@@ -111,8 +111,8 @@ def resolve_augment(augment: str, kind: str, in_channels: int | None) -> str:
 
 def augment_batch(x: torch.Tensor, augment: str, generator: torch.Generator) -> torch.Tensor:
     """``x`` with the augmentation ``augment`` applied image by image (``(B, C, H, W)``; other shapes
-    are left alone, and the transposition of dihedral needs H equal to W). auto: flip when C is 3. Randomness comes only from
-    ``generator`` (CPU), so a seed repeats the same changes on any device."""
+    are left alone, and the transposition of dihedral needs H equal to W). auto: flip when C is 3.
+    Randomness comes only from ``generator`` (CPU), so a seed repeats the same changes on any device."""
     if augment == "auto":
         augment = "flip" if x.dim() == 4 and x.shape[1] == 3 else "none"
     if augment == "none" or x.dim() != 4 or len(x) == 0:

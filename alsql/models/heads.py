@@ -128,7 +128,8 @@ def labeled_vectors(bind, project_id: int, encoder_model_id: int, view: str = "t
     compiled = q.compile(dialect=bind.dialect)
     ids, ys, ws, xs, last = [], [], [], [], -1
     while True:
-        rows = fetch_compiled(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "last": last, "n": page})
+        rows = fetch_compiled(bind, compiled,
+                              {"e": int(encoder_model_id), "p": int(project_id), "last": last, "n": page})
         if rows:
             ids.append(np.array([r[0] for r in rows], np.int64))
             ys.append(np.array([r[1] for r in rows], np.int64))
@@ -171,7 +172,8 @@ def pool_vectors(bind, project_id: int, encoder_model_id: int, dtype: str = "<f2
     got: dict[int, object] = {}
 
     def run(start: int, rows: int) -> int | None:
-        page = fetch_compiled(bind, compiled, {"e": int(encoder_model_id), "p": int(project_id), "start": start, "n": rows})
+        page = fetch_compiled(bind, compiled,
+                              {"e": int(encoder_model_id), "p": int(project_id), "start": start, "n": rows})
         for item_id, vec in page:
             got.setdefault(int(item_id), vec)
         return int(page[-1][0]) + 1 if len(page) == rows else None
