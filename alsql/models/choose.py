@@ -38,7 +38,9 @@ fine-tuning from the SimCLR encoder reaches 0.714 / 0.893 / 0.968 test balanced 
 0.952); measured on the 400-label sample the choice took random weights on all 3 (0.979, the
 best arm each time). On the 20 letters (1,200 labels) it picked the best arm on 3 seeds of 3
 (0.764, regret 0.002) against the probes' 1 of 3 (0.737). Measuring there took 93-226 s on the
-part images and 44-88 s on the letters (one core, beside another run).
+part images and 44-88 s on the letters (one core, beside another run). That report predates the
+flips of colour images in training (``TrainConfig.augment``) and the letters' default-length
+pretraining of the benchmark.
 
 Under the cap the same measured start is what keeps a weak encoder from costing accuracy in
 active-learning rounds (``benchmarks/label_efficiency.py --pretrained-start measured``, report
