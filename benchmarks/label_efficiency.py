@@ -93,7 +93,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alsql.models.align import GUARD_SAMPLE
-from alsql.models.fit import TrainConfig, fit
+from alsql.models.fit import AUGMENTS, TrainConfig, fit
 from alsql.models.metrics import balanced_accuracy, confusion_matrix, labels_to_reach, macro_f1, per_class_recall
 from alsql.models.networks import AudioCNN, SmallCNN, VideoNet, layout_for, layout_of
 from alsql.models.predict import predict_batch
@@ -364,14 +364,9 @@ def probe_choice(ds: Dataset, encoder: dict, x, y, seed: int):
     """``alsql.models.choose.measure_choice`` from the probes alone, as ``alsql train`` measures
     when the labeled items are not held in memory (``measure_sources``): the frozen encoder's and
     a random network's features of ``x``, no network trained."""
-    from alsql.models.choose import ARMS, features_of, measure_choice
-    from alsql.models.encoders import start_from_encoder
+    from alsql.models.choose import ARMS, features_of, measure_choice, probe_nets
 
-    torch.manual_seed(seed)
-    enc = ds.make_net()
-    start_from_encoder(enc, encoder, "frozen")
-    torch.manual_seed(seed + 1)
-    rnd = ds.make_net()
+    enc, rnd = probe_nets(ds.make_net, encoder, seed)
     return measure_choice(y, len(ds.classes), features=features_of(enc, x), random_features=features_of(rnd, x),
                           encoder_state=encoder, arms=ARMS, seed=seed)
 
@@ -1062,7 +1057,7 @@ def main() -> None:
                     help="train without alsql train's collapse guard (alsql.models.align)")
     ap.add_argument("--only-pretrained", action="store_true",
                     help="the +pretrained arms only (merge with a from-scratch run's partial through --from-partial)")
-    ap.add_argument("--augment", choices=("auto", "none", "flip", "dihedral"), default="auto",
+    ap.add_argument("--augment", choices=AUGMENTS, default="auto",
                     help="the training images' augmentation on the rare sets (TrainConfig.augment; auto, alsql train's "
                          "default, flips colour images: of these sets, the part images)")
     ap.add_argument("--only-listed", action="store_true",

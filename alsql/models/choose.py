@@ -94,7 +94,7 @@ from alsql.models.metrics import balanced_accuracy, confusion_matrix
 
 __all__ = ["Choice", "measure_choice", "measure_sources", "describe", "stratified_folds", "stratified_sample",
            "fold_count",
-           "linear_probe", "features_of",
+           "linear_probe", "features_of", "probe_nets",
            "probe_warning", "pick_arm", "HEAD_MARGIN", "SWITCH_PER_CLASS", "ARMS", "COSTLY_MAX_LABELS", "HOLDOUT_PER_CLASS", "TIE",
            "PROBE_CEILING",
            "MEASURED_RULE"]
@@ -174,6 +174,19 @@ def features_of(net, x: torch.Tensor, batch_size: int = 256) -> np.ndarray:
     dev = next(net.parameters()).device
     parts = [net.embed(x[s : s + batch_size].to(dev)).float().cpu() for s in range(0, len(x), batch_size)]
     return torch.cat(parts).numpy() if parts else np.zeros((0, getattr(net, "embedding_dim", 0)), np.float32)
+
+
+def probe_nets(make_net: Callable[[], torch.nn.Module], encoder_state: dict,
+               seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The two networks whose features the probes compare: ``make_net()`` started from the frozen
+    encoder (seeded ``seed``) and a random network (seeded ``seed + 1``)."""
+    from alsql.models.encoders import start_from_encoder
+
+    torch.manual_seed(seed)
+    enc = make_net()
+    start_from_encoder(enc, encoder_state, "frozen")
+    torch.manual_seed(seed + 1)
+    return enc, make_net()
 
 
 def linear_probe(ftr: np.ndarray, ytr: np.ndarray, fte: np.ndarray) -> np.ndarray:
@@ -462,7 +475,6 @@ def measure_sources(encoder_row, train_src, eval_src, cfg, make_net: Callable[[]
     measured, from features computed batch by batch (one pass over the items). None (the fixed
     rule decides) under torchrun, where each process sees a share of them."""
     from alsql.models.artifacts import load_object
-    from alsql.models.encoders import start_from_encoder
     from alsql.models.fit import distributed
 
     if distributed()[1] > 1:
@@ -482,11 +494,7 @@ def measure_sources(encoder_row, train_src, eval_src, cfg, make_net: Callable[[]
         keep = stratified_sample(labels, COSTLY_MAX_LABELS, cfg.seed) if len(labels) > COSTLY_MAX_LABELS else None
         x, y = _gather(train_src, keep)
         return measure_choice(y, num_classes, x=x, holdout=holdout, total_labels=len(labels), **kw)
-    torch.manual_seed(cfg.seed)
-    enc = make_net()
-    start_from_encoder(enc, state, "frozen")
-    torch.manual_seed(cfg.seed + 1)
-    rnd = make_net()
+    enc, rnd = probe_nets(make_net, state, cfg.seed)
     feats, rfeats, ys = [], [], []
     for xb, yb in train_src.batches(0):
         feats.append(features_of(enc, xb))

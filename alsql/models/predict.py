@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from alsql.models.align import stored_columns
 from alsql.models.strategies.scores import bald as bald_score
+from alsql.models.strategies.scores import score_columns
 
 __all__ = ["predict_batch", "mc_seed_for", "write_scored"]
 
@@ -67,9 +69,6 @@ def write_scored(writer, item_ids: np.ndarray, out: dict) -> None:
     collapse guard's class) to a predictions ``PredictionWriter``: the stored columns of
     ``alsql.models.align.stored_columns`` (class_id is the guard's decision, network_class_id the
     network's own argmax)."""
-    from alsql.models.align import stored_columns
-    from alsql.models.strategies.scores import score_columns
-
     cols = stored_columns(score_columns(out["probs"]), out)
     writer.write(item_ids=item_ids, class_id=cols["class_id"], confidence=cols["confidence"], margin=cols["margin"],
                  entropy=cols["entropy"], bald=out.get("bald"), probs=out["probs"],
