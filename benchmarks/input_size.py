@@ -6,7 +6,7 @@ each defect under 0.5 % of the image) are drawn at 256 px and read at each size 
 parts; the same ``--labels`` of them train (the label budget), 100 are the evaluation set
 that keeps the best checkpoint (balanced accuracy, as ``alsql train``), 300 are the test set
 the figures come from. Training is ``alsql.models.fit.fit`` as ``alsql train`` runs it (``cnn``,
-class-weighted loss, best checkpoint by balanced accuracy) on a schedule two CPU cores can
+the default loss and flips, best checkpoint by balanced accuracy) on a schedule two CPU cores can
 afford for 12 runs (default 8 epochs raised to 40 steps of 32; ``--epochs``, ``--min-steps``,
 ``--batch-size``), the same at every size. The report is rewritten after every run (``done``
 counts the runs), so a run cut short still reports the seeds it finished.

@@ -20,10 +20,9 @@ Why 128 for images: small defects. In the part images of ``alsql.pipelines.scena
 (scratches 1-2.5 px wide and dents, each under 0.5 % of a 256 px image) a scratch is a
 quarter to half a pixel wide at 64 px, its contrast averaged away by the resize, and half a
 pixel to a pixel at 128. ``benchmarks/input_size.py`` trains that task with the same labels
-at 32, 64, 96 and 128 px; on two shared CPU cores only one seed at 32, 64 and 128 px fitted
-(120 labels, 40 steps), and at that budget no size learned the task (balanced accuracy
-0.32, 0.27, 0.29: chance for three classes, nearly every part called defective;
-``benchmarks/reports/input_size.json``). So the cap rests on the defect's scale and on
+at 32, 64, 96 and 128 px (3 seeds, 120 labels, 40 steps, alsql train's loss and flips), and at
+that budget no size learned the task (balanced accuracy 0.335, 0.334, 0.335, 0.334: chance for
+three classes, most parts called defective; ``benchmarks/reports/input_size.json``). So the cap rests on the defect's scale and on
 compute (128 px costs 4x the compute of 64 px per item), not yet on a measured gain; the
 benchmark is the place to revisit it. Video frames keep the old 64: a segment is 8 frames.
 
