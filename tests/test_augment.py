@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from alsql.errors import AlsqlError
-from alsql.models.fit import TrainConfig, augment_batch, fit, resolve_augment
+from alsql.models.fit import MIN_STEPS, TrainConfig, augment_batch, fit, plan_epochs, resolve_augment, resolve_min_steps
 
 
 def _orientations(img: torch.Tensor) -> list[torch.Tensor]:
@@ -66,6 +66,17 @@ def test_the_rule_reads_the_media_and_refuses_flips_for_sound():
         resolve_augment("flip", "audio", 1)
     with pytest.raises(AlsqlError, match=r"--augment 'mirror': expected auto, none, flip, dihedral"):
         resolve_augment("mirror", "image", 3)
+
+
+def test_min_steps_default_by_media_kind():
+    assert [resolve_min_steps(None, k) for k in ("image", "video", "audio")] == [600, 200, 200]
+    assert resolve_min_steps(50, "video") == 50
+    with pytest.raises(AlsqlError, match=r"--min-steps -1: expected 0 or more"):
+        resolve_min_steps(-1, "image")
+    # 100 labels at batch 64: 2 steps per epoch, so 300 epochs (the most) for the images' 600 steps
+    epochs, note = plan_epochs(TrainConfig(), 2)
+    assert epochs == 300 and note.endswith("raised to 300 epochs to reach --min-steps 600 (2 steps per epoch)")
+    assert plan_epochs(TrainConfig(min_steps=200), 2)[0] == 100
 
 
 def test_fit_trains_on_the_changed_images():
@@ -122,14 +133,17 @@ def test_train_records_and_says_the_augmentation(db_url, tmp_path):
         tiny = dict(epochs=1, min_steps=1, max_epochs=1, batch_size=8, patience=100, device="cpu")
         said: list[str] = []
         runs = {}
+        steps = {}
         for name, cfg in [("auto", TrainConfig(**tiny)), ("none", TrainConfig(**tiny, augment="none")),
-                          ("grey", TrainConfig(**tiny))]:
+                          ("grey", TrainConfig(**{**tiny, "min_steps": None}))]:
             mid = train_project(engine, proj.project_id, cfg, artifacts=str(tmp_path / "art"), say=said.append,
                                 grayscale=name == "grey")
             with engine.connect() as conn:
-                runs[name] = conn.execute(select(model_versions.c.params)
-                                          .where(model_versions.c.model_id == mid)).scalar_one()["augment"]
+                params = conn.execute(select(model_versions.c.params)
+                                      .where(model_versions.c.model_id == mid)).scalar_one()
+            runs[name], steps[name] = params["augment"], params["min_steps"]
         assert runs == {"auto": "flip", "none": "none", "grey": "none"}
         assert said.count("augmentation: flip (each training image mirrored left-right half the time)") == 1
+        assert steps == {"auto": 1, "none": 1, "grey": MIN_STEPS["image"]}  # unset: the images' default, recorded
     finally:
         engine.dispose()

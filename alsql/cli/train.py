@@ -61,9 +61,10 @@ def train(
     arch: Annotated[str, typer.Option(help="cnn (small, fast on CPU) or resnet18")] = "cnn",
     epochs: Annotated[int, typer.Option(
         help="At least this many epochs (raised to reach --min-steps; early stopping after)")] = 30,
-    min_steps: Annotated[int, typer.Option(
-        help="At least this many optimizer steps: on a small label set --epochs is raised to reach it "
-             "(60 labels at --batch-size 64 make 1 step per epoch, so 200 epochs); the output says when")] = 200,
+    min_steps: Annotated[Optional[int], typer.Option(
+        help="At least this many optimizer steps: on a small label set --epochs is raised to reach it, at most "
+             "300 epochs (60 labels at --batch-size 64 make 1 step per epoch); the output says when. Default: 600 "
+             "for images, 200 for video and sound (200 for --head linear|mlp); recorded as params.min_steps")] = None,
     batch_size: Annotated[int, typer.Option(help="Images per batch (per process)")] = 64,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-3,
     patience: Annotated[int, typer.Option(help="Epochs without a better evaluation before stopping")] = 8,
@@ -132,8 +133,9 @@ def train(
     if head not in ("auto", "frozen", "finetune", "linear", "mlp"):
         raise AlsqlError(f"--head {head!r}: expected auto, frozen, finetune, linear or mlp")
     if head in ("linear", "mlp"):
-        _train_head(project, head, encoder_model, epochs=epochs, min_steps=min_steps, batch_size=batch_size, lr=lr,
-                    patience=patience, seed=seed, class_weight=class_weight, collapse_guard=collapse_guard)
+        _train_head(project, head, encoder_model, epochs=epochs, batch_size=batch_size, lr=lr,
+                    patience=patience, seed=seed, class_weight=class_weight, collapse_guard=collapse_guard,
+                    **({} if min_steps is None else {"min_steps": min_steps}))
         return
     if encoder_model is not None:
         raise AlsqlError("--encoder-model: only with --head linear or --head mlp")

@@ -502,9 +502,11 @@ def train_round_model(engine: Engine, project: str | int, cfg=None, *, init: str
     from alsql.models.fit import TrainConfig
 
     cfg = cfg or TrainConfig()
-    kw = {"seed": cfg.seed, "epochs": cfg.epochs, "min_steps": cfg.min_steps, "batch_size": cfg.batch_size,
+    kw = {"seed": cfg.seed, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
           "lr": cfg.lr, "patience": cfg.patience, "class_weight": cfg.class_weight, "say": say,
           "collapse_guard": cfg.collapse_guard}
+    if cfg.min_steps is not None:  # None: the head's own default, not the networks' by media kind
+        kw["min_steps"] = cfg.min_steps
     if "artifacts" in train_kw:
         kw["artifacts"] = train_kw["artifacts"]
     if "name" in train_kw:

@@ -46,7 +46,7 @@ from alsql.errors import AlsqlError
 from alsql.models.artifacts import artifact_uri, load_object, remove_object, save_object
 from alsql.models.encoders import head_config
 from alsql.models.fit import (AUGMENT_NOTES, CLASS_WEIGHTS, FitResult, TrainConfig, distributed, fit, plan_epochs,
-                              plan_line, resolve_augment, resolve_device)
+                              plan_line, resolve_augment, resolve_device, resolve_min_steps)
 from alsql.models.inputs import media_plan
 from alsql.models.metrics import class_weights, imbalance_warnings, logit_adjustment, metrics_dict
 from alsql.models.networks import (build_network, layout_for, layout_of, layout_tag, load_weights, read_weights,
@@ -351,7 +351,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     # audio / video: their network and input.
     media = media_plan(engine, proj.project_id, cfg, grayscale)
     cfg, image_size, in_channels, pixels = media.cfg, media.image_size, media.in_channels, media.pixels
-    cfg = dataclasses.replace(cfg, augment=resolve_augment(cfg.augment, media.spec.kind, in_channels))
+    cfg = dataclasses.replace(cfg, augment=resolve_augment(cfg.augment, media.spec.kind, in_channels),
+                              min_steps=resolve_min_steps(cfg.min_steps, media.spec.kind))
     if say is not None and rank == 0 and cfg.augment != "none":
         say(f"augmentation: {cfg.augment} ({AUGMENT_NOTES[cfg.augment]})")
     if say is not None and rank == 0 and image_size is not None:
