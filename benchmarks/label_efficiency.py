@@ -69,6 +69,15 @@ rows) run that way are ``label_efficiency_rare_measured.json`` (the merged parti
 
 ``--augment dihedral --no-pretrained`` on the part images: ``label_efficiency_parts_dihedral.json``.
 
+With images trained for 600 steps (``alsql train``'s default since then, ``fit.MIN_STEPS``):
+the parts with the probes' start (the measured start would cost about 4 CPU-hours),
+``label_efficiency_rare_steps.json``, and the letters with the measured start (the seeds every arm
+finished), ``label_efficiency_rare_steps_measured.json``, each with its merged partial::
+
+    python benchmarks/label_efficiency.py --datasets parts --strategies issue24 --no-pretrained --keep-partial --out parts.json
+    python benchmarks/label_efficiency.py --datasets parts --strategies issue24 --only-pretrained --pretrained-start probe --keep-partial --out parts_pre.json
+    python benchmarks/label_efficiency.py --datasets parts --strategies issue24 --pretrained-start probe --from-partial parts.partial.json,parts_pre.partial.json --compare-scenarios none --out benchmarks/reports/label_efficiency_rare_steps.json
+
 Goals: issue 4: the best of margin / entropy needs at most 60 % of random's labels
 (digits). Issue 18: with pretraining the best strategy needs under 100 labels to match
 random-from-scratch at 400 (digits); TypiClust+pretrained beats random+pretrained at 20,

@@ -46,9 +46,9 @@ AUGMENTS = ("auto", "none", "flip", "dihedral")
 # alsql train's --min-steps by media kind. Images 600 (200 before): 200 steps left the small CNN short of
 # what a few hundred labels can teach it. benchmarks/label_efficiency.py, 5 seeds, the same random labels,
 # balanced accuracy at 200 / 400 labels: part images 0.847 / 0.978 -> 0.938 / 0.985 (std over seeds at 200:
-# 0.110 -> 0.026), 20 letters 0.366 / 0.554 -> 0.473 / 0.623; benchmarks/train_length.py adds the spread over
-# starts and 1,200 steps. Video and sound keep 200: not measured there (a video run at 600 steps costs three
-# times the 200-step one; the sounds are the rare benchmark's held-out set).
+# 0.110 -> 0.026), 20 letters 0.366 / 0.554 -> 0.473 / 0.623. Video and sound keep 200: not measured there
+# (a video run at 600 steps costs three times the 200-step one; the sounds are the rare benchmark's held-out
+# set).
 MIN_STEPS = {"image": 600, "video": 200, "audio": 200}
 AUGMENT_NOTES = {"flip": "each training image mirrored left-right half the time",
                  "dihedral": "each training image flipped and transposed at random: its 8 orientations"}
