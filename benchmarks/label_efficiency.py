@@ -71,8 +71,8 @@ rows) run that way are ``label_efficiency_rare_measured.json`` (the merged parti
 
 With images trained for 600 steps (``alsql train``'s default since then, ``fit.MIN_STEPS``):
 the parts with the probes' start (the measured start would cost about 4 CPU-hours),
-``label_efficiency_rare_steps.json``, and the letters with the measured start (the seeds every arm
-finished), ``label_efficiency_rare_steps_measured.json``, each with its merged partial::
+``label_efficiency_rare_steps.json``, and the letters with the measured start (5 seeds),
+``label_efficiency_rare_steps_measured.json``, each with its merged partial::
 
     python benchmarks/label_efficiency.py --datasets parts --strategies issue24 --no-pretrained --keep-partial --out parts.json
     python benchmarks/label_efficiency.py --datasets parts --strategies issue24 --only-pretrained --pretrained-start probe --keep-partial --out parts_pre.json
