@@ -15,7 +15,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from alsql.errors import AlsqlError
-from alsql.models.fit import MIN_STEPS, TrainConfig, augment_batch, fit, plan_epochs, resolve_augment, resolve_min_steps
+from alsql.models.fit import (MIN_STEPS, TrainConfig, augment_batch, fit, plan_epochs, resolve_augment,
+                              resolve_min_steps)
 
 
 def _orientations(img: torch.Tensor) -> list[torch.Tensor]:

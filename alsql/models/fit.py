@@ -29,7 +29,8 @@ from alsql.models.metrics import accuracy, balanced_accuracy, selection_key
 from alsql.models.metrics import class_weights as metric_class_weights
 from alsql.models.metrics import logit_adjustment
 
-__all__ = ["AUGMENTS", "AUGMENT_NOTES", "augment_batch", "resolve_augment", "MIN_STEPS", "resolve_min_steps", "CLASS_WEIGHTS", "TrainConfig",
+__all__ = ["AUGMENTS", "AUGMENT_NOTES", "augment_batch", "resolve_augment", "MIN_STEPS", "resolve_min_steps",
+           "CLASS_WEIGHTS", "TrainConfig",
            "FitResult", "resolve_device", "fit", "evaluate", "distributed", "plan_epochs", "plan_line", "ETA_STEPS"]
 
 ETA_STEPS = 5  # optimizer steps timed (after the first, which pays the start-up and the first decode) for the ETA
