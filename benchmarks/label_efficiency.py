@@ -117,6 +117,7 @@ RARE_SETS = ["behaviour", "parts", "letters", "heldout"]
 # (all but under 1 %): the collapse the issue saw, not a majority that the truth has too.
 SINGLE_CLASS_SHARE = 0.99
 COLLAPSE_GUARD = True  # --no-collapse-guard: train as alsql train --no-collapse-guard
+LEAVE_UNLEARNED = True  # --keep-unlearned: start from an encoder that did not learn (as before this version)
 GROUP_BY = "network"  # --group-by: the class the per-class strategies group candidates by (alsql: the network's own)
 console = Console(highlight=False, width=220)
 
@@ -504,7 +505,9 @@ def labeled_classes(ds: Dataset, net, lab: np.ndarray, y_np: np.ndarray) -> dict
     return out
 
 
-def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list[dict]:
+def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None, left: str | None = None) -> list[dict]:
+    """``left``: why the +pretrained arm's encoder is not started from (it did not learn:
+    ``learned_encoder``); ``encoder`` is None then and the rows say so."""
     y_np = ds.y.numpy()
     pool, test = split(y_np, seed, len(ds.classes), ds.rare, ds.longtail)
     budgets = ds.budgets
@@ -528,7 +531,8 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
         gx = ds.x[np.random.default_rng(seed * 100 + i).choice(rest, min(GUARD_SAMPLE, len(rest)), replace=False)]
         t0 = time.perf_counter()
         if encoder is None:
-            net, mode, scores = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i, gx), "scratch", {}
+            net, scores = train_scratch(ds, ds.x[lab], ds.y[lab], seed * 100 + i, gx), {}
+            mode = "random (the encoder did not learn)" if left else "scratch"
         else:
             net, mode, scores = train_pretrained(ds, encoder, ds.x[lab], ds.y[lab], seed * 100 + i, gx)
         train_s = time.perf_counter() - t0
@@ -573,6 +577,15 @@ def run_arm(ds: Dataset, strategy: str, seed: int, encoder: dict | None) -> list
 _DATASETS: dict[str, Dataset] = {}
 
 
+def learned_encoder(ds: Dataset, info: dict, n_pool: int) -> tuple[bool | None, str]:
+    """``alsql.models.pretrain.learned`` on a pretraining's last loss (``info``, the mean of its
+    last 10 steps, the point ``alsql pretrain`` records) and batch: what decides, in ``alsql train
+    --init auto`` and the loop's cold start, whether the encoder is started from."""
+    from alsql.models.pretrain import learned
+
+    return learned(info["loss_last"], min(ds.pretrain_batch, n_pool))
+
+
 def pretrain_task(task: tuple[str, int]) -> tuple[str, int, dict, dict]:
     """Pretrain the encoder of one dataset and seed on that seed's whole pool (unlabeled)."""
     name, seed = task
@@ -580,15 +593,18 @@ def pretrain_task(task: tuple[str, int]) -> tuple[str, int, dict, dict]:
     ds = _DATASETS[name]
     pool, _ = split(ds.y.numpy(), seed, len(ds.classes), ds.rare, ds.longtail)
     state, info = pretrain(ds, ds.x[pool], seed)
-    return name, seed, state, info
+    ok, why = learned_encoder(ds, info, len(pool))
+    return name, seed, state, info | {"learned": ok, "learned_why": why}
 
 
-def arm_task(task: tuple[str, int, str, dict | None]) -> dict:
-    """One strategy on one dataset and seed, from scratch or (``encoder``) from the pretrained encoder."""
-    name, seed, strategy, encoder = task
+def arm_task(task: tuple) -> dict:
+    """One strategy on one dataset and seed, from scratch or (``encoder``) from the pretrained
+    encoder; a fifth element, when not None, says why that encoder is left (``learned_encoder``)."""
+    name, seed, strategy, encoder, *rest = task
+    left = rest[0] if rest else None
     torch.set_num_threads(1)
     t, cpu = time.perf_counter(), time.process_time()
-    rows = run_arm(_DATASETS[name], strategy, seed, encoder)
+    rows = run_arm(_DATASETS[name], strategy, seed, None if left else encoder, left)
     arm = strategy + (PRETRAINED if encoder is not None else "")
     return {"dataset": name, "seed": seed, "arm": arm, "rows": rows, "seconds": round(time.perf_counter() - t, 1),
             "cpu_seconds": round(time.process_time() - cpu, 1)}
@@ -1073,6 +1089,10 @@ def main() -> None:
     ap.add_argument("--group-by", choices=("decision", "network"), default="network",
                     help="the class the per-class strategies group candidates by: the decision (the collapse "
                          "guard's aligned class where it acted) or the network's own argmax (as alsql select does)")
+    ap.add_argument("--keep-unlearned", action="store_true",
+                    help="start the +pretrained arms from their encoder even when it did not learn (its loss stayed "
+                         "near chance: alsql.models.pretrain.learned), as --init pretrained; by default they train "
+                         "from random weights then, as alsql train --init auto does")
     ap.add_argument("--no-collapse-guard", action="store_true",
                     help="train without alsql train's collapse guard (alsql.models.align)")
     ap.add_argument("--only-pretrained", action="store_true",
@@ -1118,8 +1138,9 @@ def main() -> None:
                     help="an earlier report (JSON): the datasets run now replace its own, the others are kept as "
                          "they are (a rerun of one dataset; goals recomputed on the merged datasets)")
     args = ap.parse_args()
-    global PRETRAINED_START, COLLAPSE_GUARD, GROUP_BY, ALSQL_SCHEDULE
+    global PRETRAINED_START, COLLAPSE_GUARD, GROUP_BY, ALSQL_SCHEDULE, LEAVE_UNLEARNED
     PRETRAINED_START = args.pretrained_start
+    LEAVE_UNLEARNED = not args.keep_unlearned
     ALSQL_SCHEDULE = dataclasses.replace(ALSQL_SCHEDULE, augment=args.augment, min_steps=args.min_steps)
     COLLAPSE_GUARD = not args.no_collapse_guard
     GROUP_BY = args.group_by
@@ -1218,14 +1239,17 @@ def main() -> None:
                     break
             t_seed = time.perf_counter()
             encoders: dict[tuple[str, int], dict] = {}
+            left: dict[tuple[str, int], str | None] = {}
             if not args.no_pretrained:
                 jobs = [(s, seed) for s in sets if seed < n_seeds[s]]
                 for name, sd, state, info in pool.imap_unordered(pretrain_task, jobs):
                     encoders[(name, sd)] = state
+                    left[(name, sd)] = None if info.get("learned") is not False or not LEAVE_UNLEARNED else (
+                        f"encoder of {name} seed {sd} did not learn: {info['learned_why']}")
                     pretrains.append({"dataset": name, "seed": sd, **info})
                     console.print(f"{name:16s} seed {sd} pretrained: {info['seconds']:.1f} s "
                                   f"({info['cpu_seconds']:.1f} CPU s), loss {info['loss_first']:.3f} -> "
-                                  f"{info['loss_last']:.3f}")
+                                  f"{info['loss_last']:.3f}" + (" (did not learn: left)" if left[(name, sd)] else ""))
             tasks = []
             for s in sets:
                 if seed < n_seeds[s]:
@@ -1233,7 +1257,7 @@ def main() -> None:
                         if not args.only_pretrained:
                             tasks.append((s, seed, n, None))
                         if not args.no_pretrained:
-                            tasks.append((s, seed, n, encoders[(s, seed)]))
+                            tasks.append((s, seed, n, encoders[(s, seed)], left[(s, seed)]))
             for r in pool.imap_unordered(arm_task, tasks):
                 results.append(r)
                 partial.write_text(json.dumps({"pretrain": pretrains, "arms": results,
@@ -1262,6 +1286,11 @@ def main() -> None:
                          "collapse_guard": (f"on: alsql.models.align on {GUARD_SAMPLE} unlabeled pool items after "
                                             f"each training" if COLLAPSE_GUARD else "off"),
                          "pretrained_start": pretrained_start_note(),
+                         "unlearned_encoders": ("started from anyway (--keep-unlearned)" if not LEAVE_UNLEARNED else
+                                                "left: an encoder whose loss stayed above "
+                                                "alsql.models.pretrain.LEARNED_BELOW of chance is not started from "
+                                                "(random weights, a random first budget), as alsql train --init auto "
+                                                "and the loop's cold start"),
                          "augment": f"{args.augment} (TrainConfig.augment of the rare sets: auto flips colour images "
                                     f"left-right; the part images are the only colour images here)",
                          "min_steps": (f"{args.min_steps} on every rare set" if args.min_steps is not None else

@@ -5,6 +5,8 @@ network's."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -122,13 +124,14 @@ def test_probe_warning_for_useless_features_and_not_for_good_ones():
 
 @pytest.fixture
 def pretrained(db_url, tmp_path):
-    """150 digit scans, 20 labeled for training and 10 for evaluation, one encoder (both backends)."""
+    """150 digit scans, 20 labeled for training and 10 for evaluation, one encoder (both backends),
+    pretrained for 30 steps: enough to learn (``alsql.models.pretrain.learned``), so --init auto starts from it."""
     from alsql.models.pretrain import PretrainConfig
     from alsql.models.pretrain_pool import pretrain_project
 
     engine, proj, _ = make_digits_project(db_url, tmp_path / "scans", n=150, train=20, evaluate=10)
     art = str(tmp_path / "art")
-    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=0, batch_size=32, image_size=8,
+    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=30, batch_size=32, image_size=8,
                                                                     device="cpu"), grayscale=True, artifacts=art)
     yield engine, proj, art, out.model_id
     engine.dispose()
@@ -298,3 +301,48 @@ def test_unmeasured_costly_arms_follow_the_probes():
     assert _decide(weak, ["head"], ("head", "finetune"), 100, 400, True, 3)[0] != "random"  # --init pretrained
     mode, why = _decide(weak, ["head"], ARMS, 100, 400, True, 3)
     assert "does not beat a random network's 0.550" in why
+
+
+def test_an_encoder_that_did_not_learn_is_left_under_init_auto(db_url, tmp_path):
+    """Pretraining of 5 steps leaves the contrastive loss near chance: --init auto trains from random
+    weights and says why; --init pretrained still starts from it, with that reason as a warning."""
+    from alsql.models.encoders import encoder_learned
+    from alsql.models.pretrain import PretrainConfig
+    from alsql.models.pretrain_pool import pretrain_project
+    from alsql.models.train import train_project
+
+    engine, proj, _ = make_digits_project(db_url, tmp_path / "scans", n=150, train=20, evaluate=10)
+    art = str(tmp_path / "art")
+    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=0, batch_size=32, image_size=8,
+                                                                    device="cpu"), grayscale=True, artifacts=art)
+    assert out.steps == 5
+    with engine.connect() as conn:
+        row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
+    ok, why = encoder_learned(row)
+    assert ok is False and why.startswith(f"encoder model {out.model_id} did not learn: its contrastive loss ended at ")
+    assert "of chance (4.067 for its last steps' batches of 32, 32, 32, 32, 22)" in why  # mean log(2B - 1)
+    said: list[str] = []
+    auto, _ = _params(engine, train_project(engine, proj.project_id, QUICK, grayscale=True, artifacts=art,
+                                            say=said.append))
+    assert auto["init"]["init"] == "random" and auto["init"]["encoder_model_id"] is None
+    assert auto["init"]["why"] == f"--init auto: random weights, {why}" and "choice" not in auto["init"]
+    assert auto["init"]["why"] in said
+    pre, metrics = _params(engine, train_project(engine, proj.project_id, QUICK, grayscale=True, artifacts=art,
+                                                 init="pretrained"))
+    assert pre["init"]["init"] == "pretrained" and pre["init"]["encoder_model_id"] == out.model_id
+    assert why in metrics["warnings"]
+    engine.dispose()
+
+
+def test_learned_against_chance():
+    from alsql.models.pretrain import LEARNED_BELOW, chance_loss, last_point_batches, learned
+
+    assert chance_loss(64) == pytest.approx(math.log(127))
+    assert chance_loss([64, 22]) == pytest.approx((math.log(127) + math.log(43)) / 2)
+    # the curve's last point: every 10 steps and at an epoch's end, whose batch holds what is left
+    assert last_point_batches(150, 64, 3) == [64, 64, 22] and last_point_batches(150, 32, 28) == [32, 32, 32]
+    assert last_point_batches(100_000, 256, 391 * 4) == [160] and last_point_batches(1000, 128, 22, world_size=2) == [128, 128]
+    assert learned(0.9 * chance_loss(64), 64)[0] is True and learned(0.91 * chance_loss(64), 64)[0] is False
+    assert learned(None, 64) == (None, "no final loss recorded") and LEARNED_BELOW == 0.9
+    with pytest.raises(AlsqlError, match="batch size 1: expected at least 2"):
+        chance_loss(1)

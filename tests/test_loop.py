@@ -106,7 +106,7 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     said: list[str] = []
     rows = run_demo(engine, tmp_path / "digits", rounds=2, budget=20, first_budget=20, eval_budget=100,
                     image_size=8, map_path=tmp_path / "map.png", curve_path=tmp_path / "curve.png",
-                    pretrain_steps=3, pretrain_batch=32, say=said.append)
+                    pretrain_steps=30, pretrain_batch=32, say=said.append)
     assert [r.labels for r in rows] == [20, 40]
     assert all(0 <= r.strategy_accuracy <= 1 and 0 <= r.random_accuracy <= 1 for r in rows)
     assert all(0 <= r.pretrained_accuracy <= 1 for r in rows)
@@ -114,7 +114,7 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     assert all(r.pretrained_head in ("frozen", "finetune") for r in rows)
     assert (tmp_path / "map.png").stat().st_size > 10_000
     assert (tmp_path / "curve.png").stat().st_size > 10_000
-    assert any(s.startswith("pretrained encoder model") and "3 steps of 32" in s for s in said)
+    assert any(s.startswith("pretrained encoder model") and "30 steps of 32" in s for s in said)
     with engine.connect() as conn:
         ev = conn.execute(select(evaluation_set.c.project_id, evaluation_set.c.item_id)).all()
         models = conn.execute(select(model_versions.c.project_id, model_versions.c.status, model_versions.c.params,

@@ -294,6 +294,11 @@ def test_cli_pretrain_records_an_encoder(digits, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code.value.code == 0
     assert "encoder 1: cnn+simclr, 3 steps, 1 epoch, 150 items, final loss" in out and "artifact: file://" in out
+    # 3 steps leave the loss near chance (the mean of log(2B - 1) over its batches of 64, 64 and the
+    # epoch's last 22): said, with what alsql train --init auto does then
+    assert "warning: encoder model 1 did not learn: its contrastive loss ended at " in out
+    assert "of chance (4.483 for its last steps' batches of 64, 64, 22)" in out
+    assert "alsql train --init auto will start from random weights" in out
 
 
 def test_an_audio_project_pretrains(sqlite_url, tmp_path):

@@ -23,7 +23,7 @@ def pretrained(sqlite_url, tmp_path):
 
     engine, proj, oracle = make_digits_project(sqlite_url, tmp_path / "scans", n=150, train=20, evaluate=10)
     art = str(tmp_path / "art")
-    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=0, batch_size=32, image_size=8,
+    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=30, batch_size=32, image_size=8,
                                                                     device="cpu"), grayscale=True, artifacts=art)
     yield engine, proj, oracle, art, out.model_id
     engine.dispose()

@@ -27,7 +27,7 @@ def pretrained(db_url, tmp_path):
 
     engine, proj, oracle = make_digits_project(db_url, tmp_path / "scans", n=150, train=80, evaluate=10)
     art = str(tmp_path / "art")
-    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=0, batch_size=32, image_size=8,
+    out = pretrain_project(engine, proj.project_id, PretrainConfig(epochs=1, min_steps=30, batch_size=32, image_size=8,
                                                                     device="cpu"), grayscale=True, artifacts=art)
     yield engine, proj, art, out.model_id
     engine.dispose()

@@ -101,7 +101,8 @@ def train(
              "params.collapse_guard)")] = True,
     init: Annotated[str, typer.Option(
         help="pretrained: start from the project's newest encoder (`alsql pretrain`); random: fresh weights; "
-             "auto (default): pretrained when the project has an encoder of this architecture")] = "auto",
+             "auto (default): pretrained when the project has an encoder of this architecture that learned "
+             "(its contrastive loss fell under 90% of chance; else random weights, said and recorded)")] = "auto",
     head: Annotated[str, typer.Option(
         help="From an encoder: frozen (train a linear head on its features), finetune (train the whole network), "
              "or auto (default): measured on the labels (cross-validated balanced accuracy of a frozen head, "

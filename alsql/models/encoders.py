@@ -43,7 +43,7 @@ from alsql.schema import model_versions
 
 __all__ = ["ENCODER_STATUS", "SUFFIX", "FROZEN_BELOW_PER_CLASS", "INITS", "HEADS", "encoder_arch",
            "FROZEN_LR_FACTOR", "encoder_layout", "latest_encoder", "load_encoder_weights", "start_from_encoder", "choose_head",
-           "head_config", "resolve_init"]
+           "head_config", "resolve_init", "encoder_learned", "skip_unlearned"]
 
 ENCODER_STATUS = "encoder"
 SUFFIX = "+simclr"
@@ -151,6 +151,37 @@ def choose_head(head: str, label_count: int, num_classes: int) -> tuple[str, str
                           f"{FROZEN_BELOW_PER_CLASS} per class: a linear head on the frozen encoder")
     return "finetune", (f"{label_count} labels for {num_classes} classes ({per_class:.1f} per class): "
                         f"the whole network fine-tuned from the encoder")
+
+
+def encoder_learned(row) -> tuple[bool | None, str]:
+    """``alsql.models.pretrain.learned`` for an encoder's ``model_versions`` row: its final loss
+    (the curve's last point) against chance over that point's batches
+    (``last_point_batches`` of its pool, batch, steps, processes and curve spacing); None for an
+    encoder that records no SimCLR loss."""
+    from alsql.models.pretrain import last_point_batches, learned
+
+    params, metrics = row.params or {}, row.metrics or {}
+    if params.get("method") != "simclr" or not params.get("batch_size"):
+        return None, "no contrastive loss recorded"
+    batch = int(params["batch_size"])
+    sizes = [batch]
+    if params.get("pool_items") and params.get("steps"):
+        sizes = last_point_batches(int(params["pool_items"]), batch, int(params["steps"]),
+                                   int(params.get("world_size") or 1), int(params.get("log_every") or 10))
+    ok, why = learned(metrics.get("final_loss"), sizes)
+    return ok, f"encoder model {row.model_id} {'learned' if ok else 'did not learn'}: {why}"
+
+
+def skip_unlearned(row, init: str, head: str = "auto") -> tuple[object | None, str | None]:
+    """``(row, None)``, or ``(None, why)`` when ``init`` and ``head`` are auto and the encoder of
+    ``row`` did not learn (``encoder_learned``): random weights then, as with no encoder.
+    ``--init pretrained`` or an explicit ``--head`` keeps it (the user asked for it; training warns)."""
+    if row is None or init != "auto" or head != "auto":
+        return row, None
+    ok, why = encoder_learned(row)
+    if ok is False:
+        return None, f"--init auto: random weights, {why}"
+    return row, None
 
 
 def resolve_init(conn: Connection, project_id: int, init: str, arch: str, *, weights: str | None = None):

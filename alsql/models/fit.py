@@ -105,10 +105,13 @@ class FitResult:
     seconds: float = 0.0  # wall time of the loop
 
 
-def resolve_min_steps(min_steps: int | None, kind: str) -> int:
-    """``min_steps``, or the default of items of ``kind`` (``MIN_STEPS``) when it is None."""
+def resolve_min_steps(min_steps: int | None, kind: str, defaults: dict[str, int] | None = None) -> int:
+    """``min_steps``, or the default of items of ``kind`` in ``defaults`` (by media kind, ``image``
+    for a kind not listed; None: ``MIN_STEPS``, training's) when it is None. A negative value is
+    refused. ``alsql pretrain`` resolves its own with its table (``alsql.models.pretrain``)."""
     if min_steps is None:
-        return MIN_STEPS.get(kind, MIN_STEPS["image"])
+        table = MIN_STEPS if defaults is None else defaults
+        return int(table.get(kind, table["image"]))
     if min_steps < 0:
         raise AlsqlError(f"--min-steps {min_steps}: expected 0 or more")
     return int(min_steps)

@@ -195,7 +195,7 @@ _RESOLVE = object()  # _start's encoder_row when the caller has not read it: res
 
 def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: str | None, n_train: int,
            num_classes: int, measure: Callable | None = None, on_head: Callable | None = None, *,
-           encoder_row=_RESOLVE) -> dict:
+           encoder_row=_RESOLVE, skipped: str | None = None) -> dict:
     """Load the encoder into ``net`` when ``init`` asks for one (and freeze it for a frozen
     head); return what is recorded as ``params["init"]`` (plus ``key``, the checkpoint suffix).
 
@@ -210,7 +210,8 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
     ``{"model_id": ...}``, so the choice is measured once for both (``alsql.models.heads``).
 
     ``encoder_row``: what ``resolve_init`` returned for these arguments when the caller has
-    already read it (None: no encoder); by default ``_start`` reads it."""
+    already read it (None: no encoder); by default ``_start`` reads it. ``skipped``: why the
+    project's encoder was left (``alsql.models.encoders.skip_unlearned``), said and recorded."""
     from alsql.models.encoders import choose_head, load_encoder_weights, resolve_init
 
     row = encoder_row
@@ -218,8 +219,8 @@ def _start(engine: Engine, proj, net, arch: str, init: str, head: str, weights: 
         with engine.connect() as conn:
             row = resolve_init(conn, proj.project_id, init, arch, weights=weights)
     if row is None:
-        why = "--weights" if weights else ("--init random" if init == "random" else
-                                            f"no {arch}+simclr encoder for the project")
+        why = skipped or ("--weights" if weights else ("--init random" if init == "random" else
+                                                       f"no {arch}+simclr encoder for the project"))
         return {"init": "weights" if weights else "random", "encoder_model_id": None, "head": None, "why": why,
                 "key": ""}
     fresh = {k: v.clone() for k, v in net.state_dict().items()} if measure is not None and head == "auto" else None
@@ -370,10 +371,13 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     torch.manual_seed(cfg.seed)
     # A network started from the project's encoder takes the pooling that encoder was trained with;
     # a new one the pooling of its input's kind and size (layout_for).
-    from alsql.models.encoders import encoder_layout, resolve_init
+    from alsql.models.encoders import encoder_layout, encoder_learned, resolve_init, skip_unlearned
 
     with engine.connect() as conn:  # read once: _start loads this row
         enc_row = resolve_init(conn, proj.project_id, init, cfg.arch, weights=weights)
+    # an encoder that did not learn is not started from by default (alsql.models.pretrain.learned)
+    enc_row, left = skip_unlearned(enc_row, init, head)
+    unlearned = encoder_learned(enc_row) if enc_row is not None else (None, "")
     layout = encoder_layout(enc_row, layout_for(media.spec.kind, image_size))
     wstate = read_weights(weights) if weights else None  # read once, for the layout and the load
     if weights:  # a --weights file of another pooling loads whole rather than half skipped
@@ -389,7 +393,7 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
                                random_arm=random_arm, say=say if rank == 0 else None)
 
     start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes, measure=measure,
-                   on_head=on_head, encoder_row=enc_row)
+                   on_head=on_head, encoder_row=enc_row, skipped=left)
     if "model_id" in start:  # a head on the encoder's stored vectors was trained instead (on_head)
         ch = start["choice"]
         return TrainOutcome(start["model_id"], None, [ch.warning] if ch is not None and ch.warning else [])
@@ -445,6 +449,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             warnings = imbalance_warnings(result.confusion, proj.classes, one_class_note=note)
         if probe_warning:
             warnings.append(probe_warning)
+        if unlearned[0] is False and start.get("init") == "pretrained":  # asked for (--init / --head): said
+            warnings.append(unlearned[1])
         metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(warnings=warnings, epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)

@@ -179,9 +179,10 @@ def first_strategy(engine: Engine, project_id: int, strategy: str,
 
     A project with an ``alsql pretrain`` encoder but no stored vectors has its pool embedded
     first (``alsql.models.embed.embed_project``, where that module ships), so the cold start
-    needs no manual step.
+    needs no manual step; an encoder that did not learn (``alsql.models.encoders.encoder_learned``)
+    is not read: random.
     """
-    from alsql.models.encoders import SUFFIX, latest_encoder
+    from alsql.models.encoders import SUFFIX, encoder_learned, latest_encoder
     from alsql.models.pool import latest_model_id
     from alsql.models.select import cold_start_encoder
 
@@ -192,6 +193,11 @@ def first_strategy(engine: Engine, project_id: int, strategy: str,
             return strategy
         pretrained = latest_encoder(conn, project_id)
     if pretrained is None or not pretrained.architecture.endswith(SUFFIX):
+        return "random"
+    ok, why = encoder_learned(pretrained)
+    if ok is False:  # its embeddings would be a random network's: the first picks stay random
+        if say is not None:
+            say(f"cold start: random picks, {why}")
         return "random"
     try:
         from alsql.models.embed import embed_project
