@@ -331,6 +331,17 @@ def test_an_encoder_that_did_not_learn_is_left_under_init_auto(db_url, tmp_path)
                                                  init="pretrained"))
     assert pre["init"]["init"] == "pretrained" and pre["init"]["encoder_model_id"] == out.model_id
     assert why in metrics["warnings"]
+    # the loop's cold start does not read its embeddings either (a project with no model yet)
+    from alsql.pipelines.loop import first_strategy
+
+    fresh, proj2, _ = make_digits_project(db_url, tmp_path / "scans2", n=150, train=0, evaluate=0, name="fresh")
+    out2 = pretrain_project(fresh, proj2.project_id, PretrainConfig(epochs=1, min_steps=0, batch_size=32,
+                                                                     image_size=8, device="cpu"),
+                            grayscale=True, artifacts=art)
+    said.clear()
+    assert first_strategy(fresh, proj2.project_id, "margin", said.append) == "random"
+    assert said == [f"cold start: random picks, encoder model {out2.model_id} did not learn: " + said[0].split(
+        " did not learn: ", 1)[1]] and "of chance" in said[0]
     engine.dispose()
 
 
