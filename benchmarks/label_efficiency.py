@@ -69,6 +69,12 @@ rows) run that way are ``label_efficiency_rare_measured.json`` (the merged parti
 
 ``--augment dihedral --no-pretrained`` on the part images: ``label_efficiency_parts_dihedral.json``.
 
+An encoder whose pretraining loss stayed near chance (``alsql.models.pretrain.learned``: the
+parts' encoders, 0.98-1.00 of it; every other set's 0.65-0.79) is left as ``alsql train --init
+auto`` and the loop's cold start leave it: its +pretrained arm trains from random weights with a
+random first budget, its rows' ``mode`` says so, and each pretraining records ``learned``.
+``--keep-unlearned`` starts from it anyway (the runs before this version).
+
 With images trained for 600 steps (``alsql train``'s default since then, ``fit.MIN_STEPS``):
 the parts with the probes' start (the measured start would cost about 4 CPU-hours),
 ``label_efficiency_rare_steps.json``, and the letters with the measured start (5 seeds),
