@@ -115,6 +115,7 @@ def test_demo_pipeline_small(sqlite_url, tmp_path, monkeypatch):
     assert (tmp_path / "map.png").stat().st_size > 10_000
     assert (tmp_path / "curve.png").stat().st_size > 10_000
     assert any(s.startswith("pretrained encoder model") and "30 steps of 32" in s for s in said)
+    assert sum(" learned: its contrastive loss ended at " in s and "of chance" in s for s in said) == 1
     with engine.connect() as conn:
         ev = conn.execute(select(evaluation_set.c.project_id, evaluation_set.c.item_id)).all()
         models = conn.execute(select(model_versions.c.project_id, model_versions.c.status, model_versions.c.params,
