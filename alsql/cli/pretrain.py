@@ -132,13 +132,11 @@ def pretrain(
         console.print(f"encoder {out.model_id}: {row.architecture}, {out.steps} steps, {epochs}, "
                       f"{out.items_seen:,} items, final loss {loss}{rate}"
                       + (" (resumed)" if out.resumed else ""), markup=False, soft_wrap=True)
-        from alsql.models.encoders import encoder_learned
+        from alsql.models.encoders import learned_line
 
-        ok, why = encoder_learned(row)
-        if ok is not None:
-            console.print(("" if ok else "warning: ") + why
-                          + ("" if ok else "; alsql train --init auto will start from random weights"),
-                          markup=False, soft_wrap=True)
+        line = learned_line(row)
+        if line is not None:
+            console.print(line, markup=False, soft_wrap=True)
         # One line each whatever the terminal's width: scripts read the artifact's uri.
         console.print(f"artifact: {row.artifact_uri}", markup=False, soft_wrap=True)
 

@@ -43,7 +43,7 @@ from alsql.schema import model_versions
 
 __all__ = ["ENCODER_STATUS", "SUFFIX", "FROZEN_BELOW_PER_CLASS", "INITS", "HEADS", "encoder_arch",
            "FROZEN_LR_FACTOR", "encoder_layout", "latest_encoder", "load_encoder_weights", "start_from_encoder", "choose_head",
-           "head_config", "resolve_init", "encoder_learned", "skip_unlearned"]
+           "head_config", "resolve_init", "encoder_learned", "skip_unlearned", "learned_line"]
 
 ENCODER_STATUS = "encoder"
 SUFFIX = "+simclr"
@@ -173,15 +173,25 @@ def encoder_learned(row) -> tuple[bool | None, str]:
 
 
 def skip_unlearned(row, init: str, head: str = "auto") -> tuple[object | None, str | None]:
-    """``(row, None)``, or ``(None, why)`` when ``init`` and ``head`` are auto and the encoder of
-    ``row`` did not learn (``encoder_learned``): random weights then, as with no encoder.
-    ``--init pretrained`` or an explicit ``--head`` keeps it (the user asked for it; training warns)."""
-    if row is None or init != "auto" or head != "auto":
-        return row, None
+    """``(row to start from or None, why it did not learn or None)``: under ``init`` and ``head``
+    auto an encoder of ``row`` that did not learn (``encoder_learned``) is left (random weights,
+    as with no encoder); ``--init pretrained`` or an explicit ``--head`` keeps it (the user asked
+    for it: training warns with the reason)."""
+    if row is None:
+        return None, None
     ok, why = encoder_learned(row)
-    if ok is False:
-        return None, f"--init auto: random weights, {why}"
-    return row, None
+    if ok is not False:
+        return row, None
+    return (None, f"--init auto: random weights, {why}") if init == "auto" and head == "auto" else (row, why)
+
+
+def learned_line(row) -> str | None:
+    """The sentence ``alsql pretrain`` (and the demo's pretraining) ends with: ``encoder_learned``,
+    prefixed "warning:" when the encoder did not learn; None when no loss was recorded."""
+    ok, why = encoder_learned(row)
+    if ok is None:
+        return None
+    return why if ok else f"warning: {why}; alsql train --init auto will start from random weights"
 
 
 def resolve_init(conn: Connection, project_id: int, init: str, arch: str, *, weights: str | None = None):

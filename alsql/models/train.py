@@ -371,13 +371,12 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
     torch.manual_seed(cfg.seed)
     # A network started from the project's encoder takes the pooling that encoder was trained with;
     # a new one the pooling of its input's kind and size (layout_for).
-    from alsql.models.encoders import encoder_layout, encoder_learned, resolve_init, skip_unlearned
+    from alsql.models.encoders import encoder_layout, resolve_init, skip_unlearned
 
     with engine.connect() as conn:  # read once: _start loads this row
         enc_row = resolve_init(conn, proj.project_id, init, cfg.arch, weights=weights)
     # an encoder that did not learn is not started from by default (alsql.models.pretrain.learned)
-    enc_row, left = skip_unlearned(enc_row, init, head)
-    unlearned = encoder_learned(enc_row) if enc_row is not None else (None, "")
+    enc_row, unlearned = skip_unlearned(enc_row, init, head)
     layout = encoder_layout(enc_row, layout_for(media.spec.kind, image_size))
     wstate = read_weights(weights) if weights else None  # read once, for the layout and the load
     if weights:  # a --weights file of another pooling loads whole rather than half skipped
@@ -393,7 +392,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
                                random_arm=random_arm, say=say if rank == 0 else None)
 
     start = _start(engine, proj, net, cfg.arch, init, head, weights, n_train, num_classes, measure=measure,
-                   on_head=on_head, encoder_row=enc_row, skipped=left)
+                   on_head=on_head, encoder_row=enc_row,
+                   skipped=unlearned if enc_row is None else None)
     if "model_id" in start:  # a head on the encoder's stored vectors was trained instead (on_head)
         ch = start["choice"]
         return TrainOutcome(start["model_id"], None, [ch.warning] if ch is not None and ch.warning else [])
@@ -449,8 +449,8 @@ def train_and_record(engine: Engine, project: str | int, cfg: TrainConfig | None
             warnings = imbalance_warnings(result.confusion, proj.classes, one_class_note=note)
         if probe_warning:
             warnings.append(probe_warning)
-        if unlearned[0] is False and start.get("init") == "pretrained":  # asked for (--init / --head): said
-            warnings.append(unlearned[1])
+        if unlearned and start.get("init") == "pretrained":  # kept as asked (--init / --head): said
+            warnings.append(unlearned)
         metrics.update(stopped=result.stopped, seconds=result.seconds)
         metrics.update(warnings=warnings, epochs=result.epochs_run, best_epoch=result.best_epoch,
                        final_train_loss=round(result.history[-1]["train_loss"], 6), resumed=state is not None)

@@ -197,14 +197,14 @@ def _pretrain(engine, project, steps: int, batch: int, image_size: int, seed: in
         f"{out.steps} steps of {batch}, {out.items_seen} items in {out.seconds:.1f} s{loss}")
     from sqlalchemy import select
 
-    from alsql.models.encoders import encoder_learned
+    from alsql.models.encoders import learned_line
     from alsql.schema import model_versions
 
     with engine.connect() as conn:
         row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
-    ok, why = encoder_learned(row)
-    if ok is not None:  # the sentence alsql pretrain ends with
-        say(("" if ok else "warning: ") + why)
+    line = learned_line(row)
+    if line is not None:  # the sentence alsql pretrain ends with
+        say(line)
 
 
 def plot_curves(rows: list[DemoRow], strategy: str, path: str | Path) -> None:
