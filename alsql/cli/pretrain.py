@@ -132,11 +132,8 @@ def pretrain(
         console.print(f"encoder {out.model_id}: {row.architecture}, {out.steps} steps, {epochs}, "
                       f"{out.items_seen:,} items, final loss {loss}{rate}"
                       + (" (resumed)" if out.resumed else ""), markup=False, soft_wrap=True)
-        from alsql.models.encoders import learned_line
-
-        line = learned_line(row)
-        if line is not None:
-            console.print(line, markup=False, soft_wrap=True)
+        if out.learned is not None:
+            console.print(out.learned, markup=False, soft_wrap=True)
         # One line each whatever the terminal's width: scripts read the artifact's uri.
         console.print(f"artifact: {row.artifact_uri}", markup=False, soft_wrap=True)
 

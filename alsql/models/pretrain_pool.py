@@ -70,6 +70,7 @@ class PretrainOutcome:
     loss_curve: list = field(default_factory=list)
     seconds: float = 0.0
     resumed: bool = False
+    learned: str | None = None  # the recorded encoder's ``learned_line`` (rank 0; None elsewhere or without a loss)
 
 
 def kind_filter(kind: str):
@@ -254,9 +255,9 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
         save(epoch, 0, time.perf_counter() - began)
     elapsed = time.perf_counter() - began
 
-    model_id = None
+    model_id, learned = None, None
     if rank == 0:
-        model_id = _record(engine, proj, trainer, cfg, media, arch, grayscale, root, name=name, epochs=epoch,
+        model_id, learned = _record(engine, proj, trainer, cfg, media, arch, grayscale, root, name=name, epochs=epoch,
                            seen=seen, n_pool=n_pool, world=world, elapsed=elapsed, resumed=state is not None)
         remove_object(ckpt)
     if world > 1:
@@ -264,12 +265,17 @@ def pretrain_project(engine: Engine, project: str | int, cfg: PretrainConfig | N
         dist.broadcast_object_list(box, src=0)
         model_id = box[0]
     return PretrainOutcome(int(model_id), trainer.step_count, epoch, seen, list(trainer.curve), elapsed,
-                           state is not None)
+                           state is not None, learned)
 
 
 def _record(engine, proj, trainer: Pretrainer, cfg: PretrainConfig, media, arch: str, grayscale: bool, root: str,
-            *, name, epochs: int, seen: int, n_pool: int, world: int, elapsed: float, resumed: bool) -> int:
+            *, name, epochs: int, seen: int, n_pool: int, world: int, elapsed: float,
+            resumed: bool) -> tuple[int, str | None]:
+    """The encoder's artifact and ``model_versions`` row: ``(model_id, learned_line of that row)``."""
+    from types import SimpleNamespace
+
     from alsql.db import write_transaction
+    from alsql.models.encoders import learned_line
 
     net = trainer.model.encoder
     curve = _thin(trainer.curve)
@@ -296,10 +302,11 @@ def _record(engine, proj, trainer: Pretrainer, cfg: PretrainConfig, media, arch:
                "items_seen": seen, "seconds": round(elapsed, 3),
                "items_per_second": round(seen / elapsed, 2) if elapsed > 0 else None}
     with write_transaction(engine) as conn:
-        return conn.execute(
+        model_id = conn.execute(
             insert(model_versions).values(
                 project_id=proj.project_id, name=name, architecture=encoder_arch(arch), params=params,
                 label_count=None, trained_on_annotation_id=None, metrics=metrics, artifact_uri=uri,
                 status=ENCODER_STATUS,
             ).returning(model_versions.c.model_id)
         ).scalar_one()
+    return model_id, learned_line(SimpleNamespace(model_id=model_id, params=params, metrics=metrics))

@@ -195,16 +195,8 @@ def _pretrain(engine, project, steps: int, batch: int, image_size: int, seed: in
     loss = "" if first is None else f", contrastive loss {first:.2f} -> {last:.2f}"
     say(f"pretrained encoder model {out.model_id} for {project.name!r} on the whole pool, unlabeled: "
         f"{out.steps} steps of {batch}, {out.items_seen} items in {out.seconds:.1f} s{loss}")
-    from sqlalchemy import select
-
-    from alsql.models.encoders import learned_line
-    from alsql.schema import model_versions
-
-    with engine.connect() as conn:
-        row = conn.execute(select(model_versions).where(model_versions.c.model_id == out.model_id)).one()
-    line = learned_line(row)
-    if line is not None:  # the sentence alsql pretrain ends with
-        say(line)
+    if out.learned is not None:  # the sentence alsql pretrain ends with
+        say(out.learned)
 
 
 def plot_curves(rows: list[DemoRow], strategy: str, path: str | Path) -> None:
